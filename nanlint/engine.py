@@ -1,0 +1,183 @@
+"""discovery -> read -> screen -> parse (once) -> one walk with every rule -> suppress -> findings."""
+from __future__ import annotations
+
+import io
+import tokenize
+from dataclasses import dataclass, field
+from typing import Any, Optional, Sequence
+
+import libcst as cst
+from libcst.metadata import MetadataWrapper, PositionProvider
+
+from .context import FileContext, RawFinding
+from .finding import Finding
+from .fixspec import FixSpec, split_lines, to_fix
+from .rules.base import Rule
+from .suppress import parse_suppressions
+from .walker import Walker
+
+FILE_ERROR_CODE = "NAN000"
+FILE_ERROR_NAME = "file-error"
+INTERNAL_ERROR_CODE = "NAN999"
+INTERNAL_ERROR_NAME = "internal-error"
+
+
+@dataclass
+class FileResult:
+    path: str
+    findings: list[Finding] = field(default_factory=list)
+    internal_error: bool = False
+    module: Optional[cst.Module] = None
+    source: Optional[str] = None
+    encoding: str = "utf-8"
+
+
+@dataclass(frozen=True)
+class LintRequest:
+    """What to lint one file with: the enabled rule classes and per-file options."""
+
+    rules: tuple[type[Rule], ...]
+    precision: Optional[tuple[str, ...]] = None
+    options: tuple[tuple[str, Any], ...] = ()
+
+
+def decode(data: bytes) -> tuple[str, str]:
+    """Decode Python source the way the interpreter does (BOM, coding cookie); raises on failure."""
+    encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+    text = data.decode(encoding)
+    if encoding == "utf-8-sig":
+        encoding = "utf-8-sig"
+    return text, encoding
+
+
+def file_error(path: str, message: str, line: int = 1, column: int = 1) -> Finding:
+    return Finding(FILE_ERROR_CODE, FILE_ERROR_NAME, message, path, line, column, line, column)
+
+
+def read_source(path: str) -> tuple[Optional[str], str, Optional[Finding]]:
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except IsADirectoryError:
+        return None, "utf-8", file_error(path, "cannot read: is a directory")
+    except OSError as exc:
+        return None, "utf-8", file_error(path, f"cannot read: {exc.strerror or exc}")
+    return decode_source(path, data)
+
+
+def decode_source(path: str, data: bytes) -> tuple[Optional[str], str, Optional[Finding]]:
+    try:
+        text, encoding = decode(data)
+    except SyntaxError as exc:  # bad coding cookie
+        return None, "utf-8", file_error(path, f"cannot decode: {exc.msg}")
+    except (UnicodeDecodeError, LookupError) as exc:
+        if isinstance(exc, UnicodeDecodeError):
+            line = data.count(b"\n", 0, exc.start) + 1
+            column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+            return None, "utf-8", file_error(
+                path, f"cannot decode as {exc.encoding}: byte 0x{data[exc.start]:02x} is not valid "
+                      f"(add a `# -*- coding: ... -*-` line or save the file as UTF-8)", line, column,
+            )
+        return None, "utf-8", file_error(path, f"cannot decode: {exc}")
+    if "\x00" in text:
+        index = text.index("\x00")
+        line = text.count("\n", 0, index) + 1
+        return None, encoding, file_error(path, "cannot parse: source contains a NUL byte", line)
+    return text, encoding, None
+
+
+def parse(path: str, source: str) -> tuple[Optional[cst.Module], Optional[Finding]]:
+    try:
+        return cst.parse_module(source), None
+    except cst.ParserSyntaxError as exc:
+        message = str(exc.message).strip().splitlines()[0] if exc.message else "invalid syntax"
+        return None, file_error(path, f"cannot parse: {message}", exc.raw_line, exc.raw_column + 1)
+    except RecursionError:
+        return None, file_error(path, "cannot parse: nesting too deep")
+    except Exception as exc:  # libcst's native parser raises a few other types
+        return None, file_error(path, f"cannot parse: {type(exc).__name__}: {exc}")
+
+
+def screened_rules(rules: Sequence[type[Rule]], source: str) -> list[type[Rule]]:
+    """The rules whose screen matches: the only ones that can fire in this source."""
+    return [rule for rule in rules if rule.screen.search(source)]
+
+
+def lint_source(path: str, source: str, request: LintRequest, keep_module: bool = False) -> FileResult:
+    """Lint decoded source. Never raises for bad input: errors become findings."""
+    result = FileResult(path, source=source)
+    rules = screened_rules(request.rules, source)
+    if not rules:
+        return result
+    module, error = parse(path, source)
+    if error is not None:
+        result.findings.append(error)
+        return result
+    assert module is not None
+    if keep_module:
+        result.module = module
+    ctx = FileContext(path, source, request.precision, dict(request.options))
+    instances = [rule(ctx) for rule in rules]
+    try:
+        Walker(ctx, instances).run(module)
+    except RecursionError:
+        result.findings.append(file_error(path, "cannot analyse: nesting too deep"))
+        return result
+    except Exception as exc:  # a rule bug must not stop the other files
+        result.internal_error = True
+        result.findings.append(Finding(
+            INTERNAL_ERROR_CODE, INTERNAL_ERROR_NAME,
+            f"internal error while linting: {type(exc).__name__}: {exc} (please report this)",
+            path, 1, 1, 1, 1,
+        ))
+        return result
+    if ctx.findings:
+        result.findings.extend(_locate(path, source, module, ctx.findings))
+    return result
+
+
+def _locate(path: str, source: str, module: cst.Module, raw: list[RawFinding]) -> list[Finding]:
+    positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+    suppressions = parse_suppressions(source)
+    lines = split_lines(source)
+    findings: list[Finding] = []
+    seen: set[tuple[str, int, int, int, int]] = set()
+    for item in raw:
+        span = positions[item.node]
+        lines: tuple[int, ...] = (span.start.line,)
+        if item.statement is not None and item.statement in positions:
+            statement = positions[item.statement]
+            lines = (span.start.line, statement.start.line)
+            if isinstance(item.statement, cst.SimpleStatementLine):
+                lines += (statement.end.line,)
+        code = item.rule.code
+        if suppressions.covers(code, lines):
+            continue
+        key = (code, span.start.line, span.start.column, span.end.line, span.end.column)
+        if key in seen:
+            continue
+        seen.add(key)
+        extra = dict(item.extra)
+        spec = extra.pop("fix", None)
+        fix = to_fix(spec, positions, module, lines) if isinstance(spec, FixSpec) else None
+        target = extra.pop("target", None)
+        if isinstance(target, cst.CSTNode) and target in positions:
+            t = positions[target]
+            extra["target_span"] = (t.start.line, t.start.column + 1, t.end.line, t.end.column + 1)
+        findings.append(Finding(
+            code, item.rule.name, item.message, path,
+            span.start.line, span.start.column + 1, span.end.line, span.end.column + 1,
+            fix, extra,
+        ))
+    return findings
+
+
+def lint_path(path: str, request: LintRequest, display: Optional[str] = None) -> FileResult:
+    shown = display or path
+    source, encoding, error = read_source(path)
+    if error is not None:
+        return FileResult(shown, [error])
+    assert source is not None
+    result = lint_source(shown, source, request)
+    result.encoding = encoding
+    return result

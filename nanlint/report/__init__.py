@@ -1,0 +1,15 @@
+"""Formatters: findings in, text out. No analysis happens here."""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+from ..finding import Finding
+from .json_format import format_json
+from .text import format_text
+
+Formatter = Callable[[Sequence[Finding], int], str]
+
+FORMATTERS: dict[str, Formatter] = {
+    "text": format_text,
+    "json": format_json,
+}

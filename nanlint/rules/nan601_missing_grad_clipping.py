@@ -1,0 +1,96 @@
+import re
+
+import libcst as cst
+
+from ._training_loop import Event, LoopRule
+from .base import Witness
+
+
+class MissingGradClipping(LoopRule):
+    """
+    ## What it does
+    Flags an optimizer `step()` in a hand-written training loop when the
+    `backward()` before it is not followed by gradient clipping:
+    `torch.nn.utils.clip_grad_norm_`, `clip_grad_value_`,
+    `accelerator.clip_grad_norm_`, `fabric.clip_gradients`, or any helper whose
+    name says it clips. Recognises `loss.backward()`,
+    `scaler.scale(loss).backward()`, `accelerator.backward(loss)`, and
+    `optimizer.step()` / `scaler.step(optimizer)`.
+
+    Silent where a framework owns the loop and clips for you: Lightning
+    `training_step` code (`Trainer(gradient_clip_val=...)`), Hugging Face
+    `Trainer` (`max_grad_norm`), DeepSpeed engines (`engine.backward(loss)`;
+    `engine.step()`, clipping set in the DeepSpeed config).
+
+    ## Why is this bad?
+    One bad batch makes a gradient spike; without clipping, a single SGD/Adam
+    step moves the weights by that spike, the next forward pass overflows and
+    the loss is Inf, then NaN (numerics.md §5.3: a deep stack's loss goes from
+    1.8e19 to inf). Clipping bounds the step. It does not repair gradients that
+    are already non-finite — `clip_grad_norm_` turns Inf into NaN — so it belongs
+    with a finite-loss check, but it is the standard guard against the spike
+    that causes them.
+
+    ## Example
+    ```python
+    loss.backward()
+    optimizer.step()
+    ```
+
+    ## Use instead
+    ```python
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=1.0)
+    optimizer.step()
+    ```
+    With a `GradScaler`, call `scaler.unscale_(optimizer)` before clipping
+    (see NAN602).
+
+    ## Fix safety
+    Clipping changes the update of every step whose gradient norm exceeds
+    `max_norm`; unsafe fix.
+    """
+
+    code = "NAN601"
+    name = "missing-grad-clipping"
+    summary = "optimizer step after backward() with no gradient clipping"
+    rows = "§5.3"
+    screen = re.compile(r"backward")
+    _LOOP = (
+        "opt = torch.optim.SGD(model.parameters(), lr=1.0)\n"
+        "for step in range(4):\n"
+        "    opt.zero_grad()\n"
+        "    loss = (model(x) ** 2).mean() * (spike if step == 0 else 1.0)\n"
+        "    loss.backward()\n"
+        "{clip}"
+        "    opt.step()\n"
+        "y = (model(x) ** 2).mean()\n"
+    )
+    witnesses = (
+        Witness(
+            setup="torch.manual_seed(0); model = torch.nn.Linear(4, 4).to(dtype); "
+                  "x = torch.ones(8, 4, dtype=dtype); spike = torch.finfo(dtype).max ** 0.5",
+            hazard=_LOOP.format(clip=""),
+            fixed=_LOOP.format(clip="    torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=1.0)\n"),
+            hazard_dtypes=("float32", "bfloat16", "float16"),
+        ),
+    )
+
+    def check(self, events: list[Event], owner: cst.CSTNode) -> None:
+        if isinstance(owner, cst.FunctionDef) and owner.name.value in ("training_step", "configure_gradient_clipping"):
+            return
+        last_backward = None
+        clipped = False
+        for event in events:
+            if event.kind == "backward":
+                last_backward, clipped = event, False
+            elif event.kind == "clip":
+                clipped = True
+            elif event.kind == "step" and last_backward is not None:
+                if not clipped:
+                    self.report(
+                        event.node,
+                        "optimizer step after `backward()` with no gradient clipping in between; a gradient "
+                        "spike becomes an Inf/NaN weight: call `torch.nn.utils.clip_grad_norm_(...)` first",
+                    )
+                last_backward = None

@@ -1,0 +1,86 @@
+import re
+
+import libcst as cst
+
+from ._training_loop import Event, LoopRule
+from .base import Witness
+
+
+class ClipBeforeUnscale(LoopRule):
+    """
+    ## What it does
+    Flags gradient clipping with `torch.nn.utils.clip_grad_norm_` /
+    `clip_grad_value_` in a mixed-precision loop that calls
+    `scaler.scale(loss).backward()` when no `scaler.unscale_(optimizer)` comes
+    between the backward and the clip.
+
+    ## Why is this bad?
+    Under a `GradScaler` the gradients are multiplied by the loss scale (65536
+    by default, numerics.md §3/§5.3). Clipping them before unscaling compares
+    the *scaled* norm with `max_norm`: every step is clipped to
+    `max_norm / scale`, a update thousands of times too small, and a real spike
+    is no longer bounded in the units you chose. The PyTorch AMP recipe unscales
+    first.
+
+    ## Example
+    ```python
+    scaler.scale(loss).backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    scaler.step(optimizer)
+    ```
+
+    ## Use instead
+    ```python
+    scaler.scale(loss).backward()
+    scaler.unscale_(optimizer)
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    scaler.step(optimizer)
+    ```
+
+    ## Fix safety
+    Inserting `unscale_` changes which gradients are clipped; unsafe fix.
+    """
+
+    code = "NAN602"
+    name = "clip-before-unscale"
+    summary = "gradient clipping on scaled gradients (no scaler.unscale_ first)"
+    rows = "§3, §5.3"
+    screen = re.compile(r"\.scale\(")
+    _LOOP = (
+        "opt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+        "scaler = torch.amp.GradScaler('cpu', init_scale=2.0 ** 16)\n"
+        "loss = (model(x) ** 2).mean()\n"
+        "scaler.scale(loss).backward()\n"
+        "{unscale}"
+        "torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=1.0)\n"
+        "{late_unscale}"
+        "norm = torch.nn.utils.get_total_norm([p.grad for p in model.parameters()])\n"
+    )
+    witnesses = (
+        Witness(
+            setup="torch.manual_seed(0); model = torch.nn.Linear(4, 4); x = torch.ones(8, 4)",
+            hazard=_LOOP.format(unscale="", late_unscale="scaler.unscale_(opt)\n"),
+            fixed=_LOOP.format(unscale="scaler.unscale_(opt)\n", late_unscale=""),
+            # the clipped norm of the gradients the optimizer will apply must be max_norm
+            check="bad = not (0.99 < float(norm) < 1.01)",
+            hazard_dtypes=("float32",),
+            fixed_dtypes=("float32",),
+        ),
+    )
+
+    def check(self, events: list[Event], owner: cst.CSTNode) -> None:
+        scaled_backward = False
+        unscaled = False
+        for event in events:
+            if event.kind == "backward":
+                scaled_backward, unscaled = event.scaled, False
+            elif event.kind == "unscale":
+                unscaled = True
+            elif event.kind == "clip" and event.torch_clip and scaled_backward and not unscaled:
+                self.report(
+                    event.node,
+                    "gradient clipping after `scaler.scale(loss).backward()` without `scaler.unscale_(optimizer)` "
+                    "clips the scaled gradients (by the loss scale, e.g. 65536x); unscale first",
+                )
+            elif event.kind == "step":
+                scaled_backward = False

@@ -1,0 +1,165 @@
+"""The single walk: scopes, bindings and imports bookkeeping, and dispatch to rules.
+
+libcst's own visitor machinery rebuilds every node as it walks (a do-nothing
+visit costs about a parse, DESIGN.md §4b). This walker reads each node's
+dataclass fields directly, skipping whitespace and punctuation, and calls the
+rules' ``visit_<Type>`` / ``leave_<Type>`` hooks from one table per file.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Iterable, Optional
+
+import libcst as cst
+
+from .context import FileContext
+from .scope import Binding, Scope, assignment_targets, lookup
+
+_SKIPPED_FIELDS = frozenset({
+    "lpar", "rpar", "semicolon", "comma", "header", "footer", "leading_lines", "lines_after_decorators",
+    "newline", "dot", "equal", "colon", "star", "lbracket", "rbracket", "lbrace", "rbrace", "arrow",
+    "whitespace", "operator", "asynchronous", "default_indent", "default_newline", "encoding",
+    "has_trailing_newline", "trailing_whitespace", "indent", "star_arg", "lambda_token",
+})
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+Hook = Callable[[cst.CSTNode], object]
+
+
+def _child_fields(cls: type) -> tuple[str, ...]:
+    fields = _FIELDS.get(cls)
+    if fields is None:
+        fields = tuple(
+            f.name for f in dataclasses.fields(cls)
+            if f.name not in _SKIPPED_FIELDS and not f.name.startswith("whitespace")
+        )
+        _FIELDS[cls] = fields
+    return fields
+
+
+class Walker:
+    def __init__(self, ctx: FileContext, rules: Iterable[object]) -> None:
+        self.ctx = ctx
+        self.visits: dict[str, list[Hook]] = {}
+        self.leaves: dict[str, list[Hook]] = {}
+        for rule in rules:
+            for attr in dir(type(rule)):
+                if attr.startswith("visit_"):
+                    self.visits.setdefault(attr[6:], []).append(getattr(rule, attr))
+                elif attr.startswith("leave_"):
+                    self.leaves.setdefault(attr[6:], []).append(getattr(rule, attr))
+
+    def run(self, module: cst.Module) -> None:
+        self.ctx.module = module
+        self.ctx.scope = Scope("module", module, None)
+        self._walk(module)
+
+    def _walk(self, node: cst.CSTNode) -> None:
+        ctx = self.ctx
+        ctx.order += 1
+        ctx.stack.append(node)
+        name = type(node).__name__
+        is_statement = isinstance(node, (cst.SimpleStatementLine, cst.BaseCompoundStatement))
+        if is_statement:
+            ctx.statements.append(node)
+        self._enter(node, name)
+        for hook in self.visits.get(name, ()):
+            hook(node)
+        for field in _child_fields(type(node)):
+            value = getattr(node, field)
+            if isinstance(value, cst.CSTNode):
+                self._walk(value)
+            elif isinstance(value, (tuple, list)):
+                for item in value:
+                    if isinstance(item, cst.CSTNode):
+                        self._walk(item)
+        for hook in self.leaves.get(name, ()):
+            hook(node)
+        self._leave(node, name)
+        if is_statement:
+            ctx.statements.pop()
+        ctx.stack.pop()
+
+    # -- bookkeeping ----------------------------------------------------
+    def _enter(self, node: cst.CSTNode, name: str) -> None:
+        ctx = self.ctx
+        if name == "FunctionDef" or name == "Lambda":
+            outer = ctx.scope
+            scope = Scope("function", node, outer)
+            params = node.params  # type: ignore[attr-defined]
+            all_params = [*params.posonly_params, *params.params, *params.kwonly_params]
+            if outer.kind == "class" and all_params and name == "FunctionDef":
+                scope.self_name = all_params[0].name.value
+            for param in all_params:
+                scope.bind(param.name.value, Binding(param.default, ctx.order, scope, is_parameter=True))
+            for star in (params.star_arg, params.star_kwarg):
+                if isinstance(star, cst.Param):
+                    scope.bind(star.name.value, Binding(None, ctx.order, scope))
+            if name == "FunctionDef":
+                outer.bind(node.name.value, Binding(None, ctx.order, outer))  # type: ignore[attr-defined]
+            ctx.scope = scope
+        elif name == "ClassDef":
+            ctx.scope.bind(node.name.value, Binding(None, ctx.order, ctx.scope))  # type: ignore[attr-defined]
+            ctx.scope = Scope("class", node, ctx.scope)
+        elif name == "For":
+            self._bind_unknown(node.target)  # type: ignore[attr-defined]
+        elif name == "Import":
+            ctx.imports.add_import(node)  # type: ignore[arg-type]
+        elif name == "ImportFrom":
+            ctx.imports.add_import_from(node)  # type: ignore[arg-type]
+
+    def _leave(self, node: cst.CSTNode, name: str) -> None:
+        ctx = self.ctx
+        if name in ("FunctionDef", "Lambda", "ClassDef"):
+            ctx.scope = ctx.scope.parent  # type: ignore[assignment]
+        elif name == "Assign":
+            for target in node.targets:  # type: ignore[attr-defined]
+                self._bind(target.target, node.value)  # type: ignore[attr-defined]
+        elif name == "AnnAssign":
+            if node.value is not None:  # type: ignore[attr-defined]
+                self._bind(node.target, node.value)  # type: ignore[attr-defined]
+        elif name == "AugAssign":
+            target = node.target  # type: ignore[attr-defined]
+            if isinstance(target, cst.Name):
+                previous = lookup(ctx.scope, target.value, ctx.order)
+                ctx.scope.bind(target.value, Binding(
+                    node.value, ctx.order, ctx.scope, operator=node.operator, previous=previous,  # type: ignore[attr-defined]
+                ))
+        elif name == "NamedExpr":
+            self._bind(node.target, node.value)  # type: ignore[attr-defined]
+        elif name == "WithItem":
+            if node.asname is not None:  # type: ignore[attr-defined]
+                self._bind_unknown(node.asname.name)  # type: ignore[attr-defined]
+        elif name == "ExceptHandler":
+            if node.name is not None:  # type: ignore[attr-defined]
+                self._bind_unknown(node.name.name)  # type: ignore[attr-defined]
+
+    def _bind(self, target: cst.BaseExpression, value: Optional[cst.BaseExpression]) -> None:
+        ctx = self.ctx
+        targets = assignment_targets(target)
+        multiple = len(targets) > 1 or isinstance(target, (cst.Tuple, cst.List))
+        for element, index in targets:
+            bound_value = value if index is not None or not multiple else None
+            if isinstance(element, cst.Name):
+                ctx.scope.bind(element.value, Binding(bound_value, ctx.order, ctx.scope, index=index if multiple else None))
+            elif isinstance(element, cst.Attribute) and isinstance(element.value, cst.Name):
+                self._bind_attribute(element, bound_value, index if multiple else None)
+            elif isinstance(element, (cst.Tuple, cst.List)):
+                self._bind_unknown(element)
+
+    def _bind_attribute(self, target: cst.Attribute, value: Optional[cst.BaseExpression], index: Optional[int]) -> None:
+        scope = self.ctx.scope
+        if scope.kind != "function" or scope.self_name != target.value.value:  # type: ignore[attr-defined]
+            return
+        cls = scope.enclosing_class()
+        if cls is not None:
+            cls.attributes.setdefault(target.attr.value, []).append(Binding(value, self.ctx.order, scope, index=index))
+
+    def _bind_unknown(self, target: cst.BaseExpression) -> None:
+        for element, _ in assignment_targets(target):
+            if isinstance(element, cst.Name):
+                self.ctx.scope.bind(element.value, Binding(None, self.ctx.order, self.ctx.scope))
+            elif isinstance(element, (cst.Tuple, cst.List)):
+                self._bind_unknown(element)
+            elif isinstance(element, cst.Attribute) and isinstance(element.value, cst.Name):
+                self._bind_attribute(element, None, None)

@@ -1,6 +1,7 @@
 """discovery -> read -> screen -> parse (once) -> one walk with every rule -> suppress -> findings."""
 from __future__ import annotations
 
+import ast
 import io
 import tokenize
 from dataclasses import dataclass, field
@@ -42,12 +43,18 @@ class LintRequest:
 
 
 def decode(data: bytes) -> tuple[str, str]:
-    """Decode Python source the way the interpreter does (BOM, coding cookie); raises on failure."""
-    encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
-    text = data.decode(encoding)
-    if encoding == "utf-8-sig":
-        encoding = "utf-8-sig"
-    return text, encoding
+    """Decode Python source the way the interpreter does (BOM, coding cookie); raises on failure.
+
+    Raises ``SyntaxError`` for a bad coding cookie and ``UnicodeDecodeError``
+    (with the offending byte's position) for bytes that are not in the encoding.
+    """
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+    except SyntaxError as exc:
+        if "invalid or missing encoding declaration" not in str(exc):
+            raise
+        encoding = "utf-8"  # undecodable bytes in the first lines: let decode() say where
+    return data.decode(encoding), encoding
 
 
 def file_error(path: str, message: str, line: int = 1, column: int = 1) -> Finding:
@@ -90,12 +97,34 @@ def parse(path: str, source: str) -> tuple[Optional[cst.Module], Optional[Findin
     try:
         return cst.parse_module(source), None
     except cst.ParserSyntaxError as exc:
+        python_error = _python_syntax_error(path, source)
+        if python_error is not None:
+            return None, python_error
         message = str(exc.message).strip().splitlines()[0] if exc.message else "invalid syntax"
-        return None, file_error(path, f"cannot parse: {message}", exc.raw_line, exc.raw_column + 1)
+        return None, file_error(path, f"cannot parse (libcst): {message}", exc.raw_line, exc.raw_column + 1)
     except RecursionError:
         return None, file_error(path, "cannot parse: nesting too deep")
     except Exception as exc:  # libcst's native parser raises a few other types
         return None, file_error(path, f"cannot parse: {type(exc).__name__}: {exc}")
+
+
+def _python_syntax_error(path: str, source: str) -> Optional[Finding]:
+    """Python's own message and position for a syntax error (clearer than the parser's), if it has one."""
+    try:
+        compile(source, path, "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
+    except SyntaxError as exc:
+        return file_error(path, f"cannot parse: {exc.msg}", exc.lineno or 1, exc.offset or 1)
+    except (ValueError, RecursionError, MemoryError) as exc:
+        return file_error(path, f"cannot parse: {exc}")
+    return None
+
+
+def _compiles(source: str, path: str) -> bool:
+    try:
+        compile(source, path, "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return False
+    return True
 
 
 def screened_rules(rules: Sequence[type[Rule]], source: str) -> list[type[Rule]]:
@@ -108,6 +137,12 @@ def lint_source(path: str, source: str, request: LintRequest, keep_module: bool 
     result = FileResult(path, source=source)
     rules = screened_rules(request.rules, source)
     if not rules:
+        # No rule can fire, so libcst is not needed; a syntax error is still reported
+        # (the cheap stdlib parser finds it; libcst confirms before we say so).
+        if not _compiles(source, path):
+            _, error = parse(path, source)
+            if error is not None:
+                result.findings.append(error)
         return result
     module, error = parse(path, source)
     if error is not None:

@@ -230,7 +230,13 @@ class Facts:
         return self.zero_source(b.value, where, depth)
 
     def _element_source(self, expr: cst.BaseExpression, index: int, at: At, depth: int) -> Optional[ZeroSource]:
-        """``torch.std_mean(x)[0]`` / ``std, mean = torch.std_mean(x)``."""
+        """``torch.std_mean(x)[0]`` / ``std, mean = torch.std_mean(x)`` / ``a, b = x.norm(), y``."""
+        value, where = self.resolve(expr, at)
+        if isinstance(value, (cst.Tuple, cst.List)):
+            elements = value.elements
+            if index < len(elements) and not any(isinstance(e, cst.StarredElement) for e in elements):
+                return self.zero_source(elements[index].value, where, depth)
+            return None
         found = self.call(expr, at)
         if found is None:
             return None

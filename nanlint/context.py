@@ -81,6 +81,37 @@ class FileContext:
         line = self.source.count("\n", 0, match.start()) + 1
         return f"`{match.group(0)}` on line {line}"
 
+    def in_no_grad(self) -> bool:
+        """Inside ``with torch.no_grad():`` / ``inference_mode`` or a function decorated with them.
+
+        Gradient-only hazards (an infinite derivative with a finite value) cannot
+        happen there: no graph is recorded.
+        """
+        for node in reversed(self.stack):
+            if isinstance(node, cst.With):
+                if any(self._disables_grad(item.item) for item in node.items):
+                    return True
+            elif isinstance(node, cst.FunctionDef):
+                if any(self._disables_grad(d.decorator) for d in node.decorators):
+                    return True
+                return False  # a nested function may run later, outside the caller's context
+        return False
+
+    def _disables_grad(self, expr: cst.BaseExpression) -> bool:
+        call = expr if isinstance(expr, cst.Call) else None
+        target = call.func if call is not None else expr
+        qualified = self.imports.qualify(target) or ""
+        name = qualified.rsplit(".", 1)[-1]
+        if not qualified.startswith("torch.") or name not in ("no_grad", "inference_mode", "set_grad_enabled"):
+            return False
+        if name == "set_grad_enabled":
+            return call is not None and len(call.args) >= 1 and isinstance(call.args[0].value, cst.Name) \
+                and call.args[0].value.value == "False"
+        if name == "inference_mode" and call is not None and call.args:
+            mode = call.args[0].value
+            return not (isinstance(mode, cst.Name) and mode.value == "False")
+        return True
+
     def report(self, rule: "Rule", node: cst.CSTNode, message: str, extra: dict[str, Any]) -> None:
         statement = self.statements[-1] if self.statements else None
         self.findings.append(RawFinding(type(rule), node, message, statement, extra))

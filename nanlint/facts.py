@@ -40,6 +40,11 @@ TRANSPARENT_OPS = frozenset({
     "gather", "chunk", "split",
 })
 REDUCE_OPS = frozenset({"sum", "mean", "nansum", "nanmean"})
+# Tensor factories: their results never require grad (unless asked to).
+_FACTORIES = frozenset({
+    "arange", "linspace", "logspace", "ones", "zeros", "full", "eye", "tensor", "as_tensor", "meshgrid",
+    "ones_like", "zeros_like", "full_like", "randn", "rand", "randint", "empty",
+})
 
 # Kinds of zero, grouped by the rules that care about them.
 NORM_KINDS = frozenset({"norm", "hand-written norm"})
@@ -375,9 +380,44 @@ class Facts:
     def sqrt_hazard(self, operand: cst.BaseExpression, at: At) -> Optional[ZeroSource]:
         """The zero source of a sqrt/rsqrt argument, when it is one of the squared kinds."""
         inner = self.zero_source(operand, at)
-        if inner is not None and inner.kind in SQUARE_KINDS:
+        if inner is not None and inner.kind in SQUARE_KINDS and not self.is_constant(operand, at):
             return inner
         return None
+
+    def is_constant(self, expr: cst.BaseExpression, at: At, depth: int = 0) -> bool:
+        """Built only from literals and factory calls (``arange``, ``linspace``...): no gradient flows.
+
+        ``torch.arange(n) ** 2 + ...`` grids never require grad, so an infinite
+        derivative there can never be taken.
+        """
+        if depth > _MAX_DEPTH:
+            return False
+        d = depth + 1
+        if isinstance(expr, (cst.Integer, cst.Float)):
+            return True
+        if isinstance(expr, (cst.Name, cst.Attribute)):
+            b = self.binding(expr, at)
+            if b is None or b.value is None or b.is_parameter or b.operator is not None:
+                return False
+            return self.is_constant(b.value, At(b.scope, b.order), d)
+        if isinstance(expr, cst.UnaryOperation):
+            return self.is_constant(expr.expression, at, d)
+        if isinstance(expr, cst.BinaryOperation):
+            return self.is_constant(expr.left, at, d) and self.is_constant(expr.right, at, d)
+        if isinstance(expr, cst.Subscript):
+            return self.is_constant(expr.value, at, d)
+        if isinstance(expr, cst.Call):
+            tc = match_call(expr, self.imports)
+            if tc is None:
+                return False
+            if tc.keyword("requires_grad") is not None:
+                return False
+            if not tc.is_method and tc.key in _FACTORIES:
+                return True
+            if tc.operand is not None and (tc.key in TRANSPARENT_OPS or tc.key in REDUCE_OPS or tc.key in (
+                    "pow", "square", "abs", "float", "repeat_interleave")):
+                return self.is_constant(tc.operand, at, d)
+        return False
 
 
 def _literal_index(expr: cst.Subscript) -> Optional[int]:

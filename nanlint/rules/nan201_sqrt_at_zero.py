@@ -15,7 +15,10 @@ class SqrtAtZero(Rule):
     norm or RMS), an MSE (`torch.sqrt(F.mse_loss(pred, target))`, the RMSE loss),
     a squared difference (`torch.sqrt((p - t) ** 2)`, a hand-written abs), and
     `torch.hypot`. Written as `torch.sqrt(v)`, `v.sqrt()`, `v ** 0.5` or
-    `v.pow(0.5)`, directly or through local variables.
+    `v.pow(0.5)`, directly or through local variables. Silent where no gradient
+    is taken: under `torch.no_grad()` / `inference_mode()` (as a context or a
+    decorator, e.g. an optimizer's `step`) and on tensors built only from
+    factories such as `torch.arange` (position grids).
 
     ## Why is this bad?
     The forward value is fine, but d/dv sqrt(v) = 1 / (2 sqrt(v)) is infinite at
@@ -76,9 +79,12 @@ class SqrtAtZero(Rule):
     )
 
     def visit_BinaryOperation(self, node: cst.BinaryOperation) -> None:
-        self._check(node)
+        if not self.ctx.in_no_grad():
+            self._check(node)
 
     def visit_Call(self, node: cst.Call) -> None:
+        if self.ctx.in_no_grad():
+            return  # the hazard is the gradient; none is recorded here
         tc = self.ctx.match(node)
         if tc is not None and tc.key == "hypot":
             self.report(node, "`torch.hypot` has a NaN gradient when both inputs are 0; use "

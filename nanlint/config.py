@@ -36,6 +36,10 @@ def _list_of_str(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(v, str) for v in value)
 
 
+def _positive_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < float("inf")
+
+
 # key -> (validator, expected type in words)
 SCHEMA: dict[str, tuple[Any, str]] = {
     "select": (_list_of_str, "a list of rule codes or prefixes"),
@@ -52,6 +56,12 @@ SCHEMA: dict[str, tuple[Any, str]] = {
         lambda v: _list_of_str(v) and all(x in DTYPES for x in v),
         "a list of dtypes among " + ", ".join(repr(d) for d in DTYPES),
     ),
+    # fixes (nanlint/fixes.py): the eps literal to write instead of ``torch.finfo(x.dtype).eps`` (refused when it
+    # underflows in a dtype of ``precision``), and ``max_norm`` of the inserted ``clip_grad_norm_``
+    "fix-eps": (_positive_number, "a positive number (e.g. 1e-4)"),
+    "max-grad-norm": (_positive_number, "a positive number (e.g. 1.0)"),
+    # the result cache (nanlint/cache.py); relative to the directory of the config file
+    "cache-dir": (lambda v: isinstance(v, str) and v.strip() != "", "a directory path (a string)"),
 }
 
 
@@ -67,6 +77,16 @@ class Settings:
     extend_exclude: tuple[str, ...] = ()
     preview: bool = False
     precision: Optional[tuple[str, ...]] = None
+    fix_eps: Optional[float] = None  # `fix-eps`: None = dtype-aware `torch.finfo(x.dtype).eps`
+    max_grad_norm: float = 1.0  # `max-grad-norm`: max_norm of the clipping NAN601's fix inserts
+    cache_dir: Optional[str] = None  # `cache-dir` (absolute); None: `.nanlint_cache` beside the config
+
+    def lint_options(self) -> tuple[tuple[str, Any], ...]:
+        """Options rules read through ``ctx.options`` (``LintRequest.options``)."""
+        options: list[tuple[str, Any]] = [("max-grad-norm", self.max_grad_norm)]
+        if self.fix_eps is not None:
+            options.append(("fix-eps", self.fix_eps))
+        return tuple(options)
 
     # -- rules ----------------------------------------------------------
     def enabled_rules(self) -> tuple[type[Rule], ...]:
@@ -200,6 +220,12 @@ def settings_from_table(table: dict[str, Any], path: str) -> Settings:
         check_selectors(table.get(key, []), f"{path}: [tool.nanlint] `{key}`")
     for pattern, codes in table.get("per-file-ignores", {}).items():
         check_selectors(codes, f"{path}: [tool.nanlint] `per-file-ignores` entry {pattern!r}")
+    if "fix-eps" in table:
+        from .eps import check_fix_eps
+
+        problem = check_fix_eps(float(table["fix-eps"]), table.get("precision"))
+        if problem is not None:
+            raise ConfigError(f"{path}: [tool.nanlint] {problem}")
     settings = Settings(
         root=os.path.dirname(os.path.abspath(path)),
         config_path=path,
@@ -211,6 +237,10 @@ def settings_from_table(table: dict[str, Any], path: str) -> Settings:
         extend_exclude=tuple(table.get("extend-exclude", ())),
         preview=table.get("preview", False),
         precision=tuple(table["precision"]) if "precision" in table else None,
+        fix_eps=float(table["fix-eps"]) if "fix-eps" in table else None,
+        max_grad_norm=float(table.get("max-grad-norm", 1.0)),
+        cache_dir=os.path.join(os.path.dirname(os.path.abspath(path)), os.path.expanduser(table["cache-dir"]))
+        if "cache-dir" in table else None,
     )
     return settings
 

@@ -27,8 +27,9 @@ class RawFinding:
 # Evidence that a file's tensors can be float16 (DESIGN.md §3 "Declared precision").
 _FP16_EVIDENCE = re.compile(
     r"torch\.float16|torch\.half\b|\.half\(\)|dtype\s*=\s*['\"]?(?:float16|half)|GradScaler|"
-    r"(?:torch\.)?(?:cuda\.)?amp\.autocast\(\s*\)|autocast\(\s*(?:device_type\s*=\s*)?['\"]cuda['\"]\s*\)|"
-    r"fp16\s*=\s*True|precision\s*=\s*['\"]?16"
+    r"(?:torch\.)?(?:cuda\.)?amp\.autocast\(\s*\)|"
+    r"autocast\(\s*(?:device_type\s*=\s*)?['\"]cuda['\"]\s*(?:,\s*enabled\s*=[^,()]*)?\)|"
+    r"fp16\s*=\s*True|precision\s*=\s*['\"]?16|mixed_precision\s*=\s*['\"]fp16['\"]"
 )
 
 
@@ -71,7 +72,9 @@ class FileContext:
 
         ``precision`` in the config decides when given; otherwise the file's own
         text: ``torch.float16``, ``.half()``, a ``GradScaler``, a CUDA autocast
-        without a dtype (which defaults to float16).
+        without a dtype (which defaults to float16), Accelerate's
+        ``mixed_precision="fp16"``. :mod:`nanlint.precision` tells these kinds
+        of evidence apart (float16 tensors vs. autocast).
         """
         if self._declared_precision is not None:
             return "config: precision includes float16" if "float16" in self._declared_precision else None

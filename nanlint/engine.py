@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import ast
 import io
+import os
+import os
+import sys
 import tokenize
 from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
@@ -13,9 +16,15 @@ from libcst.metadata import MetadataWrapper, PositionProvider
 from .context import FileContext, RawFinding
 from .finding import Finding
 from .fixspec import FixSpec, split_lines, to_fix
+from . import screening
 from .rules.base import Rule
 from .suppress import parse_suppressions
 from .walker import Walker
+
+# The walk recurses once per tree level; CPython accepts ~3,000 levels of nesting,
+# libcst's tree is a few times deeper than that. Python-to-Python calls do not use
+# the C stack in 3.11+, so a higher limit is safe for the walk.
+_WALK_RECURSION_LIMIT = 50_000
 
 FILE_ERROR_CODE = "NAN000"
 FILE_ERROR_NAME = "file-error"
@@ -61,9 +70,20 @@ def file_error(path: str, message: str, line: int = 1, column: int = 1) -> Findi
     return Finding(FILE_ERROR_CODE, FILE_ERROR_NAME, message, path, line, column, line, column)
 
 
+# libcst holds ~60x a file's size in memory and parses ~20k lines/s: a 4 MB
+# generated file took 127 s, and a 50 MB one was killed by the OOM killer on a
+# 24 GB machine. Files above this size are reported, not analysed.
+MAX_FILE_BYTES = 8 * 1024 * 1024
+
+
 def read_source(path: str) -> tuple[Optional[str], str, Optional[Finding]]:
     try:
         with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size > MAX_FILE_BYTES:
+                return None, "utf-8", file_error(
+                    path, f"not analysed: file is {size / 2**20:.1f} MiB, above nanlint's "
+                          f"{MAX_FILE_BYTES // 2**20} MiB limit (generated code?)")
             data = handle.read()
     except IsADirectoryError:
         return None, "utf-8", file_error(path, "cannot read: is a directory")
@@ -94,10 +114,21 @@ def decode_source(path: str, data: bytes) -> tuple[Optional[str], str, Optional[
 
 
 def parse(path: str, source: str) -> tuple[Optional[cst.Module], Optional[Finding]]:
+    """libcst's tree, or a NAN000 finding. Never crashes the process.
+
+    The stdlib parser runs first (about a tenth of libcst's cost): libcst's native
+    parser overflows its stack and kills the process (SIGSEGV) on nesting that
+    CPython rejects cleanly (measured: 2,000 nested parentheses, 5,000-deep
+    attribute chains; CPython refuses above 200 parentheses and ~3,000 levels
+    of other nesting). Only a SyntaxError that may be newer syntax than this
+    interpreter knows is handed to libcst to decide.
+    """
+    python_error = _python_syntax_error(path, source)
+    if python_error is not None and not python_error.extra.get("newer_syntax_possible"):
+        return None, python_error
     try:
         return cst.parse_module(source), None
     except cst.ParserSyntaxError as exc:
-        python_error = _python_syntax_error(path, source)
         if python_error is not None:
             return None, python_error
         message = str(exc.message).strip().splitlines()[0] if exc.message else "invalid syntax"
@@ -109,12 +140,17 @@ def parse(path: str, source: str) -> tuple[Optional[cst.Module], Optional[Findin
 
 
 def _python_syntax_error(path: str, source: str) -> Optional[Finding]:
-    """Python's own message and position for a syntax error (clearer than the parser's), if it has one."""
+    """Python's own message and position for a syntax error (clearer than libcst's), if it has one."""
     try:
         compile(source, path, "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
     except SyntaxError as exc:
-        return file_error(path, f"cannot parse: {exc.msg}", exc.lineno or 1, exc.offset or 1)
-    except (ValueError, RecursionError, MemoryError) as exc:
+        finding = file_error(path, f"cannot parse: {exc.msg}", exc.lineno or 1, exc.offset or 1)
+        if "too many nested" not in exc.msg:
+            finding.extra["newer_syntax_possible"] = True
+        return finding
+    except (RecursionError, MemoryError):
+        return file_error(path, "cannot parse: nesting too deep for the Python parser")
+    except ValueError as exc:
         return file_error(path, f"cannot parse: {exc}")
     return None
 
@@ -132,10 +168,40 @@ def screened_rules(rules: Sequence[type[Rule]], source: str) -> list[type[Rule]]
     return [rule for rule in rules if rule.screen.search(source)]
 
 
+# The second-stage screen (screening.py): libcst parses only the top-level definitions a screen
+# matches. Off (``NANLINT_SECOND_STAGE=0``) for the benchmark's and the tests' plain path.
+SECOND_STAGE = os.environ.get("NANLINT_SECOND_STAGE", "1") != "0"
+
+
+def _parse_screened(path: str, source: str, rules: list[type[Rule]],
+                    starts: Optional[dict[type[Rule], list[int]]] = None
+                    ) -> tuple[Optional[cst.Module], list[type[Rule]], Optional[Finding]]:
+    """Parse what the second-stage screen keeps; (None, [], None) when nothing can fire."""
+    plan = screening.plan(source, rules, path, starts)
+    if plan is None:
+        module, error = parse(path, source)
+        return module, rules, error
+    if plan.text is None:
+        return None, [], None
+    try:  # the stdlib parser has accepted the whole file: no need to run it again
+        module = cst.parse_module(plan.text)
+    except Exception:  # libcst disagrees with the stdlib parser: the plain path decides
+        module = None
+    if module is None or (plan.sliced and module.default_indent != plan.indent):
+        module, error = parse(path, source)
+        return module, rules, error
+    return module, plan.rules, None
+
+
 def lint_source(path: str, source: str, request: LintRequest, keep_module: bool = False) -> FileResult:
     """Lint decoded source. Never raises for bad input: errors become findings."""
     result = FileResult(path, source=source)
-    rules = screened_rules(request.rules, source)
+    second_stage = SECOND_STAGE and not keep_module
+    if second_stage:  # one scan per screen serves both stages (the same test as screened_rules)
+        starts = screening.match_starts(request.rules, source)
+        rules = [rule for rule in request.rules if starts[rule]]
+    else:
+        rules = screened_rules(request.rules, source)
     if not rules:
         # No rule can fire, so libcst is not needed; a syntax error is still reported
         # (the cheap stdlib parser finds it; libcst confirms before we say so).
@@ -144,7 +210,12 @@ def lint_source(path: str, source: str, request: LintRequest, keep_module: bool 
             if error is not None:
                 result.findings.append(error)
         return result
-    module, error = parse(path, source)
+    if not second_stage:
+        module, error = parse(path, source)
+    else:
+        module, rules, error = _parse_screened(path, source, rules, starts)
+        if module is None and error is None:
+            return result  # no definition any rule's screen matches: nothing to parse (screening.py)
     if error is not None:
         result.findings.append(error)
         return result
@@ -153,8 +224,11 @@ def lint_source(path: str, source: str, request: LintRequest, keep_module: bool 
         result.module = module
     ctx = FileContext(path, source, request.precision, dict(request.options))
     instances = [rule(ctx) for rule in rules]
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, _WALK_RECURSION_LIMIT))
+    walker = Walker(ctx, instances)
     try:
-        Walker(ctx, instances).run(module)
+        walker.run(module)
     except RecursionError:
         result.findings.append(file_error(path, "cannot analyse: nesting too deep"))
         return result
@@ -166,8 +240,22 @@ def lint_source(path: str, source: str, request: LintRequest, keep_module: bool 
             path, 1, 1, 1, 1,
         ))
         return result
-    if ctx.findings:
-        result.findings.extend(_locate(path, source, module, ctx.findings))
+    else:
+        failed = {type(rule) for rule, _, _ in walker.failures}
+        raw = [f for f in ctx.findings if f.rule not in failed]
+        if raw:
+            result.findings.extend(_locate(path, source, module, raw))
+        for rule, exc, _ in walker.failures:
+            result.internal_error = True
+            code, name = getattr(rule, "code", "?"), getattr(rule, "name", "?")
+            result.findings.append(Finding(
+                INTERNAL_ERROR_CODE, INTERNAL_ERROR_NAME,
+                f"internal error in rule {code} ({name}): {type(exc).__name__}: {exc}; the other rules ran "
+                "(please report this)",
+                path, 1, 1, 1, 1,
+            ))
+    finally:
+        sys.setrecursionlimit(limit)
     return result
 
 

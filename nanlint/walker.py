@@ -42,12 +42,21 @@ class Walker:
         self.ctx = ctx
         self.visits: dict[str, list[Hook]] = {}
         self.leaves: dict[str, list[Hook]] = {}
+        self.failures: list[tuple[object, Exception, cst.CSTNode]] = []
         for rule in rules:
             for attr in dir(type(rule)):
                 if attr.startswith("visit_"):
                     self.visits.setdefault(attr[6:], []).append(getattr(rule, attr))
                 elif attr.startswith("leave_"):
                     self.leaves.setdefault(attr[6:], []).append(getattr(rule, attr))
+
+    def _disable(self, hook: Hook, exc: Exception, node: cst.CSTNode) -> None:
+        """A rule raised: record it and stop calling that rule in this file; the others go on."""
+        rule = getattr(hook, "__self__", None)
+        self.failures.append((rule, exc, node))
+        for table in (self.visits, self.leaves):
+            for key, hooks in table.items():
+                table[key] = [h for h in hooks if getattr(h, "__self__", None) is not rule]
 
     def run(self, module: cst.Module) -> None:
         self.ctx.module = module
@@ -64,7 +73,12 @@ class Walker:
             ctx.statements.append(node)
         self._enter(node, name)
         for hook in self.visits.get(name, ()):
-            hook(node)
+            try:
+                hook(node)
+            except RecursionError:
+                raise
+            except Exception as exc:
+                self._disable(hook, exc, node)
         for field in _child_fields(type(node)):
             value = getattr(node, field)
             if isinstance(value, cst.CSTNode):
@@ -74,7 +88,12 @@ class Walker:
                     if isinstance(item, cst.CSTNode):
                         self._walk(item)
         for hook in self.leaves.get(name, ()):
-            hook(node)
+            try:
+                hook(node)
+            except RecursionError:
+                raise
+            except Exception as exc:
+                self._disable(hook, exc, node)
         self._leave(node, name)
         if is_statement:
             ctx.statements.pop()

@@ -4,6 +4,7 @@ import libcst as cst
 
 from ..facts import NORM_KINDS
 from ..patterns import code, division
+from ._guards import Built, clamp_divisor, clamp_inside_root, divisor_root
 from .base import Rule, Witness
 
 
@@ -30,11 +31,28 @@ class DivideByNorm(Rule):
 
     ## Use instead
     ```python
-    direction = F.normalize(x, dim=-1)                                  # float32 / bfloat16
-    direction = x / x.norm(dim=-1, keepdim=True).clamp_min(1e-4)        # also float16
+    direction = x / x.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(x.dtype).eps)
+    direction = F.normalize(x, dim=-1)                          # float32 / bfloat16 only
     ```
-    `F.normalize`'s default eps (1e-12) underflows in float16 (row 1): in half
-    precision code pass `eps=1e-4` or clamp with at least 1e-4.
+    `F.normalize`'s default eps (1e-12) underflows in float16 (row 1), and so
+    does any literal below about 1.5e-5 (1/eps must stay below 65504): in half
+    precision code clamp with at least 1e-4, or with `torch.finfo(x.dtype).eps`
+    (2**-10 in float16, 2**-7 in bfloat16, 2**-23 in float32), which is what the fix
+    writes.
+
+    ## Fix
+    The norm is clamped: `x / x.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(x.dtype).eps)`,
+    with the eps read from the normed tensor (under autocast the norm is
+    float32 while `x` stays float16; `x`'s eps keeps the gradient finite in
+    float16). At a zero vector the result is 0 and the gradient is 1/eps:
+    8.4e6, 128 and 1024 in float32, bfloat16 and float16 (docs/numerics-extra.md).
+    A hand-written norm gets the clamp inside the root instead,
+    `torch.sqrt((x ** 2).sum().clamp_min(torch.finfo(x.dtype).eps))`: a clamp
+    after the root would still multiply the root's infinite gradient by 0.
+    The project's `fix-eps` replaces the dtype-aware eps by a literal, which
+    nanlint refuses where it would not be finite (below 1.53e-5 in float16).
+    No fix when no tensor names the dtype (`x / model(x).norm()`: the module's
+    output dtype is unknown under autocast) or the divisor is a Python number.
 
     ## Fix safety
     Adding a clamp changes the result only for vectors whose norm is below eps;
@@ -45,7 +63,32 @@ class DivideByNorm(Rule):
     name = "divide-by-norm"
     summary = "division by a norm that can be zero"
     rows = "1, 3"
-    screen = re.compile(r"norm|sqrt|\*\*\s*\(?\s*0?\.5|pow")
+    screen = re.compile(r"""
+          norm(?<!\wnorm)\s*[(] | norm(?<!\wnorm)\s+as\b | vector_norm | matrix_norm  # x.norm(), linalg norms
+        | dist(?<!\wdist)\s*[(] | dist(?<!\wdist)\s+as\b  # torch.dist
+        # or a square root (a hand-written norm):
+        | sqrt(?<!\wsqrt)(?<!math\.sqrt)(?<!np\.sqrt)(?<!numpy\.sqrt)_?(?!\w)  # torch.sqrt, x.sqrt_()
+        | torch\s+as\s+(?:c?math|numpy|np)\b | functional\s+as\s+(?:c?math|numpy|np)\b  # np.sqrt is torch's
+        # ``**`` (not ``**kwargs``), ``pow(``, ``float_power(`` with an exponent that may be 0.5: not a nonzero
+        # integer, a negative number or a call
+        | \*\*(?<![(,{*]\*\*)(?<![(,{][ ]\*\*)(?<![(,{]\n[ ]{4}\*\*)(?<![(,{]\n[ ]{8}\*\*)(?<![(,{]\n[ ]{12}\*\*)
+              (?<![(,{]\n[ ]{16}\*\*)(?<![(,{]\n[ ]{20}\*\*)(?<![(,{]\n[ ]{24}\*\*)
+              (?!\s*(?: -\s*[\d.]  # a negative number
+                      | [1-9][\d_]*(?![\w.])(?!\s*\*\*)  # a nonzero integer (but 2 ** -1 is 0.5)
+                      | [-+]?\s*[(](?=[^()]*?\w(?<!float)\s*[(])  # a group holding a call
+                      | [-+]?\s*(?!float\s*[(])(?:[^\W\d]\w*\s*\.\s*)*[^\W\d]\w*\s*[(] ))  # a call
+        | pow(?<!\wpow)_?\s*[(]
+              (?!\s*(?: -\s*[\d.]  # a negative number
+                      | [1-9][\d_]*(?![\w.])(?!\s*\*\*)  # a nonzero integer (but 2 ** -1 is 0.5)
+                      | [-+]?\s*[(](?=[^()]*?\w(?<!float)\s*[(])  # a group holding a call
+                      | [-+]?\s*(?!float\s*[(])(?:[^\W\d]\w*\s*\.\s*)*[^\W\d]\w*\s*[(] ))  # a call
+        | float_power_?\s*[(]
+              (?!\s*(?: -\s*[\d.]  # a negative number
+                      | [1-9][\d_]*(?![\w.])(?!\s*\*\*)  # a nonzero integer (but 2 ** -1 is 0.5)
+                      | [-+]?\s*[(](?=[^()]*?\w(?<!float)\s*[(])  # a group holding a call
+                      | [-+]?\s*(?!float\s*[(])(?:[^\W\d]\w*\s*\.\s*)*[^\W\d]\w*\s*[(] ))  # a call
+        | pow(?<!\wpow)\s+as\b | float_power\s+as\b
+        """, re.VERBOSE)
     witnesses = (
         Witness(
             setup="x = leaf(torch.zeros(2, 4, dtype=dtype))",
@@ -63,20 +106,39 @@ class DivideByNorm(Rule):
             hazard="y = x / torch.sqrt((x ** 2).sum())",
             fixed="y = x / x.norm().clamp_min(1e-4)",
         ),
+        Witness(  # the text the fix writes
+            setup="x = leaf(torch.zeros(2, 4, dtype=dtype))",
+            hazard="y = x / x.norm(dim=-1, keepdim=True)",
+            fixed="y = x / x.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(x.dtype).eps)",
+        ),
+        Witness(
+            setup="x = leaf(torch.zeros(4, dtype=dtype))",
+            hazard="y = x / torch.sqrt((x ** 2).sum())",
+            fixed="y = x / torch.sqrt((x ** 2).sum().clamp_min(torch.finfo(x.dtype).eps))",
+        ),
     )
 
     def _check(self, node: cst.CSTNode) -> None:
         found = division(node, self.ctx)
         if found is None:
             return
-        source = self.facts.zero_source(found.divisor, self.ctx.at())
+        at = self.ctx.at()
+        source = self.facts.zero_source(found.divisor, at)
         if source is None or source.kind not in NORM_KINDS:
             return
+        inner = divisor_root(self.ctx, source)
+        if inner is not None:
+            built = clamp_inside_root(self.ctx, inner, "divide-sqrt", "sum of squares")
+        elif source.kind == "hand-written norm":
+            built = Built(reason="the square root that makes the norm could not be located for the fix")
+        else:
+            built = clamp_divisor(self.ctx, found.divisor, source, at, "norm")
         self.report(
             node,
             f"division by `{code(self.ctx, found.divisor)}`, {source.described} that is 0 for a zero vector "
             "(forward NaN, NaN gradient); use `F.normalize` or `.clamp_min(eps)` on the norm",
             target=found.divisor,
+            **built.extra(),
         )
 
     visit_BinaryOperation = _check

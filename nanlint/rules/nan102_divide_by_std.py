@@ -4,6 +4,7 @@ import libcst as cst
 
 from ..facts import STD_KINDS
 from ..patterns import code, division
+from ._guards import Built, clamp_divisor, clamp_inside_root, divisor_root
 from .base import Rule, Witness
 
 
@@ -30,19 +31,62 @@ class DivideByStd(Rule):
 
     ## Use instead
     ```python
-    advantages = (returns - returns.mean()) / (returns.std() + 1e-5)
-    x_hat = (x - mu) / torch.sqrt(var + 1e-5)
+    advantages = (returns - returns.mean()) / returns.std().clamp_min(torch.finfo(returns.dtype).eps)
+    x_hat = (x - mu) / torch.sqrt(var.clamp_min(torch.finfo(var.dtype).eps))
     ```
+    A literal eps must survive the dtype: `+ 1e-8` is 0 in float16 and even
+    `1e-5` leaves an infinite gradient there (1/eps > 65504).
+
+    ## Fix
+    A standard deviation is clamped after it is computed,
+    `/ x.std().clamp_min(torch.finfo(x.dtype).eps)` (PyTorch masks the gradient
+    of `std` at 0, row 6); a square root of a variance is clamped inside the
+    root, `torch.sqrt(var.clamp_min(torch.finfo(var.dtype).eps))`, because a clamp
+    after it would multiply the root's infinite gradient by 0 (row 4). Both are
+    finite, forward and gradient, at a constant input in float32, bfloat16 and
+    float16 (docs/numerics-extra.md). One limit remains in float16: the gradient
+    with respect to the mean is the sum of the upstream gradients divided by eps,
+    so a loss that *sums* 64 or more standardised values of a constant input
+    still overflows (a mean-reduced loss does not). Standardise in float32 when
+    that matters. `fix-eps` sets a literal instead (refused below 1.53e-5 in
+    float16 for a clamped std). No fix when nothing shows the divisor is a
+    tensor (a numpy array's `.std()` in a file that imports numpy, with no
+    `dim=`/`keepdim=` to tell them apart) or when it is a Python number (`.item()`).
 
     ## Fix safety
-    Adding eps changes the result slightly for every input; unsafe fix.
+    The clamp changes the result only where the deviation is below eps; it is
+    an unsafe fix because it changes numerics.
     """
 
     code = "NAN102"
     name = "divide-by-std"
     summary = "standardisation by a standard deviation that can be zero"
     rows = "4, 6"
-    screen = re.compile(r"std|var|sqrt|\*\*\s*\(?\s*0?\.5|pow")
+    screen = re.compile(r"""
+          std(?<!\wstd)\s*[(] | std(?<!\wstd)\s+as\b | std_mean  # x.std(), torch.std_mean
+        # or a square root (of a variance):
+        | sqrt(?<!\wsqrt)(?<!math\.sqrt)(?<!np\.sqrt)(?<!numpy\.sqrt)_?(?!\w)  # torch.sqrt, x.sqrt_()
+        | torch\s+as\s+(?:c?math|numpy|np)\b | functional\s+as\s+(?:c?math|numpy|np)\b  # np.sqrt is torch's
+        # ``**`` (not ``**kwargs``), ``pow(``, ``float_power(`` with an exponent that may be 0.5: not a nonzero
+        # integer, a negative number or a call
+        | \*\*(?<![(,{*]\*\*)(?<![(,{][ ]\*\*)(?<![(,{]\n[ ]{4}\*\*)(?<![(,{]\n[ ]{8}\*\*)(?<![(,{]\n[ ]{12}\*\*)
+              (?<![(,{]\n[ ]{16}\*\*)(?<![(,{]\n[ ]{20}\*\*)(?<![(,{]\n[ ]{24}\*\*)
+              (?!\s*(?: -\s*[\d.]  # a negative number
+                      | [1-9][\d_]*(?![\w.])(?!\s*\*\*)  # a nonzero integer (but 2 ** -1 is 0.5)
+                      | [-+]?\s*[(](?=[^()]*?\w(?<!float)\s*[(])  # a group holding a call
+                      | [-+]?\s*(?!float\s*[(])(?:[^\W\d]\w*\s*\.\s*)*[^\W\d]\w*\s*[(] ))  # a call
+        | pow(?<!\wpow)_?\s*[(]
+              (?!\s*(?: -\s*[\d.]  # a negative number
+                      | [1-9][\d_]*(?![\w.])(?!\s*\*\*)  # a nonzero integer (but 2 ** -1 is 0.5)
+                      | [-+]?\s*[(](?=[^()]*?\w(?<!float)\s*[(])  # a group holding a call
+                      | [-+]?\s*(?!float\s*[(])(?:[^\W\d]\w*\s*\.\s*)*[^\W\d]\w*\s*[(] ))  # a call
+        | float_power_?\s*[(]
+              (?!\s*(?: -\s*[\d.]  # a negative number
+                      | [1-9][\d_]*(?![\w.])(?!\s*\*\*)  # a nonzero integer (but 2 ** -1 is 0.5)
+                      | [-+]?\s*[(](?=[^()]*?\w(?<!float)\s*[(])  # a group holding a call
+                      | [-+]?\s*(?!float\s*[(])(?:[^\W\d]\w*\s*\.\s*)*[^\W\d]\w*\s*[(] ))  # a call
+        | pow(?<!\wpow)\s+as\b | float_power\s+as\b
+        """, re.VERBOSE)
     witnesses = (
         Witness(
             setup="x = leaf(torch.full((8,), 3.0, dtype=dtype))",
@@ -54,6 +98,18 @@ class DivideByStd(Rule):
             setup="x = leaf(torch.full((8,), 3.0, dtype=dtype))",
             hazard="y = (x - x.mean()) / x.std()",
             fixed="y = (x - x.mean()) / x.std().clamp_min(1e-3)",
+        ),
+        Witness(  # the text the fix writes
+            setup="x = leaf(torch.full((8,), 3.0, dtype=dtype))",
+            hazard="y = (x - x.mean()) / x.std()",
+            fixed="y = (x - x.mean()) / x.std().clamp_min(torch.finfo(x.dtype).eps)",
+        ),
+        Witness(
+            setup="x = leaf(torch.full((2, 8), 3.0, dtype=dtype))",
+            hazard="mu = x.mean(-1, keepdim=True); var = x.var(-1, keepdim=True, unbiased=False); "
+                   "y = (x - mu) / torch.sqrt(var)",
+            fixed="mu = x.mean(-1, keepdim=True); var = x.var(-1, keepdim=True, unbiased=False); "
+                  "y = (x - mu) / torch.sqrt(var.clamp_min(torch.finfo(var.dtype).eps))",
         ),
         Witness(
             setup="x = leaf(torch.full((2, 8), 3.0, dtype=dtype))",
@@ -68,14 +124,23 @@ class DivideByStd(Rule):
         found = division(node, self.ctx)
         if found is None:
             return
-        source = self.facts.zero_source(found.divisor, self.ctx.at())
+        at = self.ctx.at()
+        source = self.facts.zero_source(found.divisor, at)
         if source is None or source.kind not in STD_KINDS:
             return
+        inner = divisor_root(self.ctx, source)
+        if inner is not None:
+            built = clamp_inside_root(self.ctx, inner, "divide-sqrt", "variance")
+        elif source.kind == "square root of a variance":
+            built = Built(reason="the square root of the variance could not be located for the fix")
+        else:
+            built = clamp_divisor(self.ctx, found.divisor, source, at, "standard deviation")
         self.report(
             node,
             f"division by `{code(self.ctx, found.divisor)}`, {source.described} that is 0 for a constant input "
             "(forward NaN); add an eps: `/ (std + eps)` or `sqrt(var + eps)`",
             target=found.divisor,
+            **built.extra(),
         )
 
     visit_BinaryOperation = _check

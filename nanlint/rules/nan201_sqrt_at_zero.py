@@ -1,8 +1,14 @@
 import re
+from typing import Optional
 
 import libcst as cst
 
-from ..patterns import code, root
+from ..context import FileContext
+from ..facts import ZeroSource
+from ..fixspec import SAFE, UNSAFE, FixSpec, Replace, is_atom, torch_reference
+from ..names import TorchCall
+from ..patterns import Root, code, division, root
+from ._guards import Built, clamp_inside_root, tensor_evidence
 from .base import Rule, Witness
 
 
@@ -36,25 +42,76 @@ class SqrtAtZero(Rule):
     ```python
     loss = torch.sqrt(F.mse_loss(pred, target))
     std = torch.sqrt(x.var(dim=0, unbiased=False))
+    dist = torch.sqrt((p - t) ** 2)
     ```
 
     ## Use instead
     ```python
-    loss = torch.sqrt(F.mse_loss(pred, target) + 1e-6)
-    std = x.std(dim=0, unbiased=False)          # or torch.sqrt(var + eps)
-    dist = (p - t).abs()                        # instead of sqrt((p - t) ** 2)
+    loss = torch.linalg.vector_norm(pred - target) / (pred - target).numel() ** 0.5
+    std = x.std(dim=0, unbiased=False)
+    dist = (p - t).abs()
+    rms = torch.sqrt(sq.mean().clamp_min(torch.finfo(sq.dtype).tiny))   # anything else
     ```
-    `+ 1e-8` is not enough in float16 code: it rounds to 0 (rows 10, 45).
+    The first three are exact rewrites with no eps: the norm, `std` and `abs`
+    all have a zero gradient at 0 in PyTorch (rows 2, 4, 8, 10). A literal eps
+    must survive the dtype: `+ 1e-8` is not enough in float16 code, it rounds to 0
+    (rows 10, 45).
+
+    ## Fix
+    - `torch.sqrt((p - t) ** 2)` (also `.pow(2)`, `torch.square`, `d * d`) -> `(p - t).abs()`;
+      `torch.sqrt(x.var(...))` -> `x.std(...)`. Same values; safe fixes.
+    - RMSE `torch.sqrt(F.mse_loss(p, t))` with plain `p`, `t` ->
+      `torch.linalg.vector_norm(p - t) / (p - t).numel() ** 0.5` (`reduction="sum"`: no
+      division). Mathematically the same value, but computed differently (and
+      in `vector_norm`'s dtype under autocast): unsafe fix.
+    - Anything else: the root's argument is clamped,
+      `torch.sqrt(v.clamp_min(torch.finfo(<tensor>.dtype).tiny))`; `tiny` (the smallest
+      normal number) keeps the value off exact 0 and moves it by at most
+      sqrt(tiny): 1.1e-19 in float32/bfloat16, 7.8e-3 in float16. When the root
+      is a divisor (`x / torch.sqrt(v)`, also through a variable) the clamp uses
+      `.eps` instead, the same fix as NAN101/NAN102, so that the quotient's
+      gradient stays bounded (eps ** -0.5: 2896, 11, 32). Finite forward and
+      gradient at v = 0 in float32, bfloat16 and float16 (docs/numerics-extra.md);
+      unsafe fix.
+    - `torch.hypot(a, b)` -> `torch.linalg.vector_norm(torch.stack(torch.broadcast_tensors(a, b)), dim=0)`;
+      unsafe fix (a different algorithm: `hypot` avoids overflow of the squares).
+
+    No fix (the finding says why) for `v ** 0.5` when nothing shows that `v` is a
+    tensor (`(w * w + h * h) ** 0.5` on Python numbers has no `.clamp_min`), or
+    when no tensor names the dtype (set `fix-eps` to use a literal).
 
     ## Fix safety
-    Adding eps inside the root changes the value by about sqrt(eps); unsafe fix.
+    The `abs` and `std` rewrites are safe; the rest change numerics and are unsafe.
     """
 
     code = "NAN201"
     name = "sqrt-at-zero"
     summary = "square root of a value that can be exactly zero (infinite gradient)"
     rows = "3, 4, 9, 10, 12"
-    screen = re.compile(r"sqrt|\*\*\s*\(?\s*0?\.5|pow|hypot")
+    screen = re.compile(r"""
+          hypot(?<!\whypot)(?!\w)  # torch.hypot
+        | sqrt(?<!\wsqrt)(?<!math\.sqrt)(?<!np\.sqrt)(?<!numpy\.sqrt)_?(?!\w)  # torch.sqrt, x.sqrt_()
+        | torch\s+as\s+(?:c?math|numpy|np)\b | functional\s+as\s+(?:c?math|numpy|np)\b  # np.sqrt is torch's
+        # ``**`` (not ``**kwargs``), ``pow(``, ``float_power(`` with an exponent that may be 0.5: not a nonzero
+        # integer, a negative number or a call
+        | \*\*(?<![(,{*]\*\*)(?<![(,{][ ]\*\*)(?<![(,{]\n[ ]{4}\*\*)(?<![(,{]\n[ ]{8}\*\*)(?<![(,{]\n[ ]{12}\*\*)
+              (?<![(,{]\n[ ]{16}\*\*)(?<![(,{]\n[ ]{20}\*\*)(?<![(,{]\n[ ]{24}\*\*)
+              (?!\s*(?: -\s*[\d.]  # a negative number
+                      | [1-9][\d_]*(?![\w.])(?!\s*\*\*)  # a nonzero integer (but 2 ** -1 is 0.5)
+                      | [-+]?\s*[(](?=[^()]*?\w(?<!float)\s*[(])  # a group holding a call
+                      | [-+]?\s*(?!float\s*[(])(?:[^\W\d]\w*\s*\.\s*)*[^\W\d]\w*\s*[(] ))  # a call
+        | pow(?<!\wpow)_?\s*[(]
+              (?!\s*(?: -\s*[\d.]  # a negative number
+                      | [1-9][\d_]*(?![\w.])(?!\s*\*\*)  # a nonzero integer (but 2 ** -1 is 0.5)
+                      | [-+]?\s*[(](?=[^()]*?\w(?<!float)\s*[(])  # a group holding a call
+                      | [-+]?\s*(?!float\s*[(])(?:[^\W\d]\w*\s*\.\s*)*[^\W\d]\w*\s*[(] ))  # a call
+        | float_power_?\s*[(]
+              (?!\s*(?: -\s*[\d.]  # a negative number
+                      | [1-9][\d_]*(?![\w.])(?!\s*\*\*)  # a nonzero integer (but 2 ** -1 is 0.5)
+                      | [-+]?\s*[(](?=[^()]*?\w(?<!float)\s*[(])  # a group holding a call
+                      | [-+]?\s*(?!float\s*[(])(?:[^\W\d]\w*\s*\.\s*)*[^\W\d]\w*\s*[(] ))  # a call
+        | pow(?<!\wpow)\s+as\b | float_power\s+as\b
+        """, re.VERBOSE)
     witnesses = (
         Witness(
             setup="p = leaf(torch.ones(4, dtype=dtype)); t = torch.ones(4, dtype=dtype)",
@@ -76,33 +133,227 @@ class SqrtAtZero(Rule):
             hazard="y = torch.hypot(a, b)",
             fixed="y = torch.linalg.vector_norm(torch.stack([a, b]), dim=0)",
         ),
+        Witness(  # the texts the fixes write
+            setup="p = leaf(torch.ones(4, dtype=dtype)); t = torch.ones(4, dtype=dtype)",
+            hazard="y = torch.sqrt(F.mse_loss(p, t))",
+            fixed="y = torch.linalg.vector_norm(p - t) / (p - t).numel() ** 0.5",
+        ),
+        Witness(
+            setup="x = leaf(torch.full((8,), 2.0, dtype=dtype))",
+            hazard="sq = (x - x.mean()) ** 2; y = torch.sqrt(sq.mean())",
+            fixed="sq = (x - x.mean()) ** 2; y = torch.sqrt(sq.mean().clamp_min(torch.finfo(sq.dtype).tiny))",
+        ),
     )
 
+    def __init__(self, ctx: FileContext) -> None:
+        super().__init__(ctx)
+        # roots seen as divisors before they were visited / reported roots, by id: their fix clamps with .eps
+        self._divisor_roots: set[int] = set()
+        self._reported: dict[int, tuple[dict[str, object], Root]] = {}
+
     def visit_BinaryOperation(self, node: cst.BinaryOperation) -> None:
-        if not self.ctx.in_no_grad():
-            self._check(node)
+        self._note_division(node)
+        self._check(node)
+
+    def visit_AugAssign(self, node: cst.AugAssign) -> None:
+        self._note_division(node)
 
     def visit_Call(self, node: cst.Call) -> None:
-        if self.ctx.in_no_grad():
-            return  # the hazard is the gradient; none is recorded here
+        self._note_division(node)
         tc = self.ctx.match(node)
         if tc is not None and tc.key == "hypot":
+            if self.ctx.in_no_grad():
+                return
             self.report(node, "`torch.hypot` has a NaN gradient when both inputs are 0; use "
-                              "`torch.linalg.vector_norm(torch.stack([a, b]), dim=0)`")
+                              "`torch.linalg.vector_norm(torch.stack([a, b]), dim=0)`", **self._hypot_fix(tc).extra())
             return
         self._check(node)
 
     def _check(self, node: cst.CSTNode) -> None:
         found = root(node, self.ctx)
-        if found is None or found.reciprocal:
-            return
+        if found is None or found.reciprocal or self.ctx.in_no_grad():
+            return  # a gradient-only hazard: no graph is recorded under no_grad / inference_mode
         source = self.facts.sqrt_hazard(found.operand, self.ctx.at())
         if source is None:
             return
         advice = "use `(p - t).abs()`" if source.kind == "squared difference" else "add an eps inside the root"
+        if id(node) in self._divisor_roots:
+            built = clamp_inside_root(self.ctx, found, "divide-sqrt", source.kind)
+        else:
+            built = self._exact_fix(found, source) or clamp_inside_root(self.ctx, found, "sqrt", source.kind)
         self.report(
             node,
             f"square root of `{code(self.ctx, found.operand)}`, {source.described} that can be exactly 0: "
             f"the gradient there is inf * 0 = NaN; {advice}",
             target=found.operand,
+            **built.extra(),
         )
+        self._reported[id(node)] = (self.ctx.findings[-1].extra, found)
+
+    def _note_division(self, node: cst.CSTNode) -> None:
+        """A root used as a divisor gets the divisor's clamp (the one NAN101/NAN102 write)."""
+        found = division(node, self.ctx)
+        if found is None or not self._may_hold_root(found.divisor):
+            return
+        source = self.facts.zero_source(found.divisor, self.ctx.at())
+        if source is None or source.kind not in ("hand-written norm", "square root of a variance"):
+            return
+        reported = self._reported.get(id(source.node))
+        if reported is None:
+            self._divisor_roots.add(id(source.node))
+            return
+        extra, earlier = reported
+        what = self.facts.sqrt_hazard(earlier.operand, self.ctx.at())
+        built = clamp_inside_root(self.ctx, earlier, "divide-sqrt", what.kind if what else "value")
+        extra.pop("fix", None)
+        extra.pop("no_fix_reason", None)
+        extra.update(built.extra())
+
+    def _may_hold_root(self, expr: cst.BaseExpression, depth: int = 0) -> bool:
+        """A cheap structural filter before the full ``zero_source`` of a divisor: can a square root be in it?"""
+        if depth > 6:
+            return False
+        if isinstance(expr, cst.Call):
+            func = expr.func
+            name = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(
+                func, cst.Name) else ""
+            if name in ("sqrt", "sqrt_", "pow", "pow_", "float_power"):
+                return True
+            return isinstance(func, cst.Attribute) and self._may_hold_root(func.value, depth + 1)
+        if isinstance(expr, cst.BinaryOperation):
+            return isinstance(expr.operator, cst.Power) or self._may_hold_root(expr.left, depth + 1) \
+                or self._may_hold_root(expr.right, depth + 1)
+        if isinstance(expr, cst.Subscript):
+            return self._may_hold_root(expr.value, depth + 1)
+        if isinstance(expr, (cst.Name, cst.Attribute)):
+            binding = self.facts.binding(expr, self.ctx.at())
+            return binding is not None and binding.value is not None and \
+                self._may_hold_root(binding.value, depth + 1)
+        return False
+
+    # -- exact rewrites ---------------------------------------------------------------
+    def _exact_fix(self, found: Root, source: ZeroSource) -> Optional[Built]:
+        operand = found.operand
+        module = self.ctx.module
+        assert module is not None
+        if source.node is not operand or "#" in module.code_for_node(found.node):
+            return None  # through a variable, or comments would be lost: clamp instead
+        if found.form.startswith("**") and not tensor_evidence(operand, self.ctx, self.ctx.at()):
+            return None  # maybe Python numbers, which have no `.abs()` / `.std()`: see clamp_inside_root
+        if source.kind == "squared difference":
+            difference = _squared_difference(operand, self.ctx)
+            if difference is not None:
+                text = module.code_for_node(difference).strip()
+                if not is_atom(difference):
+                    text = f"({text})"
+                return Built(FixSpec(SAFE, f"Replace the root of a square by `{text}.abs()` (zero gradient at 0)",
+                                     (Replace(found.node, f"{text}.abs()"),)))
+        if source.kind == "variance" and isinstance(operand, cst.Call) and isinstance(operand.func, cst.Attribute):
+            tc = self.ctx.match(operand)
+            if tc is not None and tc.key == "var":
+                std = operand.with_changes(func=operand.func.with_changes(attr=cst.Name("std")))
+                return Built(FixSpec(SAFE, "Replace the root of a variance by `std` (zero gradient at 0)",
+                                     (Replace(found.node, std),)))
+        if source.kind == "MSE" and isinstance(operand, cst.Call):
+            return self._rmse_fix(found, operand)
+        return None
+
+    def _rmse_fix(self, found: Root, call: cst.Call) -> Optional[Built]:
+        tc = self.ctx.match(call)
+        if tc is None or tc.key != "F.mse_loss" or tc.is_method or tc.operand is None:
+            return None
+        target = tc.argument("target", 0)
+        reduction = tc.keyword("reduction")
+        extra = [a for a in tc.args if a.value is not target and a.value is not reduction]
+        if target is None or extra or len([a for a in tc.args if a.keyword is None]) > 1:
+            return None
+        mode = "mean"
+        if reduction is not None:
+            if not isinstance(reduction, cst.SimpleString) or reduction.evaluated_value not in ("mean", "sum"):
+                return None
+            mode = str(reduction.evaluated_value)
+        if not (_plain(tc.operand) and _plain(target)):
+            return None
+        assert self.ctx.module is not None
+        norm, changes = torch_reference(self.ctx.module, "linalg.vector_norm")
+        if norm is None:
+            return None
+        p = self.ctx.module.code_for_node(tc.operand).strip()
+        t = self.ctx.module.code_for_node(target).strip()
+        if not (is_atom(tc.operand) or isinstance(tc.operand, (cst.UnaryOperation, cst.BinaryOperation))):
+            p = f"({p})"
+        t = t if is_atom(target) else f"({t})"
+        diff = f"{p} - {t}"
+        text = f"{norm}({diff})" if mode == "sum" else f"{norm}({diff}) / ({diff}).numel() ** 0.5"
+        if mode == "mean" and not _standalone(self.ctx):
+            text = f"({text})"
+        return Built(FixSpec(
+            UNSAFE,
+            f"Compute the RMSE as a norm: `{text}` (same value, zero gradient at 0; no eps)",
+            (Replace(found.node, text),) + changes,
+        ))
+
+    def _hypot_fix(self, tc: TorchCall) -> Built:
+        assert self.ctx.module is not None
+        other = tc.argument("other", 0)
+        if tc.operand is None or other is None or len(tc.args) != 1 or tc.keyword("out") is not None:
+            return Built(reason="only `torch.hypot(a, b)` with two arguments is rewritten")
+        if "#" in self.ctx.module.code_for_node(tc.node):
+            return Built(reason="the call holds a comment the rewrite would drop")
+        norm, changes = torch_reference(self.ctx.module, "linalg.vector_norm")
+        stack, more = torch_reference(self.ctx.module, "stack")
+        broadcast, more2 = torch_reference(self.ctx.module, "broadcast_tensors")
+        if norm is None or stack is None or broadcast is None:
+            return Built(reason="no place to add `import torch`")
+        a = self.ctx.module.code_for_node(tc.operand).strip()
+        b = self.ctx.module.code_for_node(other).strip()
+        text = f"{norm}({stack}({broadcast}({a}, {b})), dim=0)"
+        return Built(FixSpec(UNSAFE, f"Replace `hypot` by a norm over the stacked inputs: `{text}`",
+                             (Replace(tc.node, text),) + changes + more + more2))
+
+
+def _squared_difference(expr: cst.BaseExpression, ctx: FileContext) -> Optional[cst.BaseExpression]:
+    """``d`` of an inline ``d ** 2`` / ``d.pow(2)`` / ``torch.square(d)`` / ``d * d`` where ``d`` is ``a - b``."""
+    base: Optional[cst.BaseExpression] = None
+    if isinstance(expr, cst.BinaryOperation):
+        if isinstance(expr.operator, cst.Power) and ctx.facts.literal(expr.right, ctx.at()) == 2:
+            base = expr.left
+        elif isinstance(expr.operator, cst.Multiply) and expr.left.deep_equals(expr.right):
+            base = expr.left
+    elif isinstance(expr, cst.Call):
+        tc = ctx.match(expr)
+        if tc is not None and tc.key in ("square",):
+            base = tc.operand
+        elif tc is not None and tc.key in ("pow", "float_power") and \
+                ctx.facts.literal(tc.argument("exponent", 0), ctx.at()) == 2:
+            base = tc.operand
+    if base is None:
+        return None
+    if isinstance(base, cst.BinaryOperation) and isinstance(base.operator, cst.Subtract):
+        return base
+    if isinstance(base, cst.Call) and isinstance(base.func, cst.Attribute) and base.func.attr.value in (
+            "sub", "subtract"):
+        return base
+    return None
+
+
+_UNPLAIN = (cst.Call, cst.NamedExpr, cst.Await, cst.Yield, cst.Lambda, cst.ListComp, cst.GeneratorExp,
+            cst.SetComp, cst.DictComp)
+
+
+def _plain(expr: cst.BaseExpression) -> bool:
+    """An expression that can be evaluated twice without side effects or cost: no calls."""
+    stack: list[cst.CSTNode] = [expr]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, _UNPLAIN):
+            return False
+        stack.extend(node.children)
+    return True
+
+
+def _standalone(ctx: FileContext) -> bool:
+    """The node being visited is a whole value (assigned, returned, an argument), not an operand."""
+    parent = ctx.parent()
+    return isinstance(parent, (cst.Assign, cst.AnnAssign, cst.AugAssign, cst.Return, cst.Arg, cst.Expr,
+                               cst.Element, cst.DictElement))

@@ -3,6 +3,7 @@ import re
 import libcst as cst
 
 from ..patterns import code, root
+from ._guards import add_eps
 from .base import Rule, Witness
 
 
@@ -26,11 +27,23 @@ class RsqrtAtZero(Rule):
 
     ## Use instead
     ```python
-    hidden = hidden * torch.rsqrt(variance + 1e-6)
+    hidden = hidden * torch.rsqrt(variance + torch.finfo(variance.dtype).eps)
     ```
-    In float16 even `+ 1e-5` leaves a NaN gradient (rsqrt's derivative, about
-    eps^-1.5, overflows; rows 5 and 45): compute the statistics in float32
-    (`hidden.float()`), as most production RMSNorms do.
+    A literal eps must be at least about 6.2e-4 in float16: the derivative of
+    rsqrt at eps is about eps^-1.5, and `1e-5` or `1e-6` (the usual LayerNorm and
+    RMSNorm values) overflow it, leaving a NaN gradient (rows 5 and 45).
+    `torch.finfo(dtype).eps` is 2**-10 in float16, where eps^-1.5 = 2**15 fits.
+    Production RMSNorms compute the statistics in float32 (`hidden.float()`),
+    which is the most robust choice.
+
+    ## Fix
+    `rsqrt(v)` -> `rsqrt(v + torch.finfo(v.dtype).eps)` (also for `v.rsqrt()`,
+    `v ** -0.5`, `v.pow(-0.5)`). Finite forward and gradient at v = 0 in float32,
+    bfloat16 and float16 (docs/numerics-extra.md). In float16 the gradient at
+    v = 0 is 2**15, half the float16 maximum: finite at the trigger, but an
+    upstream gradient above 2 there still overflows; compute in float32 when
+    that matters. `fix-eps` sets a literal instead (refused below 6.2e-4 in
+    float16).
 
     ## Fix safety
     Adding eps changes the result slightly; unsafe fix.
@@ -40,7 +53,28 @@ class RsqrtAtZero(Rule):
     name = "rsqrt-at-zero"
     summary = "reciprocal square root of a variance that can be zero"
     rows = "5, 45"
-    screen = re.compile(r"rsqrt|\*\*\s*\(?\s*-\s*0?\.5|pow")
+    screen = re.compile(r"""
+          rsqrt  # torch.rsqrt, x.rsqrt_()
+        # ``**`` (not ``**kwargs``), ``pow(``, ``float_power(`` with an exponent that may be -0.5: not a nonzero
+        # integer, a positive number or a call
+        | \*\*(?<![(,{*]\*\*)(?<![(,{][ ]\*\*)(?<![(,{]\n[ ]{4}\*\*)(?<![(,{]\n[ ]{8}\*\*)(?<![(,{]\n[ ]{12}\*\*)
+              (?<![(,{]\n[ ]{16}\*\*)(?<![(,{]\n[ ]{20}\*\*)(?<![(,{]\n[ ]{24}\*\*)
+              (?!\s*(?: \.?\d  # a positive number
+                      | -\s*[1-9][\d_]*(?![\w.])(?!\s*\*\*)  # minus a nonzero integer
+                      | [-+]?\s*[(](?=[^()]*?\w(?<!float)\s*[(])  # a group holding a call
+                      | [-+]?\s*(?!float\s*[(])(?:[^\W\d]\w*\s*\.\s*)*[^\W\d]\w*\s*[(] ))  # a call
+        | pow(?<!\wpow)_?\s*[(]
+              (?!\s*(?: \.?\d  # a positive number
+                      | -\s*[1-9][\d_]*(?![\w.])(?!\s*\*\*)  # minus a nonzero integer
+                      | [-+]?\s*[(](?=[^()]*?\w(?<!float)\s*[(])  # a group holding a call
+                      | [-+]?\s*(?!float\s*[(])(?:[^\W\d]\w*\s*\.\s*)*[^\W\d]\w*\s*[(] ))  # a call
+        | float_power_?\s*[(]
+              (?!\s*(?: \.?\d  # a positive number
+                      | -\s*[1-9][\d_]*(?![\w.])(?!\s*\*\*)  # minus a nonzero integer
+                      | [-+]?\s*[(](?=[^()]*?\w(?<!float)\s*[(])  # a group holding a call
+                      | [-+]?\s*(?!float\s*[(])(?:[^\W\d]\w*\s*\.\s*)*[^\W\d]\w*\s*[(] ))  # a call
+        | pow(?<!\wpow)\s+as\b | float_power\s+as\b
+        """, re.VERBOSE)
     witnesses = (
         Witness(
             setup="h = leaf(torch.zeros(2, 8, dtype=dtype))",
@@ -53,6 +87,12 @@ class RsqrtAtZero(Rule):
             hazard="variance = h.pow(2).mean(-1, keepdim=True); y = h * torch.rsqrt(variance)",
             fixed="hf = h.float(); variance = hf.pow(2).mean(-1, keepdim=True); "
                   "y = (hf * torch.rsqrt(variance + 1e-6)).to(h.dtype)",
+        ),
+        Witness(  # the text the fix writes
+            setup="h = leaf(torch.zeros(2, 8, dtype=dtype))",
+            hazard="variance = h.pow(2).mean(-1, keepdim=True); y = h * torch.rsqrt(variance)",
+            fixed="variance = h.pow(2).mean(-1, keepdim=True); "
+                  "y = h * torch.rsqrt(variance + torch.finfo(variance.dtype).eps)",
         ),
     )
 
@@ -74,4 +114,5 @@ class RsqrtAtZero(Rule):
             f"reciprocal square root of `{code(self.ctx, found.operand)}`, {source.described} that is 0 for a "
             "constant or zero input (forward Inf, NaN gradient); add an eps: `rsqrt(var + eps)`",
             target=found.operand,
+            **add_eps(self.ctx, found, source.kind).extra(),
         )

@@ -2,7 +2,7 @@ import re
 
 import libcst as cst
 
-from ._training_loop import Event, LoopRule
+from ._training_loop import Event, LoopRule, clip_fix
 from .base import Witness
 
 
@@ -46,6 +46,22 @@ class MissingGradClipping(LoopRule):
     With a `GradScaler`, call `scaler.unscale_(optimizer)` before clipping
     (see NAN602).
 
+    ## Fix
+    Inserts `torch.nn.utils.clip_grad_norm_(<params>, max_norm=1.0)` on the line
+    before the step (so that with gradient accumulation it clips the summed
+    gradient once, right before it is applied); `max_norm` comes from the
+    `max-grad-norm` option. `<params>` is read from the optimizer's
+    construction: `torch.optim.AdamW(model.parameters(), ...)` gives
+    `model.parameters()` (a generator the optimizer consumed is rebuilt, a list
+    is reused by name); param groups (a list of dicts, which `clip_grad_norm_`
+    does not accept) give `[p for g in optimizer.param_groups for p in g["params"]]`.
+    Under a `GradScaler` (`scaler.scale(loss).backward()` ... `scaler.step(opt)`),
+    `scaler.unscale_(opt)` is inserted first so that the clip sees real
+    gradients. No fix when the optimizer's construction is not visible in the
+    file or is not a known optimizer class, or when a framework owns the
+    backward (`accelerator.backward(loss)`: use its own clipping): the finding
+    says why. `import torch` is added only when no import names torch.
+
     ## Fix safety
     Clipping changes the update of every step whose gradient norm exceeds
     `max_norm`; unsafe fix.
@@ -55,7 +71,7 @@ class MissingGradClipping(LoopRule):
     name = "missing-grad-clipping"
     summary = "optimizer step after backward() with no gradient clipping"
     rows = "§5.3"
-    screen = re.compile(r"backward")
+    screen = re.compile(r"backward(?<!def backward)\s*\(")  # a call of backward / manual_backward
     _LOOP = (
         "opt = torch.optim.SGD(model.parameters(), lr=1.0)\n"
         "for step in range(4):\n"
@@ -81,16 +97,20 @@ class MissingGradClipping(LoopRule):
             return
         last_backward = None
         clipped = False
+        unscaled = False
         for event in events:
             if event.kind == "backward":
-                last_backward, clipped = event, False
+                last_backward, clipped, unscaled = event, False, False
             elif event.kind == "clip":
                 clipped = True
+            elif event.kind == "unscale":
+                unscaled = True
             elif event.kind == "step" and last_backward is not None:
                 if not clipped:
                     self.report(
                         event.node,
                         "optimizer step after `backward()` with no gradient clipping in between; a gradient "
                         "spike becomes an Inf/NaN weight: call `torch.nn.utils.clip_grad_norm_(...)` first",
+                        **clip_fix(self.ctx, last_backward, event, unscaled).extra(),
                     )
                 last_backward = None

@@ -1,8 +1,9 @@
 import re
+from typing import Optional
 
 import libcst as cst
 
-from ._training_loop import Event, LoopRule
+from ._training_loop import Event, LoopRule, unscale_fix
 from .base import Witness
 
 
@@ -37,6 +38,14 @@ class ClipBeforeUnscale(LoopRule):
     scaler.step(optimizer)
     ```
 
+    ## Fix
+    Inserts `scaler.unscale_(optimizer)` on the line before the clip, with the
+    scaler of the `scaler.scale(loss).backward()` call and the optimizer of the
+    step that follows. An `unscale_` of that optimizer placed after the clip is
+    removed (calling `unscale_` twice before a step raises). No fix when no step
+    follows in the function or when the clip sits in a loop of its own (the
+    inserted `unscale_` would run more than once per step).
+
     ## Fix safety
     Inserting `unscale_` changes which gradients are clipped; unsafe fix.
     """
@@ -45,7 +54,7 @@ class ClipBeforeUnscale(LoopRule):
     name = "clip-before-unscale"
     summary = "gradient clipping on scaled gradients (no scaler.unscale_ first)"
     rows = "§3, §5.3"
-    screen = re.compile(r"\.scale\(")
+    screen = re.compile(r"\.\s*scale\s*\(")  # scaler.scale(loss)
     _LOOP = (
         "opt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
         "scaler = torch.amp.GradScaler('cpu', init_scale=2.0 ** 16)\n"
@@ -69,18 +78,19 @@ class ClipBeforeUnscale(LoopRule):
     )
 
     def check(self, events: list[Event], owner: cst.CSTNode) -> None:
-        scaled_backward = False
+        scaled_backward: Optional[Event] = None
         unscaled = False
-        for event in events:
+        for index, event in enumerate(events):
             if event.kind == "backward":
-                scaled_backward, unscaled = event.scaled, False
+                scaled_backward, unscaled = (event if event.scaled else None), False
             elif event.kind == "unscale":
                 unscaled = True
-            elif event.kind == "clip" and event.torch_clip and scaled_backward and not unscaled:
+            elif event.kind == "clip" and event.torch_clip and scaled_backward is not None and not unscaled:
                 self.report(
                     event.node,
                     "gradient clipping after `scaler.scale(loss).backward()` without `scaler.unscale_(optimizer)` "
                     "clips the scaled gradients (by the loss scale, e.g. 65536x); unscale first",
+                    **unscale_fix(self.ctx, scaled_backward, event, events[index + 1:]).extra(),
                 )
             elif event.kind == "step":
-                scaled_backward = False
+                scaled_backward = None

@@ -1,0 +1,345 @@
+#!/usr/bin/env python3
+"""Benchmark nanlint over a corpus of real PyTorch code, against libcst's bare parse, ruff and TorchFix.
+
+    python benchmarks/bench_lint.py                      # corpus in ./corpus (built if missing)
+    python benchmarks/bench_lint.py --corpus /work/corpus --repeat 3
+    python benchmarks/bench_lint.py --quick              # the timm slice only
+    python benchmarks/bench_lint.py --setup-tools        # first: venvs for ruff and TorchFix under /tmp
+
+Every configuration runs as a separate process, ``--repeat`` times (the expensive
+reference rows fewer, see ``--slow-repeat``); the table shows files, lines,
+wall seconds (median, min, max), lines per second, the peak RSS of the whole
+process tree (sampled every 20 ms: the sum over the main process and its
+workers) and of its largest process (``ru_maxrss``), and the ratio to a bare
+two-process ``libcst.parse_module`` of the same files, measured in the same run.
+
+Configurations (whole corpus, and the timm slice):
+
+* ``ast.parse`` (1 process) and bare ``libcst.parse_module`` (2 processes): references;
+* nanlint *plain*: one process, the whole file parsed, no cache (``NANLINT_SECOND_STAGE=0 --jobs 1
+  --no-cache``): the path every other must agree with;
+* nanlint *cold*: every default rule, the default ``--jobs`` (one per core), an empty cache;
+* nanlint *warm*: the same command again, no file changed (the cache answers);
+* nanlint cold without the second-stage screen, and with only the seed rules (levers);
+* ruff (``--select ALL`` and its defaults, ``--no-cache``) and TorchFix 0.7.0 (timm slice: it takes
+  ~2 minutes there and ~30 on the corpus; ``--torchfix-corpus`` adds the corpus row).
+
+The findings of cold, warm and plain runs are compared (JSON output) and the
+table says whether they are identical. Targets (issue 6): cold <= 0.35 x the bare
+two-process parse, warm <= 5 % of cold, peak RSS not growing with the number of files.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+PACKAGES = ("diffusers", "pytorch_lightning", "timm", "transformers")
+SEED_RULES = "NAN101,NAN102,NAN201,NAN202,NAN601,NAN602"
+TOOLS = Path(tempfile.gettempdir()) / "nanlint-bench"
+RUFF_VERSION = "0.17.5"
+
+
+# -- helpers that run inside the measured processes --------------------------------------------------
+def _files(root: str) -> list[str]:
+    out = []
+    for folder, dirs, names in os.walk(root):
+        dirs.sort()
+        out.extend(os.path.join(folder, n) for n in sorted(names) if n.endswith(".py"))
+    return out
+
+
+def _ast_worker(paths: list[str]) -> int:
+    import ast
+
+    for path in paths:
+        with open(path, "rb") as handle:
+            try:
+                ast.parse(handle.read())
+            except (SyntaxError, ValueError):
+                pass
+    return len(paths)
+
+
+def _libcst_worker(paths: list[str]) -> int:
+    import libcst
+
+    for path in paths:
+        with open(path, "rb") as handle:
+            try:
+                libcst.parse_module(handle.read().decode("utf-8"))
+            except Exception:
+                pass
+    return len(paths)
+
+
+def _parse_all(kind: str, root: str, processes: int) -> None:
+    """Parse every file under ``root`` with ``processes`` processes (files dealt largest first)."""
+    files = sorted(_files(root), key=lambda p: -os.path.getsize(p))
+    work = _ast_worker if kind == "ast" else _libcst_worker
+    if processes == 1:
+        work(files)
+        return
+    import multiprocessing
+
+    chunks = [files[i:i + 8] for i in range(0, len(files), 8)]
+    with multiprocessing.get_context("fork").Pool(processes) as pool:
+        sum(pool.imap_unordered(work, chunks))
+
+
+# -- measuring ------------------------------------------------------------------------------------------
+def _tree_rss_kb(pid: int) -> int:
+    """Resident memory of ``pid`` and all its descendants, in KiB."""
+    total = 0
+    stack = [pid]
+    while stack:
+        current = stack.pop()
+        try:
+            with open(f"/proc/{current}/status") as handle:
+                for line in handle:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+                        break
+            with open(f"/proc/{current}/task/{current}/children") as handle:
+                stack.extend(int(c) for c in handle.read().split())
+        except (OSError, ValueError):
+            continue
+    return total
+
+
+@dataclass
+class Run:
+    seconds: float
+    tree_rss_kb: int
+    max_rss_kb: int
+    returncode: int
+    stdout: bytes = b""
+
+
+def measure(command: list[str], env: Optional[dict[str, str]] = None, cwd: Optional[str] = None,
+            keep_stdout: bool = False) -> Run:
+    out = tempfile.TemporaryFile()
+    start = time.perf_counter()
+    process = subprocess.Popen(command, stdout=out, stderr=subprocess.DEVNULL, env=env, cwd=cwd)
+    peak = 0
+    while True:
+        pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+        if pid:
+            break
+        peak = max(peak, _tree_rss_kb(process.pid))
+        time.sleep(0.02)
+    seconds = time.perf_counter() - start
+    process.returncode = os.waitstatus_to_exitcode(status)
+    data = b""
+    if keep_stdout:
+        out.seek(0)
+        data = out.read()
+    out.close()
+    return Run(seconds, peak, usage.ru_maxrss, process.returncode, data)
+
+
+@dataclass
+class Row:
+    name: str
+    scope: str  # "corpus" | "timm"
+    files: int
+    lines: int
+    runs: list[Run] = field(default_factory=list)
+    note: str = ""
+
+    @property
+    def median(self) -> float:
+        return statistics.median(r.seconds for r in self.runs)
+
+    def cells(self, baseline: Optional[float]) -> list[str]:
+        times = [r.seconds for r in self.runs]
+        ratio = f"{self.median / baseline:.3f}" if baseline else ""
+        return [self.name, str(self.files), f"{self.lines:,}", f"{self.median:.2f}", f"{min(times):.2f}",
+                f"{max(times):.2f}", f"{self.lines / self.median:,.0f}",
+                f"{max(r.tree_rss_kb for r in self.runs) / 1024:.0f}",
+                f"{max(r.max_rss_kb for r in self.runs) / 1024:.0f}", ratio, self.note]
+
+
+# -- the corpus ----------------------------------------------------------------------------------------
+def corpus_counts(corpus: Path) -> tuple[int, int]:
+    files = lines = 0
+    for package in PACKAGES:
+        for path in _files(str(corpus / package)):
+            files += 1
+            with open(path, "rb") as handle:
+                lines += handle.read().count(b"\n")
+    return files, lines
+
+
+def ensure_corpus(corpus: Path, rebuild: bool) -> None:
+    complete = (corpus / "MANIFEST.tsv").is_file() and all((corpus / p).is_dir() for p in PACKAGES)
+    if complete and not rebuild:
+        return
+    script = HERE / "make_corpus.sh"
+    print(f"building the corpus in {corpus} with {script} (downloads four pinned wheels)...", flush=True)
+    subprocess.run(["bash", str(script), str(corpus)], check=True)
+
+
+def setup_tools() -> None:
+    """Separate virtual environments: TorchFix (torch pinned first) and ruff, both pinned."""
+    TOOLS.mkdir(parents=True, exist_ok=True)
+    steps = [
+        ("torchfix-venv", ["torch==2.13.0"], ["torchfix==0.7.0"]),
+        ("ruff-venv", [f"ruff=={RUFF_VERSION}"], []),
+    ]
+    for name, first, second in steps:
+        venv = TOOLS / name
+        if not (venv / "bin" / "python").exists():
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        for packages in (first, second):
+            if packages:
+                subprocess.run([str(venv / "bin" / "pip"), "install", "-q", *packages], check=True)
+
+
+# -- the benchmark -------------------------------------------------------------------------------------
+def nanlint_command(target: Path, *options: str) -> list[str]:
+    return [sys.executable, "-m", "nanlint", "check", "--isolated", "--exit-zero", "--output-format", "json",
+            str(target), *options]
+
+
+def findings_of(run: Run) -> list[dict]:
+    return sorted(json.loads(run.stdout.decode() or "[]"), key=lambda f: (f["path"], f["line"], f["column"],
+                                                                          f["code"], f["message"]))
+
+
+def dump(path: Optional[Path], rows: list[Row], verdicts: list[str]) -> None:
+    if path is not None:
+        path.write_text(json.dumps({"rows": [{
+            "name": r.name, "scope": r.scope, "files": r.files, "lines": r.lines,
+            "seconds": [x.seconds for x in r.runs], "tree_rss_kb": [x.tree_rss_kb for x in r.runs],
+            "max_rss_kb": [x.max_rss_kb for x in r.runs], "note": r.note} for r in rows],
+            "verdicts": verdicts}, indent=1))
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--corpus", type=Path, default=Path(os.environ.get("NANLINT_CORPUS", REPO / "corpus")))
+    parser.add_argument("--rebuild", action="store_true", help="rebuild the corpus even if it exists")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each fast configuration")
+    parser.add_argument("--slow-repeat", type=int, default=1,
+                        help="runs of the slow references (plain path, no second stage, TorchFix)")
+    parser.add_argument("--jobs", type=int, default=None, help="nanlint --jobs (default: nanlint's own default)")
+    parser.add_argument("--quick", action="store_true", help="only the timm slice")
+    parser.add_argument("--setup-tools", action="store_true", help="create the ruff and TorchFix venvs first")
+    parser.add_argument("--ruff", default=str(TOOLS / "ruff-venv" / "bin" / "ruff"))
+    parser.add_argument("--torchfix", default=str(TOOLS / "torchfix-venv" / "bin" / "torchfix"))
+    parser.add_argument("--torchfix-corpus", action="store_true", help="also run TorchFix on the whole corpus")
+    parser.add_argument("--json", type=Path, help="write the raw measurements here")
+    parser.add_argument("--_parse", nargs=3, metavar=("KIND", "ROOT", "PROCESSES"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args._parse:
+        _parse_all(args._parse[0], args._parse[1], int(args._parse[2]))
+        return 0
+    if args.setup_tools:
+        setup_tools()
+    corpus = args.corpus.resolve()
+    ensure_corpus(corpus, args.rebuild)
+    work = Path(tempfile.mkdtemp(prefix="nanlint-bench-"))
+    # Every run uses one snapshot of nanlint: an edit to the tree mid-benchmark would change the program
+    # measured and (the cache is salted with nanlint's source) turn the warm runs into cold ones.
+    shutil.copytree(REPO / "nanlint", work / "snapshot" / "nanlint",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    env = dict(os.environ, PYTHONPATH=str(work / "snapshot") + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.pop("NANLINT_CACHE_DIR", None)
+    env.pop("NANLINT_SECOND_STAGE", None)
+    plain_env = dict(env, NANLINT_SECOND_STAGE="0")
+    jobs = ["--jobs", str(args.jobs)] if args.jobs else []
+    scopes = [("timm", corpus / "timm")] if args.quick else [("corpus", corpus), ("timm", corpus / "timm")]
+    rows: list[Row] = []
+    verdicts: list[str] = []
+    baselines: dict[str, float] = {}
+    print(f"machine: {os.cpu_count()} cores; Python {sys.version.split()[0]}; load average "
+          f"{os.getloadavg()[0]:.1f} at start", flush=True)
+    for scope, target in scopes:
+        if scope == "corpus":
+            files, lines = corpus_counts(corpus)
+        else:
+            files = len(_files(str(target)))
+            lines = sum(open(p, "rb").read().count(b"\n") for p in _files(str(target)))
+
+        def row(name: str, command: list[str], repeat: int, environ: Optional[dict] = None, note: str = "",
+                before=None, keep: bool = False) -> Row:
+            result = Row(name, scope, files, lines, note=note)
+            for _ in range(repeat):
+                if before is not None:
+                    before()
+                run = measure(command, environ or env, str(work), keep_stdout=keep)
+                if run.returncode not in (0, 1):
+                    result.note = (result.note + f" exit {run.returncode}").strip()
+                result.runs.append(run)
+            rows.append(result)
+            print(f"  {scope:6s} {name:50s} {result.median:8.2f} s", flush=True)
+            dump(args.json, rows, verdicts)
+            return result
+
+        cache = work / f"cache-{scope}"
+        clear = lambda: shutil.rmtree(cache, ignore_errors=True)  # noqa: E731
+        me = [sys.executable, str(Path(__file__).resolve()), "--_parse"]
+        bare = row("libcst.parse_module, 2 processes", [*me, "libcst", str(target), "2"], args.repeat)
+        baselines[scope] = bare.median
+        row("ast.parse, 1 process", [*me, "ast", str(target), "1"], args.repeat)
+        cold = row("nanlint cold (default rules, cache empty)",
+                   nanlint_command(target, "--cache-dir", str(cache), *jobs), args.repeat, before=clear, keep=True)
+        warm = row("nanlint warm (no file changed)", nanlint_command(target, "--cache-dir", str(cache), *jobs),
+                   args.repeat, keep=True)
+        row("nanlint cold, seed rules only", nanlint_command(target, "--no-cache", "--select", SEED_RULES, *jobs),
+            args.repeat, note="screens tightened (NAN1/2/6 seed)")
+        row("nanlint cold, seed rules, no second-stage screen",
+            nanlint_command(target, "--no-cache", "--select", SEED_RULES, *jobs), args.slow_repeat, plain_env)
+        row("nanlint cold, no second-stage screen", nanlint_command(target, "--no-cache", *jobs),
+            args.slow_repeat, plain_env)
+        plain = row("nanlint plain (1 process, whole files, no cache)",
+                    nanlint_command(target, "--no-cache", "--jobs", "1"), args.slow_repeat, plain_env, keep=True)
+        reference = findings_of(plain.runs[0])
+        same = all(findings_of(r) == reference for r in cold.runs + warm.runs)
+        verdicts.append(f"{scope}: findings of cold, warm and plain runs identical: {'yes' if same else 'NO'} "
+                        f"({len(reference)} findings)")
+        if Path(args.ruff).exists():
+            row(f"ruff {RUFF_VERSION} --select ALL --no-cache",
+                [args.ruff, "check", "--isolated", "--select", "ALL", "--no-cache", "--exit-zero", "--quiet",
+                 str(target)], args.repeat)
+            row(f"ruff {RUFF_VERSION} (default rules) --no-cache",
+                [args.ruff, "check", "--isolated", "--no-cache", "--exit-zero", "--quiet", str(target)], args.repeat)
+        if Path(args.torchfix).exists() and (scope == "timm" or args.torchfix_corpus):
+            row("TorchFix 0.7.0 (default rules, all cores)", [args.torchfix, str(target)], args.slow_repeat)
+        verdicts.append(f"{scope}: cold / bare 2-process parse = {cold.median / bare.median:.3f} (target <= 0.35); "
+                        f"warm / cold = {warm.median / cold.median:.1%} (target <= 5 %)")
+    header = ["configuration", "files", "lines", "median s", "min s", "max s", "lines/s", "peak RSS tree MiB",
+              "largest process MiB", "x bare libcst (2 proc)", "note"]
+    for scope in dict.fromkeys(r.scope for r in rows):
+        print(f"\n### {scope}\n")
+        print("| " + " | ".join(header) + " |")
+        print("|" + "---|" * len(header))
+        for r in rows:
+            if r.scope == scope:
+                print("| " + " | ".join(r.cells(baselines.get(scope))) + " |")
+    colds = [r for r in rows if r.name.startswith("nanlint cold (")]
+    verdicts.append("peak RSS of a cold run (process tree): " + ", ".join(
+        f"{max(x.tree_rss_kb for x in r.runs) / 1024:.0f} MiB on {r.scope} ({r.files} files)" for r in colds))
+    print()
+    for line in verdicts:
+        print(line)
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
+    dump(args.json, rows, verdicts)
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,230 @@
+"""Attention-mask shapes shared by NAN402 (-inf masks) and NAN403 (masks that overflow float16).
+
+A *fill* writes a constant into the masked slots of a score tensor:
+``s.masked_fill(m, v)``, ``s.masked_fill_(m, v)``, ``torch.masked_fill(s, m, v)``,
+``torch.where(m, v, s)`` / ``torch.where(m, s, v)``, ``s[m] = v``. A *bias* adds
+it: ``s + m * v``. :func:`as_fill` recognises the first kind; the rules follow
+values through local assignments to see whether a fill reaches ``softmax``.
+
+:func:`causal_only` recognises masks that can never mask a whole row (a causal
+``tril``/``triu`` mask keeps the diagonal), which is what makes an ``-inf`` fill
+harmless.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Optional
+
+import libcst as cst
+
+from .names import dotted_name
+
+from .facts import At
+
+if TYPE_CHECKING:
+    from .context import FileContext
+
+SOFTMAX_OPS = frozenset({"softmax", "F.softmax", "special.softmax", "nn.functional.softmax", "softmax_"})
+# value-preserving steps a score tensor goes through on its way to softmax
+PASS_THROUGH = frozenset({
+    "float", "double", "half", "bfloat16", "to", "type", "type_as", "view", "view_as", "reshape", "reshape_as",
+    "contiguous", "transpose", "permute", "unsqueeze", "squeeze", "clone", "detach", "expand", "expand_as",
+    "flatten", "unflatten", "movedim", "mul", "div", "true_divide", "mul_", "div_", "add", "add_", "sub", "sub_",
+    "masked_fill", "masked_fill_", "masked_scatter", "where", "tanh",
+})
+_BLANK = frozenset({"zeros", "zeros_like", "new_zeros", "empty", "empty_like", "new_empty", "full", "full_like",
+                    "new_full", "ones", "ones_like", "new_ones", "tensor", "as_tensor"})
+
+_INF_NAMES = {"numpy.Inf": math.inf, "numpy.Infinity": math.inf, "numpy.PINF": math.inf, "numpy.infty": math.inf,
+              "numpy.NINF": -math.inf}
+
+
+def constant(expr: Optional[cst.BaseExpression], ctx: "FileContext", at: "At") -> Optional[float]:
+    """The numeric value of ``expr`` (``float('-inf')``, ``-math.inf``, ``-1e9``, a constant), or None."""
+    if expr is None:
+        return None
+    value = ctx.facts.literal(expr, at)
+    if value is not None:
+        return value
+    negate = False
+    while isinstance(expr, cst.UnaryOperation) and isinstance(expr.operator, (cst.Minus, cst.Plus)):
+        negate ^= isinstance(expr.operator, cst.Minus)
+        expr = expr.expression
+    if isinstance(expr, cst.Attribute):
+        found = _INF_NAMES.get(ctx.imports.qualify(expr) or "")
+        if found is not None:
+            return -found if negate else found
+    return None
+
+
+@dataclass(frozen=True)
+class Fill:
+    node: cst.CSTNode  # the masked_fill / where call, or the index assignment
+    value: cst.BaseExpression  # the filled value
+    number: float
+    receiver: Optional[cst.BaseExpression]  # the score tensor whose slots are replaced
+    mask: Optional[cst.BaseExpression]
+    form: str  # "masked_fill" | "where" | "index"
+
+    def blank_receiver(self, ctx: "FileContext") -> bool:
+        """The fill builds a bias from a blank tensor (``torch.zeros(...).masked_fill(m, -inf)``)."""
+        node = self.receiver
+        for _ in range(4):
+            if not isinstance(node, cst.Call):
+                return False
+            tc = ctx.match(node)
+            if tc is None:
+                return False
+            if tc.key in _BLANK:
+                return True
+            if tc.is_method and tc.key in PASS_THROUGH and tc.operand is not None:
+                node = tc.operand
+                continue
+            return False
+        return False
+
+
+def as_fill(call: cst.Call, ctx: "FileContext", at: "At") -> Optional[Fill]:
+    """``call`` as a fill with a numeric value, or None."""
+    tc = ctx.match(call)
+    if tc is None:
+        return None
+    if tc.key in ("masked_fill", "masked_fill_"):
+        value = tc.argument("value", 1)
+        number = constant(value, ctx, at)
+        if value is None or number is None:
+            return None
+        return Fill(call, value, number, tc.operand, tc.argument("mask", 0), "masked_fill")
+    if tc.key == "where" and not tc.is_method:
+        positional = [a.value for a in call.args if a.keyword is None and not a.star]
+        if len(positional) != 3:
+            return None
+        mask, first, second = positional
+        for value, receiver in ((first, second), (second, first)):
+            number = constant(value, ctx, at)
+            if number is not None and constant(receiver, ctx, at) is None:
+                return Fill(call, value, number, receiver, mask, "where")
+    return None
+
+
+def softmax_operand(call: cst.Call, ctx: "FileContext") -> Optional[cst.BaseExpression]:
+    """The scores of ``F.softmax(s)``, ``s.softmax(-1)``, ``torch.softmax(s, -1)``, or of a call of an
+    ``nn.Softmax`` module (``self.softmax = nn.Softmax(dim=-1)`` ... ``self.softmax(s)``)."""
+    if isinstance(call.func, (cst.Name, cst.Attribute)) and not ctx.imports.is_module(call.func) and call.args:
+        value, _ = ctx.facts.resolve(call.func, ctx.at())
+        if value is not call.func and isinstance(value, cst.Call):
+            module = ctx.match(value)
+            if module is not None and module.key in ("nn.Softmax", "nn.modules.activation.Softmax"):
+                first = call.args[0]
+                return first.value if first.keyword is None else None
+    tc = ctx.match(call)
+    if tc is None or tc.key not in SOFTMAX_OPS:
+        return None
+    if tc.is_method and isinstance(tc.operand, cst.Name) and tc.operand.value in ("self", "cls"):
+        return None  # self.softmax(x): a module attribute, not Tensor.softmax
+    return tc.operand
+
+
+# -- causal masks ----------------------------------------------------------
+_CAUSAL = re.compile(r"tril|triu|causal|subsequent|future|look_?ahead|autoregressive|upper_tri|lower_tri", re.I)
+_PADDING = re.compile(r"pad|attention_mask|attn_mask|key_mask|length|lens\b|valid|\||&|logical_or|logical_and|"
+                      r"\bany\b|\ball\b", re.I)
+
+
+_KEEPS_MAX = re.compile(r"\.max\(|\bamax\(|\btopk\(|\bargmax\(|\bkthvalue\(|\bmax_ind")
+
+
+def never_fully_masked(mask: Optional[cst.BaseExpression], ctx: "FileContext", at: "At") -> bool:
+    """True when the mask visibly keeps a slot in every row: a causal (triangular) mask and nothing
+    else keeps the diagonal; a mask defined against the row maximum (``scores.max(...)``, ``topk``)
+    keeps the maximum."""
+    if mask is None:
+        return False
+    text = _mask_text(mask, ctx, at)
+    if _KEEPS_MAX.search(text):
+        return True
+    return bool(_CAUSAL.search(text)) and not _PADDING.search(text)
+
+
+def causal_only(mask: Optional[cst.BaseExpression], ctx: "FileContext", at: "At") -> bool:
+    """True when the mask is visibly a causal (triangular) mask and nothing else: such a mask
+    keeps the diagonal, so no row is fully masked."""
+    if mask is None:
+        return False
+    text = _mask_text(mask, ctx, at)
+    return bool(_CAUSAL.search(text)) and not _PADDING.search(text)
+
+
+def _mask_text(mask: cst.BaseExpression, ctx: "FileContext", at: "At") -> str:
+    """The mask's code and the code of what its names were assigned (a few steps), for the checks above."""
+    texts = [_code(ctx, mask)]
+    stack: list[tuple[cst.BaseExpression, "At", int]] = [(mask, at, 0)]
+    while stack:
+        node, where, depth = stack.pop()
+        for name in _names(node):
+            if depth >= 3:
+                continue
+            binding = ctx.facts.binding(name, where)
+            if binding is not None and binding.value is not None and not binding.is_parameter:
+                # also ``a, b = scores.max(-1)`` and ``m = ...`` followed by ``m |= ...``
+                texts.append(_code(ctx, binding.value))
+                stack.append((binding.value, At(binding.scope, binding.order), depth + 1))
+            elif isinstance(name, cst.Attribute):
+                buffer = _buffer(name, ctx)
+                if buffer is not None:
+                    texts.append(_code(ctx, buffer))
+    return "\n".join(texts)
+
+
+def _names(expr: cst.CSTNode) -> list[cst.BaseExpression]:
+    out: list[cst.BaseExpression] = []
+    stack = [expr]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, cst.Name) or (isinstance(node, cst.Attribute) and dotted_name(node) is not None):
+            out.append(node)  # type: ignore[arg-type]
+            continue
+        stack.extend(node.children)
+    return out
+
+
+def _code(ctx: "FileContext", node: cst.CSTNode) -> str:
+    assert ctx.module is not None
+    return ctx.module.code_for_node(node)
+
+
+def _buffer(attribute: cst.Attribute, ctx: "FileContext") -> Optional[cst.BaseExpression]:
+    """The value of ``self.register_buffer("name", value)`` for ``self.name`` in the enclosing class."""
+    if not isinstance(attribute.value, cst.Name) or attribute.value.value != "self":
+        return None
+    scope = ctx.scope
+    while scope is not None and scope.kind != "class":
+        scope = scope.parent
+    if scope is None:
+        return None
+    cache = ctx.__dict__.setdefault("_nanlint_buffers", {})
+    buffers = cache.get(id(scope.node))
+    if buffers is None:
+        buffers = {}
+        stack: list[cst.CSTNode] = [scope.node]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) \
+                    and node.func.attr.value == "register_buffer" and len(node.args) >= 2 \
+                    and isinstance(node.args[0].value, cst.SimpleString):
+                name = node.args[0].value.evaluated_value
+                if isinstance(name, str):
+                    buffers[name] = node.args[1].value
+            stack.extend(node.children)
+        cache[id(scope.node)] = buffers
+    return buffers.get(attribute.attr.value)
+
+
+def finfo_bound(ctx: "FileContext", torch: str, receiver: cst.BaseExpression, negative: bool) -> Optional[str]:
+    """``torch.finfo(scores.dtype).min`` for a receiver that is a plain name or attribute chain."""
+    name = dotted_name(receiver)
+    if name is None:
+        return None
+    return f"{torch}.finfo({name}.dtype).{'min' if negative else 'max'}"

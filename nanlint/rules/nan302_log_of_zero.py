@@ -1,0 +1,214 @@
+import re
+from typing import Optional
+
+import libcst as cst
+
+from ..facts import At, Probability
+from ..patterns import code
+from .base import Rule, Witness
+
+_LOGS = frozenset({"log", "log_", "log2", "log10"})
+
+
+class LogOfZero(Rule):
+    """
+    ## What it does
+    Flags a logarithm of a value that is visibly able to be exactly 0, with no
+    clamp or eps:
+
+    * a probability derived from a softmax or sigmoid: an element picked by
+      `gather` or indexing, the probability of the target `(probs * onehot).sum(-1)`,
+      the focal-loss `pt = torch.where(y == 1, p, 1 - p)`, `1 - p` of a softmax,
+      a value divided by its own sum (`counts / counts.sum()`), a clamp that
+      leaves 0 reachable (`p.clamp(max=1)`);
+    * `torch.log1p(-p)` and a hand-written logit `torch.log(p / (1 - p))` of such a
+      probability, and `torch.logit(p)` with no `eps`;
+    * `torch.xlogy(p, p)` / `torch.special.entr(p)` of such a probability where a
+      gradient is taken: they fix the entropy's forward value only;
+    * a norm, variance, standard deviation, MSE, squared difference or sum of
+      squares (`torch.log(F.mse_loss(pred, target))`, `torch.log(x.norm())`),
+      outside `torch.no_grad()` (a plain square `s * s` is not enough: `s` may be
+      bounded away from 0).
+
+    The log of a softmax or sigmoid itself is NAN301 (it has an exact rewrite).
+
+    ## Why is this bad?
+    `log(0)` is -inf and its gradient is NaN or Inf in every dtype (numerics.md
+    row 17). Softmax and sigmoid outputs reach exactly 0 and 1 in ordinary
+    training (row 16: hand-written BCE; row 18: entropy of a one-hot
+    distribution; measured thresholds in docs/numerics-extra.md), and so
+    `log(p)`, `log(1 - p)` and `logit(p)` (row 20) become infinite. `xlogy` and
+    `entr` return 0 at p = 0, but their gradient there is NaN / +Inf (rows 18, 49).
+
+    Not flagged: `F.kl_div`, `F.binary_cross_entropy` (clamped inside; but see
+    NAN501 in float16), `log_softmax`, `logsumexp`, `F.cross_entropy`,
+    `torch.logit(p, eps=...)`, logs of values clamped away from 0 (and from 1 for
+    `log(1 - p)`), and logs of values whose origin nanlint cannot see.
+
+    ## Example
+    ```python
+    probs = logits.softmax(-1)
+    nll = -torch.log(probs.gather(1, target[:, None]))
+    pt = torch.where(y == 1, p, 1 - p)
+    focal = -(1 - pt) ** 2 * torch.log(pt)
+    ```
+
+    ## Use instead
+    ```python
+    nll = -F.log_softmax(logits, -1).gather(1, target[:, None])    # or F.cross_entropy
+    focal = -(1 - pt) ** 2 * torch.log(pt.clamp_min(torch.finfo(pt.dtype).tiny))
+    ```
+    A clamp of 1e-8 or 1e-12 underflows to 0 in float16 (row 17): use
+    `torch.finfo(p.dtype).tiny` (for `log(p)`) or `.eps` (for `logit`, `1 - p`).
+
+    ## Fix safety
+    No automatic fix: the right rewrite (log_softmax and gather, BCE with logits,
+    a clamp) depends on the surrounding loss.
+    """
+
+    code = "NAN302"
+    name = "log-of-zero"
+    summary = "log of a probability or other value that can be exactly 0"
+    rows = "16, 17, 18, 20, 49"
+    screen = re.compile(r"\blog(?:1p|2|10|_)?\s*\(|xlogy|\bentr\b|\blogit\s*\(")
+    witnesses = (
+        Witness(
+            setup="x = leaf(torch.tensor([[0.0, 200.0]], dtype=dtype)); t = torch.tensor([[0]])",
+            hazard="probs = F.softmax(x, -1); y = -torch.log(probs.gather(-1, t))",
+            fixed="y = -F.log_softmax(x, -1).gather(-1, t)",
+        ),
+        Witness(
+            setup="z = leaf(torch.tensor([-200.0], dtype=dtype)); target = torch.ones(1)",
+            hazard="p = torch.sigmoid(z); pt = torch.where(target == 1, p, 1 - p); "
+                   "y = -(1 - pt) ** 2 * torch.log(pt)",
+            fixed="p = torch.sigmoid(z); pt = torch.where(target == 1, p, 1 - p); "
+                  "y = -(1 - pt) ** 2 * torch.log(pt.clamp_min(torch.finfo(pt.dtype).tiny))",
+        ),
+        Witness(
+            setup="z = leaf(torch.tensor([20.0, -20.0], dtype=dtype))",
+            hazard="p = torch.sigmoid(z); y = torch.logit(p)",
+            fixed="p = torch.sigmoid(z); y = torch.logit(p, eps=torch.finfo(p.dtype).eps)",
+        ),
+        Witness(
+            setup="x = leaf(torch.tensor([0.0, 200.0], dtype=dtype))",
+            hazard="p = F.softmax(x, -1); y = -torch.special.xlogy(p, p).sum()",
+            fixed="y = -(F.softmax(x, -1) * F.log_softmax(x, -1)).sum()",
+        ),
+        Witness(
+            setup="p = leaf(torch.ones(3, dtype=dtype)); t = torch.ones(3, dtype=dtype)",
+            hazard="y = torch.log(F.mse_loss(p, t))",
+            fixed="y = torch.log(F.mse_loss(p, t).clamp_min(1e-4))",
+        ),
+    )
+
+    def visit_Call(self, node: cst.Call) -> None:
+        at = self.ctx.at()
+        self.facts.note_in_place(node, at)
+        tc = self.ctx.match(node)
+        if tc is None or tc.operand is None or not self.facts.is_tensor_method(tc):
+            return
+        key = tc.key
+        if key in _LOGS:
+            self._check_log(node, tc.operand, at)
+        elif key in ("log1p", "special.log1p"):
+            operand = tc.operand
+            if isinstance(operand, cst.UnaryOperation) and isinstance(operand.operator, cst.Minus):
+                found = self.facts.probability(operand.expression, at)
+                if found is not None and found.one and not _nan301(found, complement=True):
+                    self.report(node, f"`{code(self.ctx, node)}` is -inf when {_described(self, found)} reaches 1; "
+                                      "clamp it below 1 first (`p.clamp_max(1 - torch.finfo(p.dtype).eps)`)",
+                                target=operand)
+        elif key in ("logit", "special.logit"):
+            eps = tc.argument("eps", 0)
+            if eps is not None and not (isinstance(eps, cst.Name) and eps.value == "None"):
+                value = self.facts.literal(eps, at)
+                if value is None or value > 0:
+                    return  # an eps (a named one counts)
+            found = self.facts.probability(tc.operand, at)
+            if found is not None and (found.zero or found.one):
+                self.report(node, f"`{code(self.ctx, node)}` without `eps` is infinite when {_described(self, found)} "
+                                  "is exactly 0 or 1; pass `eps=torch.finfo(p.dtype).eps` (1e-6 rounds away in "
+                                  "float16/bfloat16)", target=tc.operand)
+        elif key in ("xlogy", "special.xlogy", "special.entr"):
+            if self.ctx.in_no_grad():
+                return  # only the gradient is affected
+            argument = tc.operand if key == "special.entr" else tc.argument("other", 0)
+            if argument is None:
+                return
+            found = self.facts.probability(argument, at)
+            if found is not None and found.zero:
+                name = "entr" if key == "special.entr" else "xlogy"
+                self.report(node, f"`{code(self.ctx, node)}`: `{name}` is 0 at p = 0 but its gradient there is "
+                                  f"{'+Inf' if name == 'entr' else 'NaN'}, and {_described(self, found)} can be "
+                                  "exactly 0; clamp p with `torch.finfo(p.dtype).tiny` or use `p * log_softmax(...)`",
+                            target=argument)
+
+    def _check_log(self, node: cst.Call, argument: cst.BaseExpression, at: At) -> None:
+        found = self.facts.probability(argument, at)
+        if found is not None:
+            if _nan301(found) or found.kind == "hand-written softmax" or not found.zero:
+                return  # NAN301 / NAN303 report these, or it is clamped away from 0
+            value, _ = self.facts.resolve(argument, at)
+            complement = isinstance(value, cst.BinaryOperation) and isinstance(value.operator, cst.Subtract)
+            advice = "clamp `1 - p` first: `.clamp_min(torch.finfo(p.dtype).tiny)`" if complement else _advice(found)
+            self.report(node, f"`{code(self.ctx, node)}`: {_described(self, found)} can be exactly 0 "
+                              f"(underflow or saturation), giving -inf and a NaN gradient; {advice}", target=argument)
+            return
+        value, where = self.facts.resolve(argument, at)
+        if isinstance(value, cst.BinaryOperation) and isinstance(value.operator, cst.Divide):
+            top = self.facts.probability(value.left, where)
+            bottom = self.facts.probability(value.right, where)
+            if top is not None and top.zero or bottom is not None and bottom.zero:
+                found = top if top is not None and top.zero else bottom
+                assert found is not None
+                self.report(node, f"`{code(self.ctx, node)}`: a hand-written logit of {_described(self, found)}, "
+                                  "infinite when p is exactly 0 or 1; use `torch.logit(p, eps=torch.finfo(p.dtype).eps)`"
+                                  " or keep the logits", target=argument)
+            return
+        if self.ctx.in_no_grad():
+            return  # statistics and metrics (``log2(rms).ceil()``): no loss is built here
+        source = self.facts.zero_source(argument, at)
+        if source is not None and source.kind in _ZERO_WHEN and not self.facts.is_constant(argument, at):
+            when = _ZERO_WHEN.get(source.kind, "for a zero input")
+            self.report(node, f"`{code(self.ctx, node)}`: log of `{code(self.ctx, argument)}`, {source.described} "
+                              f"that is exactly 0 {when}: -inf and an infinite gradient; clamp it "
+                              "(`.clamp_min(eps)`)", target=argument)
+
+
+_ZERO_WHEN = {
+    "norm": "for a zero vector",
+    "hand-written norm": "for a zero vector",
+    "MSE": "when the prediction fits the target exactly",
+    "squared difference": "when the two sides are equal",
+    "variance": "for a constant input",
+    "sum of squares": "for a zero vector",
+    "mean of squares": "for a zero vector",
+    "standard deviation": "for a constant input",
+    "square root of a variance": "for a constant input",
+}
+
+
+def _nan301(found: Probability, complement: bool = False) -> bool:
+    """Reported by NAN301: ``log`` of a softmax/sigmoid itself, or of ``1 - sigmoid``."""
+    if not found.direct or found.kind not in ("softmax", "sigmoid"):
+        return False
+    if complement:
+        return found.kind == "sigmoid" and not found.complement
+    return True
+
+
+def _described(rule: Rule, found: Probability) -> str:
+    origin = code(rule.ctx, found.node, 40)
+    if found.kind == "normalised":
+        return f"a value normalised by its sum (`{origin}`)"
+    return f"a probability derived from `{origin}`"
+
+
+def _advice(found: Probability) -> Optional[str]:
+    if found.kind == "softmax":
+        return "take `log_softmax` of the logits first (then gather/index), or clamp with " \
+               "`.clamp_min(torch.finfo(p.dtype).tiny)`"
+    if found.kind == "sigmoid":
+        return "use `F.logsigmoid` / `F.binary_cross_entropy_with_logits`, or clamp with " \
+               "`.clamp_min(torch.finfo(p.dtype).tiny)`"
+    return "clamp it first: `.clamp_min(torch.finfo(p.dtype).tiny)`"

@@ -1,0 +1,198 @@
+import math
+import re
+from typing import Optional
+
+import libcst as cst
+
+from ..facts import TRANSPARENT_OPS, At
+from ..patterns import code
+from .base import Rule, Witness
+
+# Largest argument whose exp is finite in float16 (max 65504).
+_LIMITS = {
+    "exp": math.log(65504.0),
+    "exp_": math.log(65504.0),
+    "expm1": math.log(65505.0),
+    "special.expm1": math.log(65505.0),
+    "exp2": math.log2(65504.0),
+    "special.exp2": math.log2(65504.0),
+}
+_LAYERS = frozenset({
+    "nn.Linear", "nn.LazyLinear", "nn.Bilinear", "nn.Conv1d", "nn.Conv2d", "nn.Conv3d", "nn.ConvTranspose1d",
+    "nn.ConvTranspose2d", "nn.ConvTranspose3d", "nn.LazyConv1d", "nn.LazyConv2d", "nn.LazyConv3d", "nn.Embedding",
+})
+_PRODUCTS = frozenset({"matmul", "mm", "bmm", "einsum", "F.linear", "addmm", "baddbmm", "F.bilinear"})
+_SPLITS = frozenset({"chunk", "split", "unbind", "tensor_split"})
+
+
+class ExpOverflow(Rule):
+    """
+    ## What it does
+    In code that runs in float16, flags `exp` (`torch.exp`, `x.exp()`, `expm1`,
+    `exp2`) of a value that can grow past what float16 holds:
+
+    * an argument clamped, but at a bound float16 cannot take:
+      `torch.exp(logvar.clamp(-30, 20))` (exp(20) = 4.9e8);
+    * an argument that comes straight from a learnable layer or a matrix
+      product, with no clamp: `torch.exp(self.log_std(h))`,
+      `mean, logvar = self.enc(x).chunk(2, -1)` ... `logvar.exp()`, `torch.exp(q @ k.T)`.
+
+    A learnable log-scale parameter (`self.logit_scale.exp()`) is not reported:
+    such parameters start near 0 and stay small in practice (all six findings of
+    an earlier version on the corpus were of this kind, none plausible).
+
+    It fires only when the file is believed to run in float16: `precision` in the
+    config, or evidence in the file (`torch.float16`, `.half()`, a `GradScaler`,
+    CUDA autocast without a dtype); the message names the evidence. Hand-written
+    softmax, logsumexp and softplus are NAN303.
+
+    ## Why is this bad?
+    float16's largest value is 65504, so `exp(x)` is inf for x > 11.09
+    (`exp2` for x > 16) and its gradient is inf too (numerics.md row 22; the
+    bounds are measured in docs/numerics-extra.md). In pure float16 (`.half()`)
+    the forward overflows. Under CUDA autocast `exp` runs in float32, but the
+    gradient flowing back into the float16 layer output is exp(x) again and
+    overflows when cast to float16 (row 22: upcasting fixes only the forward).
+
+    ## Why preview?
+    Whether a layer output ever exceeds 11 depends on training; nanlint cannot
+    see it, so this rule is opt-in (`preview = true` or `--select NAN304`).
+
+    ## Example
+    ```python
+    std = torch.exp(0.5 * self.fc_logvar(h))          # model.half()
+    var = torch.exp(logvar.clamp(-30.0, 20.0))
+    ```
+
+    ## Use instead
+    ```python
+    std = torch.exp(0.5 * self.fc_logvar(h).clamp(max=20.0))   # 0.5 * 20 = 10 < 11.09
+    var = torch.exp(logvar.float().clamp(-30.0, 20.0))          # or compute it in float32
+    ```
+
+    ## Fix safety
+    No automatic fix: the right bound depends on the model.
+    """
+
+    code = "NAN304"
+    name = "exp-overflow"
+    summary = "exp of an unbounded value in float16 code (overflows above 11.09)"
+    rows = "22"
+    preview = True
+    screen = re.compile(r"\bexp(?:m1|2|_)?\s*\(")
+    witnesses = (
+        Witness(
+            setup="half = dtype == torch.float16; fc = torch.nn.Linear(1, 1).to(dtype); "
+                  "torch.nn.init.ones_(fc.weight); torch.nn.init.constant_(fc.bias, 11.0); "
+                  "x = leaf(torch.ones(1, 1, dtype=dtype))",
+            hazard="y = torch.exp(fc(x))",
+            fixed="y = torch.exp(fc(x).clamp(max=11.0))",
+            hazard_dtypes=("float16",),
+        ),
+        Witness(
+            setup="half = dtype == torch.float16; logvar = leaf(torch.tensor([25.0], dtype=dtype))",
+            hazard="y = torch.exp(logvar.clamp(-30.0, 20.0))",
+            fixed="y = torch.exp(0.5 * logvar.clamp(-30.0, 20.0))",
+            hazard_dtypes=("float16",),
+        ),
+    )
+
+    def visit_Call(self, node: cst.Call) -> None:
+        tc = self.ctx.match(node)
+        if tc is None or tc.key not in _LIMITS or tc.operand is None or not self.facts.is_tensor_method(tc):
+            return
+        evidence = self.ctx.fp16_evidence()
+        if evidence is None or self._inside_hand_pattern(node):
+            return
+        at = self.ctx.at()
+        limit = _LIMITS[tc.key]
+        name = "exp2" if "exp2" in tc.key else "expm1" if "expm1" in tc.key else "exp"
+        bound = self.facts.upper_bound(tc.operand, at)
+        if bound is not None:
+            if bound.shifted or bound.value <= limit:
+                return
+            why = f"its argument is bounded only by {bound.value:g} and {name}({bound.value:g}) overflows float16 " \
+                  f"(max 65504, reached at {limit:.2f})"
+        else:
+            origin = self._unbounded_origin(tc.operand, at)
+            if origin is None:
+                return
+            why = f"its argument is {origin} with no bound, and {name} overflows float16 above {limit:.2f}"
+        self.report(node, f"`{code(self.ctx, node)}`: {why} (inf, and an inf gradient); clamp the argument "
+                          f"or compute it in float32. float16 evidence: {evidence}", target=tc.operand)
+
+    def _inside_hand_pattern(self, node: cst.Call) -> bool:
+        """Part of a hand-written softmax / logsumexp / softplus in the same expression (NAN303's finding)."""
+        for ancestor in reversed(self.ctx.stack[:-1]):
+            if isinstance(ancestor, (cst.SimpleStatementLine, cst.BaseCompoundStatement)):
+                return False
+            if isinstance(ancestor, cst.Call):
+                tc = self.ctx.match(ancestor)
+                if tc is not None and tc.key in ("log", "log_", "log1p", "special.log1p"):
+                    return True
+            if isinstance(ancestor, cst.BinaryOperation) and isinstance(ancestor.operator, cst.Divide):
+                here, other = (ancestor.right, ancestor.left) if _contains(ancestor.right, node) \
+                    else (ancestor.left, ancestor.right)
+                if _contains_equal(other, node):
+                    return True  # exp(x) / exp(x).sum(): NAN303
+        return False
+
+    def _unbounded_origin(self, expr: cst.BaseExpression, at: At, depth: int = 0) -> Optional[str]:
+        """``the output of `self.fc` (nn.Linear)``, ``a matrix product``, or None."""
+        if depth > 12:
+            return None
+        d = depth + 1
+        if isinstance(expr, (cst.Name, cst.Attribute)):
+            b = self.facts.binding(expr, at)
+            if b is None or b.value is None or b.is_parameter or b.operator is not None:
+                return None
+            return self._unbounded_origin(b.value, At(b.scope, b.order), d)
+        if isinstance(expr, cst.UnaryOperation) and isinstance(expr.operator, (cst.Minus, cst.Plus)):
+            return self._unbounded_origin(expr.expression, at, d)
+        if isinstance(expr, cst.Subscript):
+            return self._unbounded_origin(expr.value, at, d)
+        if isinstance(expr, cst.BinaryOperation):
+            if isinstance(expr.operator, cst.MatrixMultiply):
+                return "a matrix product"
+            if isinstance(expr.operator, (cst.Multiply, cst.Divide, cst.Add, cst.Subtract)):
+                left_literal = self.facts.literal(expr.left, at)
+                right_literal = self.facts.literal(expr.right, at)
+                if right_literal is not None and (right_literal > 0 or not isinstance(
+                        expr.operator, (cst.Multiply, cst.Divide))):
+                    return self._unbounded_origin(expr.left, at, d)
+                if left_literal is not None and not isinstance(expr.operator, cst.Divide) and (
+                        left_literal > 0 or not isinstance(expr.operator, cst.Multiply)):
+                    return self._unbounded_origin(expr.right, at, d)
+            return None
+        if isinstance(expr, cst.Call):
+            module = self.facts.module_kind(expr, at)
+            if module in _LAYERS:
+                return f"the output of `{code(self.ctx, expr.func)}` ({module})"
+            tc = self.ctx.match(expr)
+            if tc is None or tc.operand is None or not self.facts.is_tensor_method(tc):
+                return None
+            if tc.key in _PRODUCTS:
+                return "a matrix product"
+            if tc.key in TRANSPARENT_OPS or tc.key in _SPLITS:
+                return self._unbounded_origin(tc.operand, at, d)
+        return None
+
+
+def _contains(tree: cst.CSTNode, target: cst.CSTNode) -> bool:
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if node is target:
+            return True
+        stack.extend(node.children)
+    return False
+
+
+def _contains_equal(tree: cst.CSTNode, target: cst.CSTNode) -> bool:
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if type(node) is type(target) and node.deep_equals(target):
+            return True
+        stack.extend(node.children)
+    return False

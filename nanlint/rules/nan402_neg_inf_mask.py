@@ -1,0 +1,298 @@
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Optional
+
+import libcst as cst
+
+from ..facts import At
+from ..fixspec import UNSAFE, FixSpec, Replace
+from ..masking import PASS_THROUGH, Fill, as_fill, constant, finfo_bound, never_fully_masked, softmax_operand
+from ..names import dotted_name
+from ..patterns import code
+from ..scope import lookup
+from ..singular import torch_alias
+from .base import Rule, Witness
+
+_ONES = frozenset({"ones", "ones_like", "new_ones", "full", "full_like", "new_full"})
+
+
+@dataclass
+class _Candidate:
+    fill: Fill
+    softmax: cst.Call
+    result_name: Optional[str]
+    additive: bool
+
+
+@dataclass
+class _FunctionState:
+    candidates: list[_Candidate] = field(default_factory=list)
+    cleaned: set[str] = field(default_factory=set)  # names passed through nan_to_num / masked_fill after softmax
+
+
+class NegInfMask(Rule):
+    """
+    ## What it does
+    Flags an attention mask filled with `-inf` (`float('-inf')`, `-float('inf')`,
+    `-math.inf`, `-torch.inf`, `-np.inf`, or a constant holding one) that reaches
+    `softmax` in the same function: `s.masked_fill(m, float('-inf'))`,
+    `s.masked_fill_(m, ...)`, `torch.where(m, float('-inf'), s)`, `s[m] = -inf`,
+    or an additive bias built that way (`bias = torch.zeros(...).masked_fill(m, -inf)`
+    ... `softmax(s + bias)`), followed through variables, casts, scaling and
+    `nn.Softmax` modules. Also flags `mask * float('-inf')`, which is NaN
+    wherever the mask is 0 (`0 * inf`), whatever consumes it.
+
+    Silent when the mask visibly keeps a slot in every row: a causal-only mask
+    (built with `tril`/`triu`, or a `register_buffer` holding one) keeps the
+    diagonal, and a mask defined against the row maximum (`scores.max(...)`,
+    `topk`, as in MoE routers) keeps the maximum. Silent for masks passed to
+    `F.scaled_dot_product_attention` (which returns 0 for fully masked rows,
+    row 28), for fills with `torch.finfo(dtype).min`, for `log_softmax`,
+    `max`, `topk` and `exp` consumers, and when the softmax output goes
+    through `nan_to_num` or a `masked_fill` afterwards.
+
+    `nn.MultiheadAttention(key_padding_mask=...)` with an all-padded sample is
+    also NaN (row 29), but whether a sample can be all padding depends on the
+    data, not the code; nanlint does not flag it.
+
+    ## Why is this bad?
+    A row whose every slot is masked (a fully padded sample, left padding under
+    a causal mask, an empty retrieval set) is all `-inf`; softmax computes
+    `exp(-inf - (-inf)) = NaN` for the whole row, in float32, bfloat16 and
+    float16 (numerics.md row 24), and `attn @ v` spreads it. `0 * -inf` is NaN
+    in IEEE arithmetic (docs/numerics-extra.md "neg-inf").
+
+    ## Example
+    ```python
+    scores = scores.masked_fill(~key_mask, float("-inf"))
+    attn = F.softmax(scores, dim=-1)
+    ```
+
+    ## Use instead
+    ```python
+    scores = scores.masked_fill(~key_mask, torch.finfo(scores.dtype).min)
+    attn = F.softmax(scores, dim=-1)
+    ```
+    A fully masked row then becomes uniform instead of NaN (row 24). Do not add
+    two `finfo.min` biases on the same slot: their sum is `-inf` again (row 27).
+    Or use `F.scaled_dot_product_attention`.
+
+    ## Fix safety
+    Replaces the `-inf` with `torch.finfo(<scores>.dtype).min` when the fill is
+    applied to the scores themselves (not for additive biases, where adding
+    `finfo.min` to a negative score overflows to `-inf` in float16). Rows that
+    are not fully masked get the same probabilities; fully masked rows become
+    uniform instead of NaN, which changes numbers: unsafe.
+    """
+
+    code = "NAN402"
+    name = "neg-inf-mask"
+    summary = "-inf attention mask reaching softmax: a fully masked row is NaN"
+    rows = "24, 29"
+    screen = re.compile(r"(?:inf|Inf|INF)(?:inity)?\b")  # also NINF; no leading \b: 4x faster
+    witnesses = (
+        Witness(
+            setup="s = leaf(torch.randn(2, 3, dtype=dtype)); m = torch.tensor([[True, True, True], [False, True, True]])",
+            hazard="y = torch.softmax(s.masked_fill(m, float('-inf')), dim=-1)",
+            fixed="y = torch.softmax(s.masked_fill(m, torch.finfo(s.dtype).min), dim=-1)",
+        ),
+        Witness(
+            setup="s = leaf(torch.randn(2, 3, dtype=dtype)); m = torch.tensor([[True, True, True], [False, True, True]])",
+            hazard="bias = torch.zeros(2, 3, dtype=dtype).masked_fill(m, -float('inf')); scores = s + bias; "
+                   "y = F.softmax(scores, dim=-1)",
+            fixed="scores = s.masked_fill(m, torch.finfo(s.dtype).min); y = F.softmax(scores, dim=-1)",
+        ),
+        Witness(
+            setup="s = leaf(torch.randn(2, 3, dtype=dtype)); keep = torch.tensor([[1, 1, 0], [1, 0, 0]]).to(dtype)",
+            hazard="y = F.softmax(s + (1 - keep) * float('-inf'), dim=-1)",
+            fixed="y = F.softmax(s.masked_fill(keep == 0, torch.finfo(s.dtype).min), dim=-1)",
+        ),
+    )
+
+    def __init__(self, ctx) -> None:
+        super().__init__(ctx)
+        self._states: dict[int, _FunctionState] = {}
+        # in-place -inf fills: (id(scope), name) -> [(order, Fill)]
+        self._inplace: dict[tuple[int, str], list[tuple[int, Fill]]] = {}
+
+    # -- collection --------------------------------------------------------
+    def _state(self) -> _FunctionState:
+        owner = self.ctx.function() or self.ctx.module
+        return self._states.setdefault(id(owner), _FunctionState())
+
+    def visit_Call(self, node: cst.Call) -> None:
+        at = self.ctx.at()
+        tc = self.ctx.match(node)
+        if tc is not None and tc.key == "masked_fill_" and isinstance(tc.operand, cst.Name):
+            fill = as_fill(node, self.ctx, at)
+            if fill is not None and fill.number == -math.inf:
+                self._record_inplace(tc.operand.value, fill)
+        if tc is not None and tc.key in ("nan_to_num", "nan_to_num_", "masked_fill", "masked_fill_") \
+                and isinstance(tc.operand, cst.Name):
+            self._state().cleaned.add(tc.operand.value)
+        operand = softmax_operand(node, self.ctx)
+        if operand is None:
+            return
+        sources: list[tuple[Fill, bool]] = []
+        self._sources(operand, at, 0, False, sources)
+        cleaned = self._cleaned_inline()
+        for fill, additive in sources:
+            if never_fully_masked(fill.mask, self.ctx, at) or (cleaned and not additive):
+                continue
+            self._state().candidates.append(_Candidate(fill, node, self._assigned_name(node), additive))
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        """``scores[mask] = float('-inf')``."""
+        if len(node.targets) != 1:
+            return
+        target = node.targets[0].target
+        if not isinstance(target, cst.Subscript) or not isinstance(target.value, cst.Name) or len(target.slice) != 1:
+            return
+        at = self.ctx.at()
+        if constant(node.value, self.ctx, at) != -math.inf:
+            return
+        index = target.slice[0].slice
+        mask = index.value if isinstance(index, cst.Index) else None
+        self._record_inplace(target.value.value, Fill(node, node.value, -math.inf, target.value, mask, "index"))
+
+    def visit_BinaryOperation(self, node: cst.BinaryOperation) -> None:
+        """``mask * float('-inf')``: NaN wherever the mask is 0."""
+        if not isinstance(node.operator, cst.Multiply):
+            return
+        at = self.ctx.at()
+        for inf, other in ((node.right, node.left), (node.left, node.right)):
+            value = constant(inf, self.ctx, at)
+            if value is None or not math.isinf(value):
+                continue
+            if constant(other, self.ctx, at) is not None or self._never_zero(other):
+                return
+            self.report(
+                node,
+                f"`{code(self.ctx, other)}` times `{code(self.ctx, inf)}` is NaN wherever it is 0 (0 * inf = NaN), "
+                "so every unmasked score becomes NaN; fill the masked slots instead: "
+                "`scores.masked_fill(mask, torch.finfo(scores.dtype).min)`",
+                target=inf,
+            )
+            return
+
+    def _record_inplace(self, name: str, fill: Fill) -> None:
+        self._inplace.setdefault((id(self.ctx.scope), name), []).append((self.ctx.order, fill))
+
+    # -- reporting at the end of each function -------------------------------
+    def _finish(self, node: cst.CSTNode) -> None:
+        state = self._states.pop(id(node), None)
+        if state is None:
+            return
+        seen: set[int] = set()
+        for candidate in state.candidates:
+            if candidate.result_name is not None and candidate.result_name in state.cleaned \
+                    and not candidate.additive:
+                continue
+            fill = candidate.fill
+            if id(fill.node) in seen:
+                continue
+            seen.add(id(fill.node))
+            softmax = code(self.ctx, candidate.softmax.func, 30)
+            how = "an additive -inf bias" if candidate.additive else f"`{code(self.ctx, fill.value)}` fill"
+            message = (
+                f"{how} reaches `{softmax}`: a row whose every slot is masked (a fully padded sample) becomes "
+                "NaN (exp(-inf - -inf)); fill with `torch.finfo(scores.dtype).min` instead, or use "
+                "`F.scaled_dot_product_attention`"
+            )
+            self.report(fill.node, message, fix=self._fix(candidate), target=fill.value)
+
+    leave_FunctionDef = _finish
+    leave_Module = _finish
+
+    def _fix(self, candidate: _Candidate) -> Optional[FixSpec]:
+        fill = candidate.fill
+        if candidate.additive or fill.receiver is None or fill.blank_receiver(self.ctx):
+            return None
+        torch = torch_alias(self.ctx)
+        if torch is None:
+            return None
+        bound = finfo_bound(self.ctx, torch, fill.receiver, negative=True)
+        if bound is None:
+            return None
+        return FixSpec(UNSAFE, f"Fill with `{bound}` instead of -inf", (Replace(fill.value, bound),))
+
+    # -- data flow --------------------------------------------------------
+    def _sources(self, expr: cst.BaseExpression, at: At, depth: int, additive: bool,
+                 out: list[tuple[Fill, bool]]) -> None:
+        """Collect the -inf fills that reach ``expr``, each with whether it arrives as an additive bias."""
+        if depth > 12 or len(out) > 8:
+            return
+        ctx = self.ctx
+        d = depth + 1
+        if isinstance(expr, cst.Name):
+            binding = lookup(at.scope, expr.value, at.order)
+            for order, fill in reversed(self._inplace.get((id(at.scope), expr.value), [])):
+                if order < at.order and (binding is None or order > binding.order):
+                    out.append((fill, additive or fill.blank_receiver(ctx)))
+                    break
+            if binding is not None and binding.operator is not None and binding.value is not None:
+                if isinstance(binding.operator, (cst.AddAssign, cst.SubtractAssign)):
+                    self._sources(binding.value, At(binding.scope, binding.order), d, True, out)
+                previous = binding.previous
+                if previous is not None and previous.value is not None:
+                    self._sources(previous.value, At(previous.scope, previous.order), d, additive, out)
+                return
+        if isinstance(expr, (cst.Name, cst.Attribute)):
+            value, where = ctx.facts.resolve(expr, at)
+            if value is not expr:
+                self._sources(value, where, d, additive, out)
+            return
+        if isinstance(expr, cst.Call):
+            fill = as_fill(expr, ctx, at)
+            if fill is not None and fill.number == -math.inf:
+                out.append((fill, additive or fill.blank_receiver(ctx)))
+                return
+            tc = ctx.match(expr)
+            if tc is None or tc.operand is None or tc.key not in PASS_THROUGH or tc.key == "where":
+                return
+            self._sources(tc.operand, at, d, additive, out)
+            if tc.key in ("add", "add_", "sub", "sub_"):
+                other = tc.argument("other", 0)
+                if other is not None:
+                    self._sources(other, at, d, True, out)
+            return
+        if isinstance(expr, cst.BinaryOperation):
+            if isinstance(expr.operator, (cst.Add, cst.Subtract)):
+                self._sources(expr.left, at, d, additive, out)
+                self._sources(expr.right, at, d, True, out)
+            elif isinstance(expr.operator, (cst.Multiply, cst.Divide)):
+                self._sources(expr.left, at, d, additive, out)
+                self._sources(expr.right, at, d, additive, out)
+            return
+        if isinstance(expr, cst.Subscript):
+            self._sources(expr.value, at, d, additive, out)
+
+    # -- helpers ------------------------------------------------------------
+    def _cleaned_inline(self) -> bool:
+        """The softmax being visited sits inside ``nan_to_num(...)`` / ``.nan_to_num()``."""
+        for depth in (1, 2, 3):
+            parent = self.ctx.parent(depth)
+            if isinstance(parent, cst.Call):
+                tc = self.ctx.match(parent)
+                return tc is not None and tc.key in ("nan_to_num", "nan_to_num_", "masked_fill", "masked_fill_")
+        return False
+
+    def _assigned_name(self, call: cst.Call) -> Optional[str]:
+        statement = self.ctx.statements[-1] if self.ctx.statements else None
+        if isinstance(statement, cst.SimpleStatementLine) and len(statement.body) == 1:
+            small = statement.body[0]
+            if isinstance(small, cst.Assign) and len(small.targets) == 1 \
+                    and isinstance(small.targets[0].target, cst.Name):
+                return small.targets[0].target.value
+        return None
+
+    def _never_zero(self, expr: cst.BaseExpression) -> bool:
+        """``torch.ones(...)`` / ``torch.full(...)``: a factor with no zeros."""
+        if isinstance(expr, cst.Call):
+            tc = self.ctx.match(expr)
+            if tc is not None:
+                return tc.key in _ONES
+            name = dotted_name(expr.func) if isinstance(expr.func, (cst.Name, cst.Attribute)) else None
+            return name is not None and name.split(".")[-1] in _ONES  # np.ones, np.full
+        return False

@@ -1,0 +1,277 @@
+import re
+
+import libcst as cst
+
+from ..facts import NORM_OPS, At
+from ..patterns import code, division
+from ..precision import SHORT, half_precisions, rounds_to_unit
+from ..singular import in_no_grad
+from .base import Rule, Witness
+
+_ACOS = {"acos": "acos", "arccos": "acos", "acos_": "acos", "asin": "asin", "arcsin": "asin", "asin_": "asin"}
+_SHAPE_OPS = frozenset({
+    "squeeze", "unsqueeze", "view", "reshape", "flatten", "float", "double", "half", "bfloat16", "to", "type_as",
+    "detach", "contiguous", "clone", "t", "T", "mT", "transpose", "permute", "swapaxes", "movedim", "diagonal",
+    "diag", "expand", "expand_as",
+})
+_PRODUCTS = frozenset({"matmul", "mm", "bmm", "F.linear", "dot", "inner", "vdot", "linalg.vecdot", "einsum",
+                       "F.bilinear"})
+_CLAMPS = frozenset({"clamp", "clip", "clamp_", "clip_", "clamp_max", "clamp_max_", "clamp_min", "clamp_min_",
+                     "hardtanh", "F.hardtanh"})
+
+
+class AcosOfCosine(Rule):
+    """
+    ## What it does
+    Flags `acos`/`asin` (`torch.acos`, `x.acos()`, `torch.arccos`, ...) of a
+    cosine with no clamp: `F.cosine_similarity(a, b)`, an `nn.CosineSimilarity`
+    module, the dot product of normalized vectors (`(F.normalize(a) * F.normalize(b)).sum(-1)`,
+    `a_n @ b_n.T`, `F.linear(F.normalize(x), F.normalize(w))`, `torch.einsum`),
+    or `dot / (a.norm() * b.norm())`, followed through variables. Also flags a
+    clamp that does not keep the argument off +-1: `clamp(-1, 1)`, or a bound
+    such as `1 - 1e-7` that rounds to exactly 1 in a half precision the file can
+    run in (bfloat16 by default, float16 on evidence; `precision` in the config
+    decides when set), whatever is clamped.
+
+    ## Why is this bad?
+    The derivative of `acos` at +-1 is infinite. The cosine of a vector with
+    itself (or a parallel one) is exactly 1 in float32 for many inputs, and
+    float16/bfloat16 rounding pushes it past 1 (`F.cosine_similarity` returns
+    1.001 in float16 and 1.0078 in bfloat16): the gradient is NaN, and past 1
+    the forward too (numerics.md row 33). Clamping to exactly [-1, 1] does not
+    help: `acos(1)` still has a -inf derivative, and `1 - 1e-7` is 1 in
+    float16 and bfloat16 (rows 20, 33; docs/numerics-extra.md "acos clamp"
+    measures `1 - 1e-3` rounding to 1 in bfloat16).
+
+    ## Example
+    ```python
+    angle = torch.acos(F.cosine_similarity(a, b, dim=-1))
+    ```
+
+    ## Use instead
+    ```python
+    cos = F.cosine_similarity(a, b, dim=-1)
+    eps = torch.finfo(cos.dtype).eps
+    angle = torch.acos(cos.clamp(-1 + eps, 1 - eps))
+    ```
+    `torch.finfo(dtype).eps` is one unit below 1 in every dtype (row 33), or
+    use `torch.atan2(sin, cos)`, which is finite everywhere (row 13).
+
+    ## Fix safety
+    No automatic fix: the clamp changes angles near 0 and pi, and the right
+    bound depends on the dtype.
+    """
+
+    code = "NAN404"
+    name = "acos-of-cosine"
+    summary = "acos/asin of a cosine that can be exactly +-1 (no clamp, or a clamp that rounds to 1)"
+    rows = "33"
+    screen = re.compile(r"acos|asin|arccos|arcsin")
+    witnesses = (
+        Witness(
+            setup="a = leaf(torch.tensor([[3.0, 4.0, 0.0, 0.0]], dtype=dtype)); "
+                  "b = torch.tensor([[3.0, 4.0, 0.0, 0.0]], dtype=dtype)",
+            hazard="y = torch.acos(F.cosine_similarity(a, b, dim=-1))",
+            fixed="cos = F.cosine_similarity(a, b, dim=-1); eps = torch.finfo(cos.dtype).eps; "
+                  "y = torch.acos(cos.clamp(-1 + eps, 1 - eps))",
+        ),
+        Witness(
+            setup="a = leaf(torch.tensor([[3.0, 4.0, 0.0, 0.0]], dtype=dtype)); "
+                  "b = torch.tensor([[3.0, 4.0, 0.0, 0.0]], dtype=dtype)",
+            hazard="cos = F.cosine_similarity(a, b, dim=-1); y = torch.acos(torch.clamp(cos, -1 + 1e-7, 1 - 1e-7))",
+            fixed="cos = F.cosine_similarity(a, b, dim=-1); eps = torch.finfo(cos.dtype).eps; "
+                  "y = torch.acos(torch.clamp(cos, -1 + eps, 1 - eps))",
+            hazard_dtypes=("bfloat16", "float16"),
+        ),
+        Witness(
+            setup="a = leaf(torch.tensor([[3.0, 4.0, 0.0, 0.0]], dtype=dtype)); "
+                  "b = torch.tensor([[3.0, 4.0, 0.0, 0.0]], dtype=dtype)",
+            hazard="a_n = F.normalize(a, dim=-1); b_n = F.normalize(b, dim=-1); y = (a_n * b_n).sum(-1).asin()",
+            fixed="a_n = F.normalize(a, dim=-1); b_n = F.normalize(b, dim=-1); c = (a_n * b_n).sum(-1); "
+                  "eps = torch.finfo(c.dtype).eps; y = c.clamp(-1 + eps, 1 - eps).asin()",
+        ),
+    )
+
+    def visit_Call(self, node: cst.Call) -> None:
+        tc = self.ctx.match(node)
+        if tc is None or tc.key not in _ACOS or tc.operand is None:
+            return
+        if in_no_grad(self.ctx) and self._clamp(self._unwrap(tc.operand, self.ctx.at())[0]) is not None:
+            return  # a clamp keeps the forward finite; only the gradient at +-1 is infinite, and none flows here
+        op = _ACOS[tc.key]
+        expr, at = self._unwrap(tc.operand, self.ctx.at())
+        clamp = self._clamp(expr)
+        if clamp is not None:
+            self._check_clamp(node, op, clamp, at)
+            return
+        if self._is_cosine(expr, at, 0):
+            self.report(
+                node,
+                f"`{op}` of `{code(self.ctx, tc.operand)}`, a cosine that is exactly 1 for parallel vectors and "
+                f"can round past +-1: {op}'s derivative there is infinite (NaN gradient, NaN forward past 1); "
+                "clamp it first: `c.clamp(-1 + eps, 1 - eps)` with `eps = torch.finfo(c.dtype).eps`",
+                target=tc.operand,
+            )
+
+    # -- clamps -----------------------------------------------------------
+    def _clamp(self, expr: cst.BaseExpression):
+        if not isinstance(expr, cst.Call):
+            return None
+        tc = self.ctx.match(expr)
+        if tc is None or tc.key not in _CLAMPS:
+            return None
+        if tc.key in ("clamp_max", "clamp_max_"):
+            return tc, None, tc.argument("max", 0)
+        if tc.key in ("clamp_min", "clamp_min_"):
+            return tc, tc.argument("min", 0), None
+        if tc.key in ("hardtanh", "F.hardtanh"):
+            low, high = tc.argument("min_val", 0), tc.argument("max_val", 1)
+            return tc, low, high
+        return tc, tc.argument("min", 0), tc.argument("max", 1)
+
+    def _check_clamp(self, node: cst.Call, op: str, clamp, at: At) -> None:
+        tc, low, high = clamp
+        exact: list[str] = []
+        rounding: dict[tuple[str, ...], list[str]] = {}
+        reasons: dict[str, str] = {}
+        for dtype, why in half_precisions(self.ctx):
+            reasons[dtype] = (f"{SHORT[dtype]} ({why.describe()})" if why is not None
+                              else f"{SHORT[dtype]} (assumed possible unless `precision` is configured)")
+        for bound in (low, high):
+            value = self.facts.literal(bound, at) if bound is not None else None
+            if value is None:
+                continue
+            if abs(value) >= 1:
+                exact.append(f"`{code(self.ctx, bound)}`")
+                continue
+            dtypes = tuple(d for d in reasons if rounds_to_unit(value, d))
+            if dtypes:
+                rounding.setdefault(dtypes, []).append(f"`{code(self.ctx, bound)}`")
+        problems = []
+        if exact:
+            problems.append(f"{' and '.join(exact)} {'reach' if len(exact) > 1 else 'reaches'} +-1")
+        for dtypes, bounds in rounding.items():
+            verb = "round" if len(bounds) > 1 else "rounds"
+            problems.append(f"{' and '.join(bounds)} {verb} to +-1 in " + ", ".join(reasons[d] for d in dtypes))
+        if not problems:
+            return
+        self.report(
+            node,
+            f"`{op}` of a clamp that does not keep its argument off +-1: " + "; ".join(problems)
+            + f", where {op}'s derivative is infinite (NaN gradient); use `eps = torch.finfo(c.dtype).eps` and "
+              "`c.clamp(-1 + eps, 1 - eps)`",
+            target=tc.node,
+        )
+
+    # -- cosines ----------------------------------------------------------
+    def _unwrap(self, expr: cst.BaseExpression, at: At) -> tuple[cst.BaseExpression, At]:
+        """Follow names and shape/cast ops: ``cos.squeeze(-1)`` -> what ``cos`` was assigned."""
+        for _ in range(10):
+            value, where = self.facts.resolve(expr, at)
+            if value is not expr:
+                expr, at = value, where
+                continue
+            if isinstance(expr, cst.Call):
+                tc = self.ctx.match(expr)
+                if tc is not None and tc.is_method and tc.key in _SHAPE_OPS and tc.operand is not None:
+                    expr = tc.operand
+                    continue
+            if isinstance(expr, cst.Attribute) and expr.attr.value in ("T", "mT"):
+                expr = expr.value
+                continue
+            break
+        return expr, at
+
+    def _is_cosine(self, expr: cst.BaseExpression, at: At, depth: int) -> bool:
+        if depth > 4:
+            return False
+        expr, at = self._unwrap(expr, at)
+        if isinstance(expr, cst.Call):
+            if self._is_cosine_module(expr, at):
+                return True
+            tc = self.ctx.match(expr)
+            if tc is None:
+                return False
+            if tc.key in ("F.cosine_similarity", "cosine_similarity"):
+                return True
+            if tc.key in ("sum",) and tc.operand is not None:
+                return self._product_of_normalized(tc.operand, at)
+            if tc.key in _PRODUCTS:
+                tensors = [a.value for a in expr.args if a.keyword is None and not a.star]
+                if tc.key == "einsum":
+                    tensors = tensors[1:]
+                elif tc.is_method and tc.operand is not None:
+                    tensors = [tc.operand] + tensors
+                return len(tensors) == 2 and all(self._is_normalized(t, at) for t in tensors)
+            return False
+        if isinstance(expr, cst.BinaryOperation):
+            if isinstance(expr.operator, cst.MatrixMultiply):
+                return self._is_normalized(expr.left, at) and self._is_normalized(expr.right, at)
+            if isinstance(expr.operator, cst.Divide):
+                return self._is_norm_product(expr.right, at)
+        return False
+
+    def _is_cosine_module(self, call: cst.Call, at: At) -> bool:
+        if not isinstance(call.func, (cst.Name, cst.Attribute)) or self.ctx.imports.is_module(call.func):
+            return False
+        value, _ = self.facts.resolve(call.func, at)
+        if value is call.func or not isinstance(value, cst.Call):
+            return False
+        tc = self.ctx.match(value)
+        return tc is not None and tc.key == "nn.CosineSimilarity"
+
+    def _product_of_normalized(self, expr: cst.BaseExpression, at: At) -> bool:
+        expr, at = self._unwrap(expr, at)
+        if isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, cst.Multiply):
+            return self._is_normalized(expr.left, at) and self._is_normalized(expr.right, at)
+        if isinstance(expr, cst.Call):
+            tc = self.ctx.match(expr)
+            if tc is not None and tc.key == "mul" and tc.operand is not None and tc.positional(0) is not None:
+                return self._is_normalized(tc.operand, at) and self._is_normalized(tc.positional(0), at)
+        return False
+
+    def _is_normalized(self, expr: cst.BaseExpression, at: At) -> bool:
+        expr, at = self._unwrap(expr, at)
+        if isinstance(expr, cst.Call):
+            tc = self.ctx.match(expr)
+            if tc is not None and tc.key == "F.normalize":
+                return True
+        found = division(expr, self.ctx)
+        return found is not None and self._is_norm(found.divisor, at)
+
+    def _is_norm(self, expr: cst.BaseExpression, at: At) -> bool:
+        """A norm, possibly guarded: ``x.norm(dim=-1, keepdim=True)``, ``... .clamp_min(eps)``, ``... + eps``."""
+        for _ in range(6):
+            expr, at = self._unwrap(expr, at)
+            if isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, cst.Add):
+                if self.facts.literal(expr.right, at) is not None:
+                    expr = expr.left
+                    continue
+                if self.facts.literal(expr.left, at) is not None:
+                    expr = expr.right
+                    continue
+                return False
+            if isinstance(expr, cst.Call):
+                tc = self.ctx.match(expr)
+                if tc is None:
+                    return False
+                if tc.key in NORM_OPS:
+                    return True
+                if tc.key in ("clamp", "clamp_min", "clip", "add") and tc.operand is not None:
+                    expr = tc.operand
+                    continue
+            return False
+        return False
+
+    def _is_norm_product(self, expr: cst.BaseExpression, at: At) -> bool:
+        expr, at = self._unwrap(expr, at)
+        if isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, cst.Add):
+            if self.facts.literal(expr.right, at) is not None:
+                return self._is_norm_product(expr.left, at)
+        if isinstance(expr, cst.Call):
+            tc = self.ctx.match(expr)
+            if tc is not None and tc.key in ("clamp", "clamp_min", "clip") and tc.operand is not None:
+                return self._is_norm_product(tc.operand, at)
+        if isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, cst.Multiply):
+            return self._is_norm(expr.left, at) and self._is_norm(expr.right, at)
+        return False

@@ -1,0 +1,361 @@
+"""``nanlint server``: a Language Server (LSP over stdio) for editors. Needs ``pip install 'nanlint[lsp]'``.
+
+* Diagnostics for Python documents on open, change and save, from the same engine
+  and configuration as the command line (``[tool.nanlint]`` found by walking up
+  from the document's path; excluded files get no diagnostics, as with
+  ``--force-exclude``). Each diagnostic has the rule code, ``source: nanlint``, a
+  severity (error for default rules, warning for preview ones, as in SARIF), and a
+  ``codeDescription`` link to the rule's documentation.
+* Positions: nanlint counts 1-based lines and columns in characters (code points);
+  LSP wants 0-based lines and columns in the negotiated position encoding, UTF-16
+  code units unless the client offers another (so an emoji before a finding counts
+  twice).
+* Code actions for findings that carry a fix: one quick fix per finding (preferred
+  when the fix is safe; an unsafe fix says so in its title) and a
+  ``source.fixAll.nanlint`` action applying every safe fix.
+
+Initialization options (all optional): ``{"docsUrl": "https://…/rules.md"}`` is the
+page the diagnostic links point to (``#nan101-divide-by-norm`` is appended); by
+default the ``docs/rules.md`` of a source checkout, if there is one.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
+
+import click
+
+from . import __version__
+from .config import ConfigError, Settings, resolve_settings
+from .docs import anchor
+from .engine import lint_source
+from .finding import Edit, Finding
+from .fixspec import split_lines
+from .report.levels import WARNING, level
+from .rules import BY_CODE
+
+if TYPE_CHECKING:  # pragma: no cover
+    from lsprotocol import types as lsp
+
+log = logging.getLogger("nanlint.server")
+
+SOURCE = "nanlint"
+FIX_ALL_KIND = "source.fixAll.nanlint"
+PYTHON_SUFFIXES = (".py", ".pyi")
+INSTALL_HINT = "nanlint server needs pygls: pip install 'nanlint[lsp]'"
+
+
+# -- positions (no pygls needed: tested directly) --------------------------------------------------------------------
+def units_counter(encoding: Optional[str]) -> Callable[[str], int]:
+    """How many code units of the negotiated LSP position encoding a piece of text takes."""
+    if encoding == "utf-8":
+        return lambda text: len(text.encode("utf-8", "surrogatepass"))
+    if encoding == "utf-32":
+        return len
+    return lambda text: len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
+def to_lsp_position(lines: Sequence[str], line: int, column: int, units: Callable[[str], int]) -> tuple[int, int]:
+    """nanlint's 1-based line and 1-based character column -> LSP's 0-based line and code-unit character."""
+    index = max(line - 1, 0)
+    if index >= len(lines):
+        return index, 0
+    text = lines[index].rstrip("\r\n")
+    return index, units(text[: min(max(column - 1, 0), len(text))])
+
+
+# -- the lint behind a document ---------------------------------------------------------------------------------------
+@dataclass
+class DocumentLint:
+    """The findings of one version of one document, and the text they refer to."""
+
+    findings: list[Finding]
+    text: str
+    lines: list[str]
+    key: tuple[Optional[int], str] = ("", "")  # (version, text digest)
+    fixed_all: Optional[str] = None  # the text after `--fix` (safe fixes), once a fixAll action asked for it
+
+
+@dataclass
+class NanlintState:
+    docs_url: Optional[str] = None
+    cache: dict[str, DocumentLint] = field(default_factory=dict)
+    shown_errors: set[str] = field(default_factory=set)
+
+
+def document_path(uri: str, fs_path: Optional[str]) -> str:
+    """The path used for configuration and per-file-ignores; an unsaved document lints as if in the cwd."""
+    if fs_path:
+        return fs_path
+    return os.path.join(os.getcwd(), uri.rsplit("/", 1)[-1] or "untitled.py")
+
+
+def lint_document(path: str, text: str) -> list[Finding]:
+    """Findings for the document text at ``path``; [] for an excluded file. Raises ConfigError."""
+    from .cli import _request  # the same request (rules, precision, options) as `nanlint check`
+
+    settings: Settings = resolve_settings([path])
+    if settings.is_excluded_with_parents(path):
+        return []
+    result = lint_source(path, text, _request(settings, path))
+    return sorted(result.findings, key=Finding.sort_key)
+
+
+def fix_all_safe(path: str, text: str) -> Optional[str]:
+    """The text with every safe fix applied by the fix engine (which re-parses and re-lints after each pass and
+    drops a fix that breaks the file, as ``nanlint --fix`` does); None when nothing changes."""
+    from .cli import _request
+    from .fixes import fix_source
+
+    settings: Settings = resolve_settings([path])
+    if settings.is_excluded_with_parents(path):
+        return None
+    outcome = fix_source(path, text, _request(settings, path), unsafe=False)
+    return outcome.source if outcome.changed else None
+
+
+def offset_of(lines: Sequence[str], line: int, column: int) -> int:
+    """The character offset of nanlint's 1-based (line, column) in the text split into ``lines``."""
+    index = min(max(line - 1, 0), len(lines))
+    column = max(column - 1, 0)
+    if index < len(lines):
+        column = min(column, len(lines[index].rstrip("\r\n")))
+    return sum(len(text) for text in lines[:index]) + column
+
+
+def apply_edits(text: str, edits: Sequence[Edit]) -> str:
+    """``text`` with non-overlapping edits applied (from the last to the first)."""
+    lines = split_lines(text)
+    spans = sorted(((offset_of(lines, e.line, e.column), offset_of(lines, e.end_line, e.end_column), e.content)
+                    for e in edits), reverse=True)
+    for start, end, content in spans:
+        text = text[:start] + content + text[end:]
+    return text
+
+
+def parses(text: str) -> bool:
+    import libcst
+
+    try:
+        libcst.parse_module(text)
+    except Exception:  # libcst's native parser raises several types
+        return False
+    return True
+
+
+def minimal_edit(before: str, after: str) -> Edit:
+    """One edit turning ``before`` into ``after``: the span between their common prefix and suffix."""
+    limit = min(len(before), len(after))
+    prefix = 0
+    while prefix < limit and before[prefix] == after[prefix]:
+        prefix += 1
+    suffix = 0
+    while suffix < limit - prefix and before[-1 - suffix] == after[-1 - suffix]:
+        suffix += 1
+    lines = split_lines(before)
+
+    def position(offset: int) -> tuple[int, int]:
+        for number, text in enumerate(lines, 1):
+            if offset <= len(text.rstrip("\r\n")) or offset < len(text):
+                return number, min(offset, len(text.rstrip("\r\n"))) + 1
+            offset -= len(text)
+        return len(lines) + 1, 1
+
+    start, end = position(prefix), position(len(before) - suffix)
+    return Edit(start[0], start[1], end[0], end[1], after[prefix:len(after) - suffix])
+
+
+def default_docs_url() -> Optional[str]:
+    candidate = Path(__file__).resolve().parent.parent / "docs" / "rules.md"
+    return candidate.as_uri() if candidate.is_file() else None
+
+
+def overlaps(a: tuple[tuple[int, int], tuple[int, int]], b: tuple[tuple[int, int], tuple[int, int]]) -> bool:
+    """Do two (start, end) ranges of (line, character) touch? Empty ranges touch what they sit in or next to."""
+    return not (a[1] < b[0] or b[1] < a[0])
+
+
+# -- the server -------------------------------------------------------------------------------------------------------
+def create_server() -> Any:
+    """Build the pygls server (imports pygls; raises ImportError when it is missing)."""
+    from lsprotocol import types as lsp
+    from pygls.lsp.server import LanguageServer
+
+    server = LanguageServer("nanlint", __version__)
+    state = NanlintState()
+
+    def units() -> Callable[[str], int]:
+        encoding = server.workspace.position_encoding
+        return units_counter(str(encoding.value if hasattr(encoding, "value") else encoding))
+
+    def lsp_range(lines: Sequence[str], line: int, column: int, end_line: int, end_column: int) -> lsp.Range:
+        count = units()
+        start = to_lsp_position(lines, line, column, count)
+        end = to_lsp_position(lines, end_line, end_column, count)
+        if end < start:
+            end = start
+        return lsp.Range(lsp.Position(*start), lsp.Position(*end))
+
+    def report_error(message: str) -> None:
+        log.error("%s", message)
+        if message not in state.shown_errors:
+            state.shown_errors.add(message)
+            server.window_show_message(lsp.ShowMessageParams(type=lsp.MessageType.Error, message=message))
+
+    def is_python(document: Any) -> bool:
+        return document.language_id == "python" or document.uri.endswith(PYTHON_SUFFIXES)
+
+    def lint(uri: str) -> Optional[DocumentLint]:
+        document = server.workspace.get_text_document(uri)
+        if not is_python(document):
+            return None
+        text = document.source
+        key = (document.version, hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest())
+        cached = state.cache.get(uri)
+        if cached is not None and cached.key == key:
+            return cached
+        try:
+            findings = lint_document(document_path(uri, document.path), text)
+        except ConfigError as exc:
+            report_error(f"nanlint: {exc}")
+            findings = []
+        linted = DocumentLint(findings, text, split_lines(text), key)
+        state.cache[uri] = linted
+        return linted
+
+    def diagnostic(linted: DocumentLint, finding: Finding) -> lsp.Diagnostic:
+        rule = BY_CODE.get(finding.code)
+        href = f"{state.docs_url}#{anchor(rule)}" if rule is not None and state.docs_url else None
+        return lsp.Diagnostic(
+            range=lsp_range(linted.lines, finding.line, finding.column, finding.end_line, finding.end_column),
+            message=finding.message,
+            severity=lsp.DiagnosticSeverity.Warning if level(finding.code) == WARNING
+            else lsp.DiagnosticSeverity.Error,
+            code=finding.code,
+            code_description=lsp.CodeDescription(href=href) if href else None,
+            source=SOURCE,
+        )
+
+    def publish(uri: str, force: bool = False) -> None:
+        if force:
+            state.cache.pop(uri, None)
+        linted = lint(uri)
+        if linted is None:
+            return
+        document = server.workspace.get_text_document(uri)
+        server.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(
+            uri=uri, version=document.version, diagnostics=[diagnostic(linted, f) for f in linted.findings],
+        ))
+
+    def workspace_edit(uri: str, version: Optional[int], edits: list[lsp.TextEdit]) -> lsp.WorkspaceEdit:
+        capabilities = server.client_capabilities
+        workspace = capabilities.workspace if capabilities else None
+        workspace_edit_caps = workspace.workspace_edit if workspace else None
+        if workspace_edit_caps is not None and workspace_edit_caps.document_changes:
+            return lsp.WorkspaceEdit(document_changes=[lsp.TextDocumentEdit(
+                text_document=lsp.OptionalVersionedTextDocumentIdentifier(uri=uri, version=version),
+                edits=edits,
+            )])
+        return lsp.WorkspaceEdit(changes={uri: edits})
+
+    def text_edits(linted: DocumentLint, edits: Sequence[Edit]) -> list[lsp.TextEdit]:
+        return [lsp.TextEdit(range=lsp_range(linted.lines, e.line, e.column, e.end_line, e.end_column),
+                             new_text=e.content) for e in edits]
+
+    @server.feature(lsp.INITIALIZE)
+    def initialize(params: lsp.InitializeParams) -> None:
+        options = params.initialization_options if isinstance(params.initialization_options, dict) else {}
+        docs_url = options.get("docsUrl")
+        state.docs_url = docs_url.rstrip("#") if isinstance(docs_url, str) and docs_url else default_docs_url()
+
+    @server.feature(lsp.TEXT_DOCUMENT_DID_OPEN)
+    def did_open(params: lsp.DidOpenTextDocumentParams) -> None:
+        publish(params.text_document.uri)
+
+    @server.feature(lsp.TEXT_DOCUMENT_DID_CHANGE)
+    def did_change(params: lsp.DidChangeTextDocumentParams) -> None:
+        publish(params.text_document.uri)
+
+    @server.feature(lsp.TEXT_DOCUMENT_DID_SAVE)
+    def did_save(params: lsp.DidSaveTextDocumentParams) -> None:
+        publish(params.text_document.uri, force=True)  # the configuration may have changed on disk
+
+    @server.feature(lsp.TEXT_DOCUMENT_DID_CLOSE)
+    def did_close(params: lsp.DidCloseTextDocumentParams) -> None:
+        state.cache.pop(params.text_document.uri, None)
+        server.text_document_publish_diagnostics(
+            lsp.PublishDiagnosticsParams(uri=params.text_document.uri, diagnostics=[]))
+
+    @server.feature(
+        lsp.TEXT_DOCUMENT_CODE_ACTION,
+        lsp.CodeActionOptions(code_action_kinds=[lsp.CodeActionKind.QuickFix, FIX_ALL_KIND]),
+    )
+    def code_action(params: lsp.CodeActionParams) -> list[lsp.CodeAction]:
+        uri = params.text_document.uri
+        linted = lint(uri)
+        if linted is None:
+            return []
+        version = server.workspace.get_text_document(uri).version
+        only = params.context.only
+        wanted = (lambda kind: True) if not only else (lambda kind: any(kind == k or kind.startswith(f"{k}.")
+                                                                       for k in only))
+        requested = ((params.range.start.line, params.range.start.character),
+                     (params.range.end.line, params.range.end.character))
+        actions: list[lsp.CodeAction] = []
+        if wanted(lsp.CodeActionKind.QuickFix):
+            for finding in linted.findings:
+                if finding.fix is None or not finding.fix.edits:
+                    continue
+                diag = diagnostic(linted, finding)
+                span = ((diag.range.start.line, diag.range.start.character),
+                        (diag.range.end.line, diag.range.end.character))
+                if not overlaps(span, requested):
+                    continue
+                if not parses(apply_edits(linted.text, finding.fix.edits)):
+                    log.warning("%s fix at %s:%s does not parse; not offered", finding.code, finding.line,
+                                finding.column)
+                    continue
+                unsafe = finding.fix.applicability != "safe"
+                actions.append(lsp.CodeAction(
+                    title=f"{finding.code}: {finding.fix.message}" + (" (unsafe fix)" if unsafe else ""),
+                    kind=lsp.CodeActionKind.QuickFix,
+                    diagnostics=[diag],
+                    is_preferred=not unsafe,
+                    edit=workspace_edit(uri, version, text_edits(linted, finding.fix.edits)),
+                ))
+        if wanted(FIX_ALL_KIND) and any(f.fix is not None and f.fix.applicability == "safe"
+                                         for f in linted.findings):
+            if linted.fixed_all is None:  # computed once per document version: it lints up to MAX_PASSES times
+                document = server.workspace.get_text_document(uri)
+                try:
+                    linted.fixed_all = fix_all_safe(document_path(uri, document.path), linted.text) or linted.text
+                except ConfigError as exc:
+                    report_error(f"nanlint: {exc}")
+                    linted.fixed_all = linted.text
+            if linted.fixed_all != linted.text:
+                actions.append(lsp.CodeAction(
+                    title="nanlint: apply all safe fixes",
+                    kind=FIX_ALL_KIND,
+                    edit=workspace_edit(uri, version,
+                                        text_edits(linted, [minimal_edit(linted.text, linted.fixed_all)])),
+                ))
+        return actions
+
+    return server
+
+
+@click.command(name="server")
+@click.option("--stdio", is_flag=True, help="Talk LSP over stdin/stdout (the default and only transport).")
+def command(stdio: bool) -> None:
+    """Run the Language Server (LSP over stdio) for editors; needs `pip install 'nanlint[lsp]'`."""
+    try:
+        server = create_server()
+    except ImportError as exc:
+        click.echo(f"{INSTALL_HINT} ({exc})", err=True)
+        sys.exit(2)
+    server.start_io()

@@ -1,0 +1,792 @@
+"""Run the user's script, replay steps, and turn what was seen into a :class:`~.report.Report`.
+
+The script runs as ``__main__`` with its arguments (``sys.argv``, ``sys.path[0]``
+set as ``python script.py`` would), compiled by nanlint from its source; local
+modules it imports (files below the script's directory or the working
+directory, not in site-packages, not excluded by the configuration) load through
+an import hook that compiles them the same way. That is what lets a replay
+import nanlint's *fixed* text of a module in place of the file, and lets the
+first run place a reach probe (a call of ``__nanlint_probe__``) before each
+statement holding a finding; positions are untouched, so tracebacks and
+``co_positions()`` are those of the file.
+
+A replay runs the script again from the start in the same process: the RNG
+states of the first run's start are restored, the steps before the target one
+run untraced, and at the target step's start the first run's snapshot (weights,
+optimizer state, buffers, scaler, RNG) is put back, so the replayed step sees
+exactly the state it failed with (numerics.md §3 recommendation).
+"""
+from __future__ import annotations
+
+import builtins
+import contextlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import io
+import linecache
+import os
+import sys
+import traceback
+import types
+import warnings
+from dataclasses import dataclass
+from typing import Any, Iterator, Optional, Sequence
+
+import torch
+
+from ..finding import Finding
+from . import VerifyError
+from .controller import HOOKS, Controller, ReplayRun, SentinelRun, StopRun, Window
+from .distributed import Dist, GroupKeeper, flag_reducer
+from .fixing import Fixer, nanlint_fix
+from .injection import FIX_NOT_JUDGED, GradInjection, Injection, injection_for, remap
+from .report import CONFIRMED, GUARDED, NOT_REACHED, Evidence, FindingResult, Origin, Report
+from .sentinel import RngState
+from .source import PROBE_NAME, SourceFile, Span, display_path, instrument, load_source, norm_path, verify_settings
+from .tracer import RawOrigin
+
+_NANLINT_DIR = norm_path(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_VERIFY_DIR = norm_path(os.path.dirname(os.path.abspath(__file__)))
+EXTRA_REPLAY_STEPS = 3
+
+
+@dataclass
+class Entry:
+    """One static finding the verifier follows."""
+
+    id: int
+    source: SourceFile
+    finding: Finding
+    span: Span
+    target: Optional[Span]
+
+    def key(self) -> tuple:
+        return (self.source.path, self.finding.line, self.finding.column, self.finding.code)
+
+
+@dataclass
+class RunOutcome:
+    status: str  # "completed" | "stopped" | "error"
+    error: Optional[BaseException] = None
+    internal: bool = False
+
+
+class _LocalLoader(importlib.machinery.SourceFileLoader):
+    def __init__(self, fullname: str, path: str, runner: "ScriptRunner") -> None:
+        super().__init__(fullname, path)
+        self.runner = runner
+
+    def get_code(self, fullname: str) -> types.CodeType:
+        return self.runner.module_code(self.path)
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        module.__dict__[PROBE_NAME] = self.runner.probe
+        super().exec_module(module)
+
+
+class _LocalFinder(importlib.abc.MetaPathFinder):
+    def __init__(self, runner: "ScriptRunner") -> None:
+        self.runner = runner
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is None or not spec.has_location or not spec.origin or not spec.origin.endswith(".py"):
+            return None
+        if not self.runner.is_local(spec.origin) or not self.runner.ensure_source(spec.origin):
+            return None
+        loader = _LocalLoader(fullname, os.path.abspath(spec.origin), self.runner)
+        return importlib.util.spec_from_file_location(
+            fullname, os.path.abspath(spec.origin), loader=loader,
+            submodule_search_locations=spec.submodule_search_locations)
+
+
+class ScriptRunner:
+    """Runs one script (and its local modules) under a controller; see the module docstring."""
+
+    def __init__(self, script: str, args: Sequence[str], settings: Any, device: str) -> None:
+        if not os.path.isfile(script):
+            raise VerifyError(f"{script}: no such file")
+        self.script_display = script
+        self.script_abs = os.path.abspath(script)
+        self.script_path = norm_path(script)
+        self.args = list(args)
+        self.settings = settings
+        self.device = device
+        roots = {norm_path(os.path.dirname(self.script_abs)), norm_path(os.getcwd())}
+        self.roots = sorted(roots, key=len, reverse=True)
+        self.sources: dict[str, SourceFile] = {}
+        self.entries: list[Entry] = []
+        self.current: Optional[Controller] = None
+        self.group = GroupKeeper()
+        self._overrides: dict[str, str] = {}
+        self._probes = False
+        self._initial_rng: Optional[RngState] = None
+        source = load_source(self.script_abs, script, settings)
+        if source is None:
+            raise VerifyError(f"{script}: cannot read or decode the script")
+        self._add(source)
+
+    # -- sources ------------------------------------------------------------------------
+    def _add(self, source: SourceFile) -> None:
+        self.sources[source.path] = source
+        for finding in source.findings:
+            self.entries.append(Entry(len(self.entries), source, finding, source.finding_span(finding),
+                                      source.target_span(finding)))
+
+    def is_local(self, filename: str) -> bool:
+        path = norm_path(filename)
+        parts = path.split(os.sep)
+        if "site-packages" in parts or "dist-packages" in parts or path.startswith(_NANLINT_DIR + os.sep):
+            return False
+        for root in self.roots:
+            if path.startswith(root + os.sep):
+                current = root
+                for part in os.path.relpath(path, root).split(os.sep):
+                    current = os.path.join(current, part)
+                    if self.settings.is_excluded(current):
+                        return False
+                return True
+        return False
+
+    def ensure_source(self, filename: str) -> bool:
+        path = norm_path(filename)
+        if path in self.sources:
+            return True
+        source = load_source(os.path.abspath(filename), display_path(filename), self.settings)
+        if source is None:
+            return False
+        self._add(source)
+        return True
+
+    def _compile(self, path: str, filename: str) -> types.CodeType:
+        source = self.sources[path]
+        text = self._overrides.get(path, source.text)
+        if self._probes and path not in self._overrides:
+            probes = [(e.id, e.span) for e in self.entries if e.source is source]
+            return compile(instrument(text, filename, probes), filename, "exec", dont_inherit=True)
+        return compile(text, filename, "exec", dont_inherit=True)
+
+    def module_code(self, filename: str) -> types.CodeType:
+        return self._compile(norm_path(filename), os.path.abspath(filename))
+
+    def probe(self, ids: tuple) -> None:
+        controller = self.current
+        if controller is not None and hasattr(controller, "probe"):
+            controller.probe(ids)
+
+    # -- running ----------------------------------------------------------------------------
+    def run(self, controller: Controller, overrides: Optional[dict[str, str]] = None, probes: bool = False,
+            quiet: bool = False, stdout: Any = None) -> RunOutcome:
+        """Run the script once under ``controller``; never raises for the script's own errors."""
+        if self._initial_rng is None:
+            self._initial_rng = RngState.capture()
+        else:
+            self._initial_rng.restore()
+        self._overrides = dict(overrides or {})
+        self._probes = probes
+        saved_argv, saved_path = sys.argv[:], sys.path[:]
+        saved_main = sys.modules.get("__main__")
+        before = set(sys.modules)
+        finder = _LocalFinder(self)
+        sys.meta_path.insert(0, finder)
+        main = types.ModuleType("__main__")
+        main.__dict__.update({"__file__": self.script_abs, "__builtins__": builtins, "__cached__": None,
+                              "__package__": None, "__spec__": None, "__loader__": None, PROBE_NAME: self.probe})
+        sys.modules["__main__"] = main
+        sys.argv = [self.script_display, *self.args]
+        sys.path.insert(0, os.path.dirname(self.script_abs))
+        saved_env = os.environ.get("NANLINT_VERIFY_DEVICE")
+        os.environ["NANLINT_VERIFY_DEVICE"] = self.device
+        self.current = controller
+        outcome = RunOutcome("completed")
+        try:
+            code = self._compile(self.script_path, self.script_abs)
+            with contextlib.ExitStack() as stack:
+                if quiet:
+                    stack.enter_context(_quiet())
+                elif stdout is not None:
+                    stack.enter_context(contextlib.redirect_stdout(stdout))
+                stack.enter_context(self.group.during_run())
+                HOOKS.push(controller)
+                stack.callback(HOOKS.pop, controller)
+                if controller.tracer is not None:
+                    stack.enter_context(controller.tracer)
+                    stack.enter_context(_eager())
+                controller.run_start()
+                try:
+                    try:
+                        exec(code, main.__dict__)
+                    except SystemExit as exc:
+                        if exc.code not in (None, 0):
+                            raise
+                    controller.run_end()
+                except StopRun:
+                    outcome = RunOutcome("stopped")
+                except KeyboardInterrupt:
+                    raise
+                except BaseException as exc:  # the script's own failure
+                    abort = getattr(controller, "abort", None)
+                    if abort is not None:
+                        abort()
+                    outcome = RunOutcome("error", exc, internal=_raised_by_nanlint(exc))
+        except SyntaxError as exc:
+            outcome = RunOutcome("error", exc)
+        finally:
+            self.current = None
+            sys.argv[:] = saved_argv
+            sys.path[:] = saved_path
+            if saved_main is not None:
+                sys.modules["__main__"] = saved_main
+            if finder in sys.meta_path:
+                sys.meta_path.remove(finder)
+            for name in set(sys.modules) - before:
+                module = sys.modules.get(name)
+                filename = getattr(module, "__file__", None)
+                if filename and norm_path(filename) in self.sources:
+                    del sys.modules[name]  # re-imported (maybe fixed) by the next run
+            if saved_env is None:
+                os.environ.pop("NANLINT_VERIFY_DEVICE", None)
+            else:
+                os.environ["NANLINT_VERIFY_DEVICE"] = saved_env
+        return outcome
+
+    def script_traceback(self, exc: BaseException) -> str:
+        """The script's traceback, without nanlint's frames (the ones that ran it, and hooks in between)."""
+        mine = set(self.sources)
+
+        def clean(te: traceback.TracebackException) -> None:
+            frames = list(te.stack)
+            start = next((i for i, f in enumerate(frames) if norm_path(f.filename) in mine), 0)
+            kept = [f for f in frames[start:] if not norm_path(f.filename).startswith(_VERIFY_DIR + os.sep)]
+            te.stack = traceback.StackSummary.from_list(kept)
+            for chained in (te.__cause__, te.__context__):
+                if chained is not None:
+                    clean(chained)
+
+        te = traceback.TracebackException(type(exc), exc, exc.__traceback__)
+        clean(te)
+        return "".join(te.format())
+
+
+def _raised_by_nanlint(exc: BaseException) -> bool:
+    tb = exc.__traceback__
+    last = None
+    while tb is not None:
+        last = tb
+        tb = tb.tb_next
+    return last is not None and norm_path(last.tb_frame.f_code.co_filename).startswith(_VERIFY_DIR + os.sep)
+
+
+@contextlib.contextmanager
+def _eager() -> Iterator[None]:
+    """Traced runs run ``torch.compile``d code eagerly: the tracer sees ops one by one, not a compiled graph."""
+    dynamo = sys.modules.get("torch._dynamo")
+    config = getattr(dynamo, "config", None)
+    if config is None or not hasattr(config, "disable"):
+        yield
+        return
+    saved = config.disable
+    config.disable = True
+    try:
+        yield
+    finally:
+        config.disable = saved
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    sink = io.StringIO()
+    with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+# -- verification -------------------------------------------------------------------------------
+
+@dataclass
+class _State:
+    status: str = NOT_REACHED
+    evidence: Optional[Evidence] = None
+    reached_step: Optional[int] = None
+
+
+class Verifier:
+    def __init__(self, script: str, args: Sequence[str] = (), steps: int = 3, device: str = "cpu",
+                 inject: bool = True, precise: bool = False, select: Optional[Sequence[str]] = None,
+                 fixer: Optional[Fixer] = nanlint_fix, script_stdout: Any = None) -> None:
+        self.steps = steps
+        self.device = device
+        self.inject = inject
+        self.precise = precise
+        self.fixer = fixer
+        self.script_stdout = script_stdout
+        self.settings = verify_settings(script, select)
+        self.runner = ScriptRunner(script, args, self.settings, device)
+        self.report = Report(script, steps_requested=steps, device=device, precise=precise)
+        self.states: dict[int, _State] = {}
+        self.replays = 0
+        self._primary: Any = None
+
+    # -- helpers ------------------------------------------------------------------------------
+    def _replay(self, controller: ReplayRun, overrides: Optional[dict[str, str]] = None) -> RunOutcome:
+        self.replays += 1
+        outcome = self.runner.run(controller, overrides=overrides, quiet=True)
+        if outcome.status == "error" and outcome.internal:
+            raise outcome.error  # type: ignore[misc]  # a nanlint bug: do not hide it
+        return outcome
+
+    def _source_for(self, span: Span) -> Optional[SourceFile]:
+        return self.runner.sources.get(span.path)
+
+    def _origin(self, raw: RawOrigin, step: int, rank: int) -> Origin:
+        span = raw.span
+        ranks = [rank] if Dist.current().active else []
+        if span is None:
+            return Origin(None, None, None, raw.op, raw.phase, raw.kind, raw.dtype, step, ranks=ranks)
+        source = self._source_for(span)
+        if source is not None:
+            path = source.display
+            line_text = source.line_text(span.line)
+            column = source.char_col(span.line, span.col) + 1 if span.col >= 0 else None
+            end_column = source.char_col(span.end_line, span.end_col) + 1 if span.col >= 0 else None
+        else:
+            path = display_path(span.path)
+            line_text = linecache.getline(span.path, span.line).rstrip("\r\n")
+            column = len(line_text.encode("utf-8")[: span.col].decode("utf-8", "ignore")) + 1 if span.col >= 0 else None
+            end_column = None
+        origin = Origin(path, span.line, column, raw.op, raw.phase, raw.kind, raw.dtype, step,
+                        end_line=span.end_line, end_column=end_column, node=raw.node, source_line=line_text,
+                        ranks=ranks)
+        if raw.via is not None:
+            via_source = self._source_for(raw.via)
+            via_path = via_source.display if via_source else display_path(raw.via.path)
+            via_col = via_source.char_col(raw.via.line, raw.via.col) + 1 if via_source and raw.via.col >= 0 else None
+            origin.via = f"{via_path}:{raw.via.line}{f':{via_col}' if via_col else ''} `{raw.via_op}`"
+        if raw.input_origin:
+            origin.entered = True
+            origin.detail = "the value was already non-finite when it reached this op (input data or weights)"
+        return origin
+
+    def _match(self, raw: RawOrigin) -> Optional[Entry]:
+        for span in (raw.span, raw.via):
+            if span is None:
+                continue
+            candidates = [e for e in self.runner.entries
+                          if e.span.path == span.path and (e.span.contains(span) if span.col >= 0 and e.span.col >= 0
+                                                           else e.span.line <= span.line <= e.span.end_line)]
+            if candidates:
+                return min(candidates, key=lambda e: e.span.size())
+        return None
+
+    # -- phases ---------------------------------------------------------------------------------
+    def run(self) -> Report:
+        runner = self.runner
+        first = SentinelRun(self.steps, snapshots=True, precise=self.precise, reduce=flag_reducer())
+        outcome = runner.run(first, probes=True, stdout=self.script_stdout)
+        if outcome.status == "error":
+            if outcome.internal:
+                raise outcome.error  # type: ignore[misc]
+            self.report.script_error = runner.script_traceback(outcome.error)  # type: ignore[arg-type]
+            self.report.steps_run = first.steps_done
+            return self.report  # nothing was verified: no findings, no origins
+        dist = Dist.current()
+        self.report.world_size = dist.world
+        self.report.rank = dist.rank
+        self.report.steps_run = first.steps_done
+        self.report.expected_skips = list(first.expected_skips)
+        reached = self._merged_reached(first, dist)
+        failure_step = first.failure.step if first.failure is not None else None
+        self.report.failure_step = failure_step
+        origins: list[Origin] = []
+        if failure_step is not None:
+            origins = self._natural(first, failure_step, dist)
+        for entry_id, step in reached.items():
+            state = self.states.setdefault(entry_id, _State())
+            state.reached_step = step
+        if self.inject:
+            self._injections(first, reached, failure_step, dist)
+        else:
+            for entry_id, state in self.states.items():
+                if state.status == NOT_REACHED and state.reached_step is not None:
+                    state.status = GUARDED
+                    state.evidence = Evidence("natural", step=state.reached_step,
+                                              detail=f"reached at step {state.reached_step}; stayed finite "
+                                                     "(injection off: --no-inject)")
+        self.report.origins = origins
+        self.report.replays = self.replays
+        self._finish_findings()
+        if dist.active:
+            self._merge(dist)
+        return self.report
+
+    def _merged_reached(self, first: SentinelRun, dist: Dist) -> dict[int, int]:
+        local = {self.runner.entries[i].key(): step for i, step in first.reached.items()}
+        merged: dict[tuple, int] = {}
+        for part in dist.all_gather(local):
+            for key, step in part.items():
+                merged[key] = min(step, merged.get(key, step))
+        by_key = {e.key(): e.id for e in self.runner.entries}
+        return {by_key[key]: step for key, step in merged.items() if key in by_key}
+
+    def _natural(self, first: SentinelRun, step: int, dist: Dist) -> list[Origin]:
+        if first.failure_window is not None:
+            window_result = first.failure_window
+            windows = None
+        else:
+            replay = ReplayRun(step, snapshot=first.failure_snapshot, max_steps=step + 1, agree=dist.any)
+            self._replay(replay)
+            windows = replay.windows
+            if replay.restore_problems:
+                self.report.notes.append("the replay could not restore all of the pre-step state: "
+                                         + "; ".join(replay.restore_problems))
+            window_result = windows[0].result if windows else None
+        origins: list[Origin] = []
+        raws: list[RawOrigin] = []
+        if window_result is not None:
+            if window_result.forward is not None:
+                raws.append(window_result.forward)
+            elif window_result.backward is not None:
+                raws.append(window_result.backward)
+        flags = first.failure.flags if first.failure else None
+        if not raws:
+            if window_result is None or (windows is not None and not any(w.bad for w in windows)):
+                self.report.notes.append(f"the non-finite values of step {step} did not come back when the step "
+                                         "was replayed (non-deterministic code or data?)")
+            kind = "nan" if flags and (flags.loss_nan or flags.grad_nan) else "inf"
+            phase = "forward" if flags and flags.loss_bad else "backward"
+            origin = Origin(None, None, None, None, phase, kind, None, step, ranks=[dist.rank] if dist.active else [],
+                            detail="the sentinel saw it, the tracer found no op that made it")
+            return [origin]
+        matched: list[Entry] = []
+        for loss in (window_result.losses or []) if window_result is not None else []:
+            for entry in self.runner.entries:
+                if entry.span == loss.span or (loss.span.col < 0 and entry.span.path == loss.span.path
+                                               and entry.span.line == loss.span.line):
+                    self._confirm_loss(entry, loss, step)
+                    matched.append(entry)
+        for raw in raws:
+            origin = self._origin(raw, step, dist.rank)
+            entry = self._match(raw)
+            if entry is not None:
+                origin.finding = entry.finding.code
+                self._confirm_natural(entry, raw, step)
+                matched.append(entry)
+            origins.append(origin)
+        self._verify_natural_fixes(matched, step, first, dist)
+        return origins
+
+    def _confirm_natural(self, entry: Entry, raw: RawOrigin, step: int) -> None:
+        state = self.states.setdefault(entry.id, _State())
+        kind_word = "NaN" if raw.kind == "nan" else "Inf"
+        detail = f"{raw.phase} {kind_word} at `{raw.op}` ({raw.dtype}) at step {step} of the run itself"
+        if raw.node:
+            detail += f" ({raw.node})"
+        state.status = CONFIRMED
+        state.evidence = Evidence("natural", raw.op, raw.phase, raw.kind, raw.dtype, step, detail=detail)
+        state.reached_step = step if state.reached_step is None else min(state.reached_step, step)
+
+    def _confirm_loss(self, entry: Entry, loss: Any, step: int) -> None:
+        state = self.states.setdefault(entry.id, _State())
+        kind_word = "NaN" if loss.kind == "nan" else "Inf"
+        state.status = CONFIRMED
+        state.evidence = Evidence("natural", "Tensor.backward", "forward", loss.kind, loss.dtype, step,
+                                  detail=f"a {kind_word} loss reached `backward()` at step {step} of the run itself, "
+                                         "unchecked")
+        state.reached_step = step if state.reached_step is None else min(state.reached_step, step)
+
+    def _verify_natural_fixes(self, matched: list[Entry], step: int, first: SentinelRun, dist: Dist) -> None:
+        """Replay the failing step with nanlint's fix of each confirmed finding (every rank, in the same order)."""
+        keys: set[tuple] = set()
+        for part in dist.all_gather([e.key() for e in matched]):
+            keys.update(part)
+        by_key = {e.key(): e for e in self.runner.entries}
+        for key in sorted(keys):
+            entry = by_key.get(key)
+            if entry is None:
+                continue
+            fixed = self._fixed_text(entry)
+            if fixed is None:
+                continue
+            replay = ReplayRun(step, snapshot=first.failure_snapshot, max_steps=step + 1, agree=dist.any)
+            outcome = self._replay(replay, overrides={entry.source.path: fixed})
+            state = self.states.get(entry.id)
+            if state is None or state.status != CONFIRMED or state.evidence is None:
+                continue
+            evidence = state.evidence
+            if outcome.status == "error" and not replay.windows:
+                evidence.fix_verified = False
+                evidence.fix_detail = f"the fixed code raised {type(outcome.error).__name__}"
+            else:
+                evidence.fix_verified = bool(replay.windows) and not any(w.bad for w in replay.windows)
+
+    def _fixed_text(self, entry: Entry) -> Optional[str]:
+        if self.fixer is None:
+            return None
+        try:
+            return self.fixer(entry.source, entry.finding, self.settings.precision)
+        except Exception as exc:  # a fix engine failure must not stop the verification
+            self.report.notes.append(f"{entry.finding.code} at {entry.source.display}:{entry.finding.line}: "
+                                     f"the fix could not be built ({type(exc).__name__}: {exc})")
+            return None
+
+    def _injections(self, first: SentinelRun, reached: dict[int, int], failure_step: Optional[int],
+                    dist: Dist) -> None:
+        confirmed: set[tuple] = set()  # confirmed on any rank: no rank injects it (the ranks stay in lockstep)
+        local = [e.key() for e in self.runner.entries if self.states.get(e.id, _State()).status == CONFIRMED]
+        for part in dist.all_gather(local):
+            confirmed.update(part)
+        for entry in self.runner.entries:
+            state = self.states.setdefault(entry.id, _State())
+            if entry.key() in confirmed or entry.id not in reached:
+                continue
+            injection = injection_for(entry.finding.code, entry.source, entry.span, entry.target)
+            step = reached[entry.id]
+            if injection is None:
+                state.status = GUARDED
+                state.evidence = Evidence("natural", step=step, detail=(
+                    f"reached at step {step}; nanlint has no danger value to inject for {entry.finding.code}, "
+                    "and the run stayed finite"))
+                continue
+            if isinstance(injection, GradInjection):
+                step = self._unskipped_step(first, step)
+            replay = ReplayRun(step, injection=injection, max_steps=self.steps + EXTRA_REPLAY_STEPS, agree=dist.any)
+            outcome = self._replay(replay)
+            self._judge_injection(entry, state, injection, replay, outcome, failure_step, dist)
+            confirmed_here = state.status == CONFIRMED
+            if entry.finding.code in FIX_NOT_JUDGED:
+                if confirmed_here and state.evidence is not None:
+                    state.evidence.fix_detail = ("a fix that checks the loss cannot be judged by this injection, "
+                                                 "which makes the gradients NaN after any check")
+            elif dist.any(confirmed_here):
+                self._verify_injected_fix(entry, state.evidence if confirmed_here else None, injection,
+                                          replay.start_step, failure_step, dist)
+
+    @staticmethod
+    def _unskipped_step(first: SentinelRun, step: int) -> int:
+        """A spike in a step the GradScaler skipped anyway tells nothing: use the first step it applied."""
+        for candidate in range(step, max(first.steps_done, step + 1)):
+            if candidate not in first.skipped_steps:
+                return candidate
+        return step
+
+    def _judge_injection(self, entry: Entry, state: _State, injection: Injection, replay: ReplayRun,
+                         outcome: RunOutcome, failure_step: Optional[int], dist: Dist) -> None:
+        fired = dist.any(injection.fired is not None)
+        if injection.fired is None:
+            if fired:
+                # another rank injected: this rank's windows carry no information about it
+                state.status = GUARDED
+                state.evidence = Evidence("injected", detail="injected on another rank")
+                return
+            if injection.seen_site:
+                state.status = GUARDED
+                state.evidence = Evidence("natural", step=state.reached_step, detail=(
+                    f"reached at step {state.reached_step}; could not inject ({injection.problem or 'no value'}); "
+                    "the run stayed finite"))
+            else:
+                state.status = NOT_REACHED
+                state.evidence = None
+                self.report.notes.append(
+                    f"{entry.source.display}:{entry.finding.line}: the statement ran (step {state.reached_step}) "
+                    f"but the flagged op did not run in a traced step")
+            return
+        fired_info = injection.fired
+        self._primary = replay.primary
+        aborted = outcome.status == "error"
+        bad, confounded = self._first_bad(replay, fired_info.step, entry, failure_step, aborted)
+        if bad is None and confounded:
+            # what was seen before the run's own failure: the step after a spiked update, or the injected step
+            first_useful = fired_info.step + (1 if isinstance(injection, GradInjection) else 0)
+            clean = [w.step for w in replay.windows
+                     if first_useful <= w.step < (failure_step if failure_step is not None else w.step + 1)]
+            state.status = GUARDED
+            if clean:
+                detail = (f"{fired_info.what} at step {fired_info.step}: the loss and the gradients stayed finite "
+                          f"through step {max(clean)} (the run's own NaN/Inf at step {failure_step} ends the "
+                          "observation)")
+            else:
+                detail = (f"{fired_info.what} at step {fired_info.step}: inconclusive, the run's own NaN/Inf at "
+                          f"step {failure_step} comes first")
+            state.evidence = Evidence("injected", fired_info.op, None, None, fired_info.dtype, fired_info.step,
+                                      detail=detail)
+            return
+        if bad is None:
+            state.status = GUARDED
+            state.evidence = Evidence("injected", fired_info.op, None, None, fired_info.dtype, fired_info.step,
+                                      detail=f"{fired_info.what} at step {fired_info.step}: the loss and the "
+                                             "gradients stayed finite")
+            return
+        state.status = CONFIRMED
+        state.evidence = self._injected_evidence(injection, bad, aborted, outcome)
+
+    def _first_bad(self, replay: ReplayRun, fired_step: int, entry: Entry, failure_step: Optional[int],
+                   aborted: bool) -> tuple[Optional[Window], bool]:
+        """The first window after the injection that went non-finite because of it; and whether the run's own
+        failure (at ``failure_step``) got in the way."""
+        windows = [w for w in replay.windows if w.step >= fired_step]
+        aborted_bad: Optional[Window] = None  # the script raised on the value it was given: judge what it made
+        if aborted and windows and not any(w.bad for w in windows):
+            last = windows[-1]
+            if last.result.forward is not None or last.result.backward is not None:
+                aborted_bad = last
+        for window in windows:
+            if not (window.bad or window is aborted_bad):
+                continue
+            if failure_step is not None and window.step >= failure_step:
+                origin = window.result.forward or window.result.backward
+                if origin is None or self._match(origin) is not entry:
+                    return None, True  # the run's own NaN/Inf, not the injected one
+            return window, False
+        return None, failure_step is not None and fired_step >= failure_step
+
+    def _injected_evidence(self, injection: Injection, window: Window, aborted: bool,
+                           outcome: RunOutcome) -> Evidence:
+        fired = injection.fired
+        assert fired is not None
+        origin = window.result.forward or window.result.backward
+        if window.injected_grads:
+            origin = None  # that step's gradients were made non-finite on purpose: what counts is the update
+        flags = window.flags
+        if origin is not None:
+            where = ""
+            if origin.span is not None:
+                source = self._source_for(origin.span)
+                where = f" ({source.display if source else display_path(origin.span.path)}:{origin.span.line})"
+            kind_word = "NaN" if origin.kind == "nan" else "Inf"
+            detail = (f"{fired.what} at step {fired.step}: {origin.phase} {kind_word} at `{origin.op}`{where}"
+                      + (f" at step {window.step}" if window.step != fired.step else ""))
+            evidence = Evidence("injected", origin.op, origin.phase, origin.kind, origin.dtype, window.step,
+                                detail=detail)
+        elif window.params_bad:
+            optimizer = type(self._primary).__name__ if self._primary is not None else "optimizer"
+            evidence = Evidence("injected", f"{optimizer}.step", "backward", "nan", fired.dtype, window.step,
+                                detail=f"{fired.what}: the weights became non-finite in that step's "
+                                       f"`{optimizer}.step()`")
+        else:
+            kind = "nan" if (flags.loss_nan or flags.grad_nan) else "inf"
+            phase = "forward" if flags.loss_bad else "backward"
+            evidence = Evidence("injected", fired.op, phase, kind, fired.dtype, window.step,
+                                detail=f"{fired.what} at step {fired.step}: non-finite "
+                                       f"{'loss' if flags.loss_bad else 'gradients'} at step {window.step}")
+        if aborted and outcome.error is not None:
+            evidence.detail += f"; the script then raised {type(outcome.error).__name__}"
+        return evidence
+
+    def _verify_injected_fix(self, entry: Entry, evidence: Optional[Evidence], injection: Injection, step: int,
+                             failure_step: Optional[int], dist: Dist) -> None:
+        fixed = self._fixed_text(entry)
+        if fixed is None:
+            return
+        new_source = SourceFile(entry.source.path, entry.source.display, fixed)
+        again = remap(injection, entry.source, new_source)
+        if not dist.all_agree(again is not None):
+            if evidence is not None:
+                evidence.fix_detail = "nanlint's fix removes the expression the danger value was injected into"
+            return
+        assert again is not None
+        replay = ReplayRun(step, injection=again, max_steps=self.steps + EXTRA_REPLAY_STEPS, agree=dist.any)
+        outcome = self._replay(replay, overrides={entry.source.path: fixed})
+        if evidence is None:
+            return
+        if outcome.status == "error" and not replay.windows:
+            evidence.fix_verified = False
+            evidence.fix_detail = f"the fixed code raised {type(outcome.error).__name__}"
+            return
+        if again.fired is None:
+            evidence.fix_detail = "the injected op did not run in the fixed code"
+            return
+        bad, confounded = self._first_bad(replay, again.fired.step, entry, failure_step,
+                                          outcome.status == "error")
+        if bad is None and confounded:
+            evidence.fix_detail = f"the fix could not be judged: the run's own NaN/Inf at step {failure_step} comes first"
+            return
+        evidence.fix_verified = bad is None
+
+    def _finish_findings(self) -> None:
+        results: list[FindingResult] = []
+        for entry in self.runner.entries:
+            state = self.states.get(entry.id, _State())
+            f = entry.finding
+            results.append(FindingResult(f.code, f.name, f.message, entry.source.display, f.line, f.column,
+                                         f.end_line, f.end_column, state.status, state.evidence,
+                                         entry.source.line_text(f.line)))
+        self.report.findings = results
+        self.report.sort()
+
+    def _merge(self, dist: Dist) -> None:
+        """Rank 0 merges every rank's report: a finding confirmed anywhere is confirmed; origins are united."""
+        for origin in self.report.origins:
+            origin.ranks = [dist.rank]
+        for finding in self.report.findings:
+            if finding.evidence is not None:
+                finding.evidence.rank = dist.rank
+        parts = dist.gather(self.report)
+        if dist.rank != 0 or parts is None:
+            return
+        order = {CONFIRMED: 0, GUARDED: 1, NOT_REACHED: 2}
+        merged: dict[tuple, FindingResult] = {}
+        origins: dict[tuple, Origin] = {}
+        notes: list[str] = []
+        for part in parts:
+            for finding in part.findings:
+                best = merged.get(finding.key())
+                if best is None or order[finding.status] < order[best.status] or (
+                        finding.status == best.status == CONFIRMED and finding.evidence and best.evidence
+                        and (finding.evidence.step or 0) < (best.evidence.step or 0)):
+                    merged[finding.key()] = finding
+            for origin in part.origins:
+                known = origins.get(origin.key())
+                if known is None:
+                    origins[origin.key()] = origin
+                else:
+                    known.ranks = sorted(set(known.ranks) | set(origin.ranks))
+                    known.step = min(known.step, origin.step)
+            notes.extend(n for n in part.notes if n not in notes)
+        # a rank that only received the NaN (through an all-reduce) adds nothing when another rank made it
+        located_steps = {o.step for o in origins.values() if o.path is not None and not o.entered}
+        self.report.findings = list(merged.values())
+        self.report.origins = [o for o in origins.values()
+                               if (o.path is not None and not o.entered) or o.step not in located_steps]
+        self.report.notes = notes
+        self.report.sort()
+
+    def close(self) -> None:
+        self.runner.group.close()
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` is CUDA when present; ``cuda`` must be present."""
+    if device not in ("auto", "cpu", "cuda"):
+        raise VerifyError(f"--device must be auto, cpu or cuda, not {device!r}")
+    if device == "cpu":
+        return "cpu"
+    available = torch.cuda.is_available()
+    if device == "cuda" and not available:
+        raise VerifyError("--device cuda: no CUDA device is available to this process")
+    if available:
+        torch.cuda.init()  # so that the first run's start captures the CUDA RNG state too
+        local_rank = os.environ.get("LOCAL_RANK")
+        if local_rank is not None and local_rank.isdigit() and int(local_rank) < torch.cuda.device_count():
+            torch.cuda.set_device(int(local_rank))
+        return "cuda"
+    return "cpu"
+
+
+def verify_script(script: str, args: Sequence[str] = (), steps: int = 3, device: str = "auto",
+                  inject: bool = True, precise: bool = False, select: Optional[Sequence[str]] = None,
+                  fixer: Optional[Fixer] = nanlint_fix, script_stdout: Any = None, keep_group: bool = False) -> Report:
+    """Verify ``script`` (run as ``__main__`` with ``args``) and return the report; see ``nanlint verify --help``.
+
+    Under ``torchrun`` the report of rank 0 is the merged one (``report.rank`` says which rank this is);
+    ``keep_group`` leaves the script's process group alive for the caller to use and destroy.
+    """
+    if steps < 1:
+        raise VerifyError("--steps must be at least 1")
+    chosen = resolve_device(device)
+    verifier = Verifier(script, args, steps, chosen, inject, precise, select, fixer, script_stdout)
+    try:
+        return verifier.run()
+    finally:
+        if not keep_group:
+            verifier.close()

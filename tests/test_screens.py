@@ -1,0 +1,363 @@
+"""Screens are necessary, and the second-stage screen (nanlint/screening.py) changes nothing.
+
+* The screened path (second stage on) reports exactly what the plain path (whole
+  file parsed) reports, on every fixture and on a sample of real code.
+* With every screen switched off, each rule's findings on that sample and on the
+  fixtures lie where its screen says a finding can be: in a file its screen
+  matches, and in a top-level definition the second stage keeps for it. So a
+  file (or definition) whose screen says "nothing here" has no finding.
+* The seed rules' screens match every spelling of their hazards that the rules
+  understand (aliases, ``** 0.5`` written six ways, power towers...), and reject
+  the common non-hazards they were tightened against.
+"""
+from __future__ import annotations
+
+import re
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from helpers import fixture_precision
+from nanlint import engine, screening
+from nanlint.engine import LintRequest, lint_source, screened_rules
+from nanlint.finding import Finding
+from nanlint.rules import ALL_RULES, BY_CODE
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "tests" / "data" / "corpus_sample"
+DEFAULT = tuple(r for r in ALL_RULES if not r.preview)
+EVERYTHING = re.compile("")
+
+
+def sources() -> list[Path]:
+    return sorted([*ROOT.glob("fixtures/**/*.py"), *SAMPLE.rglob("*.py")])
+
+
+def identity(findings: list[Finding]) -> list[tuple]:
+    return [(f.code, f.message, f.line, f.column, f.end_line, f.end_column, f.fix)
+            for f in sorted(findings, key=Finding.sort_key)]
+
+
+def lint(source: str, rules, path: str = "m.py", second_stage: bool = True, precision=None) -> list[tuple]:
+    saved = engine.SECOND_STAGE
+    engine.SECOND_STAGE = second_stage
+    try:
+        return identity(lint_source(path, source, LintRequest(tuple(rules), precision)).findings)
+    finally:
+        engine.SECOND_STAGE = saved
+
+
+# -- the screened path equals the plain path ------------------------------------------------------
+SEED = tuple(BY_CODE[c] for c in ("NAN101", "NAN102", "NAN201", "NAN202", "NAN601", "NAN602"))
+
+
+@pytest.mark.parametrize("rules", [ALL_RULES, DEFAULT, SEED], ids=["all-rules", "default-rules", "seed-rules"])
+def test_screened_path_equals_plain_path(rules) -> None:
+    compared = sliced = 0
+    for path in sources():
+        source = path.read_text(encoding="utf-8")
+        precision = fixture_precision(source)
+        plain = lint(source, rules, str(path), second_stage=False, precision=precision)
+        assert lint(source, rules, str(path), second_stage=True, precision=precision) == plain, path
+        compared += len(plain)
+        found = screening.plan(source, screened_rules(rules, source), str(path))
+        sliced += bool(found is not None and found.sliced)
+    assert compared > 30 and sliced >= (5 if rules is SEED else 1)  # findings and sliced files were compared
+
+
+@pytest.fixture
+def no_screens(monkeypatch: pytest.MonkeyPatch) -> dict[str, re.Pattern]:
+    """Every rule runs everywhere; returns the real screens."""
+    real = {rule.code: rule.screen for rule in ALL_RULES}
+    for rule in ALL_RULES:
+        monkeypatch.setattr(rule, "screen", EVERYTHING)
+    return real
+
+
+def test_findings_lie_where_the_screens_say(no_screens: dict[str, re.Pattern]) -> None:
+    """On the fixtures and the real-code sample, with screens off: every finding of a rule is in a file its
+    screen matches and in a part of the file the second stage keeps for that rule alone."""
+    checked = 0
+    quiet_files = 0
+    for path in sources():
+        source = path.read_text(encoding="utf-8")
+        precision = fixture_precision(source)
+        found = lint_source(str(path), source, LintRequest(ALL_RULES, precision)).findings
+        by_rule: dict[str, list[int]] = {}
+        for f in found:
+            by_rule.setdefault(f.code, []).append(f.line)
+        for rule in ALL_RULES:
+            screen = no_screens[rule.code]
+            lines = by_rule.get(rule.code, [])
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(rule, "screen", screen)
+                if not screen.search(source):
+                    assert not lines, f"{rule.code} fires in {path} but its screen does not match the file"
+                    quiet_files += 1
+                    continue
+                plan = screening.plan(source, [rule], str(path))
+            if plan is None:
+                continue
+            if plan.text is None:
+                assert not lines, f"{rule.code}: second stage keeps nothing of {path}, finding on {lines}"
+                continue
+            for line in lines:
+                assert not any(first <= line <= last for first, last in plan.dropped), \
+                    f"{rule.code}: finding on {path}:{line} in a definition the second stage drops"
+            checked += len(lines)
+    assert checked > 50 and quiet_files > 20
+
+
+# -- the seed rules' screens: necessary for every spelling, tight against the common non-hazards ----------
+HAZARDS = {
+    "NAN101": [
+        "y = x / x.norm(dim=-1, keepdim=True)",
+        "y = x / torch.linalg.vector_norm(x)",
+        "y = x / torch.linalg.norm(x, dim=1)",
+        "y = a / torch.dist(a, b)",
+        "from torch import norm as N\ny = x / N(x)",
+        "n = x.norm()\ny = x / n",
+        "y = torch.div(x, x.norm())",
+        "x /= x.norm()",
+        "y = x / torch.sqrt((x ** 2).sum())",
+        "y = x / (x ** 2).sum() ** 0.5",
+        "y = x / (x**2).sum()**.5",
+        "y = x / (x ** 2).sum() ** (1 / 2)",
+        "half = 0.5\ny = x / (x ** 2).sum() ** half",
+        "y = x / (x ** 2).sum() ** float('0.5')",
+        "y = x / (x ** 2).sum() ** 0.50",
+        "y = x / (x ** 2).sum() ** 5e-1",
+        "y = x / (x ** 2).sum() ** --0.5",
+        "y = x / (x ** 2).sum() ** 2 ** -1",
+        "y = x / (\n    (x ** 2).sum()\n    ** 0.5\n)",
+        "y = x / (x * x).sum().pow(0.5)",
+        "y = x / torch.pow((x * x).sum(), 0.5)",
+        "y = x / (x * x).sum().float_power(0.5)",
+        "from torch import pow as P\ny = x / P((x * x).sum(), 0.5)",
+        "import torch as np\ny = x / np.sqrt((x ** 2).sum())",
+    ],
+    "NAN102": [
+        "y = (x - x.mean()) / x.std()",
+        "y = (x - x.mean()) / torch.std(x, dim=0)",
+        "s, m = torch.std_mean(x)\ny = (x - m) / s",
+        "y = x / torch.std_mean(x)[0]",
+        "from torch import std as S\ny = x / S(x)",
+        "var = x.var(0)\ny = (x - x.mean(0)) / torch.sqrt(var)",
+        "var = x.var(0)\ny = (x - x.mean(0)) / var ** 0.5",
+        "y = (x - x.mean(0)) / x.var(0).pow(0.5)",
+        "y = (x - x.mean()) / x.var().sqrt()",
+    ],
+    "NAN201": [
+        "loss = torch.sqrt(F.mse_loss(p, t))",
+        "s = torch.sqrt(x.var(unbiased=False))",
+        "s = ((x - mu) ** 2).mean() ** 0.5",
+        "s = x.var().sqrt()",
+        "d = torch.sqrt((p - t) ** 2)",
+        "h = torch.hypot(a, b)",
+        "s = (x ** 2).sum().pow(0.5)",
+        "s = (x ** 2).sum() ** (1/2)",
+        "s = (x ** 2).sum() ** 2 ** -1",
+        "s = x.var().sqrt_()",
+        "from torch import sqrt as root\ns = root(x.var())",
+    ],
+    "NAN202": [
+        "v = h.pow(2).mean(-1, keepdim=True)\nh = h * torch.rsqrt(v)",
+        "v = h.pow(2).mean(-1)\nh = h * v ** -0.5",
+        "v = h.pow(2).mean(-1)\nh = h * v ** (-0.5)",
+        "v = h.pow(2).mean(-1)\nh = h * v.pow(-0.5)",
+        "p = 0.5\nv = h.pow(2).mean(-1)\nh = h * v ** -p",
+        "v = h.pow(2).mean(-1)\nh = h * v ** -.5",
+        "v = h.pow(2).mean(-1)\nh = h * v ** -2 ** -1",
+        "v = h.pow(2).mean(-1)\nh = h * torch.pow(v, -0.5)",
+        "v = h.var(-1)\nh = h * v.rsqrt()",
+    ],
+    "NAN601": [
+        "for b in data:\n    loss = model(b).mean()\n    loss.backward()\n    optimizer.step()",
+        "for b in data:\n    accelerator.backward(model(b).mean())\n    opt.step()",
+    ],
+    "NAN602": [
+        "scaler.scale(loss).backward()\ntorch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)\n"
+        "scaler.step(optimizer)",
+        "scaler.scale (loss).backward()\ntorch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)\n"
+        "scaler.step(optimizer)",
+    ],
+}
+NOT_HAZARDS = {  # what the old screens let through in almost every model file
+    "NAN101": ["x = self.norm", "self.norm = nn.LayerNorm(d)", "scale = 1 / math.sqrt(d)", "r = np.sqrt(2)",
+               "y = f(**kwargs)", "y = f(a, **kw)", "y = f(\n    a,\n    **kwargs,\n)", "z = x ** 2",
+               "z = x.pow(2)", "s = d ** -0.5", "k = 2 ** len(x)", "inv = 1.0 / (base ** (torch.arange(0, d, 2) / d))",
+               "import torch.distributed as dist\ndist.barrier()", "sqrt_n = 3", "d = {**a, **b}",
+               "def f(*args, **kwargs): pass"],
+    "NAN102": ["std = 0.02", "nn.init.normal_(w, std=self.config.init_std)", "variance = x.pow(2).mean(-1)",
+               "scale = 1 / math.sqrt(d)"],
+    "NAN201": ["scale = 1 / math.sqrt(d)", "s = d ** -0.5", "z = x ** 2", "hypothesis = 1", "k = 2 ** -len(x)"],
+    "NAN202": ["s = d ** 0.5", "z = x ** -1", "z = x.pow(2)", "y = f(**kw)", "k = 2 ** -len(x)",
+               "k = 2 ** -(torch.arange(4) / 4)"],
+    "NAN601": ["def backward(ctx, grad):\n    return grad"],
+    "NAN602": ["scale = 2.0", "x = self.scale * y"],
+}
+
+
+def _program(body: str) -> str:
+    return "import torch\nimport torch.nn.functional as F\n\n\ndef f(x, a, b, p, t, h, mu, model, data, optimizer, opt, " \
+           "accelerator, scaler, loss):\n" + textwrap.indent(body, "    ") + "\n    return x\n"
+
+
+@pytest.mark.parametrize("code,snippet", [(c, s) for c, ss in HAZARDS.items() for s in ss])
+def test_seed_screens_match_every_spelling(code: str, snippet: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    rule = BY_CODE[code]
+    source = _program(snippet)
+    screen = rule.screen
+    monkeypatch.setattr(rule, "screen", EVERYTHING)
+    fired = [f for f in lint(source, [rule], second_stage=False) if f[0] == code]
+    assert fired, f"{code} does not flag this spelling at all (the test case is wrong):\n{source}"
+    assert screen.search(source), f"{code}'s screen misses a finding:\n{source}"
+
+
+@pytest.mark.parametrize("code,snippet", [(c, s) for c, ss in NOT_HAZARDS.items() for s in ss])
+def test_seed_screens_reject_common_non_hazards(code: str, snippet: str) -> None:
+    assert not BY_CODE[code].screen.search(snippet), f"{code}'s screen matches {snippet!r}"
+
+
+# -- the second stage on constructed files: evidence across definitions ---------------------------------
+PAD = "".join(f"\n\ndef unrelated_{i}(x):\n    '''Docstring: x / x.norm() ** 0.5, torch.rsqrt(v).'''\n"
+              f"    return x + {i}\n" for i in range(12))
+
+
+def check_equivalent(source: str, rules=ALL_RULES, expect_sliced: bool = True) -> list[tuple]:
+    plain = lint(source, rules, second_stage=False)
+    assert lint(source, rules, second_stage=True) == plain
+    plan = screening.plan(source, screened_rules(rules, source))
+    assert plan is not None
+    assert plan.sliced == expect_sliced, plan
+    return plain
+
+
+def test_module_level_evidence_keeps_every_definition() -> None:
+    source = "import torch\nW = torch.randn(3)\nN = torch.norm(W)\n" + PAD + \
+        "\n\ndef scaled(x):\n    return x / N\n"
+    found = check_equivalent(source, expect_sliced=False)
+    assert [f[0] for f in found] == ["NAN101"]
+
+
+def test_attribute_set_in_one_method_read_in_another() -> None:
+    source = "import torch\n" + PAD + textwrap.dedent("""
+
+        class Scaler(torch.nn.Module):
+            def update(self, x):
+                self.n = x.norm()
+
+            def other(self, x):
+                return x + 1
+
+            def forward(self, x):
+                return x / self.n
+        """)
+    found = check_equivalent(source)
+    assert [f[0] for f in found] == ["NAN101"]
+
+
+def test_import_inside_a_dropped_definition_still_counts() -> None:
+    """The ImportTable is per file: an import in an earlier (dropped) function names torch for later code."""
+    source = "import math\n\n\ndef setup():\n    import torch as th\n    return th\n" + PAD + \
+        "\n\ndef rms(p, q):\n    return th.sqrt(((p - q) ** 2).mean())\n"
+    found = check_equivalent(source, [BY_CODE["NAN201"]])
+    assert [f[0] for f in found] == ["NAN201"]
+    plan = screening.plan(source, [BY_CODE["NAN201"]])
+    assert plan is not None and "import torch as th" in plan.text.split("\n")[3]
+
+
+def test_lines_and_columns_are_preserved() -> None:
+    source = "import torch\n" + PAD + "\n\nclass A:\n    def f(self, x):\n        return x / x.norm()  # noqa: NAN999\n"
+    plan = screening.plan(source, [BY_CODE["NAN101"]])
+    assert plan is not None and plan.sliced
+    original, sliced = source.split("\n"), plan.text.split("\n")
+    assert len(original) == len(sliced)
+    for first, last in plan.dropped:
+        assert sliced[first - 1].startswith("def unrelated_")
+    kept = [i for i, line in enumerate(original) if not any(a - 1 <= i <= b - 1 for a, b in plan.dropped)]
+    assert all(original[i] == sliced[i] for i in kept)
+    compile(plan.text, "sliced", "exec")
+    (finding,) = lint(source, [BY_CODE["NAN101"]])
+    assert finding[2:6] == (len(original) - 1, 16, len(original) - 1, 28)
+
+
+def test_suppression_and_fixes_are_identical() -> None:
+    source = "import torch\n" + PAD + "\n\ndef f(x):\n    a = x / x.norm()  # noqa: NAN101\n" \
+        "    return x / torch.sqrt((x ** 2).sum())\n"
+    found = check_equivalent(source)
+    assert [f[0] for f in found] == ["NAN101", "NAN201"]
+    assert found[0][-1] is not None  # the fix is compared too
+
+
+def test_nothing_hot_means_nothing_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
+    source = '"""Module docstring: y = x / x.norm()."""\nimport torch\n' + PAD  # screened words only in docstrings
+    assert screened_rules([BY_CODE["NAN101"]], source)  # the first stage lets it through
+    plan = screening.plan(source, [BY_CODE["NAN101"]])
+    assert plan is not None and plan.text is None
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("libcst must not run")
+
+    monkeypatch.setattr(engine.cst, "parse_module", refuse)
+    assert lint(source, [BY_CODE["NAN101"]]) == []
+
+
+def test_first_indented_block_decides_default_indent() -> None:
+    """libcst infers the module's indentation from the first block; a stub must not change what it infers."""
+    source = "import torch\n\n\ndef first(x):\n  return x\n" + PAD + \
+        "\n\ndef later(x):\n    return torch.sqrt(x.var())\n"
+    found = check_equivalent(source, [BY_CODE["NAN201"]])
+    assert [f[0] for f in found] == ["NAN201"]
+    plan = screening.plan(source, [BY_CODE["NAN201"]])
+    assert plan is not None and plan.indent == "  "
+
+
+@pytest.mark.parametrize("source", [
+    "import torch\r\n" + PAD.replace("\n", "\r\n") + "\r\ndef f(x):\r\n    return x / x.norm()\r\n",  # CRLF
+    "import torch\n" + PAD + "\ndef f(x:\n    return x / x.norm()\n",  # syntax error
+])
+def test_plain_path_for_what_the_second_stage_does_not_handle(source: str) -> None:
+    assert screening.plan(source, [BY_CODE["NAN101"]]) is None
+    assert lint(source, ALL_RULES) == lint(source, ALL_RULES, second_stage=False)
+
+
+def test_short_files_are_not_sliced() -> None:
+    source = "import torch\n\ndef a(x):\n    return x\n\n\ndef b(x):\n    return x / x.norm()\n"
+    plan = screening.plan(source, [BY_CODE["NAN101"]])
+    assert plan is not None and not plan.sliced and plan.text == source
+
+
+def test_rules_that_opt_out_see_the_whole_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(BY_CODE["NAN101"], "chunk_local", False, raising=False)
+    source = "import torch\n" + PAD + "\n\ndef f(x):\n    return x / x.norm()\n"
+    assert screening.plan(source, [BY_CODE["NAN101"]]) is None
+
+
+def test_decorated_and_async_definitions() -> None:
+    source = "import torch\nimport functools\n" + PAD + textwrap.dedent("""
+
+        @functools.lru_cache(
+            maxsize=None,
+        )
+        async def cached(x):
+            return x + 1
+
+
+        @torch.no_grad()
+        def g(x):
+            return torch.sqrt(x.var())
+
+
+        def h(x):
+            return x / x.norm()
+        """)
+    check_equivalent(source)
+    plan = screening.plan(source, screened_rules(ALL_RULES, source))
+    assert plan is not None
+    lines = source.split("\n")
+    kept_g = lines.index("@torch.no_grad()") + 1
+    assert not any(first <= kept_g <= last for first, last in plan.dropped)  # the decorator goes with g
+    cached = lines.index("@functools.lru_cache(") + 1
+    assert any(first == cached for first, _ in plan.dropped)  # a dropped definition takes its decorators along

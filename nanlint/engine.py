@@ -262,19 +262,19 @@ def lint_source(path: str, source: str, request: LintRequest, keep_module: bool 
 def _locate(path: str, source: str, module: cst.Module, raw: list[RawFinding]) -> list[Finding]:
     positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
     suppressions = parse_suppressions(source)
-    lines = split_lines(source)
+    source_lines = split_lines(source)
     findings: list[Finding] = []
     seen: set[tuple[str, int, int, int, int]] = set()
     for item in raw:
         span = positions[item.node]
-        lines: tuple[int, ...] = (span.start.line,)
+        suppress_lines: tuple[int, ...] = (span.start.line,)
         if item.statement is not None and item.statement in positions:
             statement = positions[item.statement]
-            lines = (span.start.line, statement.start.line)
+            suppress_lines = (span.start.line, statement.start.line)
             if isinstance(item.statement, cst.SimpleStatementLine):
-                lines += (statement.end.line,)
+                suppress_lines += (statement.end.line,)
         code = item.rule.code
-        if suppressions.covers(code, lines):
+        if suppressions.covers(code, suppress_lines):
             continue
         key = (code, span.start.line, span.start.column, span.end.line, span.end.column)
         if key in seen:
@@ -282,7 +282,7 @@ def _locate(path: str, source: str, module: cst.Module, raw: list[RawFinding]) -
         seen.add(key)
         extra = dict(item.extra)
         spec = extra.pop("fix", None)
-        fix = to_fix(spec, positions, module, lines) if isinstance(spec, FixSpec) else None
+        fix = to_fix(spec, positions, module, source_lines) if isinstance(spec, FixSpec) else None
         target = extra.pop("target", None)
         if isinstance(target, cst.CSTNode) and target in positions:
             t = positions[target]

@@ -235,7 +235,11 @@ def test_pytest_plugin_fails_a_test_that_makes_nan(pytester: pytest.Pytester) ->
         def test_log_of_zero():
             torch.log(torch.zeros(2))
         """))
-    plugin = ["-p", "nanlint.verify.pytest_plugin", "-p", "no:cacheprovider"]
+    # an installed nanlint registers the plugin through its pytest11 entry point; a source checkout does not
+    from importlib.metadata import entry_points
+
+    installed = any(ep.value == "nanlint.verify.pytest_plugin" for ep in entry_points(group="pytest11"))
+    plugin = (["-p", "nanlint.verify.pytest_plugin"] if not installed else []) + ["-p", "no:cacheprovider"]
     result = pytester.runpytest_inprocess(*plugin, "--nanlint-watch")
     result.assert_outcomes(passed=2, failed=2)
     result.stdout.fnmatch_lines([

@@ -5,6 +5,7 @@ import libcst as cst
 from ..facts import NORM_KINDS
 from ..patterns import code, division
 from ._guards import Built, clamp_divisor, clamp_inside_root, divisor_root
+from ._screens import ROOT
 from .base import Rule, Witness
 
 
@@ -67,28 +68,7 @@ class DivideByNorm(Rule):
           norm(?<!\wnorm)\s*[(] | norm(?<!\wnorm)\s+as\b | vector_norm | matrix_norm  # x.norm(), linalg norms
         | dist(?<!\wdist)\s*[(] | dist(?<!\wdist)\s+as\b  # torch.dist
         # or a square root (a hand-written norm):
-        | sqrt(?<!\wsqrt)(?<!math\.sqrt)(?<!np\.sqrt)(?<!numpy\.sqrt)_?(?!\w)  # torch.sqrt, x.sqrt_()
-        | torch\s+as\s+(?:c?math|numpy|np)\b | functional\s+as\s+(?:c?math|numpy|np)\b  # np.sqrt is torch's
-        # ``**`` (not ``**kwargs``), ``pow(``, ``float_power(`` with an exponent that may be 0.5: not a nonzero
-        # integer, a negative number or a call
-        | \*\*(?<![(,{*]\*\*)(?<![(,{][ ]\*\*)(?<![(,{]\n[ ]{4}\*\*)(?<![(,{]\n[ ]{8}\*\*)(?<![(,{]\n[ ]{12}\*\*)
-              (?<![(,{]\n[ ]{16}\*\*)(?<![(,{]\n[ ]{20}\*\*)(?<![(,{]\n[ ]{24}\*\*)
-              (?!\s*(?: -\s*[\d.]  # a negative number
-                      | [1-9][\d_]*(?![\w.])(?!\s*\*\*)  # a nonzero integer (but 2 ** -1 is 0.5)
-                      | [-+]?\s*[(](?=[^()]*?\w(?<!float)\s*[(])  # a group holding a call
-                      | [-+]?\s*(?!float\s*[(])(?:[^\W\d]\w*\s*\.\s*)*[^\W\d]\w*\s*[(] ))  # a call
-        | pow(?<!\wpow)_?\s*[(]
-              (?!\s*(?: -\s*[\d.]  # a negative number
-                      | [1-9][\d_]*(?![\w.])(?!\s*\*\*)  # a nonzero integer (but 2 ** -1 is 0.5)
-                      | [-+]?\s*[(](?=[^()]*?\w(?<!float)\s*[(])  # a group holding a call
-                      | [-+]?\s*(?!float\s*[(])(?:[^\W\d]\w*\s*\.\s*)*[^\W\d]\w*\s*[(] ))  # a call
-        | float_power_?\s*[(]
-              (?!\s*(?: -\s*[\d.]  # a negative number
-                      | [1-9][\d_]*(?![\w.])(?!\s*\*\*)  # a nonzero integer (but 2 ** -1 is 0.5)
-                      | [-+]?\s*[(](?=[^()]*?\w(?<!float)\s*[(])  # a group holding a call
-                      | [-+]?\s*(?!float\s*[(])(?:[^\W\d]\w*\s*\.\s*)*[^\W\d]\w*\s*[(] ))  # a call
-        | pow(?<!\wpow)\s+as\b | float_power\s+as\b
-        """, re.VERBOSE)
+        | """ + ROOT, re.VERBOSE)
     witnesses = (
         Witness(
             setup="x = leaf(torch.zeros(2, 4, dtype=dtype))",

@@ -5,6 +5,7 @@ import libcst as cst
 from ..facts import STD_KINDS
 from ..patterns import code, division
 from ._guards import Built, clamp_divisor, clamp_inside_root, divisor_root
+from ._screens import ROOT
 from .base import Rule, Witness
 
 
@@ -65,28 +66,7 @@ class DivideByStd(Rule):
     screen = re.compile(r"""
           std(?<!\wstd)\s*[(] | std(?<!\wstd)\s+as\b | std_mean  # x.std(), torch.std_mean
         # or a square root (of a variance):
-        | sqrt(?<!\wsqrt)(?<!math\.sqrt)(?<!np\.sqrt)(?<!numpy\.sqrt)_?(?!\w)  # torch.sqrt, x.sqrt_()
-        | torch\s+as\s+(?:c?math|numpy|np)\b | functional\s+as\s+(?:c?math|numpy|np)\b  # np.sqrt is torch's
-        # ``**`` (not ``**kwargs``), ``pow(``, ``float_power(`` with an exponent that may be 0.5: not a nonzero
-        # integer, a negative number or a call
-        | \*\*(?<![(,{*]\*\*)(?<![(,{][ ]\*\*)(?<![(,{]\n[ ]{4}\*\*)(?<![(,{]\n[ ]{8}\*\*)(?<![(,{]\n[ ]{12}\*\*)
-              (?<![(,{]\n[ ]{16}\*\*)(?<![(,{]\n[ ]{20}\*\*)(?<![(,{]\n[ ]{24}\*\*)
-              (?!\s*(?: -\s*[\d.]  # a negative number
-                      | [1-9][\d_]*(?![\w.])(?!\s*\*\*)  # a nonzero integer (but 2 ** -1 is 0.5)
-                      | [-+]?\s*[(](?=[^()]*?\w(?<!float)\s*[(])  # a group holding a call
-                      | [-+]?\s*(?!float\s*[(])(?:[^\W\d]\w*\s*\.\s*)*[^\W\d]\w*\s*[(] ))  # a call
-        | pow(?<!\wpow)_?\s*[(]
-              (?!\s*(?: -\s*[\d.]  # a negative number
-                      | [1-9][\d_]*(?![\w.])(?!\s*\*\*)  # a nonzero integer (but 2 ** -1 is 0.5)
-                      | [-+]?\s*[(](?=[^()]*?\w(?<!float)\s*[(])  # a group holding a call
-                      | [-+]?\s*(?!float\s*[(])(?:[^\W\d]\w*\s*\.\s*)*[^\W\d]\w*\s*[(] ))  # a call
-        | float_power_?\s*[(]
-              (?!\s*(?: -\s*[\d.]  # a negative number
-                      | [1-9][\d_]*(?![\w.])(?!\s*\*\*)  # a nonzero integer (but 2 ** -1 is 0.5)
-                      | [-+]?\s*[(](?=[^()]*?\w(?<!float)\s*[(])  # a group holding a call
-                      | [-+]?\s*(?!float\s*[(])(?:[^\W\d]\w*\s*\.\s*)*[^\W\d]\w*\s*[(] ))  # a call
-        | pow(?<!\wpow)\s+as\b | float_power\s+as\b
-        """, re.VERBOSE)
+        | """ + ROOT, re.VERBOSE)
     witnesses = (
         Witness(
             setup="x = leaf(torch.full((8,), 3.0, dtype=dtype))",

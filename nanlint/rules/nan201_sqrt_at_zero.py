@@ -9,6 +9,7 @@ from ..fixspec import SAFE, UNSAFE, FixSpec, Replace, is_atom, torch_reference
 from ..names import TorchCall
 from ..patterns import Root, code, division, root
 from ._guards import Built, clamp_inside_root, tensor_evidence
+from ._screens import ROOT
 from .base import Rule, Witness
 
 
@@ -90,28 +91,7 @@ class SqrtAtZero(Rule):
     rows = "3, 4, 9, 10, 12"
     screen = re.compile(r"""
           hypot(?<!\whypot)(?!\w)  # torch.hypot
-        | sqrt(?<!\wsqrt)(?<!math\.sqrt)(?<!np\.sqrt)(?<!numpy\.sqrt)_?(?!\w)  # torch.sqrt, x.sqrt_()
-        | torch\s+as\s+(?:c?math|numpy|np)\b | functional\s+as\s+(?:c?math|numpy|np)\b  # np.sqrt is torch's
-        # ``**`` (not ``**kwargs``), ``pow(``, ``float_power(`` with an exponent that may be 0.5: not a nonzero
-        # integer, a negative number or a call
-        | \*\*(?<![(,{*]\*\*)(?<![(,{][ ]\*\*)(?<![(,{]\n[ ]{4}\*\*)(?<![(,{]\n[ ]{8}\*\*)(?<![(,{]\n[ ]{12}\*\*)
-              (?<![(,{]\n[ ]{16}\*\*)(?<![(,{]\n[ ]{20}\*\*)(?<![(,{]\n[ ]{24}\*\*)
-              (?!\s*(?: -\s*[\d.]  # a negative number
-                      | [1-9][\d_]*(?![\w.])(?!\s*\*\*)  # a nonzero integer (but 2 ** -1 is 0.5)
-                      | [-+]?\s*[(](?=[^()]*?\w(?<!float)\s*[(])  # a group holding a call
-                      | [-+]?\s*(?!float\s*[(])(?:[^\W\d]\w*\s*\.\s*)*[^\W\d]\w*\s*[(] ))  # a call
-        | pow(?<!\wpow)_?\s*[(]
-              (?!\s*(?: -\s*[\d.]  # a negative number
-                      | [1-9][\d_]*(?![\w.])(?!\s*\*\*)  # a nonzero integer (but 2 ** -1 is 0.5)
-                      | [-+]?\s*[(](?=[^()]*?\w(?<!float)\s*[(])  # a group holding a call
-                      | [-+]?\s*(?!float\s*[(])(?:[^\W\d]\w*\s*\.\s*)*[^\W\d]\w*\s*[(] ))  # a call
-        | float_power_?\s*[(]
-              (?!\s*(?: -\s*[\d.]  # a negative number
-                      | [1-9][\d_]*(?![\w.])(?!\s*\*\*)  # a nonzero integer (but 2 ** -1 is 0.5)
-                      | [-+]?\s*[(](?=[^()]*?\w(?<!float)\s*[(])  # a group holding a call
-                      | [-+]?\s*(?!float\s*[(])(?:[^\W\d]\w*\s*\.\s*)*[^\W\d]\w*\s*[(] ))  # a call
-        | pow(?<!\wpow)\s+as\b | float_power\s+as\b
-        """, re.VERBOSE)
+        | """ + ROOT, re.VERBOSE)
     witnesses = (
         Witness(
             setup="p = leaf(torch.ones(4, dtype=dtype)); t = torch.ones(4, dtype=dtype)",

@@ -4,6 +4,7 @@ import libcst as cst
 
 from ..patterns import code, root
 from ._guards import add_eps
+from ._screens import RECIPROCAL_ROOT
 from .base import Rule, Witness
 
 
@@ -53,28 +54,7 @@ class RsqrtAtZero(Rule):
     name = "rsqrt-at-zero"
     summary = "reciprocal square root of a variance that can be zero"
     rows = "5, 45"
-    screen = re.compile(r"""
-          rsqrt  # torch.rsqrt, x.rsqrt_()
-        # ``**`` (not ``**kwargs``), ``pow(``, ``float_power(`` with an exponent that may be -0.5: not a nonzero
-        # integer, a positive number or a call
-        | \*\*(?<![(,{*]\*\*)(?<![(,{][ ]\*\*)(?<![(,{]\n[ ]{4}\*\*)(?<![(,{]\n[ ]{8}\*\*)(?<![(,{]\n[ ]{12}\*\*)
-              (?<![(,{]\n[ ]{16}\*\*)(?<![(,{]\n[ ]{20}\*\*)(?<![(,{]\n[ ]{24}\*\*)
-              (?!\s*(?: \.?\d  # a positive number
-                      | -\s*[1-9][\d_]*(?![\w.])(?!\s*\*\*)  # minus a nonzero integer
-                      | [-+]?\s*[(](?=[^()]*?\w(?<!float)\s*[(])  # a group holding a call
-                      | [-+]?\s*(?!float\s*[(])(?:[^\W\d]\w*\s*\.\s*)*[^\W\d]\w*\s*[(] ))  # a call
-        | pow(?<!\wpow)_?\s*[(]
-              (?!\s*(?: \.?\d  # a positive number
-                      | -\s*[1-9][\d_]*(?![\w.])(?!\s*\*\*)  # minus a nonzero integer
-                      | [-+]?\s*[(](?=[^()]*?\w(?<!float)\s*[(])  # a group holding a call
-                      | [-+]?\s*(?!float\s*[(])(?:[^\W\d]\w*\s*\.\s*)*[^\W\d]\w*\s*[(] ))  # a call
-        | float_power_?\s*[(]
-              (?!\s*(?: \.?\d  # a positive number
-                      | -\s*[1-9][\d_]*(?![\w.])(?!\s*\*\*)  # minus a nonzero integer
-                      | [-+]?\s*[(](?=[^()]*?\w(?<!float)\s*[(])  # a group holding a call
-                      | [-+]?\s*(?!float\s*[(])(?:[^\W\d]\w*\s*\.\s*)*[^\W\d]\w*\s*[(] ))  # a call
-        | pow(?<!\wpow)\s+as\b | float_power\s+as\b
-        """, re.VERBOSE)
+    screen = re.compile(RECIPROCAL_ROOT, re.VERBOSE)
     witnesses = (
         Witness(
             setup="h = leaf(torch.zeros(2, 8, dtype=dtype))",

@@ -27,6 +27,7 @@ import libcst as cst
 from libcst.metadata import CodeRange
 
 from .finding import Edit, Fix
+from .names import dotted_name
 
 if TYPE_CHECKING:
     from .facts import At
@@ -181,17 +182,6 @@ def add_term(node: cst.BaseExpression, term: str, standalone: bool) -> tuple[Cha
     return (InsertAt(node, "(", at_end=False), InsertAt(node, f" + {term})"))
 
 
-def _dotted(node: cst.BaseExpression) -> Optional[str]:
-    parts: list[str] = []
-    while isinstance(node, cst.Attribute):
-        parts.append(node.attr.value)
-        node = node.value
-    if isinstance(node, cst.Name):
-        parts.append(node.value)
-        return ".".join(reversed(parts))
-    return None
-
-
 def _top_level_imports(module: cst.Module) -> list[Union[cst.Import, cst.ImportFrom]]:
     found: list[Union[cst.Import, cst.ImportFrom]] = []
 
@@ -221,7 +211,7 @@ def torch_reference(module: cst.Module, attribute: str) -> tuple[Optional[str], 
     for node in _top_level_imports(module):
         if isinstance(node, cst.Import) and not isinstance(node.names, cst.ImportStar):
             for alias in node.names:
-                full = _dotted(alias.name) or ""
+                full = dotted_name(alias.name) or ""
                 local = alias.asname.name.value if alias.asname and isinstance(alias.asname.name, cst.Name) else None
                 if local is None:
                     if full.split(".")[0] == "torch":
@@ -238,11 +228,11 @@ def torch_reference(module: cst.Module, attribute: str) -> tuple[Optional[str], 
                     best = candidate
         elif isinstance(node, cst.ImportFrom) and not node.relative and node.module is not None \
                 and not isinstance(node.names, cst.ImportStar):
-            base = _dotted(node.module) or ""
+            base = dotted_name(node.module) or ""
             for alias in node.names:
-                full = f"{base}.{_dotted(alias.name)}"
+                full = f"{base}.{dotted_name(alias.name)}"
                 local = alias.asname.name.value if alias.asname and isinstance(alias.asname.name, cst.Name) \
-                    else _dotted(alias.name) or ""
+                    else dotted_name(alias.name) or ""
                 if full == target:
                     candidate = (0, local)
                 elif target.startswith(full + "."):
@@ -271,12 +261,12 @@ def _import_anchor(module: cst.Module) -> Optional[cst.CSTNode]:
                                                                                        cst.ConcatenatedString)):
                 continue  # the docstring
             if isinstance(small, cst.ImportFrom) and small.module is not None \
-                    and _dotted(small.module) == "__future__":
+                    and dotted_name(small.module) == "__future__":
                 continue
             if isinstance(small, (cst.Import, cst.ImportFrom)):
                 first_import = first_import or statement
-                names = [_dotted(a.name) or "" for a in small.names] if isinstance(small, cst.Import) \
-                    else [_dotted(small.module) or ""] if small.module is not None else []
+                names = [dotted_name(a.name) or "" for a in small.names] if isinstance(small, cst.Import) \
+                    else [dotted_name(small.module) or ""] if small.module is not None else []
                 if first_torch is None and any(n.split(".")[0] == "torch" for n in names):
                     first_torch = statement
         candidates.append(statement)

@@ -16,6 +16,7 @@ from ..context import FileContext
 from ..facts import At
 from ..fixspec import UNSAFE, Delete, FixSpec, InsertBefore, same_meaning, torch_reference
 from ..names import dotted_name
+from ._guards import Built
 from .base import Rule
 
 _OPTIMIZER_NAME = re.compile(r"opt|optim", re.IGNORECASE)
@@ -137,17 +138,6 @@ class LoopRule(Rule):
 _FRAMEWORK_RECEIVER = re.compile(r"accelerator|fabric|engine|trainer|deepspeed|strategy|runner|^self$", re.IGNORECASE)
 _REUSABLE_CALLS = frozenset({"filter", "list", "tuple", "itertools.chain", "chain", "chain.from_iterable",
                              "itertools.chain.from_iterable"})
-
-
-@dataclass(frozen=True)
-class LoopFix:
-    spec: Optional[FixSpec] = None
-    reason: Optional[str] = None
-
-    def extra(self) -> dict[str, object]:
-        if self.spec is not None:
-            return {"fix": self.spec}
-        return {"no_fix_reason": self.reason} if self.reason else {}
 
 
 def _code(ctx: FileContext, node: cst.CSTNode) -> str:
@@ -273,16 +263,16 @@ def _max_norm(ctx: FileContext) -> str:
     return repr(float(ctx.options.get("max-grad-norm", 1.0)))
 
 
-def clip_fix(ctx: FileContext, backward: Event, step: Event, unscaled: bool) -> LoopFix:
+def clip_fix(ctx: FileContext, backward: Event, step: Event, unscaled: bool) -> Built:
     """NAN601: insert ``clip_grad_norm_`` (after ``scaler.unscale_`` under a GradScaler) right before the step."""
     assert ctx.module is not None and step.at is not None
     if not isinstance(step.statement, cst.SimpleStatementLine):
-        return LoopFix(reason="the step is not a statement of its own (e.g. `if ...: opt.step()` on one line)")
+        return Built(reason="the step is not a statement of its own (e.g. `if ...: opt.step()` on one line)")
     if step.statement is backward.statement:
-        return LoopFix(reason="`backward()` and the step share one line")
+        return Built(reason="`backward()` and the step share one line")
     framework = _framework_backward(backward)
     if framework:
-        return LoopFix(reason=framework)
+        return Built(reason=framework)
     func = step.node.func
     assert isinstance(func, cst.Attribute)
     scaler: Optional[str] = None
@@ -292,39 +282,39 @@ def clip_fix(ctx: FileContext, backward: Event, step: Event, unscaled: bool) -> 
     else:
         optimizer = func.value
     if backward.scaled and scaler is None:
-        return LoopFix(reason="the loss is scaled (`scaler.scale(loss).backward()`) but the optimizer steps "
+        return Built(reason="the loss is scaled (`scaler.scale(loss).backward()`) but the optimizer steps "
                               "directly; step through the scaler (`scaler.step(optimizer)`) first")
     if scaler is not None and not backward.scaled:
-        return LoopFix(reason="`scaler.step(...)` without `scaler.scale(loss).backward()`: cannot tell whether the "
+        return Built(reason="`scaler.step(...)` without `scaler.scale(loss).backward()`: cannot tell whether the "
                               "gradients are scaled")
     params, reason = optimizer_params(ctx, optimizer, step.at)
     if params is None:
-        return LoopFix(reason=reason)
+        return Built(reason=reason)
     clip, changes = torch_reference(ctx.module, "nn.utils.clip_grad_norm_")
     if clip is None:
-        return LoopFix(reason="no place to add `import torch`")
+        return Built(reason="no place to add `import torch`")
     lines = []
     if scaler is not None and not unscaled:
         lines.append(f"{scaler}.unscale_({_code(ctx, optimizer)})")
     lines.append(f"{clip}({params}, max_norm={_max_norm(ctx)})")
     first = " then ".join(f"`{line}`" for line in lines)
-    return LoopFix(FixSpec(
+    return Built(FixSpec(
         UNSAFE,
         f"Clip the gradients before the step: insert {first}",
         (InsertBefore(step.statement, "\n".join(lines)),) + changes,
     ))
 
 
-def unscale_fix(ctx: FileContext, backward: Event, clip: Event, later: list[Event]) -> LoopFix:
+def unscale_fix(ctx: FileContext, backward: Event, clip: Event, later: list[Event]) -> Built:
     """NAN602: insert ``scaler.unscale_(optimizer)`` before the clip (moving a later one up)."""
     assert ctx.module is not None and clip.at is not None and backward.at is not None
     if not isinstance(clip.statement, cst.SimpleStatementLine) or clip.statement is backward.statement:
-        return LoopFix(reason="the clip is not a statement of its own")
+        return Built(reason="the clip is not a statement of its own")
     scale_call = backward.node.func.value  # type: ignore[attr-defined]
     scaler_expr = scale_call.func.value if isinstance(scale_call, cst.Call) and isinstance(
         scale_call.func, cst.Attribute) else None
     if scaler_expr is None or not same_meaning(scaler_expr, backward.at, clip.at):
-        return LoopFix(reason="cannot name the GradScaler at the clip")
+        return Built(reason="cannot name the GradScaler at the clip")
     step = None
     late: list[Event] = []
     for event in later:
@@ -336,15 +326,15 @@ def unscale_fix(ctx: FileContext, backward: Event, clip: Event, later: list[Even
             step = event
             break
     if step is None or step.at is None:
-        return LoopFix(reason="no optimizer step follows the clip in this function, so the optimizer to unscale "
+        return Built(reason="no optimizer step follows the clip in this function, so the optimizer to unscale "
                               "is unknown")
     func = step.node.func
     assert isinstance(func, cst.Attribute)
     optimizer = step.node.args[0].value if step.node.args else func.value
     if not same_meaning(optimizer, step.at, clip.at):
-        return LoopFix(reason="the optimizer of the step cannot be named at the clip")
+        return Built(reason="the optimizer of the step cannot be named at the clip")
     if clip.loop is not step.loop:
-        return LoopFix(reason="the clip and the step sit in different loops; `unscale_` must run once per step")
+        return Built(reason="the clip and the step sit in different loops; `unscale_` must run once per step")
     scaler = _code(ctx, scaler_expr)
     name = _code(ctx, optimizer)
     changes: list = [InsertBefore(clip.statement, f"{scaler}.unscale_({name})")]
@@ -358,11 +348,11 @@ def unscale_fix(ctx: FileContext, backward: Event, clip: Event, later: list[Even
         if not (isinstance(statement, cst.SimpleStatementLine) and len(statement.body) == 1
                 and isinstance(statement.body[0], cst.Expr) and statement.body[0].value is event.node
                 and len(siblings) > 1):
-            return LoopFix(reason=f"move `{_code(ctx, event.node)}` above the clip (it cannot be removed "
+            return Built(reason=f"move `{_code(ctx, event.node)}` above the clip (it cannot be removed "
                                   "automatically from where it is)")
         changes.append(Delete(statement))
     moved = " (and remove the later one)" if len(changes) > 1 else ""
-    return LoopFix(FixSpec(
+    return Built(FixSpec(
         UNSAFE,
         f"Unscale before clipping: insert `{scaler}.unscale_({name})` above the clip{moved}",
         tuple(changes),

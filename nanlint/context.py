@@ -25,7 +25,7 @@ class RawFinding:
 
 
 # Evidence that a file's tensors can be float16 (DESIGN.md §3 "Declared precision").
-_FP16_EVIDENCE = re.compile(
+FP16_EVIDENCE = re.compile(
     r"torch\.float16|torch\.half\b|\.half\(\)|dtype\s*=\s*['\"]?(?:float16|half)|GradScaler|"
     r"(?:torch\.)?(?:cuda\.)?amp\.autocast\(\s*\)|"
     r"autocast\(\s*(?:device_type\s*=\s*)?['\"]cuda['\"]\s*(?:,\s*enabled\s*=[^,()]*)?\)|"
@@ -78,7 +78,7 @@ class FileContext:
         """
         if self._declared_precision is not None:
             return "config: precision includes float16" if "float16" in self._declared_precision else None
-        match = _FP16_EVIDENCE.search(self.source)
+        match = FP16_EVIDENCE.search(self.source)
         if match is None:
             return None
         line = self.source.count("\n", 0, match.start()) + 1

@@ -163,9 +163,10 @@ def _compiles(source: str, path: str) -> bool:
     return True
 
 
-def screened_rules(rules: Sequence[type[Rule]], source: str) -> list[type[Rule]]:
-    """The rules whose screen matches: the only ones that can fire in this source."""
-    return [rule for rule in rules if rule.screen.search(source)]
+def screened_rules(rules: Sequence[type[Rule]], source: str,
+                   precision: Optional[tuple[str, ...]] = None) -> list[type[Rule]]:
+    """The rules whose screen matches and whose file-level condition holds: the only ones that can fire."""
+    return [rule for rule in rules if rule.screen.search(source) and rule.may_fire(source, precision)]
 
 
 # The second-stage screen (screening.py): libcst parses only the top-level definitions a screen
@@ -199,9 +200,9 @@ def lint_source(path: str, source: str, request: LintRequest, keep_module: bool 
     second_stage = SECOND_STAGE and not keep_module
     if second_stage:  # one scan per screen serves both stages (the same test as screened_rules)
         starts = screening.match_starts(request.rules, source)
-        rules = [rule for rule in request.rules if starts[rule]]
+        rules = [rule for rule in request.rules if starts[rule] and rule.may_fire(source, request.precision)]
     else:
-        rules = screened_rules(request.rules, source)
+        rules = screened_rules(request.rules, source, request.precision)
     if not rules:
         # No rule can fire, so libcst is not needed; a syntax error is still reported
         # (the cheap stdlib parser finds it; libcst confirms before we say so).

@@ -38,6 +38,8 @@ from typing import TYPE_CHECKING, Optional
 
 import libcst as cst
 
+from .context import FP16_EVIDENCE
+
 if TYPE_CHECKING:
     from .context import FileContext
     from .facts import At
@@ -134,6 +136,13 @@ def _line(source: str, index: int) -> int:
 
 def _declared(ctx: "FileContext") -> Optional[tuple[str, ...]]:
     return ctx._declared_precision  # noqa: SLF001 - the config's precision, None when not declared
+
+
+def may_have_fp16_evidence(source: str, declared: Optional[tuple[str, ...]]) -> bool:
+    """A necessary condition of :func:`fp16_evidence` on the text alone (for ``Rule.may_fire``)."""
+    if declared is not None:
+        return "float16" in declared
+    return bool(_TENSOR_EVIDENCE.search(source) or FP16_EVIDENCE.search(source))
 
 
 def fp16_evidence(ctx: "FileContext") -> Optional[Evidence]:

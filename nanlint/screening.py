@@ -1,46 +1,63 @@
-"""The second-stage screen: which top-level definitions of a file can hold a finding.
+"""The second-stage screen: which definitions of a file can hold a finding.
 
-The first stage (``engine.screened_rules``) runs each rule's ``screen`` regex over
-the whole file and drops the rules that cannot fire anywhere. Most files that
-pass it are long (a transformers model file is 1,000-3,000 lines) and hold the
-screened word in one or two of their functions. This stage splits the module at
-its top-level ``def``/``class`` statements with the stdlib parser (about a tenth
-of libcst's cost, and the engine's syntax check anyway), runs the screens again
-over each definition, and builds the text libcst parses:
+The first stage (``engine.screened_rules``) runs each rule's ``screen`` regex (and
+its file-level ``may_fire``) over the whole file and drops the rules that cannot
+fire anywhere. Most files that pass it are long (a transformers model file is
+1,000-3,000 lines) and hold the screened word in a few of their methods. This
+stage splits the module with the stdlib parser (about a tenth of libcst's cost,
+and the engine's syntax check anyway) into *regions*: its top-level ``def`` and
+``class`` statements, and the methods of its top-level classes. A region is hot
+for a rule when
 
-* every top-level statement that is not a ``def``/``class`` (imports,
-  assignments, ``if``/``try`` blocks, a script's training loop) is kept as is;
-* a definition some enabled rule's screen matches ("hot") is kept as is;
-* every other definition is replaced by a one-line stub that binds the same
-  name and keeps the definition's ``import`` statements, followed by a string
-  that spans the definition's remaining lines, so line and column numbers are
+* the rule's screen matches its code (docstrings excluded), or
+* the screen matches module-level code that binds a name the region mentions
+  (directly, or through module-level statements reading that name: ``EPS =
+  1e-8``; ``TINY = EPS / 2``), or the imports of another definition (a star
+  import there, or one in module-level code, makes every region hot), or
+* the screen matches a method that sets ``self.x`` in the same class, unless
+  the rule sets ``attribute_flow = False`` (it reports only where its screen
+  matches);
+
+and, when the rule has a ``site``, the region's own code (outside its methods)
+matches the site. libcst then parses a text where
+
+* every module-level statement is kept as is (imports, assignments, ``if``
+  blocks, a script's training loop);
+* a hot region is kept; a class is kept when it or one of its methods is hot,
+  and so are its class-level statements and every method that sets ``self.x``
+  (other methods read those attributes);
+* every other region is replaced by a one-line stub that binds the same name at
+  the same indentation and keeps the region's ``import`` statements, followed
+  by a string that spans its remaining lines, so line and column numbers are
   unchanged and positions, suppressions and fixes need no mapping.
 
 This is exact under the *chunk locality* contract, which every rule honours
 unless it sets ``chunk_local = False`` (then the whole file is parsed whenever
 the rule's screen matches):
 
-1. What a rule reports inside a top-level definition depends only on that
-   definition, on the module's other top-level statements, on the names the
-   other definitions bind, on ``import`` statements anywhere in the file, and on
-   the file's text through ``ctx.source`` (which is always the whole file).
-   What it reports outside every definition depends on the same, minus the
-   definitions' bodies.
-2. A rule's screen matches the code (docstrings excluded) of the top-level
-   statement that holds a finding, or of the module-level code that finding
-   reads. Screens match tokens of expressions, so such a match never spans two
-   top-level statements.
+1. What a rule reports inside a definition depends only on that definition, on
+   the module-level statements, on the names other definitions bind, on
+   ``import`` statements anywhere in the file, on the ``self.x`` assignments of
+   the methods of its class, and on the file's text through ``ctx.source``
+   (which is always the whole file).
+2. A finding's evidence is a screen match in the region that holds it, in the
+   module-level code it reads by name, or in a method of its class that sets
+   attributes (only when ``attribute_flow``); a finding lies in a region its
+   rule's ``site`` matches. Screens match tokens of expressions, so a match
+   never spans two statements.
 
-Under (1) a kept definition produces the same findings in the sliced file as in
-the whole file; under (2) a stubbed definition produces none in either. The
-stdlib parser also decides syntax: a file it rejects, a file with ``\\r``
-line endings, and a sliced text libcst rejects all take the plain path.
+Under (1) a kept region produces the same findings in the sliced file as in
+the whole file; under (2) a stubbed one produces none in either. The stdlib
+parser also decides syntax: a file it rejects, a file with ``\\r`` line
+endings, and a sliced text libcst rejects all take the plain path.
+tests/test_screens.py checks both halves on the fixtures and a corpus sample.
 """
 from __future__ import annotations
 
 import ast
 import bisect
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
 from .rules.base import Rule
@@ -94,12 +111,8 @@ def plan(source: str, rules: Sequence[type[Rule]], path: str = "<unknown>",
     if len(lines) < MIN_LINES:
         return Plan(source, list(rules), kept_lines=len(lines))
     body = tree.body  # type: ignore[attr-defined]
-    chunks: list[tuple[int, int, ast.stmt]] = []
-    for statement in body:
-        if isinstance(statement, _DEFINITIONS):
-            first = min([statement.lineno, *(d.lineno for d in statement.decorator_list)])
-            chunks.append((first, statement.end_lineno or statement.lineno, statement))
-    if not chunks:
+    regions = _regions(body, lines)
+    if not regions:
         return Plan(source, list(rules), kept_lines=len(lines))
 
     if starts is None:
@@ -107,15 +120,127 @@ def plan(source: str, rules: Sequence[type[Rule]], path: str = "<unknown>",
     offsets = [0]  # offsets[i]: where line i + 1 starts
     for line in lines:
         offsets.append(offsets[-1] + len(line) + 1)
-    # Each match start is placed in the part of the file it lies in: a definition, or module-level
-    # code; one that starts in a docstring does not count. Docstrings nest in definitions; a sweep
-    # turns the intervals into sorted edges, each with what lies from there on, for bisect.
+    edges, kinds = _sweep(regions, _docstring_lines(lines, tree), offsets)
+    top = [index for index, region in enumerate(regions) if region.parent is None]
+    stubs = {index: _stub(lines, regions[index]) for index in top}
+    module_level = _ModuleLevel(body, len(lines))
+    module_hot: set[type[Rule]] = set()  # rules whose screen matches module-level code
+    hot: dict[type[Rule], set[int]] = {}  # the regions that may hold a finding of each rule
+    for rule in rules:
+        where: set[int] = set()
+        everywhere = False  # some module-level code or stub may reach every definition
+        spread: set[str] = set()  # module-level names a match lies in the binding of
+        for start in starts.get(rule, ()):
+            index = bisect.bisect_right(edges, start) - 1
+            kind = kinds[index] if index >= 0 else -1
+            where.add(kind)
+            if kind == -1:
+                bound = module_level.names_bound_at(bisect.bisect_right(offsets, start))
+                everywhere = everywhere or bound is None
+                spread |= bound or set()
+        for stub, imported in stubs.values():
+            if rule.screen.search(stub):
+                everywhere = everywhere or imported is None
+                spread |= imported or set()
+        if -1 in where:
+            module_hot.add(rule)  # module-level code may hold a finding of its own
+        found = set(range(len(regions))) if everywhere else {w for w in where if w >= 0}
+        if spread and not everywhere:
+            found |= _mentioning(module_level.closure(spread), source, offsets, regions)
+        for index in list(found) if rule.attribute_flow else ():
+            region = regions[index]  # evidence in a method that sets ``self.x`` may reach every method
+            if region.parent is not None and region.binds_attributes:
+                found |= regions[region.parent].members
+        if found and rule.site is not None and not (rule.site_anywhere and rule.site_anywhere.search(source)):
+            found &= _regions_of(rule.site, source, edges, kinds)
+        hot[rule] = found
+    chosen = [rule for rule in rules if rule in module_hot or hot[rule]]
+    if not chosen:
+        return Plan(None, [])
+    hot_regions = set().union(*hot.values())
+    replaced: list[tuple[int, int, str]] = []  # (first, last, stub) in line order
+    for index in top:
+        region = regions[index]
+        if not region.members & hot_regions:
+            replaced.append((region.first, region.last, stubs[index][0]))
+            continue
+        for member in sorted(region.members - {index}):
+            method = regions[member]
+            if member not in hot_regions and not method.binds_attributes:
+                replaced.append((method.first, method.last, _stub(lines, method)[0]))
+    if not replaced:
+        return Plan(source, chosen, kept_lines=len(lines))
+    pieces: list[str] = []
+    previous = 0
+    kept = len(lines)
+    for first, last, stub in replaced:
+        pieces.extend(lines[previous:first - 1])
+        pieces.append(stub)
+        previous = last
+        kept -= last - first
+    pieces.extend(lines[previous:])
+    return Plan("\n".join(pieces), chosen, sliced=True, indent=_first_indent(lines, body), kept_lines=kept,
+                dropped=tuple((first, last) for first, last, _ in replaced))
+
+
+@dataclass
+class _Region:
+    """A top-level definition, or a method of a top-level class (``parent``: the class's region)."""
+
+    first: int  # 1-based, the first decorator's line
+    last: int
+    node: ast.stmt
+    parent: Optional[int] = None
+    members: set[int] = field(default_factory=set)  # a class: itself and its methods; else itself
+    binds_attributes: bool = False  # a method that assigns ``name.attr`` (``self.x = ...``)
+
+
+def _regions(body: list[ast.stmt], lines: list[str]) -> list[_Region]:
+    """The definitions the second stage may replace by stubs: top-level ones and the methods of top-level
+    classes that start on a line of their own."""
+    regions: list[_Region] = []
+    for statement in body:
+        if not isinstance(statement, _DEFINITIONS):
+            continue
+        index = len(regions)
+        regions.append(_Region(_first_line(statement), statement.end_lineno or statement.lineno, statement,
+                               members={index}))
+        if not isinstance(statement, ast.ClassDef):
+            continue
+        for child in statement.body:
+            if not isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            first = _first_line(child)
+            if first <= statement.lineno or not lines[first - 1].lstrip().startswith(("@", "def", "async")):
+                continue  # shares a line with the class header
+            regions[index].members.add(len(regions))
+            regions.append(_Region(first, child.end_lineno or child.lineno, child, parent=index,
+                                   binds_attributes=_binds_attributes(child)))
+    return regions
+
+
+def _first_line(node: ast.stmt) -> int:
+    return min([node.lineno, *(d.lineno for d in node.decorator_list)])  # type: ignore[attr-defined]
+
+
+def _binds_attributes(function: ast.AST) -> bool:
+    """Whether ``function`` stores into ``name.attr`` anywhere (what the walker binds as ``self.attr``)."""
+    for node in ast.walk(function):
+        if isinstance(node, ast.Attribute) and not isinstance(node.ctx, ast.Load) \
+                and isinstance(node.value, ast.Name):
+            return True
+    return False
+
+
+def _sweep(regions: list[_Region], docstrings: list[tuple[int, int]],
+           offsets: list[int]) -> tuple[list[int], list[int]]:
+    """Sorted edges, each with what lies from there on (-1: module level, -2: a docstring, i >= 0: the
+    innermost region i), for bisect. Methods and docstrings nest in definitions."""
     edges: list[int] = []
-    kinds: list[int] = []  # -1: module level, -2: docstring, i >= 0: chunk i
-    docstrings = sorted(_docstring_lines(lines, tree))
-    bounds = sorted([(offsets[a - 1], offsets[b], i) for i, (a, b, _) in enumerate(chunks)]
+    kinds: list[int] = []
+    bounds = sorted([(offsets[r.first - 1], offsets[r.last], i) for i, r in enumerate(regions)]
                     + [(offsets[a - 1], offsets[b], -2) for a, b in docstrings])
-    enclosing: list[tuple[int, int]] = []  # (end, kind) of the chunks a docstring may sit in
+    enclosing: list[tuple[int, int]] = []  # (end, kind) of what the next interval may sit in
     for start, end, kind in bounds:
         while enclosing and enclosing[-1][0] <= start:
             closed_end, _ = enclosing.pop()
@@ -128,55 +253,122 @@ def plan(source: str, rules: Sequence[type[Rule]], path: str = "<unknown>",
         closed_end, _ = enclosing.pop()
         edges.append(closed_end)
         kinds.append(enclosing[-1][1] if enclosing else -1)
-    stubs = [_stub(lines, first, last, node) for first, last, node in chunks]
-    stub_text = "\n".join(stubs)
-    everywhere: set[type[Rule]] = set()
-    hot_chunks: dict[type[Rule], set[int]] = {}
-    for rule in rules:
-        where = set()
-        for start in starts.get(rule, ()):
-            index = bisect.bisect_right(edges, start) - 1
-            where.add(kinds[index] if index >= 0 else -1)
-        if -1 in where or rule.screen.search(stub_text):
-            everywhere.add(rule)  # module-level code, or a stub (a name, imports) other definitions see
-        hot_chunks[rule] = {w for w in where if w >= 0}
-    hot_rules = set(everywhere) | {rule for rule, found in hot_chunks.items() if found}
-    keep = [bool(everywhere) or any(index in found for found in hot_chunks.values())
-            for index in range(len(chunks))]
-    chosen = [rule for rule in rules if rule in hot_rules]
-    if not chosen:
-        return Plan(None, [])
-    if all(keep):
-        return Plan(source, chosen, kept_lines=len(lines))
-    pieces: list[str] = []
-    previous = 0
-    kept = len(lines)
-    dropped = []
-    for (first, last, _), stub, hot in zip(chunks, stubs, keep):
-        if hot:
-            continue
-        pieces.extend(lines[previous:first - 1])
-        pieces.append(stub)
-        previous = last
-        kept -= last - first
-        dropped.append((first, last))
-    pieces.extend(lines[previous:])
-    return Plan("\n".join(pieces), chosen, sliced=True, indent=_first_indent(lines, body), kept_lines=kept,
-                dropped=tuple(dropped))
+    return edges, kinds
 
 
-def _stub(lines: list[str], first: int, last: int, node: ast.stmt) -> str:
-    """One logical line that binds the definition's name and keeps its imports, spanning lines first..last."""
+def _stub(lines: list[str], region: _Region) -> tuple[str, Optional[set[str]]]:
+    """One logical line that binds the definition's name and keeps its imports, spanning the region's
+    lines at its indentation; and the names the stub binds (None: a star import binds names no one can tell)."""
+    first, last, node = region.first, region.last, region.node
+    opening = lines[first - 1]
+    indent = opening[: len(opening) - len(opening.lstrip(" \t"))]
     keyword = "class" if isinstance(node, ast.ClassDef) else "def"
     head = f"{keyword} {node.name}:" if keyword == "class" else f"def {node.name}():"  # type: ignore[attr-defined]
     imports = ""
+    names: Optional[set[str]] = {node.name}  # type: ignore[attr-defined]
     if any("import" in line for line in lines[first - 1:last]):
         found = [n for n in ast.walk(node) if isinstance(n, (ast.Import, ast.ImportFrom))]
         found.sort(key=lambda n: (n.lineno, n.col_offset))
         imports = "".join(ast.unparse(n) + "; " for n in found)
+        for statement in found:
+            bound = bound_names(statement)
+            names = None if bound is None or names is None else names | bound
     if last == first:
-        return f"{head} {imports}pass"
-    return f'{head} {imports}"""' + "\n" * (last - first) + '"""'
+        return f"{indent}{head} {imports}pass", names
+    return f'{indent}{head} {imports}"""' + "\n" * (last - first) + '"""', names
+
+
+def bound_names(statement: ast.AST) -> Optional[set[str]]:
+    """Every name ``statement`` (and anything nested in it) binds; None for a star import."""
+    names: set[str] = set()
+    for node in ast.walk(statement):
+        if isinstance(node, ast.Name):
+            if not isinstance(node.ctx, ast.Load):
+                names.add(node.id)
+        elif isinstance(node, ast.alias):
+            if node.name == "*":
+                return None
+            names.add(node.asname or node.name.split(".")[0])
+        elif isinstance(node, _DEFINITIONS):
+            names.add(node.name)
+        elif isinstance(node, ast.ExceptHandler):
+            if node.name:
+                names.add(node.name)
+        elif isinstance(node, (ast.MatchAs, ast.MatchStar)):
+            if node.name:
+                names.add(node.name)
+        elif isinstance(node, ast.MatchMapping):
+            if node.rest:
+                names.add(node.rest)
+        elif isinstance(node, (ast.Global, ast.Nonlocal)):
+            names.update(node.names)
+    return names
+
+
+class _ModuleLevel:
+    """The module-level statements (every top-level statement but a definition), for the names they bind.
+
+    A screen match in module-level code makes a definition hot only when the
+    definition can read what the code binds: when it mentions one of the names
+    the matching statement binds, or binds through other module-level statements
+    that read them (``EPS = 1e-8``; ``TINY = EPS / 2``; a function using ``TINY``).
+    """
+
+    def __init__(self, body: list[ast.stmt], line_count: int) -> None:
+        self.statements = [s for s in body if not isinstance(s, _DEFINITIONS)]
+        self._at_line: dict[int, list[int]] = {}
+        for index, statement in enumerate(self.statements):
+            for line in range(statement.lineno, (statement.end_lineno or statement.lineno) + 1):
+                self._at_line.setdefault(line, []).append(index)
+        self._bound: dict[int, Optional[set[str]]] = {}
+
+    def _names(self, index: int) -> Optional[set[str]]:
+        if index not in self._bound:
+            self._bound[index] = bound_names(self.statements[index])
+        return self._bound[index]
+
+    def names_bound_at(self, line: int) -> Optional[set[str]]:
+        """The names bound by the module-level statements on ``line`` (1-based); empty between statements
+        (a comment), None when one of them is a star import."""
+        names: set[str] = set()
+        for index in self._at_line.get(line, ()):
+            bound = self._names(index)
+            if bound is None:
+                return None
+            names |= bound
+        return names
+
+    def closure(self, names: set[str]) -> set[str]:
+        """``names`` and every name a module-level statement binds while reading one of them."""
+        tainted = set(names)
+        changed = True
+        while changed:
+            changed = False
+            for index, statement in enumerate(self.statements):
+                bound = self._names(index)
+                if not bound or bound <= tainted:
+                    continue
+                if any(isinstance(n, ast.Name) and n.id in tainted for n in ast.walk(statement)):
+                    tainted |= bound
+                    changed = True
+        return tainted
+
+
+def _regions_of(pattern: "re.Pattern[str]", source: str, edges: list[int], kinds: list[int]) -> set[int]:
+    """The regions ``pattern`` matches in, outside their methods and docstrings."""
+    found = set()
+    for match in pattern.finditer(source):
+        index = bisect.bisect_right(edges, match.start()) - 1
+        if index >= 0 and kinds[index] >= 0:
+            found.add(kinds[index])
+    return found
+
+
+def _mentioning(names: set[str], source: str, offsets: list[int], regions: list[_Region]) -> set[int]:
+    """The regions whose text holds one of ``names`` as a word."""
+    pattern = re.compile(r"\b(?:" + "|".join(sorted(map(re.escape, names))) + r")\b")
+    return {index for index, region in enumerate(regions)
+            if pattern.search(source, offsets[region.first - 1], offsets[region.last])}
 
 
 def _docstring_lines(lines: list[str], tree: ast.AST) -> list[tuple[int, int]]:

@@ -83,7 +83,11 @@ def test_findings_lie_where_the_screens_say(no_screens: dict[str, re.Pattern]) -
     for path in sources():
         source = path.read_text(encoding="utf-8")
         precision = fixture_precision(source)
-        found = lint_source(str(path), source, LintRequest(ALL_RULES, precision)).findings
+        saved, engine.SECOND_STAGE = engine.SECOND_STAGE, False  # the whole file, every rule everywhere
+        try:
+            found = lint_source(str(path), source, LintRequest(ALL_RULES, precision)).findings
+        finally:
+            engine.SECOND_STAGE = saved
         by_rule: dict[str, list[int]] = {}
         for f in found:
             by_rule.setdefault(f.code, []).append(f.line)
@@ -95,6 +99,9 @@ def test_findings_lie_where_the_screens_say(no_screens: dict[str, re.Pattern]) -
                 if not screen.search(source):
                     assert not lines, f"{rule.code} fires in {path} but its screen does not match the file"
                     quiet_files += 1
+                    continue
+                if not rule.may_fire(source, precision):
+                    assert not lines, f"{rule.code} fires in {path} but its may_fire says it cannot"
                     continue
                 plan = screening.plan(source, [rule], str(path))
             if plan is None:
@@ -234,11 +241,33 @@ def check_equivalent(source: str, rules=ALL_RULES, expect_sliced: bool = True) -
     return plain
 
 
-def test_module_level_evidence_keeps_every_definition() -> None:
+def test_module_level_evidence_reaches_the_definitions_that_read_it() -> None:
     source = "import torch\nW = torch.randn(3)\nN = torch.norm(W)\n" + PAD + \
         "\n\ndef scaled(x):\n    return x / N\n"
-    found = check_equivalent(source, expect_sliced=False)
+    found = check_equivalent(source)
     assert [f[0] for f in found] == ["NAN101"]
+    plan = screening.plan(source, screened_rules(ALL_RULES, source))
+    assert "return x / N" in plan.text and "return x + 0" not in plan.text  # only the reader is kept
+
+
+def test_module_level_evidence_follows_module_level_names() -> None:
+    """``N`` holds the norm; ``M`` reads ``N`` at module level; the definition reads only ``M``."""
+    source = "import torch\nW = torch.randn(3)\nN = torch.norm(W)\nif True:\n    M = N * 2\n" + PAD + \
+        "\n\ndef scaled(x):\n    return x / M\n"
+    found = check_equivalent(source)
+    assert [f[0] for f in found] == ["NAN101"]
+
+
+def test_star_import_or_evidence_in_a_comment() -> None:
+    reader = "\n\ndef rms(p, q):\n    return np.sqrt(((p - q) ** 2).mean())\n"  # no match of its own
+    named = "import math\nimport torch as np\n" + PAD + reader
+    assert [f[0] for f in check_equivalent(named, [BY_CODE["NAN201"]])] == ["NAN201"]
+    star = "import math\nfrom torch import *; import torch as np\n" + PAD + reader
+    assert [f[0] for f in check_equivalent(star, [BY_CODE["NAN201"]], expect_sliced=False)] == ["NAN201"]
+    comment = "import torch\n# x / x.norm() is dangerous\n" + PAD + "\n\ndef scaled(x):\n    return x / x.norm()\n"
+    found = check_equivalent(comment)
+    assert [f[0] for f in found] == ["NAN101"]
+    assert "return x + 0" not in screening.plan(comment, screened_rules(ALL_RULES, comment)).text
 
 
 def test_attribute_set_in_one_method_read_in_another() -> None:
@@ -256,6 +285,64 @@ def test_attribute_set_in_one_method_read_in_another() -> None:
         """)
     found = check_equivalent(source)
     assert [f[0] for f in found] == ["NAN101"]
+
+
+def test_methods_are_sliced_and_attribute_setters_kept() -> None:
+    """Only the hot method and the methods that set ``self.x`` survive in a hot class; a stubbed method
+    keeps its indentation, its imports, and its decorators' lines."""
+    source = "import torch\n" + PAD + textwrap.dedent("""
+
+        class Block(torch.nn.Module):
+            scale = 2
+
+            def __init__(self, eps):
+                super().__init__()
+                self.eps = eps
+
+            @property
+            def unrelated(self):
+                from torch.nn import functional as F
+                return F.relu(torch.ones(3)) + 1
+
+            def forward(self, x):
+                return x / x.norm()
+        """)
+    found = check_equivalent(source)
+    assert [f[0] for f in found] == ["NAN101"]
+    plan = screening.plan(source, screened_rules(ALL_RULES, source))
+    assert "self.eps = eps" in plan.text and "F.relu" not in plan.text
+    assert "    def unrelated(): from torch.nn import functional as F; " in plan.text
+
+
+def test_evidence_in_an_attribute_setter_reaches_every_method_unless_the_rule_says_no() -> None:
+    source = "import torch\n" + PAD + textwrap.dedent("""
+
+        class Norm(torch.nn.Module):
+            def __init__(self, d):
+                self.ln = torch.nn.LayerNorm(d, eps=0)
+                self.n = torch.ones(d).norm()
+
+            def helper(self, x):
+                return x * 2
+
+            def forward(self, x):
+                return self.ln(x) / self.n
+        """)
+    found = check_equivalent(source)
+    assert sorted(f[0] for f in found) == ["NAN101", "NAN502"]
+    only_502 = screening.plan(source, [BY_CODE["NAN502"]])
+    assert "x * 2" not in only_502.text and "self.ln(x) / self.n" not in only_502.text  # attribute_flow False
+    only_101 = screening.plan(source, [BY_CODE["NAN101"]])
+    assert "self.ln(x) / self.n" in only_101.text  # the norm set in __init__ reaches forward
+
+
+def test_a_definition_without_a_division_cannot_hold_a_divide_by_finding() -> None:
+    """The divide-by rules' ``site``: evidence (``.norm()``) in a function with no division keeps nothing."""
+    source = "import torch\n" + PAD + "\n\ndef f(x):\n    return x.norm() * 2\n\n\ndef g(x, n):\n    return x / n\n"
+    plan = screening.plan(source, [BY_CODE["NAN101"]])
+    assert plan.text is None
+    renamed = "from torch import div as d\n" + source.replace("x / n", "d(x, x.norm())")
+    assert [f[0] for f in check_equivalent(renamed, [BY_CODE["NAN101"]])] == ["NAN101"]
 
 
 def test_import_inside_a_dropped_definition_still_counts() -> None:

@@ -5,6 +5,8 @@ alternatives with these by ``|``. They must stay *necessary* (tests/test_screens
 """
 from __future__ import annotations
 
+import re
+
 
 def _power_forms(excluded_exponent: str) -> str:
     """``**`` (not ``**kwargs``), ``pow(``, ``float_power(`` whose exponent is not ``excluded_exponent``.
@@ -37,3 +39,8 @@ RECIPROCAL_ROOT = r"""
           rsqrt  # torch.rsqrt, x.rsqrt_()
         |""" + _power_forms(r"""\.?\d  # a positive number
                       | -\s*[1-9][\d_]*(?![\w.])(?!\s*\*\*)  # minus a nonzero integer""")
+
+# ``site`` of the divide-by rules: a division, ``/`` or ``/=`` (not ``//``), or a ``div``/``divide``/
+# ``true_divide`` call; ``site_anywhere``: an import renaming one of those (its calls need not say "div").
+DIVISION = re.compile(r"(?<!/)/(?!/)|div")
+DIVISION_RENAMED = re.compile(r"div\w*\s+as\b")

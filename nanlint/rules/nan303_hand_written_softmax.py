@@ -97,7 +97,7 @@ class HandWrittenSoftmax(Rule):
     name = "hand-written-softmax"
     summary = "softmax / logsumexp / softplus written with a bare exp (overflows)"
     rows = "21, 22"
-    screen = re.compile(r"\bexp_?\s*\(")
+    screen = re.compile(r"exp(?<!\wexp)_?\s*\(")  # literal-first (no leading \b): 25x faster
     witnesses = (
         Witness(
             setup="x = leaf(torch.tensor([[1000.0, 0.0]], dtype=dtype))",

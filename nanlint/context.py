@@ -22,6 +22,7 @@ class RawFinding:
     message: str
     statement: Optional[cst.CSTNode]
     extra: dict[str, Any]
+    top: Optional[cst.CSTNode] = None  # the top-level statement holding ``node`` (an item of the module body)
 
 
 # Evidence that a file's tensors can be float16 (DESIGN.md §3 "Declared precision").
@@ -117,4 +118,5 @@ class FileContext:
 
     def report(self, rule: "Rule", node: cst.CSTNode, message: str, extra: dict[str, Any]) -> None:
         statement = self.statements[-1] if self.statements else None
-        self.findings.append(RawFinding(type(rule), node, message, statement, extra))
+        top = self.stack[1] if len(self.stack) > 1 and isinstance(self.stack[0], cst.Module) else None
+        self.findings.append(RawFinding(type(rule), node, message, statement, extra, top))

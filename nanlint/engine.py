@@ -4,18 +4,18 @@ from __future__ import annotations
 import ast
 import io
 import os
-import os
 import sys
 import tokenize
 from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import libcst as cst
-from libcst.metadata import MetadataWrapper, PositionProvider
+from libcst.metadata import CodeRange
 
 from .context import FileContext, RawFinding
 from .finding import Finding
 from .fixspec import FixSpec, split_lines, to_fix
+from .positions import positions_of, whole_module
 from . import screening
 from .rules.base import Rule
 from .suppress import parse_suppressions
@@ -262,7 +262,7 @@ def lint_source(path: str, source: str, request: LintRequest, keep_module: bool 
 
 
 def _locate(path: str, source: str, module: cst.Module, raw: list[RawFinding]) -> list[Finding]:
-    positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+    positions = _positions(source, module, raw)
     suppressions = parse_suppressions(source)
     source_lines = split_lines(source)
     findings: list[Finding] = []
@@ -295,6 +295,24 @@ def _locate(path: str, source: str, module: cst.Module, raw: list[RawFinding]) -
             fix, extra,
         ))
     return findings
+
+
+def _positions(source: str, module: cst.Module, raw: list[RawFinding]) -> Mapping[cst.CSTNode, CodeRange]:
+    """Positions of what the findings need: only their top-level statements where that is exact."""
+    if "\r" in source or any(item.top is None for item in raw):  # lines counted by "\n" alone
+        return whole_module(module)
+    needed: list[cst.CSTNode] = []
+    for item in raw:
+        needed.append(item.node)
+        if item.statement is not None:
+            needed.append(item.statement)
+        target = item.extra.get("target")
+        if isinstance(target, cst.CSTNode):
+            needed.append(target)
+        spec = item.extra.get("fix")
+        if isinstance(spec, FixSpec):
+            needed.extend(getattr(change, "node", None) or change.statement for change in spec.changes)
+    return positions_of(module, {id(item.top): item.top for item in raw}.values(), needed)
 
 
 def lint_path(path: str, request: LintRequest, display: Optional[str] = None) -> FileResult:

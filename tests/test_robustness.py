@@ -155,3 +155,79 @@ def test_static_mode_never_executes_code(tmp_path: Path) -> None:
                           cwd=tmp_path)
     assert done.returncode == 1 and done.stdout.count("NAN101") == 4
     assert not marker.exists()
+
+
+NEWER_SYNTAX = {
+    # CPython 3.11 rejects each of these; libcst (>= 1.8) parses them, so nanlint lints the file
+    "type_alias_312.py": "import torch\ntype X = int\ny = x / x.norm()\n",
+    "generics_695.py": "import torch\ndef f[T](x: T) -> T:\n    return x / x.norm()\nclass C[T]: pass\n",
+    "nested_quotes_701.py": 'import torch\nd = {"a": 1}\ns = f"{d["a"]}"\ny = x / x.norm()\n',
+    "tstring_314.py": 'import torch\nname = "a"\ns = t"hello {name}"\ny = x / x.norm()\n',
+    "except_no_parens_758.py": "import torch\ntry:\n    y = x / x.norm()\nexcept ValueError, TypeError:\n    pass\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(NEWER_SYNTAX))
+def test_newer_python_syntax_is_linted_and_fixed(tmp_path: Path, name: str) -> None:
+    from nanlint.fixes import fix_source
+
+    source = NEWER_SYNTAX[name]
+    with pytest.raises(SyntaxError):  # the premise: this interpreter cannot parse it
+        compile(source, name, "exec")
+    line = next(n for n, text in enumerate(source.splitlines(), 1) if "x.norm()" in text)
+    assert codes(lint_source(name, source, REQUEST).findings) == [("NAN101", line)]
+    outcome = fix_source(name, source, REQUEST, unsafe=True)
+    assert outcome.changed and not outcome.remaining and not outcome.failed
+    assert outcome.source == source.replace("x.norm()", "x.norm().clamp_min(torch.finfo(x.dtype).eps)")
+
+
+def test_syntax_no_parser_knows_is_one_line_naming_file_and_position(tmp_path: Path) -> None:
+    (tmp_path / "future.py").write_text("import torch\ny = x |> torch.sqrt\nz = x / x.norm()\n")
+    (tmp_path / "py2.py").write_text("import torch\nprint 'x', x / x.norm()\n")
+    for args in ([], ["--fix", "--unsafe-fixes"]):
+        done = subprocess.run([sys.executable, "-m", "nanlint", "check", "--isolated", "--no-cache", *args,
+                               str(tmp_path)], capture_output=True, text=True, cwd=tmp_path)
+        assert done.returncode == 1 and "Traceback" not in done.stderr
+        lines = done.stdout.splitlines()
+        assert [line.split(": ")[0] for line in lines[:-1]] == ["future.py:2:8", "py2.py:2:1"], lines
+        assert all(" NAN000 cannot parse" in line for line in lines[:-1])
+    assert "|>" in (tmp_path / "future.py").read_text()  # nothing written
+
+
+def test_bad_inputs_under_fix_are_one_line_each_and_nothing_is_written(tmp_path: Path) -> None:
+    """The --fix path reads files itself (fix_file): the same bad inputs, the same one-line NAN000s."""
+    (tmp_path / "dir.py").mkdir()  # a directory, even named x.py and passed explicitly, is walked: no finding
+    (tmp_path / "dir.py" / "inner.py").write_bytes(b"x = '\xff'\n")
+    (tmp_path / "broken.py").symlink_to(tmp_path / "nowhere.py")
+    (tmp_path / "nul.py").write_bytes(b"import torch\ny = x / x.norm()\x00\n")
+    (tmp_path / "latin.py").write_bytes(b"import torch\ns = '\xe9'\ny = x / x.norm()\n")
+    (tmp_path / "cookie.py").write_bytes(b"# -*- coding: nonsense-42 -*-\ny = x / x.norm()\n")
+    (tmp_path / "ok.py").write_text(HAZARD)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    done = subprocess.run([sys.executable, "-m", "nanlint", "check", "--isolated", "--no-cache", "--fix",
+                           "--unsafe-fixes", ".", "dir.py", "missing.py"],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert "Traceback" not in done.stderr and done.returncode == 1, done.stderr
+    lines = done.stdout.splitlines()[:-1]
+    by_file = {line.split(":")[0].rsplit("/", 1)[-1]: line for line in lines}
+    assert sorted(by_file) == ["broken.py", "cookie.py", "inner.py", "latin.py", "missing.py", "nul.py"], lines
+    assert len(lines) == 6 and all(" NAN000 " in line for line in lines)
+    assert "cannot decode as utf-8: byte 0xff" in by_file["inner.py"] and "No such file" in by_file["broken.py"]
+    assert "NUL byte" in by_file["nul.py"] and "cannot decode as utf-8" in by_file["latin.py"]
+    assert "no such file" in by_file["missing.py"] and "cannot decode" in by_file["cookie.py"]
+    after = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    assert {n: d for n, d in after.items() if n != "ok.py"} == {n: d for n, d in before.items() if n != "ok.py"}
+    assert b"clamp_min" in after["ok.py"]
+
+
+def test_valid_code_libcst_cannot_parse_is_one_clear_finding() -> None:
+    """libcst 1.9 rejects a parenthesised annotation target (`(a): int`), which CPython accepts (found by
+    benchmarks/reliability.py). nanlint cannot lint such a file; it says so in one line instead of crashing."""
+    source = "import torch\n(a): int\ny = x / x.norm()\n"
+    compile(source, "m.py", "exec")
+    (finding,) = lint_source("m.py", source, REQUEST).findings
+    assert finding.code == "NAN000" and finding.message.startswith("cannot parse (libcst)"), finding.message
+    from nanlint.fixes import fix_source
+
+    outcome = fix_source("m.py", source, REQUEST, unsafe=True)
+    assert not outcome.changed and [f.code for f in outcome.remaining] == ["NAN000"]

@@ -49,13 +49,21 @@ class FileContext:
         self.stack: list[cst.CSTNode] = []
         self.statements: list[cst.CSTNode] = []
         self.findings: list[RawFinding] = []
+        self._matches: dict[int, tuple[cst.Call, int, Optional[TorchCall]]] = {}
 
     # -- for rules ------------------------------------------------------
     def at(self) -> At:
         return At(self.scope, self.order)
 
     def match(self, call: cst.Call) -> Optional[TorchCall]:
-        return match_call(call, self.imports)
+        """``match_call`` for the rules; every rule visiting a call asks for it, so it is computed once per
+        call and import state."""
+        cached = self._matches.get(id(call))
+        if cached is not None and cached[0] is call and cached[1] == self.imports.version:
+            return cached[2]
+        found = match_call(call, self.imports)
+        self._matches[id(call)] = (call, self.imports.version, found)
+        return found
 
     def parent(self, depth: int = 1) -> Optional[cst.CSTNode]:
         """The node ``depth`` levels above the one being visited."""

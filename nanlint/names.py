@@ -62,8 +62,10 @@ class ImportTable:
     """Local name -> fully qualified name, from a module's import statements."""
 
     aliases: dict[str, str] = field(default_factory=dict)
+    version: int = 0  # bumped by every import statement read: what a cached resolution depends on
 
     def add_import(self, node: cst.Import) -> None:
+        self.version += 1
         if isinstance(node.names, cst.ImportStar):
             return
         for alias in node.names:
@@ -75,6 +77,7 @@ class ImportTable:
                 self.aliases[root] = root
 
     def add_import_from(self, node: cst.ImportFrom) -> None:
+        self.version += 1
         if node.relative or node.module is None:
             return
         module = _import_module_name(node.module)

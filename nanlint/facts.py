@@ -119,9 +119,10 @@ class Facts:
             return None
         if isinstance(expr, (cst.Integer, cst.Float)):
             try:
-                return float(expr.evaluated_value)
+                value = float(expr.evaluated_value)
             except (ValueError, OverflowError):
                 return None
+            return value if math.isfinite(value) else None  # ``1e400``: an overflow, not a named infinity
         if isinstance(expr, cst.UnaryOperation):
             inner = self.literal(expr.expression, at, depth + 1)
             if inner is None:
@@ -136,29 +137,45 @@ class Facts:
             right = self.literal(expr.right, at, depth + 1)
             if left is None or right is None:
                 return None
-            try:
-                if isinstance(expr.operator, cst.Add):
-                    return left + right
-                if isinstance(expr.operator, cst.Subtract):
-                    return left - right
-                if isinstance(expr.operator, cst.Multiply):
-                    return left * right
-                if isinstance(expr.operator, cst.Divide):
-                    return left / right
-                if isinstance(expr.operator, cst.Power):
-                    return float(left ** right)
-            except (ZeroDivisionError, OverflowError, TypeError):
-                return None
-            return None
+            if math.isfinite(left) and math.isfinite(right):
+                # arithmetic that overflows finite literals (``1e200 * 1e200``) is not followed: the
+                # infinities and NaNs nanlint knows are the ones the code names (``inf``, ``nan``), which
+                # the rules' screens can see
+                folded = self._fold(expr.operator, left, right)
+                return folded if folded is None or math.isfinite(folded) else None
+            return self._fold(expr.operator, left, right)
         if isinstance(expr, cst.Call):
             name = builtin_name(expr, self.imports)
             if name == "float" and len(expr.args) == 1 and isinstance(expr.args[0].value, cst.SimpleString):
                 text = expr.args[0].value.evaluated_value
                 try:
-                    return float(text)
+                    value = float(text)
                 except (TypeError, ValueError):
                     return None
+                named = isinstance(text, str) and ("inf" in text.lower() or "nan" in text.lower())
+                return value if math.isfinite(value) or named else None
             return None
+        return self._literal_name(expr, at, depth)
+
+    @staticmethod
+    def _fold(operator: cst.BaseBinaryOp, left: float, right: float) -> Optional[float]:
+        try:
+            if isinstance(operator, cst.Add):
+                return left + right
+            if isinstance(operator, cst.Subtract):
+                return left - right
+            if isinstance(operator, cst.Multiply):
+                return left * right
+            if isinstance(operator, cst.Divide):
+                return left / right
+            if isinstance(operator, cst.Power):
+                return float(left ** right)
+        except (ZeroDivisionError, OverflowError, TypeError):
+            return None
+        return None
+
+    def _literal_name(self, expr: cst.BaseExpression, at: At, depth: int) -> Optional[float]:
+        """``math.inf``/``torch.nan``..., or the literal a name or ``self.attr`` is bound to."""
         if isinstance(expr, cst.Attribute):
             qualified = self.imports.qualify(expr)
             if qualified in ("math.inf", "torch.inf", "numpy.inf"):

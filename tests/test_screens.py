@@ -482,3 +482,15 @@ def test_decorated_and_async_definitions() -> None:
 def test_zero_eps_screen_needs_an_eps_argument(snippet: str, matches: bool) -> None:
     """NAN502 reads eps from a keyword or the 2nd+ positional argument: a one-argument call cannot fire."""
     assert bool(BY_CODE["NAN502"].screen.search(snippet)) is matches
+
+
+def test_nan_constants_come_from_names_the_screen_sees() -> None:
+    """NAN604's screen sees ``inf`` (``inf - inf`` is NaN); an overflow of finite literals is never folded."""
+    rule = BY_CODE["NAN604"]
+    named = "import math, torch\n\n\ndef f(x):\n    return torch.where(x == math.inf - math.inf, 0.0, x)\n"
+    assert rule.screen.search(named) and [f[0] for f in lint(named, [rule])] == ["NAN604"]
+    for hidden in ("1e200 * 1e200 - 1e200 * 1e200", "1e400 - 1e400", "float('1e400') - float('1e400')"):
+        source = f"import torch\n\n\ndef f(x):\n    return torch.where(x == {hidden}, 0.0, x)\n"
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(rule, "screen", EVERYTHING)
+            assert lint(source, [rule], second_stage=False) == [], hidden

@@ -64,7 +64,9 @@ class NanEquality(Rule):
     name = "nan-equality"
     summary = "comparison with NaN by == / != (always False / True)"
     rows = "–"
-    screen = re.compile(r"[nN][aA][nN]\b")
+    # a NaN is named (``nan``, ``float("NaN")``) or made from a named infinity (``inf - inf``): facts never
+    # fold an overflow of finite literals into one
+    screen = re.compile(r"[nN][aA][nN]\b|(?:inf|Inf|INF)")
     witnesses = (
         Witness(
             setup="x = leaf(torch.tensor([float('nan'), 1.0], dtype=dtype))",

@@ -28,8 +28,9 @@ def positions_of(module: cst.Module, tops: Iterable[cst.CSTNode],
                  needed: Iterable[cst.CSTNode]) -> Mapping[cst.CSTNode, CodeRange]:
     """Positions covering at least the nodes of the top-level statements ``tops`` (items of
     ``module.body``); the whole module's when some ``needed`` node lies outside them."""
+    tops = list(tops)
     wanted = {id(top) for top in tops}
-    if not wanted or not all(any(top is statement for statement in module.body) for top in tops):
+    if not wanted or not wanted <= {id(statement) for statement in module.body}:
         return whole_module(module)
     found: dict[cst.CSTNode, CodeRange] = {}
     line = len(module.header)  # each header item is one EmptyLine

@@ -101,7 +101,7 @@ def plan(source: str, rules: Sequence[type[Rule]], path: str = "<unknown>",
     ``starts`` are the screens' match positions in ``source`` (``match_starts``),
     computed here when not given.
     """
-    if "\r" in source or not all(getattr(rule, "chunk_local", True) for rule in rules):
+    if "\r" in source or not all(rule.chunk_local for rule in rules):
         return None
     try:
         tree = compile(source, path, "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
@@ -123,7 +123,7 @@ def plan(source: str, rules: Sequence[type[Rule]], path: str = "<unknown>",
     edges, kinds = _sweep(regions, _docstring_lines(lines, tree), offsets)
     top = [index for index, region in enumerate(regions) if region.parent is None]
     stubs = {index: _stub(lines, regions[index]) for index in top}
-    module_level = _ModuleLevel(body, len(lines))
+    module_level = _ModuleLevel(body)
     module_hot: set[type[Rule]] = set()  # rules whose screen matches module-level code
     hot: dict[type[Rule], set[int]] = {}  # the regions that may hold a finding of each rule
     sites: dict["re.Pattern[str]", set[int]] = {}
@@ -132,8 +132,7 @@ def plan(source: str, rules: Sequence[type[Rule]], path: str = "<unknown>",
         everywhere = False  # some module-level code or stub may reach every definition
         spread: set[str] = set()  # module-level names a match lies in the binding of
         for start in starts.get(rule, ()):
-            index = bisect.bisect_right(edges, start) - 1
-            kind = kinds[index] if index >= 0 else -1
+            kind = _region_at(start, edges, kinds)
             where.add(kind)
             if kind == -1:
                 bound = module_level.names_bound_at(bisect.bisect_right(offsets, start))
@@ -346,7 +345,7 @@ class _ModuleLevel:
     that read them (``EPS = 1e-8``; ``TINY = EPS / 2``; a function using ``TINY``).
     """
 
-    def __init__(self, body: list[ast.stmt], line_count: int) -> None:
+    def __init__(self, body: list[ast.stmt]) -> None:
         self.statements = [s for s in body if not isinstance(s, _DEFINITIONS)]
         self._at_line: dict[int, list[int]] = {}
         for index, statement in enumerate(self.statements):
@@ -386,13 +385,19 @@ class _ModuleLevel:
         return tainted
 
 
+def _region_at(position: int, edges: list[int], kinds: list[int]) -> int:
+    """What ``position`` lies in (see ``_sweep``): -1 module level, -2 a docstring, i >= 0 region i."""
+    index = bisect.bisect_right(edges, position) - 1
+    return kinds[index] if index >= 0 else -1
+
+
 def _regions_of(pattern: "re.Pattern[str]", source: str, edges: list[int], kinds: list[int]) -> set[int]:
     """The regions ``pattern`` matches in, outside their methods and docstrings."""
     found = set()
     for match in pattern.finditer(source):
-        index = bisect.bisect_right(edges, match.start()) - 1
-        if index >= 0 and kinds[index] >= 0:
-            found.add(kinds[index])
+        kind = _region_at(match.start(), edges, kinds)
+        if kind >= 0:
+            found.add(kind)
     return found
 
 

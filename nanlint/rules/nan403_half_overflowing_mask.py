@@ -7,7 +7,8 @@ import libcst as cst
 from ..fixspec import UNSAFE, FixSpec, Replace
 from ..masking import Fill, as_fill, constant, finfo_bound
 from ..patterns import code
-from ..precision import may_have_fp16_evidence, FP16_MAX, Evidence, float16_excluded, fmt, fp16_evidence, spelled, upcast
+from ..precision import FP16_MAX, Evidence, float16_excluded, fmt, fp16_evidence, may_have_fp16_evidence, spelled, \
+    upcast
 from ..singular import torch_alias
 from .base import Rule, Witness
 
@@ -62,10 +63,7 @@ class HalfOverflowingMask(Rule):
     summary = "mask value beyond float16's range (-1e9) in code that runs in float16"
     rows = "25, 26"
     screen = re.compile(r"\d(?:[eE]\+?0*(?:[5-9]|[1-9]\d)\b|(?<=\b[1-9])\d{5,}|(?<=\b[6-9])\d{4}\b)")
-    @classmethod
-    def may_fire(cls, source: str, precision: Optional[tuple[str, ...]]) -> bool:
-        return may_have_fp16_evidence(source, precision)  # every finding needs float16 evidence
-
+    may_fire = staticmethod(may_have_fp16_evidence)  # every finding needs float16 evidence
     witnesses = (
         Witness(
             setup="s = leaf(torch.randn(2, 3, dtype=dtype)); m = torch.tensor([[True, True, True], [False, True, True]]); "

@@ -4,8 +4,8 @@ from typing import Optional
 import libcst as cst
 
 from ..patterns import code
-from ..precision import may_have_fp16_evidence, FP16_MAX, Evidence, autocast_float32, float16_excluded, fmt, fp16_evidence, \
-    fp16_param_evidence, fp16_tensor_evidence, spelled, underflows, upcast
+from ..precision import FP16_MAX, Evidence, autocast_float32, float16_excluded, fmt, fp16_evidence, \
+    fp16_param_evidence, may_have_fp16_evidence, fp16_tensor_evidence, spelled, underflows, upcast
 from ..singular import Guard, Singular, guard, no_grad_value, singular
 from .base import Rule, Witness
 
@@ -81,10 +81,7 @@ class EpsUnderflowsFp16(Rule):
     rows = "1, 34, 45, 46, §5.2"
     screen = re.compile(r"[eE]-0*(?:[4-9]|[1-9]\d)\b|0\.000\d|normalize|osine|Adam|RMSprop|Adagrad|Adamax")
     _EVIDENT = "assert dtype in (torch.float32, torch.bfloat16, torch.float16)"
-    @classmethod
-    def may_fire(cls, source: str, precision: Optional[tuple[str, ...]]) -> bool:
-        return may_have_fp16_evidence(source, precision)  # every finding needs float16 evidence
-
+    may_fire = staticmethod(may_have_fp16_evidence)  # every finding needs float16 evidence
     witnesses = (
         Witness(
             setup="x = leaf(torch.ones(2, 8, dtype=dtype)); " + _EVIDENT,

@@ -489,6 +489,9 @@ def test_nan_constants_come_from_names_the_screen_sees() -> None:
     rule = BY_CODE["NAN604"]
     named = "import math, torch\n\n\ndef f(x):\n    return torch.where(x == math.inf - math.inf, 0.0, x)\n"
     assert rule.screen.search(named) and [f[0] for f in lint(named, [rule])] == ["NAN604"]
+    for spelled in ("float('-iNf')", "float('Infinity')", "numpy.inf", "torch.nan"):
+        assert rule.screen.search(spelled), spelled
+    assert not rule.screen.search("logger.info(inference_mode)")
     for hidden in ("1e200 * 1e200 - 1e200 * 1e200", "1e400 - 1e400", "float('1e400') - float('1e400')"):
         source = f"import torch\n\n\ndef f(x):\n    return torch.where(x == {hidden}, 0.0, x)\n"
         with pytest.MonkeyPatch.context() as patch:

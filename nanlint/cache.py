@@ -237,7 +237,7 @@ def encode_findings(findings: list[Finding]) -> Optional[list[Any]]:
             fix = [f.fix.applicability, f.fix.message,
                    [[e.line, e.column, e.end_line, e.end_column, e.content] for e in f.fix.edits]]
         out.append([f.code, f.name, f.message, f.path, f.line, f.column, f.end_line, f.end_column, fix,
-                    plain_extra(f.extra)])
+                    plain_extra(f.extra), f.confidence])
     return out
 
 
@@ -248,8 +248,8 @@ def decode_entry(entry: Any) -> Optional[list[Finding]]:
             return None
         findings = []
         for item in entry[1]:
-            code, name, message, path, line, column, end_line, end_column, fix, extra = item
-            if not all(isinstance(x, str) for x in (code, name, message, path)):
+            code, name, message, path, line, column, end_line, end_column, fix, extra, confidence = item
+            if not all(isinstance(x, str) for x in (code, name, message, path, confidence)):
                 return None
             if not all(type(x) is int for x in (line, column, end_line, end_column)):
                 return None
@@ -268,7 +268,7 @@ def decode_entry(entry: Any) -> Optional[list[Finding]]:
             if not isinstance(extra, dict) or not all(isinstance(k, str) for k in extra):
                 return None
             findings.append(Finding(code, name, message, path, line, column, end_line, end_column, decoded_fix,
-                                    {k: _tuples(v) for k, v in extra.items()}))
+                                    {k: _tuples(v) for k, v in extra.items()}, confidence=confidence))
         return findings
     except (TypeError, ValueError):
         return None

@@ -283,6 +283,7 @@ def _locate(path: str, source: str, module: cst.Module, raw: list[RawFinding]) -
             continue
         seen.add(key)
         extra = dict(item.extra)
+        confidence = extra.pop("confidence", "high")
         spec = extra.pop("fix", None)
         fix = to_fix(spec, positions, module, source_lines) if isinstance(spec, FixSpec) else None
         target = extra.pop("target", None)
@@ -292,7 +293,7 @@ def _locate(path: str, source: str, module: cst.Module, raw: list[RawFinding]) -
         findings.append(Finding(
             code, item.rule.name, item.message, path,
             span.start.line, span.start.column + 1, span.end.line, span.end.column + 1,
-            fix, extra,
+            fix, extra, confidence=confidence,
         ))
     return findings
 

@@ -52,6 +52,9 @@ class Finding:
     fix: Optional[Fix] = None
     # Not serialised: facts the verifier and fixer may use.
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
+    # How ordinary the input that triggers the hazard is (nanlint.analysis): "high" (an ordinary trigger
+    # where a gradient flows), "medium" (a plausible edge case), "low" (only a degenerate trigger).
+    confidence: str = "high"
 
     def sort_key(self) -> tuple[str, int, int, str]:
         return (self.path, self.line, self.column, self.code)

@@ -21,12 +21,15 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import libcst as cst
 
 from .names import ImportTable, TorchCall, builtin_name, dotted_name, match_call
 from .scope import Binding, Scope, lookup, lookup_attribute
+
+if TYPE_CHECKING:
+    from .analysis.triggers import Trigger
 
 _MAX_DEPTH = 16
 
@@ -111,6 +114,19 @@ class Facts:
             if tc is not None:
                 return tc, at
         return None
+
+    # -- what a value is (nanlint.analysis) ---------------------------------
+    def kind(self, expr: cst.BaseExpression, at: At) -> str:
+        """A constant of :mod:`nanlint.analysis.kinds`: float/int/bool tensor, Python number, numpy..."""
+        from .analysis.kinds import kind
+
+        return kind(self, expr, at)
+
+    def trigger(self, expr: cst.BaseExpression, at: At) -> "Trigger":
+        """The input that makes the vector ``expr`` exactly 0, and how ordinary it is (:mod:`.analysis.triggers`)."""
+        from .analysis.triggers import trigger_of
+
+        return trigger_of(self, expr, at)
 
     # -- literals -------------------------------------------------------
     def literal(self, expr: Optional[cst.BaseExpression], at: At, depth: int = 0) -> Optional[float]:

@@ -12,7 +12,6 @@ docs/numerics-extra.md).
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator, Optional
 
@@ -296,38 +295,9 @@ def read_names(expr: cst.CSTNode, ctx: "FileContext", at: "At", follow: int = 1)
 # -- gradient-free code ----------------------------------------------------
 
 
-def _no_grad_call(expr: cst.BaseExpression) -> bool:
-    target = expr.func if isinstance(expr, cst.Call) else expr
-    name = dotted_name(target) if isinstance(target, (cst.Name, cst.Attribute)) else None
-    return name is not None and name.split(".")[-1] in ("no_grad", "inference_mode")
-
-
 def in_no_grad(ctx: "FileContext") -> bool:
-    """Inside ``with torch.no_grad():`` / ``torch.inference_mode()``, a function decorated with one, or a
-    file that defines an optimizer (``class Lamb(Optimizer)``: its helpers work on ``.grad`` tensors
-    outside autograd): no gradient flows, so gradient-only hazards cannot happen there."""
-    if _defines_optimizer(ctx):
-        return True
-    for node in reversed(ctx.stack):
-        if isinstance(node, cst.With):
-            if any(_no_grad_call(item.item) for item in node.items):
-                return True
-        elif isinstance(node, cst.FunctionDef):
-            if any(_no_grad_call(d.decorator) for d in node.decorators):
-                return True
-    return False
-
-
-_OPTIMIZER_CLASS = re.compile(r"^class\s+\w+\s*\([^)]*\b(?:Optimizer|LRScheduler)\s*[,)]", re.M)
-
-
-def _defines_optimizer(ctx: "FileContext") -> bool:
-    """The file defines an optimizer or scheduler class (read from the whole text: chunk-local)."""
-    cached = ctx.__dict__.get("_nanlint_defines_optimizer")
-    if cached is None:
-        cached = bool(_OPTIMIZER_CLASS.search(ctx.source))
-        ctx.__dict__["_nanlint_defines_optimizer"] = cached
-    return cached
+    """No gradient flows at the walk's position: the one policy, :func:`nanlint.analysis.gradient.grad_mode`."""
+    return ctx.in_no_grad()
 
 
 def torch_alias(ctx: "FileContext") -> Optional[str]:

@@ -76,7 +76,7 @@ class AcosOfCosine(Rule):
                   "y = torch.acos(cos.clamp(-1 + eps, 1 - eps))",
         ),
         Witness(
-            setup="a = leaf(torch.tensor([[3.0, 4.0, 0.0, 0.0]], dtype=dtype)); "
+            setup="half = torch.bfloat16; a = leaf(torch.tensor([[3.0, 4.0, 0.0, 0.0]], dtype=dtype)); "
                   "b = torch.tensor([[3.0, 4.0, 0.0, 0.0]], dtype=dtype)",
             hazard="cos = F.cosine_similarity(a, b, dim=-1); y = torch.acos(torch.clamp(cos, -1 + 1e-7, 1 - 1e-7))",
             fixed="cos = F.cosine_similarity(a, b, dim=-1); eps = torch.finfo(cos.dtype).eps; "

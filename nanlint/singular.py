@@ -384,7 +384,7 @@ def no_grad_value(expr: cst.BaseExpression, ctx: "FileContext", at: "At", depth:
         if qualified is not None and qualified.split(".")[0] in ("math", "numpy", "np"):
             return True
         tc = ctx.match(expr)
-        if tc is None:
+        if tc is None or tc.keyword("requires_grad") is not None:
             return False
         key = tc.key.split(".")[-1]
         if key in _CONSTRUCTORS:

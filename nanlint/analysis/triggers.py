@@ -62,6 +62,9 @@ INPUT = Trigger("a zero or constant input row", PLAUSIBLE)
 DEAD_RELU = Trigger("a row that ReLU zeroes", PLAUSIBLE)
 ZERO_GRAD = Trigger("a zero gradient (a frozen or unused parameter)", PLAUSIBLE)
 CONSTANT = Trigger("a configuration value of 0", DEGENERATE)
+# a normalisation layer's input row is exactly 0 at a padding token whose embedding row is 0
+# (``nn.Embedding(padding_idx=...)`` initialises it to zeros)
+ZERO_ROW = Trigger("a zero hidden row (an `nn.Embedding` padding_idx row is 0)", PLAUSIBLE)
 
 # Parameter names that say what callers pass (documented in docs/analysis.md).
 NAME_PRIORS: tuple[tuple[re.Pattern[str], Trigger], ...] = (
@@ -69,7 +72,7 @@ NAME_PRIORS: tuple[tuple[re.Pattern[str], Trigger], ...] = (
     (re.compile(r"(^|_)(logits?|hidden(_states?)?|last_hidden|pooled|pooler_output|proj(ection)?s?|"
                 r"(text|image|vision|audio|prompt|video|query|key|value)_?(embeds?|embeddings?|features?))$",
                 re.I), LEARNED),
-    (re.compile(r"weight|kernel|^w$|^W$|codebook|centroids?|prototypes?|anchors?", re.I), PARAMETER),
+    (re.compile(r"weight|kernel|codebook|centroids?|prototypes?", re.I), PARAMETER),
     (re.compile(r"mask", re.I), PADDING),
 )
 _MASKING = frozenset({"masked_fill", "masked_fill_", "where", "mul", "multiply"})
@@ -79,6 +82,13 @@ _TRANSPARENT = frozenset({
     "type_as", "cpu", "cuda", "narrow", "select", "index_select", "gather", "repeat", "flip", "roll", "chunk",
     "split", "unbind", "movedim", "squeeze_", "unsqueeze_", "T", "mT",
 })
+# ops that are 0 exactly when their operand is (a zero vector, a constant input)
+_MEASURES = frozenset({
+    "sum", "mean", "nansum", "nanmean", "abs", "absolute", "clamp", "clamp_min", "clip", "pow", "square", "cumsum",
+    "norm", "linalg.norm", "linalg.vector_norm", "linalg.matrix_norm", "dist", "std", "var", "std_mean", "var_mean",
+    "sqrt", "rsqrt", "square_", "sqrt_", "amax", "max",
+})
+_LOSSES = frozenset({"F.mse_loss", "F.l1_loss", "F.smooth_l1_loss", "F.huber_loss"})
 _SAMPLERS = frozenset({"randn", "rand", "randn_like", "rand_like", "normal", "normal_", "uniform_", "randint"})
 
 
@@ -106,6 +116,11 @@ def trigger_of(facts: "Facts", expr: cst.BaseExpression, at: "At", depth: int = 
             prior = _prior(name)
             return prior if prior is not None else UNKNOWN
         where = type(at)(binding.scope, binding.order)
+        if isinstance(binding.operator, (cst.MultiplyAssign, cst.DivideAssign)) and binding.previous is not None:
+            previous = binding.previous  # ``x /= n`` is 0 where ``x`` was
+            if previous.is_parameter or previous.value is None:
+                return _prior(name) or (INPUT if previous.is_parameter else UNKNOWN)
+            return trigger_of(facts, previous.value, type(at)(previous.scope, previous.order), d)
         if binding.operator is not None or binding.index is not None:
             prior = _prior(name)
             if prior is not None:
@@ -140,6 +155,9 @@ def trigger_of(facts: "Facts", expr: cst.BaseExpression, at: "At", depth: int = 
 def _call_trigger(facts: "Facts", call: cst.Call, at: "At", depth: int) -> Trigger:
     tc = match_call(call, facts.imports)
     if tc is None:
+        source = facts.zero_source(call, at)
+        if source is not None and source.kind == "MSE":
+            return EQUAL  # ``criterion(pred, target)`` with ``criterion = nn.MSELoss()``
         return LEARNED  # ``model(x)``, ``encoder(x)``: a user module or function
     key = tc.key
     if key in _SAMPLERS:
@@ -161,9 +179,13 @@ def _call_trigger(facts: "Facts", call: cst.Call, at: "At", depth: int) -> Trigg
         return UNKNOWN
     if key in ("F.linear", "matmul", "mm", "bmm", "einsum", "F.conv1d", "F.conv2d", "F.embedding", "linear"):
         return LEARNED
-    if tc.operand is not None and (key in _TRANSPARENT or key in ("sum", "mean", "abs", "clamp", "clamp_min",
-                                                                   "pow", "square", "cumsum")):
+    if key in _LOSSES:
+        return EQUAL  # a perfect prediction
+    if tc.operand is not None and (key in _TRANSPARENT or key in _MEASURES):
         return trigger_of(facts, tc.operand, at, depth)
+    source = facts.zero_source(call, at)
+    if source is not None and source.kind == "MSE":
+        return EQUAL  # ``criterion(pred, target)`` with ``criterion = nn.MSELoss()``
     if tc.is_method:
         return LEARNED  # ``self.proj(h)``, ``outputs.encoder(...)``: a module or a model's method
     return UNKNOWN
@@ -171,6 +193,11 @@ def _call_trigger(facts: "Facts", call: cst.Call, at: "At", depth: int) -> Trigg
 
 def _is_self_attribute(expr: cst.BaseExpression) -> bool:
     return isinstance(expr, cst.Attribute) and isinstance(expr.value, cst.Name) and expr.value.value in ("self",)
+
+
+def at_least_plausible(trigger: Trigger, floor: Trigger) -> Trigger:
+    """``trigger``, or ``floor`` when the hazard has an ordinary source the provenance cannot show."""
+    return trigger if _RANK[trigger.likelihood] >= _RANK[floor.likelihood] else floor
 
 
 def _prior(name: str) -> Optional[Trigger]:

@@ -108,6 +108,9 @@ class DivideByNorm(Rule):
         source = self.facts.zero_source(found.divisor, at)
         if source is None or source.kind not in NORM_KINDS:
             return
+        judged = self.judge(source.node)
+        if judged is None:
+            return
         inner = divisor_root(self.ctx, source)
         if inner is not None:
             built = clamp_inside_root(self.ctx, inner, "divide-sqrt", "sum of squares")
@@ -117,9 +120,10 @@ class DivideByNorm(Rule):
             built = clamp_divisor(self.ctx, found.divisor, source, at, "norm")
         self.report(
             node,
-            f"division by `{code(self.ctx, found.divisor)}`, {source.described} that is 0 for a zero vector "
-            "(forward NaN, NaN gradient); use `F.normalize` or `.clamp_min(eps)` on the norm",
+            f"division by `{code(self.ctx, found.divisor)}`, {source.described} that is 0 for a zero vector, "
+            f"here {judged.trigger.text} ({judged.forward()}); use `F.normalize` or `.clamp_min(eps)` on the norm",
             target=found.divisor,
+            **judged.extra(),
             **built.extra(),
         )
 

@@ -110,6 +110,9 @@ class DivideByStd(Rule):
         source = self.facts.zero_source(found.divisor, at)
         if source is None or source.kind not in STD_KINDS:
             return
+        judged = self.judge(source.node)
+        if judged is None:
+            return
         inner = divisor_root(self.ctx, source)
         if inner is not None:
             built = clamp_inside_root(self.ctx, inner, "divide-sqrt", "variance")
@@ -119,9 +122,10 @@ class DivideByStd(Rule):
             built = clamp_divisor(self.ctx, found.divisor, source, at, "standard deviation")
         self.report(
             node,
-            f"division by `{code(self.ctx, found.divisor)}`, {source.described} that is 0 for a constant input "
-            "(forward NaN); add an eps: `/ (std + eps)` or `sqrt(var + eps)`",
+            f"division by `{code(self.ctx, found.divisor)}`, {source.described} that is 0 for a constant input, "
+            f"here {judged.trigger.text} (forward NaN); add an eps: `/ (std + eps)` or `sqrt(var + eps)`",
             target=found.divisor,
+            **judged.extra(),
             **built.extra(),
         )
 

@@ -82,6 +82,10 @@ class At:
 class Facts:
     def __init__(self, imports: ImportTable) -> None:
         self.imports = imports
+        # recorded by the walker (``nanlint.walker``), read by every rule: in-place calls on local names and
+        # the names each guard test examines, by function scope
+        self._in_place: dict[tuple[int, str], list[int]] = {}
+        self._guard_tests: dict[int, list[tuple[int, frozenset]]] = {}
 
     # -- name following -------------------------------------------------
     def binding(self, expr: cst.BaseExpression, at: At) -> Optional[Binding]:
@@ -625,7 +629,7 @@ class Facts:
         """False for ``self.log(...)`` (LightningModule.log) and other calls on ``self``/``cls``."""
         return not (tc.is_method and isinstance(tc.operand, cst.Name) and tc.operand.value in ("self", "cls"))
 
-    # -- in-place mutation and guard tests (recorded by rules during the walk) --------
+    # -- in-place mutation and guard tests (recorded by the walker) --------
     def note_in_place(self, call: cst.Call, at: At) -> None:
         """Record ``p.clamp_(...)``-style in-place calls on a local name: later reads are not the assigned value."""
         func = call.func
@@ -634,14 +638,12 @@ class Facts:
         name = func.attr.value
         if not name.endswith("_") or name.startswith("_") or self.imports.is_module(func.value):
             return
-        mutations = self.__dict__.setdefault("_in_place", {})
-        mutations.setdefault((id(_function_scope(at.scope)), func.value.value), []).append(at.order)
+        self._in_place.setdefault((id(_function_scope(at.scope)), func.value.value), []).append(at.order)
 
     def mutated_in_place(self, name: str, binding: Binding, at: At) -> bool:
-        mutations = self.__dict__.get("_in_place")
-        if not mutations:
+        if not self._in_place:
             return False
-        orders = mutations.get((id(_function_scope(binding.scope)), name), ())
+        orders = self._in_place.get((id(_function_scope(binding.scope)), name), ())
         return any(binding.order < order < at.order for order in orders)
 
     def note_guard_test(self, test: cst.BaseExpression, at: At) -> None:
@@ -656,15 +658,13 @@ class Facts:
                     and isinstance(b.value, (cst.Comparison, cst.BooleanOperation, cst.UnaryOperation)):
                 names = names | guard_names(b.value)  # ``exists = area > 0 and n > 0`` ... ``if exists:``
         if names:
-            tests = self.__dict__.setdefault("_guard_tests", {})
-            tests.setdefault(id(_function_scope(at.scope)), []).append((at.order, names))
+            self._guard_tests.setdefault(id(_function_scope(at.scope)), []).append((at.order, names))
 
     def tested_before(self, names: frozenset, at: At) -> bool:
         """Some test earlier in the same function (or an enclosing ``if``) examines one of ``names``."""
-        tests = self.__dict__.get("_guard_tests")
-        if not tests or not names:
+        if not self._guard_tests or not names:
             return False
-        for order, tested in tests.get(id(_function_scope(at.scope)), ()):
+        for order, tested in self._guard_tests.get(id(_function_scope(at.scope)), ()):
             if order < at.order and tested & names:
                 return True
         return False

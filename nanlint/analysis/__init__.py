@@ -3,6 +3,7 @@
 * :mod:`.kinds` -- float / int / bool tensor, Python number, numpy, sequence, unknown;
 * :mod:`.triggers` -- what input makes a value exactly 0 and how ordinary it is in training;
 * :mod:`.gradient` -- whether a gradient can flow (one policy for every rule);
+* :mod:`.guards` -- branch tests before an operation and repairs of its result;
 * :mod:`.dtype` -- which float16 evidence applies to a value (its own class or function);
 * :mod:`.summary` -- whole-module facts from the stdlib parser (callers, grad mode, strings);
 * :func:`confidence` -- how a trigger and the gradient context make a finding's confidence.
@@ -15,7 +16,7 @@ from __future__ import annotations
 from typing import Optional
 
 from .gradient import Gradient
-from .triggers import DEGENERATE, ORDINARY, PLAUSIBLE, Trigger
+from .triggers import DEGENERATE, IMPOSSIBLE, ORDINARY, PLAUSIBLE, Trigger
 
 HIGH, MEDIUM, LOW = "high", "medium", "low"
 LEVELS = (HIGH, MEDIUM, LOW)
@@ -32,7 +33,7 @@ def confidence(trigger: Trigger, gradient: Gradient, gradient_only: bool = False
 
     A gradient-only hazard (finite value, infinite derivative) where no gradient flows is None.
     """
-    if gradient_only and not gradient.flows:
+    if trigger.likelihood == IMPOSSIBLE or gradient_only and not gradient.flows:
         return None
     level = _BY_LIKELIHOOD[trigger.likelihood]
     if level == HIGH and not gradient.flows:

@@ -38,7 +38,8 @@ if TYPE_CHECKING:
 ORDINARY = "ordinary"
 PLAUSIBLE = "plausible"
 DEGENERATE = "degenerate"
-_RANK = {ORDINARY: 2, PLAUSIBLE: 1, DEGENERATE: 0}
+IMPOSSIBLE = "impossible"  # a boolean filter removed every zero
+_RANK = {ORDINARY: 2, PLAUSIBLE: 1, DEGENERATE: 0, IMPOSSIBLE: -1}
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ EQUAL = Trigger("two equal inputs (a perfect prediction, coincident points)", OR
 INPUT = Trigger("a zero or constant input row", PLAUSIBLE)
 DEAD_RELU = Trigger("a row that ReLU zeroes", PLAUSIBLE)
 ZERO_GRAD = Trigger("a zero gradient (a frozen or unused parameter)", PLAUSIBLE)
+FILTERED = Trigger("nothing: a boolean filter keeps only non-zero values", IMPOSSIBLE)
 CONSTANT = Trigger("a configuration value of 0", DEGENERATE)
 # a normalisation layer's input row is exactly 0 at a padding token whose embedding row is 0
 # (``nn.Embedding(padding_idx=...)`` initialises it to zeros)
@@ -98,6 +100,8 @@ def trigger_of(facts: "Facts", expr: cst.BaseExpression, at: "At", depth: int = 
         return UNKNOWN
     d = depth + 1
     if isinstance(expr, cst.Subscript):
+        if _nonzero_filter(facts, expr, at):
+            return FILTERED
         return trigger_of(facts, expr.value, at, d)
     if isinstance(expr, cst.Attribute):
         if expr.attr.value == "grad":
@@ -126,8 +130,14 @@ def trigger_of(facts: "Facts", expr: cst.BaseExpression, at: "At", depth: int = 
             if prior is not None:
                 return prior
             if binding.index is not None:
+                passed = _passed_through(binding.value, name)
+                if passed is not None:
+                    return trigger_of(facts, passed, where, d)
                 return trigger_of(facts, binding.value, where, d)
             return UNKNOWN
+        passed = _passed_through(binding.value, name)
+        if passed is not None:
+            return trigger_of(facts, passed, where, d)
         return trigger_of(facts, binding.value, where, d)
     if isinstance(expr, cst.BinaryOperation):
         op = expr.operator
@@ -189,6 +199,30 @@ def _call_trigger(facts: "Facts", call: cst.Call, at: "At", depth: int) -> Trigg
     if tc.is_method:
         return LEARNED  # ``self.proj(h)``, ``outputs.encoder(...)``: a module or a model's method
     return UNKNOWN
+
+
+def _passed_through(value: cst.BaseExpression, name: str) -> Optional[cst.BaseExpression]:
+    """``x = check(x, ...)`` / ``x, y = _check_input(x, y)``: a plain function (not a module on ``self``)
+    that takes the name it rebinds validates or converts it; the value keeps its origin."""
+    if not isinstance(value, cst.Call) or not isinstance(value.func, cst.Name):
+        return None
+    for arg in value.args:
+        if isinstance(arg.value, cst.Name) and arg.value.value == name:
+            return arg.value
+    return None
+
+
+def _nonzero_filter(facts: "Facts", expr: cst.Subscript, at: "At") -> bool:
+    """``x[s != 0]`` / ``x[x.sum(1) > 0]`` / ``x[keep]`` with ``keep = e != 0``: only non-zero entries or rows."""
+    if len(expr.slice) != 1 or not isinstance(expr.slice[0].slice, cst.Index):
+        return False
+    test, _ = facts.resolve(expr.slice[0].slice.value, at)
+    if not isinstance(test, cst.Comparison) or len(test.comparisons) != 1:
+        return False
+    target = test.comparisons[0]
+    if not isinstance(target.operator, (cst.NotEqual, cst.GreaterThan)):
+        return False
+    return facts.literal(target.comparator, at) == 0
 
 
 def _is_self_attribute(expr: cst.BaseExpression) -> bool:

@@ -72,7 +72,10 @@ class Judgement:
     gradient: "Gradient"
 
     def extra(self) -> dict[str, object]:
-        return {"confidence": self.confidence, "trigger": self.trigger.text}
+        extra: dict[str, object] = {"confidence": self.confidence, "trigger": self.trigger.text}
+        if not self.gradient.flows:
+            extra["no_gradient"] = self.gradient.reason
+        return extra
 
     @property
     def reached_by(self) -> str:
@@ -111,6 +114,21 @@ class Rule:
             extra["fix"] = fix
         self.ctx.report(self, node, message, extra)
 
+    def silenced(self, value: cst.BaseExpression) -> bool:
+        """The hazard on ``value`` cannot happen: ``value`` is a Python number, numpy or a sequence (not a
+        torch hazard), a boolean filter kept only non-zero entries (``e[e != 0]``), or the statement's result
+        is repaired afterwards (``torch.where(torch.isfinite(y), y, ...)``)."""
+        from ..analysis import kinds
+        from ..analysis.guards import repaired_later
+        from ..analysis.triggers import IMPOSSIBLE
+
+        at = self.ctx.at()
+        if self.facts.kind(value, at) in (kinds.NUMBERS | {kinds.NUMPY, kinds.SEQUENCE}):
+            return True
+        if self.facts.trigger(value, at).likelihood == IMPOSSIBLE:
+            return True
+        return repaired_later(self.ctx)
+
     def judge(self, value: cst.BaseExpression, gradient_only: bool = False,
               values: Sequence[cst.BaseExpression] = (), floor: "Optional[Trigger]" = None) -> "Optional[Judgement]":
         """Ask the analysis whether the hazard on ``value`` (the vector that must be exactly 0) matters here.
@@ -121,11 +139,11 @@ class Rule:
         (:func:`nanlint.analysis.confidence`). ``values`` (default: ``value``) are what must carry the
         gradient; ``floor`` is a trigger the hazard always has, whatever the provenance shows.
         """
-        from ..analysis import confidence, kinds
+        from ..analysis import confidence
         from ..analysis.gradient import gradient_at
 
         at = self.ctx.at()
-        if self.facts.kind(value, at) in (kinds.NUMBERS | {kinds.NUMPY, kinds.SEQUENCE}):
+        if self.silenced(value):
             return None
         gradient = gradient_at(self.ctx, values or (value,))
         trigger = self.facts.trigger(value, at)

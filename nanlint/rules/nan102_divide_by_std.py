@@ -3,6 +3,7 @@ import re
 import libcst as cst
 
 from ..facts import STD_KINDS
+from ..analysis.guards import branch_guarded
 from ..patterns import code, division
 from ._guards import Built, clamp_divisor, clamp_inside_root, divisor_root
 from ._screens import DIVISION, DIVISION_RENAMED, ROOT
@@ -111,7 +112,7 @@ class DivideByStd(Rule):
         if source is None or source.kind not in STD_KINDS:
             return
         judged = self.judge(source.node)
-        if judged is None:
+        if judged is None or branch_guarded(self.ctx, found.divisor):
             return
         inner = divisor_root(self.ctx, source)
         if inner is not None:

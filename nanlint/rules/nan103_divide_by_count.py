@@ -24,27 +24,8 @@ def padding_like(names: Iterable[str]) -> bool:
 
 
 class GuardTests(Rule):
-    """Shared bookkeeping (not a rule): records the conditions that can guard a count or a selection."""
-
-    def visit_If(self, node: cst.If) -> None:
-        self.facts.note_guard_test(node.test, self.ctx.at())
-
-    def visit_While(self, node: cst.While) -> None:
-        self.facts.note_guard_test(node.test, self.ctx.at())
-
-    def visit_Assert(self, node: cst.Assert) -> None:
-        self.facts.note_guard_test(node.test, self.ctx.at())
-
-    def visit_IfExp(self, node: cst.IfExp) -> None:
-        self.facts.note_guard_test(node.test, self.ctx.at())
-
-    def note_where(self, node: cst.Call) -> None:
-        """``torch.where(n > 0, a / n, 0)``: the condition is a (gradient-unsafe, NAN401) guard.
-        Also records in-place calls (``n.clamp_(min=1)``) for the facts."""
-        self.facts.note_in_place(node, self.ctx.at())
-        tc = self.ctx.match(node)
-        if tc is not None and tc.key == "where" and tc.operand is not None and tc.positional(0) is not None:
-            self.facts.note_guard_test(tc.operand, self.ctx.at())
+    """Shared helpers of NAN103 and NAN104 (not a rule). The walker records the guard tests and in-place
+    calls they read (:meth:`nanlint.facts.Facts.tested_before`), whichever rules are enabled."""
 
     def under_nan_to_num(self) -> bool:
         for ancestor in reversed(self.ctx.stack[:-1]):
@@ -134,7 +115,6 @@ class DivideByCount(GuardTests):
         self._check(node)
 
     def visit_Call(self, node: cst.Call) -> None:
-        self.note_where(node)
         self._check(node)
 
     def _check(self, node: cst.CSTNode) -> None:

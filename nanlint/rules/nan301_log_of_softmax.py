@@ -89,7 +89,6 @@ class LogOfSoftmax(Rule):
 
     def visit_Call(self, node: cst.Call) -> None:
         at = self.ctx.at()
-        self.facts.note_in_place(node, at)
         tc = self.ctx.match(node)
         if tc is None or tc.operand is None or not self.facts.is_tensor_method(tc):
             return

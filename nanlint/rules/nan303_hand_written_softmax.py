@@ -128,7 +128,6 @@ class HandWrittenSoftmax(Rule):
         self._check_division(node)
 
     def visit_Call(self, node: cst.Call) -> None:
-        self.facts.note_in_place(node, self.ctx.at())
         tc = self.ctx.match(node)
         if tc is None or tc.operand is None or not self.facts.is_tensor_method(tc):
             self._check_division(node)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 import libcst as cst
 
@@ -29,6 +29,7 @@ from .names import ImportTable, TorchCall, builtin_name, dotted_name, match_call
 from .scope import Binding, Scope, lookup, lookup_attribute
 
 if TYPE_CHECKING:
+    from .analysis.summary import ModuleSummary
     from .analysis.triggers import Trigger
 
 _MAX_DEPTH = 16
@@ -86,6 +87,12 @@ class Facts:
         # the names each guard test examines, by function scope
         self._in_place: dict[tuple[int, str], list[int]] = {}
         self._guard_tests: dict[int, list[tuple[int, frozenset]]] = {}
+        # the whole-module summary (set by the file context), for questions about callers
+        self.summary_source: Optional[Callable[[], "ModuleSummary"]] = None
+
+    @property
+    def summary(self) -> "Optional[ModuleSummary]":
+        return self.summary_source() if self.summary_source is not None else None
 
     # -- name following -------------------------------------------------
     def binding(self, expr: cst.BaseExpression, at: At) -> Optional[Binding]:
@@ -452,6 +459,8 @@ class Facts:
                 return False
             if not tc.is_method and tc.key in _FACTORIES:
                 return True
+            if tc.key in ("cat", "stack", "concat") and isinstance(tc.operand, (cst.Tuple, cst.List)):
+                return all(self.is_constant(e.value, at, d) for e in tc.operand.elements)
             if tc.operand is not None and (tc.key in TRANSPARENT_OPS or tc.key in REDUCE_OPS or tc.key in (
                     "pow", "square", "abs", "float", "repeat_interleave")):
                 return self.is_constant(tc.operand, at, d)

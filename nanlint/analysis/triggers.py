@@ -67,6 +67,7 @@ ZERO_GRAD = Trigger("a zero gradient (a frozen or unused parameter)", PLAUSIBLE)
 SWAPPED = Trigger("nothing: a `where` swaps in a safe non-zero value", IMPOSSIBLE)
 FILTERED = Trigger("nothing: a boolean filter keeps only non-zero values", IMPOSSIBLE)
 CONSTANT = Trigger("a configuration value of 0", DEGENERATE)
+FIXED = Trigger("nothing data-dependent: a tensor computed from constants", DEGENERATE)
 # a normalisation layer's input row is exactly 0 at a padding token whose embedding row is 0
 # (``nn.Embedding(padding_idx=...)`` initialises it to zeros)
 ZERO_ROW = Trigger("a zero hidden row (an `nn.Embedding` padding_idx row is 0)", PLAUSIBLE)
@@ -74,10 +75,15 @@ ZERO_ROW = Trigger("a zero hidden row (an `nn.Embedding` padding_idx row is 0)",
 # Parameter names that say what callers pass (documented in docs/analysis.md).
 NAME_PRIORS: tuple[tuple[re.Pattern[str], Trigger], ...] = (
     (re.compile(r"noise|latent|eps_pred|v_pred|model_output|sample$", re.I), SAMPLE),
-    (re.compile(r"(^|_)(logits?|hidden(_states?)?|last_hidden|pooled|pooler_output|proj(ection)?s?|"
+    (re.compile(r"(^|_)(logits?|hidden(_states?)?|last_hidden|pooled|pooler_output|proj(ection)?s?|pred_u?n?cond|"
+                r"u?n?cond_pred|noise_pred|pred_text|pred_uncond|model_pred|"
                 r"(text|image|vision|audio|prompt|video|query|key|value)_?(embeds?|embeddings?|features?))$",
                 re.I), LEARNED),
     (re.compile(r"weight|kernel|codebook|centroids?|prototypes?", re.I), PARAMETER),
+    # masked-modelling masks (MAE, BEiT, wav2vec2 SpecAugment): random with a configured ratio, empty only
+    # when the ratio is 0
+    (re.compile(r"masked_pos|mask_time_indices|mask_feature_indices|mask_indices|random_mask", re.I),
+     Trigger("a masked-modelling batch with no masked position (a mask ratio of 0)", DEGENERATE)),
     (re.compile(r"mask", re.I), PADDING),
 )
 _MASKING = frozenset({"masked_fill", "masked_fill_", "mul", "multiply"})
@@ -116,18 +122,18 @@ def trigger_of(facts: "Facts", expr: cst.BaseExpression, at: "At", depth: int = 
         binding = facts.binding(expr, at)
         name = expr.value if isinstance(expr, cst.Name) else expr.attr.value
         if binding is None or binding.value is None or binding.is_parameter:
-            if binding is not None and binding.is_parameter or _is_self_attribute(expr):
+            if _is_self_attribute(expr):
+                return PARAMETER  # module state: weights, buffers, fixed windows
+            if binding is not None and binding.is_parameter:
                 prior = _prior(name)
                 if prior is not None:
                     return prior
-                if binding is not None and binding.is_parameter:
-                    function = binding.scope.node
-                    if isinstance(function, cst.FunctionDef) and facts.summary is not None:
-                        passed = parameter_trigger(facts.summary, function, name)
-                        if passed is not None:
-                            return passed
-                    return INPUT
-                return PARAMETER
+                function = binding.scope.node
+                if isinstance(function, cst.FunctionDef) and facts.summary is not None:
+                    passed = parameter_trigger(facts.summary, function, name)
+                    if passed is not None:
+                        return passed
+                return INPUT
             prior = _prior(name)
             return prior if prior is not None else UNKNOWN
         where = type(at)(binding.scope, binding.order)
@@ -150,9 +156,16 @@ def trigger_of(facts: "Facts", expr: cst.BaseExpression, at: "At", depth: int = 
         if passed is not None:
             return trigger_of(facts, passed, where, d)
         return trigger_of(facts, binding.value, where, d)
+    if isinstance(expr, (cst.Name, cst.Call, cst.BinaryOperation)) and facts.is_constant(expr, at):
+        return FIXED  # a positional table built from arange/sin/cos: its value does not depend on data
     if isinstance(expr, cst.BinaryOperation):
         op = expr.operator
         if isinstance(op, cst.Subtract):
+            # ``grid - k_half``: zero where the other side equals a constant, whatever that side is
+            if facts.literal(expr.right, at) is not None or _is_self_attribute(expr.right):
+                return trigger_of(facts, expr.left, at, d)
+            if facts.literal(expr.left, at) is not None:
+                return trigger_of(facts, expr.right, at, d)
             return EQUAL
         if isinstance(op, cst.Multiply):
             left, right = trigger_of(facts, expr.left, at, d), trigger_of(facts, expr.right, at, d)

@@ -4,6 +4,7 @@ from typing import Iterable
 import libcst as cst
 
 from ..analysis.gradient import gradient_at
+from ..analysis.triggers import FIXED, PARAMETER
 from ..facts import names_in
 from ..fixspec import UNSAFE, FixSpec, append_to
 from ..patterns import code, division
@@ -137,7 +138,8 @@ class DivideByCount(GuardTests):
         else:
             advice = f"`max({divisor}, 1)`"
         gradient = gradient_at(self.ctx)
-        configured = bool(count.origin) and all(name.startswith("self.") for name in count.origin)
+        configured = bool(count.origin) and all(name.startswith("self.") for name in count.origin) \
+            or self.facts.trigger(found.divisor, at) in (PARAMETER, FIXED)  # ``self._g_masks.sum()``: weights
         if configured:  # a selection over the module's own settings (``self.weights > 0``), not over data
             effect, level = f"(0 / 0 = NaN) if the configuration {_SELECTS_NOTHING}", "low"
         elif gradient.flows:

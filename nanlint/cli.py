@@ -8,12 +8,13 @@ from typing import Iterable, Optional, Sequence
 import click
 
 from . import __version__
-from .config import DTYPES, ConfigError, Settings, check_selectors, resolve_settings, with_overrides
+from .config import ConfigError, Settings
 from .discovery import discover
-from .engine import FileResult, LintRequest, decode_source, lint_path, lint_source
+from .engine import FileResult, decode_source, lint_source
 from .finding import Finding
 from .report import FORMATTERS
 from .report.text import format_statistics
+from .request import Overrides, SettingsResolver
 from .rules import ALL_RULES, BY_CODE, Rule
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
@@ -32,15 +33,6 @@ class DefaultCommandGroup(click.Group):
 @click.version_option(__version__, prog_name="nanlint")
 def main() -> None:
     """Find the lines of PyTorch code that make a loss or its gradients NaN/Inf."""
-
-
-def _split(values: Sequence[str]) -> Optional[tuple[str, ...]]:
-    if not values:
-        return None
-    out: list[str] = []
-    for value in values:
-        out.extend(v.strip().upper() if v.strip().upper() != "ALL" else "ALL" for v in value.split(",") if v.strip())
-    return tuple(out)
 
 
 @main.command()
@@ -76,14 +68,16 @@ def check(paths: tuple[str, ...], select: tuple[str, ...], extend_select: tuple[
           no_cache: bool = False, cache_dir: Optional[str] = None, jobs: Optional[int] = None) -> None:
     """Lint PATHS (files or directories; default: the current directory; `-` for stdin)."""
     try:
-        settings = _settings(paths, stdin_filename, select, extend_select, ignore, preview, precision,
-                             config_path, isolated)
-        _check_fix_eps(settings)
+        resolver = SettingsResolver(Overrides.from_cli(select, extend_select, ignore, preview, precision),
+                                    config_path, isolated)
+        first = _anchor(paths, stdin_filename)
+        resolver.for_path(first)  # a bad configuration or option fails before any output
         if fix or diff:
-            sys.exit(_fix(paths, settings, stdin_filename, force_exclude, unsafe_fixes, diff, show_fixes,
+            sys.exit(_fix(paths, resolver, stdin_filename, force_exclude, unsafe_fixes, diff, show_fixes,
                           output_format, exit_zero, statistics))
-        findings, checked, internal = _run(paths, settings, stdin_filename, force_exclude,
-                                           None if no_cache else (cache_dir or _default_cache_dir(settings)), jobs)
+        findings, checked, internal = _run(paths, resolver, stdin_filename, force_exclude,
+                                           None if no_cache else (cache_dir or _default_cache_dir(
+                                               resolver.for_path(first))), jobs)
     except ConfigError as exc:
         click.echo(f"nanlint: error: {exc}", err=True)
         sys.exit(EXIT_ERROR)
@@ -99,46 +93,18 @@ def check(paths: tuple[str, ...], select: tuple[str, ...], extend_select: tuple[
     sys.exit(EXIT_FINDINGS if findings and not exit_zero else EXIT_CLEAN)
 
 
-def _settings(paths: Sequence[str], stdin_filename: Optional[str], select: Sequence[str],
-              extend_select: Sequence[str], ignore: Sequence[str], preview: Optional[bool],
-              precision: Optional[str], config_path: Optional[str], isolated: bool) -> Settings:
-    anchor = [stdin_filename] if (not paths or paths == ("-",)) and stdin_filename else list(paths)
-    settings = resolve_settings(anchor, config_path, isolated)
-    overrides: dict[str, object] = {}
-    for name, values in (("select", select), ("extend_select", extend_select), ("ignore", ignore)):
-        codes = _split(values)
-        if codes is not None:
-            check_selectors(codes, f"--{name.replace('_', '-')}")
-            if name == "select":
-                overrides[name] = codes
-            else:
-                overrides[name] = tuple(getattr(settings, name)) + codes
-    if precision is not None:
-        dtypes = tuple(d.strip() for d in precision.split(",") if d.strip())
-        bad = [d for d in dtypes if d not in DTYPES]
-        if bad:
-            raise ConfigError(f"--precision: unknown dtype {bad[0]!r} (expected {', '.join(DTYPES)})")
-        overrides["precision"] = dtypes
-    return with_overrides(settings, preview=preview, **overrides)
+def _anchor(paths: Sequence[str], stdin_filename: Optional[str]) -> str:
+    """The path whose settings stand for the run (the cache directory): stdin's name, the first path, or "."."""
+    if (not paths or paths == ("-",)) and stdin_filename:
+        return stdin_filename
+    return paths[0] if paths and paths[0] != "-" else "."
 
 
-def _request(settings: Settings, path: str) -> LintRequest:
-    return LintRequest(settings.rules_for(path), settings.precision, settings.lint_options())
+def _is_stdin(paths: Sequence[str], stdin_filename: Optional[str]) -> bool:
+    return paths == ("-",) or (not paths and stdin_filename is not None)
 
 
 # -- fixes (--fix, --unsafe-fixes, --diff, --show-fixes) --------------------------------------------
-def _check_fix_eps(settings: Settings) -> None:
-    """`fix-eps` must not underflow in a declared dtype (also after `--precision`)."""
-    if settings.fix_eps is None:
-        return
-    from .eps import check_fix_eps
-
-    problem = check_fix_eps(settings.fix_eps, settings.precision)
-    if problem is not None:
-        where = f"{settings.config_path}: [tool.nanlint] " if settings.config_path else ""
-        raise ConfigError(f"{where}{problem}")
-
-
 def _format(output_format: str, findings: Sequence[Finding], checked: int, unsafe_fixes: bool,
             fixed: Optional[int] = None) -> str:
     if output_format == "text":
@@ -148,7 +114,7 @@ def _format(output_format: str, findings: Sequence[Finding], checked: int, unsaf
     return FORMATTERS[output_format](findings, checked)
 
 
-def _fix(paths: Sequence[str], settings: Settings, stdin_filename: Optional[str], force_exclude: bool,
+def _fix(paths: Sequence[str], resolver: SettingsResolver, stdin_filename: Optional[str], force_exclude: bool,
          unsafe: bool, dry_run: bool, show_fixes: bool, output_format: str, exit_zero: bool,
          statistics: bool) -> int:
     """``--fix`` (write) or ``--diff`` (print); returns the exit status."""
@@ -158,24 +124,24 @@ def _fix(paths: Sequence[str], settings: Settings, stdin_filename: Optional[str]
 
     results: list[FileFix] = []
     stdin_text: Optional[str] = None
-    if paths == ("-",) or (not paths and stdin_filename):
+    if _is_stdin(paths, stdin_filename):
         name = stdin_filename or "-"
-        if not (force_exclude and stdin_filename and settings.is_excluded_with_parents(stdin_filename)):
+        if not (force_exclude and stdin_filename and resolver.for_path(name).is_excluded_with_parents(name)):
             data = sys.stdin.buffer.read()
             source, _, error = decode_source(name, data)
             if error is not None or source is None:
                 results.append(FileFix(name, findings=[error] if error else []))
             else:
-                outcome = fix_source(name, source, _request(settings, name), unsafe)
+                outcome = fix_source(name, source, resolver.request_for(name), unsafe)
                 results.append(finish(outcome, None, None, "utf-8", write=False))
                 stdin_text = outcome.source
     else:
-        for target in discover(paths, settings, force_exclude):
+        for target in discover(paths, resolver.for_path, force_exclude):
             if target.missing:
                 results.append(FileFix(target.display, findings=[file_error(target.display,
                                                                             "no such file or directory")]))
                 continue
-            results.append(fix_file(target.path, target.display, _request(settings, target.path), unsafe,
+            results.append(fix_file(target.path, target.display, resolver.request_for(target.path), unsafe,
                                     write=not dry_run))
     remaining = sorted((f for r in results for f in r.findings), key=Finding.sort_key)
     fixed = sorted((f for r in results for f in r.fixed), key=Finding.sort_key)
@@ -222,30 +188,25 @@ def _default_cache_dir(settings: Settings) -> str:
     return settings.cache_dir or os.path.join(settings.root, CACHE_DIR_NAME)
 
 
-def _run(paths: Sequence[str], settings: Settings, stdin_filename: Optional[str], force_exclude: bool,
+def _run(paths: Sequence[str], resolver: SettingsResolver, stdin_filename: Optional[str], force_exclude: bool,
          cache_dir: Optional[str] = None, jobs: Optional[int] = None) -> tuple[list[Finding], int, bool]:
     """Lint the files (through the cache and a process pool, see runner.py); stdin in this process."""
     findings: list[Finding] = []
     checked = 0
     internal = False
-    if paths == ("-",) or (not paths and stdin_filename):
+    if _is_stdin(paths, stdin_filename):
         results: Iterable[FileResult] = []
         name = stdin_filename or "-"
-        if not (force_exclude and stdin_filename and settings.is_excluded_with_parents(stdin_filename)):
+        if not (force_exclude and stdin_filename and resolver.for_path(name).is_excluded_with_parents(name)):
             source, _, error = decode_source(name, sys.stdin.buffer.read())
             results = [FileResult(name, [error]) if error else lint_source(name, source or "",
-                                                                           _request(settings, name))]
+                                                                           resolver.request_for(name))]
     else:
         from .cache import Cache
         from .runner import Job, lint_files
 
-        requests: dict[tuple[type[Rule], ...], LintRequest] = {}
-
-        def request(path: str) -> LintRequest:  # one object per distinct rule set (per-file-ignores)
-            made = _request(settings, path)
-            return requests.setdefault(made.rules, made)
-
-        work = (Job(t.path, t.display, request(t.path), t.missing) for t in discover(paths, settings, force_exclude))
+        work = (Job(t.path, t.display, resolver.request_for(t.path), t.missing)
+                for t in discover(paths, resolver.for_path, force_exclude))
         results = lint_files(work, jobs, Cache(cache_dir) if cache_dir is not None else None)
     for result in results:
         checked += 1

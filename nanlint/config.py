@@ -173,20 +173,30 @@ def _glob_match(relative: str, pattern: str) -> bool:
     return fnmatch.fnmatchcase(relative, pattern + "/*")
 
 
+CONFIG_NAMES = ("nanlint.toml", "pyproject.toml")  # in one directory, nanlint.toml wins (ruff's ruff.toml rule)
+
+
+def _has_table(path: str) -> bool:
+    """Does this configuration file configure nanlint? (A nanlint.toml always does.)"""
+    if os.path.basename(path) != "pyproject.toml":
+        return True
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    return isinstance(data.get("tool"), dict) and "nanlint" in data["tool"]
+
+
 def find_config(start: str) -> Optional[str]:
-    """The nearest pyproject.toml with a [tool.nanlint] table, walking up from ``start``."""
+    """The nearest ``nanlint.toml``, or ``pyproject.toml`` with a [tool.nanlint] table, walking up from ``start``."""
     current = os.path.abspath(start)
     if not os.path.isdir(current):
         current = os.path.dirname(current)
     while True:
-        candidate = os.path.join(current, "pyproject.toml")
-        if os.path.isfile(candidate):
-            try:
-                with open(candidate, "rb") as handle:
-                    data = tomllib.load(handle)
-            except (OSError, tomllib.TOMLDecodeError) as exc:
-                raise ConfigError(f"{candidate}: not valid TOML: {exc}") from exc
-            if isinstance(data.get("tool"), dict) and "nanlint" in data["tool"]:
+        for name in CONFIG_NAMES:
+            candidate = os.path.join(current, name)
+            if os.path.isfile(candidate) and _has_table(candidate):
                 return candidate
         parent = os.path.dirname(current)
         if parent == current:
@@ -195,6 +205,7 @@ def find_config(start: str) -> Optional[str]:
 
 
 def load_config(path: str) -> Settings:
+    """Settings from a ``pyproject.toml`` (its [tool.nanlint] table) or a ``nanlint.toml`` (its top level)."""
     try:
         with open(path, "rb") as handle:
             data = tomllib.load(handle)
@@ -202,7 +213,7 @@ def load_config(path: str) -> Settings:
         raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-    table = data.get("tool", {}).get("nanlint", {})
+    table = data if os.path.basename(path) == "nanlint.toml" else data.get("tool", {}).get("nanlint", {})
     if not isinstance(table, dict):
         raise ConfigError(f"{path}: [tool.nanlint] must be a table")
     return settings_from_table(table, path)
@@ -251,19 +262,6 @@ def check_selectors(selectors: Sequence[str], where: str) -> None:
             continue
         if not any(rule.code.startswith(selector) for rule in ALL_RULES):
             raise ConfigError(f"{where}: `{selector}` matches no rule code (see `nanlint rules`)")
-
-
-def resolve_settings(paths: Sequence[str], config: Optional[str] = None, isolated: bool = False) -> Settings:
-    """Settings from ``--config`` or the nearest pyproject.toml above the first path (or the cwd)."""
-    if isolated:
-        return Settings(root=os.getcwd())
-    if config is not None:
-        return load_config(config)
-    start = paths[0] if paths and paths[0] != "-" else os.getcwd()
-    found = find_config(start)
-    if found is None:
-        return Settings(root=os.getcwd())
-    return load_config(found)
 
 
 def with_overrides(settings: Settings, **overrides: Any) -> Settings:

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 from .config import Settings
+
+SettingsFor = Callable[[str], Settings]  # a path's settings (request.SettingsResolver.for_path)
 
 
 @dataclass(frozen=True)
@@ -26,13 +28,16 @@ def display_path(path: str) -> str:
     return os.path.normpath(path)
 
 
-def discover(paths: Sequence[str], settings: Settings, force_exclude: bool = False) -> Iterator[Target]:
+def discover(paths: Sequence[str], settings_for: SettingsFor, force_exclude: bool = False) -> Iterator[Target]:
+    """The files to lint below ``paths``. Each entry is judged by the settings of the directory holding it (the
+    nearest configuration), so a sub-project's excludes apply to its own tree only."""
     seen: set[str] = set()
     for given in paths or ["."]:
         if os.path.isdir(given):
-            if force_exclude and settings.is_excluded_with_parents(given):
+            if force_exclude and settings_for(given).is_excluded_with_parents(given):
                 continue
             for root, dirs, files in os.walk(given):
+                settings = settings_for(root)
                 dirs[:] = sorted(d for d in dirs if not settings.is_excluded(os.path.join(root, d)))
                 for name in sorted(files):
                     if not name.endswith(".py"):
@@ -45,7 +50,7 @@ def discover(paths: Sequence[str], settings: Settings, force_exclude: bool = Fal
                         seen.add(key)
                         yield Target(path, display_path(path))
         elif os.path.lexists(given):
-            if force_exclude and settings.is_excluded_with_parents(given):
+            if force_exclude and settings_for(given).is_excluded_with_parents(given):
                 continue
             key = os.path.abspath(given)
             if key not in seen:

@@ -31,12 +31,13 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 import click
 
 from . import __version__
-from .config import ConfigError, Settings, resolve_settings
+from .config import ConfigError
 from .docs import anchor
 from .engine import lint_source
 from .finding import Edit, Finding
 from .fixspec import split_lines
 from .report.levels import WARNING, level
+from .request import SettingsResolver
 from .rules import BY_CODE
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -97,25 +98,22 @@ def document_path(uri: str, fs_path: Optional[str]) -> str:
 
 def lint_document(path: str, text: str) -> list[Finding]:
     """Findings for the document text at ``path``; [] for an excluded file. Raises ConfigError."""
-    from .cli import _request  # the same request (rules, precision, options) as `nanlint check`
-
-    settings: Settings = resolve_settings([path])
-    if settings.is_excluded_with_parents(path):
+    resolver = SettingsResolver()  # the same settings and request as `nanlint check` gives this file
+    if resolver.for_path(path).is_excluded_with_parents(path):
         return []
-    result = lint_source(path, text, _request(settings, path))
+    result = lint_source(path, text, resolver.request_for(path))
     return sorted(result.findings, key=Finding.sort_key)
 
 
 def fix_all_safe(path: str, text: str) -> Optional[str]:
     """The text with every safe fix applied by the fix engine (which re-parses and re-lints after each pass and
     drops a fix that breaks the file, as ``nanlint --fix`` does); None when nothing changes."""
-    from .cli import _request
     from .fixes import fix_source
 
-    settings: Settings = resolve_settings([path])
-    if settings.is_excluded_with_parents(path):
+    resolver = SettingsResolver()
+    if resolver.for_path(path).is_excluded_with_parents(path):
         return None
-    outcome = fix_source(path, text, _request(settings, path), unsafe=False)
+    outcome = fix_source(path, text, resolver.request_for(path), unsafe=False)
     return outcome.source if outcome.changed else None
 
 

@@ -48,6 +48,9 @@ def main() -> None:
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="Use this pyproject.toml.")
 @click.option("--isolated", is_flag=True, help="Ignore all configuration files.")
 @click.option("--stdin-filename", default=None, help="The name to report for source read from stdin (`-`).")
+@click.option("--respect-gitignore/--no-respect-gitignore", default=None,
+              help="Skip files that .gitignore ignores when walking directories (default: yes; config key "
+                   "`respect-gitignore`).")
 @click.option("--force-exclude", is_flag=True, help="Apply excludes to paths passed explicitly (for pre-commit).")
 @click.option("--fix/--no-fix", default=False, help="Apply safe fixes (and unsafe ones with --unsafe-fixes).")
 @click.option("--unsafe-fixes/--no-unsafe-fixes", default=False,
@@ -63,12 +66,14 @@ def main() -> None:
               help="Worker processes (default: one per usable core; 1 lints in this process).")
 def check(paths: tuple[str, ...], select: tuple[str, ...], extend_select: tuple[str, ...], ignore: tuple[str, ...],
           preview: Optional[bool], precision: Optional[str], output_format: str, exit_zero: bool, statistics: bool,
-          config_path: Optional[str], isolated: bool, stdin_filename: Optional[str], force_exclude: bool,
+          config_path: Optional[str], isolated: bool, stdin_filename: Optional[str],
+          respect_gitignore: Optional[bool], force_exclude: bool,
           fix: bool = False, unsafe_fixes: bool = False, diff: bool = False, show_fixes: bool = False,
           no_cache: bool = False, cache_dir: Optional[str] = None, jobs: Optional[int] = None) -> None:
     """Lint PATHS (files or directories; default: the current directory; `-` for stdin)."""
     try:
-        resolver = SettingsResolver(Overrides.from_cli(select, extend_select, ignore, preview, precision),
+        resolver = SettingsResolver(Overrides.from_cli(select, extend_select, ignore, preview, precision,
+                                                       respect_gitignore),
                                     config_path, isolated)
         first = _anchor(paths, stdin_filename)
         resolver.for_path(first)  # a bad configuration or option fails before any output

@@ -7,16 +7,18 @@ are enabled by ``preview = true``, or by naming their exact code.
 """
 from __future__ import annotations
 
-import fnmatch
+import functools
 import os
 import sys
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, Iterable, Optional, Sequence
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
+
+from pathspec import GitIgnoreSpec
 
 from .rules import ALL_RULES, Rule
 
@@ -51,6 +53,7 @@ SCHEMA: dict[str, tuple[Any, str]] = {
     ),
     "exclude": (_list_of_str, "a list of glob patterns"),
     "extend-exclude": (_list_of_str, "a list of glob patterns"),
+    "respect-gitignore": (lambda v: isinstance(v, bool), "a boolean"),
     "preview": (lambda v: isinstance(v, bool), "a boolean"),
     "precision": (
         lambda v: _list_of_str(v) and all(x in DTYPES for x in v),
@@ -75,6 +78,7 @@ class Settings:
     per_file_ignores: tuple[tuple[str, tuple[str, ...]], ...] = ()
     exclude: tuple[str, ...] = DEFAULT_EXCLUDES
     extend_exclude: tuple[str, ...] = ()
+    respect_gitignore: bool = True  # skip what .gitignore files ignore when walking directories
     preview: bool = False
     precision: Optional[tuple[str, ...]] = None
     fix_eps: Optional[float] = None  # `fix-eps`: None = dtype-aware `torch.finfo(x.dtype).eps`
@@ -132,22 +136,23 @@ class Settings:
         return rel.replace(os.sep, "/")
 
     def is_excluded(self, path: str) -> bool:
-        """A pattern without ``/`` matches the file or directory name; one with ``/`` the path below the root.
+        """Does an ``exclude`` or ``extend-exclude`` pattern match? Patterns have .gitignore semantics, relative
+        to the configuration's directory: one without ``/`` matches a file or directory name at any depth, one
+        with ``/`` the path below the root, ``**`` any number of directories, and a directory pattern everything
+        below it.
 
         Discovery checks each directory as it descends, so an excluded directory
         prunes everything below it, while a path given on the command line is
         linted unless ``--force-exclude`` asks otherwise (ruff's convention).
         """
         relative = self.relative(path)
-        name = os.path.basename(os.path.normpath(path))
-        for pattern in (*self.exclude, *self.extend_exclude):
-            bare = pattern.rstrip("/")
-            if "/" in bare:
-                if _glob_match(relative, bare):
-                    return True
-            elif fnmatch.fnmatchcase(name, bare):
-                return True
-        return False
+        patterns = (*self.exclude, *self.extend_exclude)
+        if relative.startswith("../") or os.path.isabs(relative):  # outside the root: only name patterns apply
+            name = os.path.basename(os.path.normpath(path))
+            return _glob_match(name, tuple(p for p in patterns if "/" not in p.rstrip("/")))
+        if os.path.isdir(path):
+            relative += "/"
+        return _glob_match(relative, patterns)
 
     def is_excluded_with_parents(self, path: str) -> bool:
         """For explicitly passed paths under ``--force-exclude``: the path or a directory above it (below the root)."""
@@ -163,14 +168,15 @@ def _matches(code: str, selectors: Iterable[str]) -> bool:
     return any(s == "ALL" or code.startswith(s) for s in selectors)
 
 
-def _glob_match(relative: str, pattern: str) -> bool:
-    pattern = pattern.rstrip("/")
-    if pattern.startswith("./"):
-        pattern = pattern[2:]
-    if fnmatch.fnmatchcase(relative, pattern):
-        return True
-    # a directory pattern matches everything below it
-    return fnmatch.fnmatchcase(relative, pattern + "/*")
+@functools.lru_cache(maxsize=256)
+def _spec(patterns: tuple[str, ...]) -> GitIgnoreSpec:
+    return GitIgnoreSpec.from_lines(p[2:] if p.startswith("./") else p for p in patterns)
+
+
+def _glob_match(relative: str, patterns: "str | tuple[str, ...]") -> bool:
+    """Does a .gitignore-style pattern (or any of several) match ``relative`` (``/``-separated, below the root;
+    a trailing ``/`` marks a directory)?"""
+    return _spec((patterns,) if isinstance(patterns, str) else patterns).match_file(relative)
 
 
 CONFIG_NAMES = ("nanlint.toml", "pyproject.toml")  # in one directory, nanlint.toml wins (ruff's ruff.toml rule)
@@ -246,6 +252,7 @@ def settings_from_table(table: dict[str, Any], path: str) -> Settings:
         per_file_ignores=tuple((k, tuple(v)) for k, v in table.get("per-file-ignores", {}).items()),
         exclude=tuple(table["exclude"]) if "exclude" in table else DEFAULT_EXCLUDES,
         extend_exclude=tuple(table.get("extend-exclude", ())),
+        respect_gitignore=table.get("respect-gitignore", True),
         preview=table.get("preview", False),
         precision=tuple(table["precision"]) if "precision" in table else None,
         fix_eps=float(table["fix-eps"]) if "fix-eps" in table else None,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Iterable, Optional, Sequence
+from typing import Iterable, Iterator, Optional, Sequence
 
 import click
 
@@ -11,7 +11,7 @@ from . import __version__
 from .config import ConfigError, Settings
 from .discovery import discover
 from .engine import FileResult, decode_source, lint_source
-from .finding import Finding
+from .finding import CONFIDENCES, Finding, at_least
 from .report import FORMATTERS
 from .report.text import format_statistics
 from .request import Overrides, SettingsResolver
@@ -43,6 +43,9 @@ def main() -> None:
 @click.option("--preview/--no-preview", default=None, help="Enable preview rules.")
 @click.option("--precision", default=None, help="Comma-separated dtypes the code runs in (float32,bfloat16,float16).")
 @click.option("--output-format", type=click.Choice(sorted(FORMATTERS)), default="text", show_default=True)
+@click.option("--confidence", type=click.Choice(CONFIDENCES), default=None,
+              help="The lowest confidence to report: high, medium (the default) or low; lower findings are "
+                   "dropped and do not fail the run (config key `confidence`).")
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when problems are found.")
 @click.option("--statistics", is_flag=True, help="Print the number of findings per rule.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="Use this pyproject.toml.")
@@ -65,7 +68,8 @@ def main() -> None:
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
               help="Worker processes (default: one per usable core; 1 lints in this process).")
 def check(paths: tuple[str, ...], select: tuple[str, ...], extend_select: tuple[str, ...], ignore: tuple[str, ...],
-          preview: Optional[bool], precision: Optional[str], output_format: str, exit_zero: bool, statistics: bool,
+          preview: Optional[bool], precision: Optional[str], output_format: str, confidence: Optional[str],
+          exit_zero: bool, statistics: bool,
           config_path: Optional[str], isolated: bool, stdin_filename: Optional[str],
           respect_gitignore: Optional[bool], force_exclude: bool,
           fix: bool = False, unsafe_fixes: bool = False, diff: bool = False, show_fixes: bool = False,
@@ -73,7 +77,7 @@ def check(paths: tuple[str, ...], select: tuple[str, ...], extend_select: tuple[
     """Lint PATHS (files or directories; default: the current directory; `-` for stdin)."""
     try:
         resolver = SettingsResolver(Overrides.from_cli(select, extend_select, ignore, preview, precision,
-                                                       respect_gitignore),
+                                                       respect_gitignore, confidence),
                                     config_path, isolated)
         first = _anchor(paths, stdin_filename)
         resolver.for_path(first)  # a bad configuration or option fails before any output
@@ -137,7 +141,8 @@ def _fix(paths: Sequence[str], resolver: SettingsResolver, stdin_filename: Optio
             if error is not None or source is None:
                 results.append(FileFix(name, findings=[error] if error else []))
             else:
-                outcome = fix_source(name, source, resolver.request_for(name), unsafe)
+                outcome = fix_source(name, source, resolver.request_for(name), unsafe,
+                                     resolver.for_path(name).confidence)
                 results.append(finish(outcome, None, None, "utf-8", write=False))
                 stdin_text = outcome.source
     else:
@@ -147,8 +152,9 @@ def _fix(paths: Sequence[str], resolver: SettingsResolver, stdin_filename: Optio
                                                                             "no such file or directory")]))
                 continue
             results.append(fix_file(target.path, target.display, resolver.request_for(target.path), unsafe,
-                                    write=not dry_run))
-    remaining = sorted((f for r in results for f in r.findings), key=Finding.sort_key)
+                                    write=not dry_run, lowest=resolver.for_path(target.path).confidence))
+    lowest = {r.display: resolver.for_path(r.display).confidence for r in results}
+    remaining = sorted((f for r in results for f in _shown(r.findings, lowest[r.display])), key=Finding.sort_key)
     fixed = sorted((f for r in results for f in r.fixed), key=Finding.sort_key)
     for result in results:
         for failure in (result.outcome.failed if result.outcome else ()):
@@ -187,6 +193,11 @@ def _fix(paths: Sequence[str], resolver: SettingsResolver, stdin_filename: Optio
     return EXIT_FINDINGS if remaining and not exit_zero else EXIT_CLEAN
 
 
+def _shown(findings: Iterable[Finding], lowest: str) -> list[Finding]:
+    """The findings a report shows: those at or above the file's lowest confidence (``--confidence``)."""
+    return [f for f in findings if at_least(f.confidence, lowest)]
+
+
 def _default_cache_dir(settings: Settings) -> str:
     from .cache import CACHE_DIR_NAME
 
@@ -199,6 +210,7 @@ def _run(paths: Sequence[str], resolver: SettingsResolver, stdin_filename: Optio
     findings: list[Finding] = []
     checked = 0
     internal = False
+    lowest: dict[str, str] = {}  # display path -> the lowest confidence its settings report
     if _is_stdin(paths, stdin_filename):
         results: Iterable[FileResult] = []
         name = stdin_filename or "-"
@@ -210,12 +222,15 @@ def _run(paths: Sequence[str], resolver: SettingsResolver, stdin_filename: Optio
         from .cache import Cache
         from .runner import Job, lint_files
 
-        work = (Job(t.path, t.display, resolver.request_for(t.path), t.missing)
-                for t in discover(paths, resolver.for_path, force_exclude))
-        results = lint_files(work, jobs, Cache(cache_dir) if cache_dir is not None else None)
+        def work() -> Iterator[Job]:
+            for target in discover(paths, resolver.for_path, force_exclude):
+                lowest[target.display] = resolver.for_path(target.path).confidence
+                yield Job(target.path, target.display, resolver.request_for(target.path), target.missing)
+
+        results = lint_files(work(), jobs, Cache(cache_dir) if cache_dir is not None else None)
     for result in results:
         checked += 1
-        findings.extend(result.findings)
+        findings.extend(_shown(result.findings, lowest.get(result.path) or resolver.for_path(result.path).confidence))
         internal = internal or result.internal_error
     return findings, checked, internal
 

@@ -20,6 +20,7 @@ else:  # pragma: no cover
 
 from pathspec import GitIgnoreSpec
 
+from .finding import CONFIDENCES, DEFAULT_CONFIDENCE
 from .rules import ALL_RULES, Rule
 
 DTYPES = ("float32", "bfloat16", "float16")
@@ -55,6 +56,8 @@ SCHEMA: dict[str, tuple[Any, str]] = {
     "extend-exclude": (_list_of_str, "a list of glob patterns"),
     "respect-gitignore": (lambda v: isinstance(v, bool), "a boolean"),
     "preview": (lambda v: isinstance(v, bool), "a boolean"),
+    # the lowest confidence reported (Finding.confidence); lower findings are dropped and do not fail the run
+    "confidence": (lambda v: v in CONFIDENCES, "one of " + ", ".join(repr(c) for c in CONFIDENCES)),
     "precision": (
         lambda v: _list_of_str(v) and all(x in DTYPES for x in v),
         "a list of dtypes among " + ", ".join(repr(d) for d in DTYPES),
@@ -80,6 +83,7 @@ class Settings:
     extend_exclude: tuple[str, ...] = ()
     respect_gitignore: bool = True  # skip what .gitignore files ignore when walking directories
     preview: bool = False
+    confidence: str = DEFAULT_CONFIDENCE  # the lowest confidence reported
     precision: Optional[tuple[str, ...]] = None
     fix_eps: Optional[float] = None  # `fix-eps`: None = dtype-aware `torch.finfo(x.dtype).eps`
     max_grad_norm: float = 1.0  # `max-grad-norm`: max_norm of the clipping NAN601's fix inserts
@@ -254,6 +258,7 @@ def settings_from_table(table: dict[str, Any], path: str) -> Settings:
         extend_exclude=tuple(table.get("extend-exclude", ())),
         respect_gitignore=table.get("respect-gitignore", True),
         preview=table.get("preview", False),
+        confidence=table.get("confidence", DEFAULT_CONFIDENCE),
         precision=tuple(table["precision"]) if "precision" in table else None,
         fix_eps=float(table["fix-eps"]) if "fix-eps" in table else None,
         max_grad_norm=float(table.get("max-grad-norm", 1.0)),

@@ -39,6 +39,15 @@ class Fix:
         }
 
 
+CONFIDENCES = ("high", "medium", "low")  # most to least certain
+DEFAULT_CONFIDENCE = "medium"  # the lowest confidence shown unless `--confidence` / `confidence` says otherwise
+
+
+def at_least(confidence: str, lowest: str) -> bool:
+    """Is ``confidence`` at or above ``lowest`` (both among CONFIDENCES)?"""
+    return CONFIDENCES.index(confidence) <= CONFIDENCES.index(lowest)
+
+
 @dataclass(frozen=True)
 class Finding:
     code: str
@@ -70,4 +79,5 @@ class Finding:
             "end_line": self.end_line,
             "end_column": self.end_column,
             "fix": self.fix.to_json() if self.fix else None,
+            "confidence": self.confidence,
         }

@@ -5,7 +5,7 @@
   ``per-file-ignores``, ``precision``, the options rules read).
 * :class:`Overrides` holds what the command line adds on top of any file's
   configuration (``--select``, ``--extend-select``, ``--ignore``, ``--preview``,
-  ``--precision``, ``--[no-]respect-gitignore``); :meth:`Overrides.from_cli` validates the raw option values.
+  ``--precision``, ``--[no-]respect-gitignore``, ``--confidence``); :meth:`Overrides.from_cli` validates the raw option values.
 * :class:`SettingsResolver` gives each file its settings: the nearest configuration
   file above it (``nanlint.toml``, or a ``pyproject.toml`` with a ``[tool.nanlint]``
   table), or the one named by ``--config``, or none under ``--isolated``; with the
@@ -59,11 +59,12 @@ class Overrides:
     preview: Optional[bool] = None
     precision: Optional[tuple[str, ...]] = None
     respect_gitignore: Optional[bool] = None
+    confidence: Optional[str] = None  # the lowest confidence reported
 
     @classmethod
     def from_cli(cls, select: Sequence[str] = (), extend_select: Sequence[str] = (), ignore: Sequence[str] = (),
                  preview: Optional[bool] = None, precision: Optional[str] = None,
-                 respect_gitignore: Optional[bool] = None) -> "Overrides":
+                 respect_gitignore: Optional[bool] = None, confidence: Optional[str] = None) -> "Overrides":
         """Parse and validate raw option values (each a comma-separated list); raises ConfigError."""
         parsed: dict[str, Optional[tuple[str, ...]]] = {}
         for name, values in (("select", select), ("extend_select", extend_select), ("ignore", ignore)):
@@ -78,14 +79,14 @@ class Overrides:
             if bad:
                 raise ConfigError(f"--precision: unknown dtype {bad[0]!r} (expected {', '.join(DTYPES)})")
         return cls(parsed["select"], parsed["extend_select"] or (), parsed["ignore"] or (), preview, dtypes,
-                   respect_gitignore)
+                   respect_gitignore, confidence)
 
     def apply(self, settings: Settings) -> Settings:
         """``settings`` with these options on top; raises ConfigError when ``fix-eps`` underflows in the
         resulting precision."""
         result = with_overrides(
             settings, select=self.select, preview=self.preview, precision=self.precision,
-            respect_gitignore=self.respect_gitignore,
+            respect_gitignore=self.respect_gitignore, confidence=self.confidence,
             extend_select=settings.extend_select + self.extend_select if self.extend_select else None,
             ignore=settings.ignore + self.ignore if self.ignore else None,
         )

@@ -34,7 +34,7 @@ from . import __version__
 from .config import ConfigError
 from .docs import anchor
 from .engine import lint_source
-from .finding import Edit, Finding
+from .finding import Edit, Finding, at_least
 from .fixspec import split_lines
 from .report.levels import WARNING, level
 from .request import SettingsResolver
@@ -99,10 +99,11 @@ def document_path(uri: str, fs_path: Optional[str]) -> str:
 def lint_document(path: str, text: str) -> list[Finding]:
     """Findings for the document text at ``path``; [] for an excluded file. Raises ConfigError."""
     resolver = SettingsResolver()  # the same settings and request as `nanlint check` gives this file
-    if resolver.for_path(path).is_excluded_with_parents(path):
+    settings = resolver.for_path(path)
+    if settings.is_excluded_with_parents(path):
         return []
     result = lint_source(path, text, resolver.request_for(path))
-    return sorted(result.findings, key=Finding.sort_key)
+    return sorted((f for f in result.findings if at_least(f.confidence, settings.confidence)), key=Finding.sort_key)
 
 
 def fix_all_safe(path: str, text: str) -> Optional[str]:
@@ -111,9 +112,10 @@ def fix_all_safe(path: str, text: str) -> Optional[str]:
     from .fixes import fix_source
 
     resolver = SettingsResolver()
-    if resolver.for_path(path).is_excluded_with_parents(path):
+    settings = resolver.for_path(path)
+    if settings.is_excluded_with_parents(path):
         return None
-    outcome = fix_source(path, text, resolver.request_for(path), unsafe=False)
+    outcome = fix_source(path, text, resolver.request_for(path), unsafe=False, lowest=settings.confidence)
     return outcome.source if outcome.changed else None
 
 

@@ -50,6 +50,11 @@ _ENGINE_RULES = (
 )
 
 
+# SARIF `result.rank` (0.0-100.0, higher is more certain; GitHub code scanning sorts by it) from
+# Finding.confidence: high 90.0, medium 60.0, low 30.0.
+CONFIDENCE_RANK = {"high": 90.0, "medium": 60.0, "low": 30.0}
+
+
 def format_sarif(findings: Sequence[Finding], files_checked: int) -> str:
     return json.dumps(sarif_log(findings), indent=2, ensure_ascii=False) + "\n"
 
@@ -80,6 +85,8 @@ def sarif_log(findings: Sequence[Finding], cwd: Optional[str] = None,
                 },
             }],
             "partialFingerprints": {FINGERPRINT_KEY: fingerprint(finding.code, region_text, occurrence)},
+            "rank": CONFIDENCE_RANK.get(finding.confidence, CONFIDENCE_RANK["high"]),
+            "properties": {"confidence": finding.confidence},
         }
         if finding.code in index:
             result["ruleIndex"] = index[finding.code]

@@ -12,12 +12,14 @@ def fixable(finding: Finding, unsafe_fixes: bool) -> bool:
 
 def format_text(findings: Sequence[Finding], files_checked: int, *, unsafe_fixes: bool = False,
                 fixed: Optional[int] = None) -> str:
-    """``path:line:col: CODE [*] message`` lines (``[*]``: ``--fix`` would fix it), then a summary.
+    """``path:line:col: CODE [*] message`` lines (``[*]``: ``--fix`` would fix it; a finding only reported under
+    ``--confidence low`` ends in ``(low confidence)``), then a summary.
 
     ``fixed`` is the number of findings a ``--fix`` run just fixed (``findings`` are those left).
     """
     lines = [
         f"{f.path}:{f.line}:{f.column}: {f.code} {'[*] ' if fixable(f, unsafe_fixes) else ''}{f.message}"
+        + (" (low confidence)" if f.confidence == "low" else "")
         for f in findings
     ]
     total = len(findings) + (fixed or 0)

@@ -9,13 +9,14 @@ import click
 
 from . import __version__
 from .config import ConfigError, Settings
+from .docs import rule_text
 from .discovery import discover
 from .engine import FileResult, decode_source, lint_source
 from .finding import CONFIDENCES, Finding, at_least
 from .report import FORMATTERS
 from .report.text import format_statistics
 from .request import Overrides, SettingsResolver
-from .rules import ALL_RULES, BY_CODE, Rule
+from .rules import ALL_RULES, BY_CODE
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
@@ -247,15 +248,6 @@ def rule(code: str) -> None:
             sys.exit(EXIT_ERROR)
         found = matches[0]
     click.echo(rule_text(found))
-
-
-def rule_text(rule: type[Rule]) -> str:
-    status = "preview (opt-in)" if rule.preview else "on by default"
-    return (
-        f"# {rule.code} {rule.name}\n\n"
-        f"{rule.summary}. Status: {status}. Rests on numerics.md {'rows' if ',' in rule.rows else 'row'} "
-        f"{rule.rows}.\n\n{rule.docs()}\n"
-    )
 
 
 @main.command(name="rules")

@@ -74,11 +74,14 @@ def anchor(rule: type[Rule]) -> str:
     return re.sub(r"[^a-z0-9\- ]", "", f"{rule.code} {rule.name}".lower()).replace(" ", "-")
 
 
-def rule_section(rule: type[Rule]) -> str:
-    """One rule's section: the exact text ``nanlint rule CODE`` prints (without click's final newline)."""
-    from .cli import rule_text  # the CLI owns the format; imported here to keep `nanlint.report` free of cycles
-
-    return rule_text(rule)
+def rule_text(rule: type[Rule]) -> str:
+    """One rule's documentation: what ``nanlint rule CODE`` prints and ``docs/rules.md`` holds as its section."""
+    status = "preview (opt-in)" if rule.preview else "on by default"
+    return (
+        f"# {rule.code} {rule.name}\n\n"
+        f"{rule.summary}. Status: {status}. Rests on numerics.md {'rows' if ',' in rule.rows else 'row'} "
+        f"{rule.rows}.\n\n{rule.docs()}\n"
+    )
 
 
 def _cell(text: str) -> str:
@@ -112,7 +115,7 @@ def render(rules: Sequence[type[Rule]] = ALL_RULES) -> str:
     ]
     lines += [f"- `{code} {name}`: {what}." for code, name, what in ENGINE_CODES]
     for rule in rules:
-        lines += ["", "---", "", rule_section(rule).rstrip("\n")]
+        lines += ["", "---", "", rule_text(rule).rstrip("\n")]
     return "\n".join(lines) + "\n"
 
 

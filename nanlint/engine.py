@@ -14,7 +14,8 @@ from libcst.metadata import CodeRange
 
 from .context import FileContext, RawFinding
 from .finding import Finding
-from .fixspec import FixSpec, split_lines, to_fix
+from .fixspec import FixSpec, to_fix
+from .lines import split_lines
 from .positions import positions_of, whole_module
 from . import screening
 from .rules.base import Rule
@@ -37,7 +38,6 @@ class FileResult:
     path: str
     findings: list[Finding] = field(default_factory=list)
     internal_error: bool = False
-    module: Optional[cst.Module] = None
     source: Optional[str] = None
     encoding: str = "utf-8"
 
@@ -194,11 +194,10 @@ def _parse_screened(path: str, source: str, rules: list[type[Rule]],
     return module, plan.rules, None
 
 
-def lint_source(path: str, source: str, request: LintRequest, keep_module: bool = False) -> FileResult:
+def lint_source(path: str, source: str, request: LintRequest) -> FileResult:
     """Lint decoded source. Never raises for bad input: errors become findings."""
     result = FileResult(path, source=source)
-    second_stage = SECOND_STAGE and not keep_module
-    if second_stage:  # one scan per screen serves both stages (the same test as screened_rules)
+    if SECOND_STAGE:  # one scan per screen serves both stages (the same test as screened_rules)
         possible = [rule for rule in request.rules if rule.may_fire(source, request.precision)]
         starts = screening.match_starts(possible, source)
         rules = [rule for rule in possible if starts[rule]]
@@ -212,7 +211,7 @@ def lint_source(path: str, source: str, request: LintRequest, keep_module: bool 
             if error is not None:
                 result.findings.append(error)
         return result
-    if not second_stage:
+    if not SECOND_STAGE:
         module, error = parse(path, source)
     else:
         module, rules, error = _parse_screened(path, source, rules, starts)
@@ -222,8 +221,6 @@ def lint_source(path: str, source: str, request: LintRequest, keep_module: bool 
         result.findings.append(error)
         return result
     assert module is not None
-    if keep_module:
-        result.module = module
     ctx = FileContext(path, source, request.precision, dict(request.options))
     instances = [rule(ctx) for rule in rules]
     limit = sys.getrecursionlimit()

@@ -29,7 +29,8 @@ from typing import Iterable, Optional, Sequence
 
 from .engine import FILE_ERROR_CODE, INTERNAL_ERROR_CODE, FileResult, LintRequest, lint_source
 from .finding import Edit, Finding, at_least
-from .fixspec import SAFE, split_lines
+from .fixspec import SAFE
+from .lines import split_lines
 
 MAX_PASSES = 10
 
@@ -59,10 +60,6 @@ class FixOutcome:
     @property
     def changed(self) -> bool:
         return self.source != self.original_source
-
-    @property
-    def fixed_count(self) -> int:
-        return len(self.applied) + len(self.resolved)
 
     @property
     def hidden_unsafe(self) -> int:

@@ -35,7 +35,7 @@ from .config import ConfigError
 from .docs import anchor
 from .engine import lint_source
 from .finding import Edit, Finding, at_least
-from .fixspec import split_lines
+from .lines import split_lines
 from .report.levels import WARNING, level
 from .request import SettingsResolver
 from .rules import BY_CODE

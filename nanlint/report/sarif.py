@@ -31,7 +31,7 @@ from .. import __version__
 from ..docs import first_paragraph, section
 from ..engine import FILE_ERROR_CODE, FILE_ERROR_NAME, INTERNAL_ERROR_CODE, INTERNAL_ERROR_NAME, decode
 from ..finding import Edit, Finding
-from ..fixspec import split_lines
+from ..lines import split_lines
 from ..rules import ALL_RULES, BY_CODE, Rule
 from .levels import level
 

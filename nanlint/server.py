@@ -1,4 +1,4 @@
-"""``nanlint server``: a Language Server (LSP over stdio) for editors. Needs ``pip install 'nanlint[lsp]'``.
+"""``nanlint server``: a Language Server (LSP over stdio) for editors. Needs pygls (the ``lsp`` extra).
 
 * Diagnostics for Python documents on open, change and save, from the same engine
   and configuration as the command line (``[tool.nanlint]`` found by walking up
@@ -48,7 +48,7 @@ log = logging.getLogger("nanlint.server")
 SOURCE = "nanlint"
 FIX_ALL_KIND = "source.fixAll.nanlint"
 PYTHON_SUFFIXES = (".py", ".pyi")
-INSTALL_HINT = "nanlint server needs pygls: pip install 'nanlint[lsp]'"
+INSTALL_HINT = "nanlint server needs pygls (the `lsp` extra): pip install 'pygls>=2,<3'"
 
 
 # -- positions (no pygls needed: tested directly) --------------------------------------------------------------------
@@ -352,7 +352,7 @@ def create_server() -> Any:
 @click.command(name="server")
 @click.option("--stdio", is_flag=True, help="Talk LSP over stdin/stdout (the default and only transport).")
 def command(stdio: bool) -> None:
-    """Run the Language Server (LSP over stdio) for editors; needs `pip install 'nanlint[lsp]'`."""
+    """Run the Language Server (LSP over stdio) for editors; needs pygls: `pip install 'pygls>=2,<3'`."""
     try:
         server = create_server()
     except ImportError as exc:

@@ -3,14 +3,15 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Iterable, Iterator, Optional, Sequence
+import time
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
 import click
 
 from . import __version__
 from .config import ConfigError, Settings
 from .docs import rule_text
-from .discovery import discover
+from .discovery import Target, discover
 from .engine import FileResult, decode_source, lint_source
 from .finding import CONFIDENCES, Finding, at_least
 from .report import FORMATTERS
@@ -48,7 +49,11 @@ def main() -> None:
               help="The lowest confidence to report: high, medium (the default) or low; lower findings are "
                    "dropped and do not fail the run (config key `confidence`).")
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when problems are found.")
-@click.option("--statistics", is_flag=True, help="Print the number of findings per rule.")
+@click.option("--statistics", is_flag=True,
+              help="Print only the number of findings per rule (a table; a JSON array with --output-format json).")
+@click.option("--quiet", "-q", is_flag=True, help="Print the findings only: no summary line, no fix hints.")
+@click.option("--output-file", "-o", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Write the report to this file instead of stdout.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="Use this pyproject.toml.")
 @click.option("--isolated", is_flag=True, help="Ignore all configuration files.")
 @click.option("--stdin-filename", default=None, help="The name to report for source read from stdin (`-`).")
@@ -70,7 +75,7 @@ def main() -> None:
               help="Worker processes (default: one per usable core; 1 lints in this process).")
 def check(paths: tuple[str, ...], select: tuple[str, ...], extend_select: tuple[str, ...], ignore: tuple[str, ...],
           preview: Optional[bool], precision: Optional[str], output_format: str, confidence: Optional[str],
-          exit_zero: bool, statistics: bool,
+          exit_zero: bool, statistics: bool, quiet: bool, output_file: Optional[str],
           config_path: Optional[str], isolated: bool, stdin_filename: Optional[str],
           respect_gitignore: Optional[bool], force_exclude: bool,
           fix: bool = False, unsafe_fixes: bool = False, diff: bool = False, show_fixes: bool = False,
@@ -82,12 +87,14 @@ def check(paths: tuple[str, ...], select: tuple[str, ...], extend_select: tuple[
                                     config_path, isolated)
         first = _anchor(paths, stdin_filename)
         resolver.for_path(first)  # a bad configuration or option fails before any output
+        out = Output(output_file, quiet)
         if fix or diff:
             sys.exit(_fix(paths, resolver, stdin_filename, force_exclude, unsafe_fixes, diff, show_fixes,
-                          output_format, exit_zero, statistics))
+                          output_format, exit_zero, statistics, out))
+        progress = Progress.wanted(output_format, quiet)
         findings, checked, internal = _run(paths, resolver, stdin_filename, force_exclude,
                                            None if no_cache else (cache_dir or _default_cache_dir(
-                                               resolver.for_path(first))), jobs)
+                                               resolver.for_path(first))), jobs, progress)
     except ConfigError as exc:
         click.echo(f"nanlint: error: {exc}", err=True)
         sys.exit(EXIT_ERROR)
@@ -95,9 +102,10 @@ def check(paths: tuple[str, ...], select: tuple[str, ...], extend_select: tuple[
         click.echo(f"nanlint: internal error: {type(exc).__name__}: {exc}", err=True)
         sys.exit(EXIT_ERROR)
     findings.sort(key=Finding.sort_key)
-    click.echo(_format(output_format, findings, checked, unsafe_fixes), nl=False)
-    if statistics and findings:
-        click.echo(format_statistics(findings), nl=False, err=output_format != "text")
+    if statistics:
+        out.report(format_statistics(findings, as_json=output_format == "json"))
+    else:
+        out.report(_format(output_format, findings, checked, unsafe_fixes, quiet=quiet))
     if internal:
         sys.exit(EXIT_ERROR)
     sys.exit(EXIT_FINDINGS if findings and not exit_zero else EXIT_CLEAN)
@@ -116,17 +124,76 @@ def _is_stdin(paths: Sequence[str], stdin_filename: Optional[str]) -> bool:
 
 # -- fixes (--fix, --unsafe-fixes, --diff, --show-fixes) --------------------------------------------
 def _format(output_format: str, findings: Sequence[Finding], checked: int, unsafe_fixes: bool,
-            fixed: Optional[int] = None) -> str:
+            fixed: Optional[int] = None, quiet: bool = False) -> str:
     if output_format == "text":
         from .report.text import format_text
 
-        return format_text(findings, checked, unsafe_fixes=unsafe_fixes, fixed=fixed)
+        return format_text(findings, checked, unsafe_fixes=unsafe_fixes, fixed=fixed, summary=not quiet)
     return FORMATTERS[output_format](findings, checked)
+
+
+class Output:
+    """Where the report goes: stdout, or ``--output-file``; ``--quiet`` silences the side messages."""
+
+    def __init__(self, path: Optional[str], quiet: bool) -> None:
+        self.path = path
+        self.quiet = quiet
+        self._written = False
+
+    def report(self, text: str, err: bool = False) -> None:
+        """The report proper (findings, table, diff); appended to the output file after its first write."""
+        if self.path is None or err:
+            click.echo(text, nl=False, err=err)
+            return
+        with open(self.path, "a" if self._written else "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        self._written = True
+
+    def note(self, text: str) -> None:
+        """A message for the person at the terminal (stderr); nothing under ``--quiet``."""
+        if not self.quiet:
+            click.echo(text, nl=False, err=True)
+
+
+class Progress:
+    """A progress bar on stderr for long runs: only when stderr is a terminal, the report is text, and the run
+    has taken more than ``DELAY`` seconds (so a pre-commit batch, CI, JSON and SARIF never see one)."""
+
+    DELAY = 1.0
+
+    def __init__(self, total: int, clock: Callable[[], float] = time.monotonic, stream: Any = None) -> None:
+        self.total = total
+        self.clock = clock
+        self.stream = stream
+        self.start = clock()
+        self.done = 0
+        self.bar: Any = None
+
+    @staticmethod
+    def wanted(output_format: str, quiet: bool, stream: Any = None) -> bool:
+        stream = stream if stream is not None else sys.stderr
+        return (output_format == "text" and not quiet and not os.environ.get("CI")
+                and bool(getattr(stream, "isatty", lambda: False)()))
+
+    def advance(self) -> None:
+        self.done += 1
+        if self.bar is None and self.done < self.total and self.clock() - self.start > self.DELAY:
+            self.bar = click.progressbar(length=self.total, label="Linting", file=self.stream or sys.stderr,
+                                         show_pos=True)
+            self.bar.__enter__()
+            self.bar.update(self.done)
+        elif self.bar is not None:
+            self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
 
 
 def _fix(paths: Sequence[str], resolver: SettingsResolver, stdin_filename: Optional[str], force_exclude: bool,
          unsafe: bool, dry_run: bool, show_fixes: bool, output_format: str, exit_zero: bool,
-         statistics: bool) -> int:
+         statistics: bool, out: Output) -> int:
     """``--fix`` (write) or ``--diff`` (print); returns the exit status."""
     from .engine import file_error
     from .fixes import FileFix, finish, fix_file, fix_source
@@ -168,27 +235,32 @@ def _fix(paths: Sequence[str], resolver: SettingsResolver, stdin_filename: Optio
     errors = any(r.error is not None for r in results)
     if dry_run:
         diffs = "".join(r.diff for r in results)
-        click.echo(diffs, nl=False)
+        out.report(diffs)
         hidden = sum(1 for f in remaining if f.fix is not None and f.fix.applicability != "safe") if not unsafe else 0
         would = f"Would fix {len(fixed)} problem{'s' if len(fixed) != 1 else ''}" if fixed else "No fixes to apply"
         more = f" ({hidden} more with `--unsafe-fixes`)" if hidden else ""
-        click.echo(f"{would}{more}.", err=True)
+        out.note(f"{would}{more}.\n")
         if show_fixes:
-            click.echo(format_fixed(fixed, "Would fix"), nl=False, err=True)
+            out.note(format_fixed(fixed, "Would fix"))
         if internal or errors:
             return EXIT_ERROR
         return EXIT_FINDINGS if diffs and not exit_zero else EXIT_CLEAN
-    report = _format(output_format, remaining, len(results), unsafe, fixed=len(fixed))
+    if statistics:
+        report = format_statistics(remaining, as_json=output_format == "json")
+    else:
+        report = _format(output_format, remaining, len(results), unsafe, fixed=len(fixed), quiet=out.quiet)
     if stdin_text is not None:
         click.echo(stdin_text, nl=False)  # the fixed source goes to stdout, the report to stderr (like ruff)
-        click.echo(report, nl=False, err=True)
+        out.report(report, err=out.path is None)
     else:
-        click.echo(report, nl=False)
-    side = stdin_text is not None or output_format != "text"
+        out.report(report)
     if show_fixes:
-        click.echo(format_fixed(fixed) + format_unfixable(remaining), nl=False, err=side)
-    if statistics and remaining:
-        click.echo(format_statistics(remaining), nl=False, err=side)
+        side = stdin_text is not None or output_format != "text" or out.path is not None
+        text = format_fixed(fixed) + format_unfixable(remaining)
+        if side:
+            out.note(text)
+        else:
+            out.report(text)
     if internal or errors:
         return EXIT_ERROR
     return EXIT_FINDINGS if remaining and not exit_zero else EXIT_CLEAN
@@ -206,12 +278,15 @@ def _default_cache_dir(settings: Settings) -> str:
 
 
 def _run(paths: Sequence[str], resolver: SettingsResolver, stdin_filename: Optional[str], force_exclude: bool,
-         cache_dir: Optional[str] = None, jobs: Optional[int] = None) -> tuple[list[Finding], int, bool]:
-    """Lint the files (through the cache and a process pool, see runner.py); stdin in this process."""
+         cache_dir: Optional[str] = None, jobs: Optional[int] = None, progress: bool = False
+         ) -> tuple[list[Finding], int, bool]:
+    """Lint the files (through the cache and a process pool, see runner.py); stdin in this process.
+    ``progress``: show :class:`Progress` (the targets are then listed before linting starts, for the total)."""
     findings: list[Finding] = []
     checked = 0
     internal = False
     lowest: dict[str, str] = {}  # display path -> the lowest confidence its settings report
+    bar: Optional[Progress] = None
     if _is_stdin(paths, stdin_filename):
         results: Iterable[FileResult] = []
         name = stdin_filename or "-"
@@ -223,16 +298,28 @@ def _run(paths: Sequence[str], resolver: SettingsResolver, stdin_filename: Optio
         from .cache import Cache
         from .runner import Job, lint_files
 
+        targets: Iterable[Target] = discover(paths, resolver.for_path, force_exclude)
+        if progress:
+            targets = list(targets)
+            bar = Progress(len(targets))
+
         def work() -> Iterator[Job]:
-            for target in discover(paths, resolver.for_path, force_exclude):
+            for target in targets:
                 lowest[target.display] = resolver.for_path(target.path).confidence
                 yield Job(target.path, target.display, resolver.request_for(target.path), target.missing)
 
         results = lint_files(work(), jobs, Cache(cache_dir) if cache_dir is not None else None)
-    for result in results:
-        checked += 1
-        findings.extend(_shown(result.findings, lowest.get(result.path) or resolver.for_path(result.path).confidence))
-        internal = internal or result.internal_error
+    try:
+        for result in results:
+            checked += 1
+            findings.extend(_shown(result.findings, lowest.get(result.path)
+                                   or resolver.for_path(result.path).confidence))
+            internal = internal or result.internal_error
+            if bar is not None:
+                bar.advance()
+    finally:
+        if bar is not None:
+            bar.close()
     return findings, checked, internal
 
 

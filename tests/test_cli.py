@@ -92,8 +92,11 @@ def test_preview_rules_need_opt_in(tmp_path: Path) -> None:
 
 def test_statistics(tmp_path: Path) -> None:
     write(tmp_path, "m.py", HAZARD + "\ndef g(x):\n    return x / x.norm()\n")
-    out = run(["--statistics", "m.py"], tmp_path).output
-    assert "2\tNAN101\tdivide-by-norm" in out
+    result = run(["--statistics", "m.py"], tmp_path)
+    assert result.output == "2\tNAN101\tdivide-by-norm\n"  # only the table, as ruff prints it
+    assert result.exit_code == 1
+    data = json.loads(run(["--statistics", "--output-format", "json", "m.py"], tmp_path).output)
+    assert data == [{"code": "NAN101", "name": "divide-by-norm", "count": 2, "fixable": 2}]
 
 
 def test_config_from_pyproject(tmp_path: Path) -> None:

@@ -66,6 +66,9 @@ def main() -> None:
               help="Also apply (or count as fixable) fixes that change numerics: eps guards, clamps, clipping.")
 @click.option("--diff", is_flag=True, help="Print a unified diff of the fixes instead of writing them; exit 1 when "
                                           "there is a diff.")
+@click.option("--add-noqa", is_flag=True,
+              help="Write `# noqa: NANxxx` on the line of every current finding (to adopt nanlint on a codebase "
+                   "with a clean start); exit 0.")
 @click.option("--show-fixes/--no-show-fixes", default=False, help="List the findings that were (or would be) fixed.")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the result cache.")
 @click.option("--cache-dir", type=click.Path(file_okay=False), envvar="NANLINT_CACHE_DIR",
@@ -78,16 +81,21 @@ def check(paths: tuple[str, ...], select: tuple[str, ...], extend_select: tuple[
           exit_zero: bool, statistics: bool, quiet: bool, output_file: Optional[str],
           config_path: Optional[str], isolated: bool, stdin_filename: Optional[str],
           respect_gitignore: Optional[bool], force_exclude: bool,
-          fix: bool = False, unsafe_fixes: bool = False, diff: bool = False, show_fixes: bool = False,
+          fix: bool = False, unsafe_fixes: bool = False, diff: bool = False, add_noqa: bool = False,
+          show_fixes: bool = False,
           no_cache: bool = False, cache_dir: Optional[str] = None, jobs: Optional[int] = None) -> None:
     """Lint PATHS (files or directories; default: the current directory; `-` for stdin)."""
     try:
         resolver = SettingsResolver(Overrides.from_cli(select, extend_select, ignore, preview, precision,
                                                        respect_gitignore, confidence),
-                                    config_path, isolated)
+                                    config_path, isolated, suppressions=add_noqa or output_format == "sarif")
         first = _anchor(paths, stdin_filename)
         resolver.for_path(first)  # a bad configuration or option fails before any output
         out = Output(output_file, quiet)
+        if add_noqa:
+            if fix or diff or _is_stdin(paths, stdin_filename):
+                raise ConfigError("--add-noqa works on files, without --fix or --diff")
+            sys.exit(_add_noqa(paths, resolver, force_exclude, out))
         if fix or diff:
             sys.exit(_fix(paths, resolver, stdin_filename, force_exclude, unsafe_fixes, diff, show_fixes,
                           output_format, exit_zero, statistics, out))
@@ -102,8 +110,14 @@ def check(paths: tuple[str, ...], select: tuple[str, ...], extend_select: tuple[
         click.echo(f"nanlint: internal error: {type(exc).__name__}: {exc}", err=True)
         sys.exit(EXIT_ERROR)
     findings.sort(key=Finding.sort_key)
+    suppressed = [f for f in findings if f.extra.get("suppressed")]  # only asked for SARIF
+    findings = [f for f in findings if not f.extra.get("suppressed")]
     if statistics:
         out.report(format_statistics(findings, as_json=output_format == "json"))
+    elif output_format == "sarif":
+        from .report.sarif import format_sarif
+
+        out.report(format_sarif(findings, checked, suppressed=suppressed))
     else:
         out.report(_format(output_format, findings, checked, unsafe_fixes, quiet=quiet))
     if internal:
@@ -264,6 +278,26 @@ def _fix(paths: Sequence[str], resolver: SettingsResolver, stdin_filename: Optio
     if internal or errors:
         return EXIT_ERROR
     return EXIT_FINDINGS if remaining and not exit_zero else EXIT_CLEAN
+
+
+def _add_noqa(paths: Sequence[str], resolver: SettingsResolver, force_exclude: bool, out: Output) -> int:
+    from .noqa import add_noqa_file
+
+    added = files = 0
+    status = EXIT_CLEAN
+    for target in discover(paths, resolver.for_path, force_exclude):
+        if target.missing:
+            click.echo(f"nanlint: error: {target.display}: no such file or directory", err=True)
+            status = EXIT_ERROR
+            continue
+        result = add_noqa_file(target.path, target.display, resolver)
+        if result.error is not None:
+            click.echo(f"nanlint: error: {target.display}: no noqa added: {result.error}", err=True)
+            status = EXIT_ERROR
+        added += result.added
+        files += bool(result.added)
+    out.note(f"Added {added} noqa directive{'s' if added != 1 else ''} in {files} file{'s' if files != 1 else ''}.\n")
+    return status
 
 
 def _shown(findings: Iterable[Finding], lowest: str) -> list[Finding]:

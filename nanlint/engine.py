@@ -19,7 +19,7 @@ from .lines import split_lines
 from .positions import positions_of, whole_module
 from . import screening
 from .rules.base import Rule
-from .suppress import parse_suppressions
+from .suppress import Suppressions, parse_suppressions
 from .walker import Walker
 
 # The walk recurses once per tree level; CPython accepts ~3,000 levels of nesting,
@@ -31,6 +31,12 @@ FILE_ERROR_CODE = "NAN000"
 FILE_ERROR_NAME = "file-error"
 INTERNAL_ERROR_CODE = "NAN999"
 INTERNAL_ERROR_NAME = "internal-error"
+UNUSED_NOQA_CODE = "NAN001"  # rules/nan001_unused_noqa.py: checked here, after every other rule has run
+
+# LintRequest option (request.build_request(..., suppressions=True)): also return the findings a comment
+# suppresses, marked ``extra["suppressed"] = True`` (SARIF `suppressions`), and give every finding
+# ``extra["noqa_lines"]``, the lines whose comment would suppress it (``--add-noqa``).
+SUPPRESSIONS_OPTION = "suppressions"
 
 
 @dataclass
@@ -196,6 +202,23 @@ def _parse_screened(path: str, source: str, rules: list[type[Rule]],
 
 def lint_source(path: str, source: str, request: LintRequest) -> FileResult:
     """Lint decoded source. Never raises for bad input: errors become findings."""
+    suppressions = parse_suppressions(source)
+    result = _lint_source(path, source, request, suppressions)
+    unused = next((rule for rule in request.rules if rule.code == UNUSED_NOQA_CODE), None)
+    if unused is not None and not any(f.code in (FILE_ERROR_CODE, INTERNAL_ERROR_CODE) for f in result.findings):
+        enabled = frozenset(rule.code for rule in request.rules)
+        for comment, codes in suppressions.unused(enabled):
+            if UNUSED_NOQA_CODE in suppressions.by_line.get(comment.line, ()) \
+                    or suppressions.covers(UNUSED_NOQA_CODE, ()):  # NAN001 named on that line, or file-ignored
+                continue
+            what = f"code{'s' if len(codes) > 1 else ''} {', '.join(codes)}" if codes else "comment"
+            result.findings.append(Finding(
+                UNUSED_NOQA_CODE, unused.name, f"unused `{comment.kind}` {what}: no finding to suppress here",
+                path, comment.line, comment.column, comment.line, comment.column))
+    return result
+
+
+def _lint_source(path: str, source: str, request: LintRequest, suppressions: Suppressions) -> FileResult:
     result = FileResult(path, source=source)
     if SECOND_STAGE:  # one scan per screen serves both stages (the same test as screened_rules)
         possible = [rule for rule in request.rules if rule.may_fire(source, request.precision)]
@@ -243,7 +266,8 @@ def lint_source(path: str, source: str, request: LintRequest) -> FileResult:
         failed = {type(rule) for rule, _, _ in walker.failures}
         raw = [f for f in ctx.findings if f.rule not in failed]
         if raw:
-            result.findings.extend(_locate(path, source, module, raw))
+            result.findings.extend(_locate(path, source, module, raw, suppressions,
+                                           bool(dict(request.options).get(SUPPRESSIONS_OPTION))))
         for rule, exc, _ in walker.failures:
             result.internal_error = True
             code, name = getattr(rule, "code", "?"), getattr(rule, "name", "?")
@@ -258,9 +282,9 @@ def lint_source(path: str, source: str, request: LintRequest) -> FileResult:
     return result
 
 
-def _locate(path: str, source: str, module: cst.Module, raw: list[RawFinding]) -> list[Finding]:
+def _locate(path: str, source: str, module: cst.Module, raw: list[RawFinding], suppressions: Suppressions,
+            keep_suppressed: bool = False) -> list[Finding]:
     positions = _positions(source, module, raw)
-    suppressions = parse_suppressions(source)
     source_lines = split_lines(source)
     findings: list[Finding] = []
     seen: set[tuple[str, int, int, int, int]] = set()
@@ -273,13 +297,18 @@ def _locate(path: str, source: str, module: cst.Module, raw: list[RawFinding]) -
             if isinstance(item.statement, cst.SimpleStatementLine):
                 suppress_lines += (statement.end.line,)
         code = item.rule.code
-        if suppressions.covers(code, suppress_lines):
+        suppressed = suppressions.covers(code, suppress_lines)
+        if suppressed and not keep_suppressed:
             continue
         key = (code, span.start.line, span.start.column, span.end.line, span.end.column)
         if key in seen:
             continue
         seen.add(key)
         extra = dict(item.extra)
+        if keep_suppressed:
+            extra["noqa_lines"] = suppress_lines
+            if suppressed:
+                extra["suppressed"] = True
         confidence = extra.pop("confidence", "high")
         spec = extra.pop("fix", None)
         fix = to_fix(spec, positions, module, source_lines) if isinstance(spec, FixSpec) else None

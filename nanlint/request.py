@@ -25,15 +25,19 @@ from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
 from .config import DTYPES, ConfigError, Settings, check_selectors, find_config, load_config, with_overrides
-from .engine import LintRequest
+from .engine import SUPPRESSIONS_OPTION, LintRequest
 
 __all__ = ["Overrides", "SettingsResolver", "build_request"]
 
 
-def build_request(settings: Settings, path: str) -> LintRequest:
+def build_request(settings: Settings, path: str, suppressions: bool = False) -> LintRequest:
     """What ``path`` is linted with under ``settings``: the enabled rules minus its per-file-ignores, the declared
-    precision and the rule options."""
-    return LintRequest(settings.rules_for(path), settings.precision, settings.lint_options())
+    precision and the rule options. ``suppressions``: also return what comments suppress, marked, and where a
+    comment would suppress each finding (``engine.SUPPRESSIONS_OPTION``: SARIF and ``--add-noqa`` want them)."""
+    options = settings.lint_options()
+    if suppressions:
+        options += ((SUPPRESSIONS_OPTION, True),)
+    return LintRequest(settings.rules_for(path), settings.precision, options)
 
 
 def _split(values: Sequence[str]) -> Optional[tuple[str, ...]]:
@@ -112,6 +116,7 @@ class SettingsResolver:
     overrides: Overrides = Overrides()
     config_path: Optional[str] = None
     isolated: bool = False
+    suppressions: bool = False  # see build_request
     cwd: str = field(default_factory=os.getcwd)
     _by_config: dict[Optional[str], Settings] = field(default_factory=dict, init=False, repr=False)
     _config_of_dir: dict[str, Optional[str]] = field(default_factory=dict, init=False, repr=False)
@@ -142,5 +147,5 @@ class SettingsResolver:
     def request_for(self, path: str) -> LintRequest:
         """:func:`build_request` with ``path``'s settings; equal requests are one object (the cache and the
         process pool key on it)."""
-        made = build_request(self.for_path(path), path)
+        made = build_request(self.for_path(path), path, self.suppressions)
         return self._requests.setdefault(made, made)

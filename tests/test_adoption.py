@@ -6,7 +6,10 @@ import io
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
+
+from helpers import ROOT
 
 from nanlint.cli import Progress, main
 from test_cli import run, write
@@ -73,3 +76,81 @@ def test_no_progress_bar_when_stderr_is_not_a_terminal(tmp_path: Path, monkeypat
     result = CliRunner().invoke(main, ["--no-cache", "-j", "1", str(tmp_path)])
     assert result.exit_code == 1 and "Found 5 problems" in result.output
     assert "Linting" not in result.output  # stdout and stderr together
+
+
+BIG = '''import torch
+
+
+def unit(x):
+    return x / x.norm()
+
+
+def commented(x):
+    return x / x.norm()  # keep: measured on the cluster
+
+
+def tooled(x):
+    return x / x.norm()  # noqa: E501
+
+
+def spread(x):
+    doc = """a string
+    # not a comment"""
+    return torch.stack([
+        x / x.norm(),
+    ]), doc
+
+
+def continued(x):
+    return x / \\
+        x.norm()
+'''
+
+
+def test_add_noqa_gives_a_clean_start_and_keeps_the_code(tmp_path: Path) -> None:
+    path = write(tmp_path, "m.py", BIG)
+    before = run(["--no-cache", "--output-format", "json", "m.py"], tmp_path)
+    assert before.exit_code == 1 and len(json.loads(before.output)) == 5
+    result = run(["--add-noqa", "m.py"], tmp_path)
+    assert result.exit_code == 0, result.output
+    assert "Added 5 noqa directives in 1 file." in result.output
+    text = path.read_text(encoding="utf-8")
+    assert "    return x / x.norm()  # noqa: NAN101\n" in text
+    assert "# keep: measured on the cluster  # noqa: NAN101\n" in text
+    assert "# noqa: E501, NAN101\n" in text  # another tool's code is kept
+    assert "        x / x.norm(),  # noqa: NAN101\n" in text  # inside brackets: the finding's own line
+    assert "    return x / \\\n        x.norm()  # noqa: NAN101\n" in text  # not after a backslash
+    assert '"""a string\n    # not a comment"""\n' in text
+    compile(text, "m.py", "exec")
+    after = run(["--no-cache", "--extend-select", "NAN001", "m.py"], tmp_path)
+    assert after.exit_code == 0, after.output  # clean, and every comment is used
+    assert run(["--add-noqa", "m.py"], tmp_path).output.startswith("Added 0 noqa directives")
+
+
+def test_unused_noqa_is_a_rule_of_its_own(tmp_path: Path) -> None:
+    write(tmp_path, "m.py", "import torch\n\ndef f(x):\n    return x / x.norm().clamp_min(1e-12)  # noqa: NAN101\n")
+    assert run(["--no-cache", "m.py"], tmp_path).exit_code == 0  # preview: off unless selected
+    result = run(["--no-cache", "--extend-select", "NAN001", "m.py"], tmp_path)
+    assert result.exit_code == 1
+    assert result.output.splitlines()[0] == \
+        "m.py:4:43: NAN001 unused `noqa` code NAN101: no finding to suppress here"
+    assert run(["--no-cache", "--extend-select", "NAN001", "--ignore", "NAN101", "m.py"], tmp_path).exit_code == 0
+    assert "unused-noqa" in run(["rule", "NAN001"], tmp_path).output
+
+
+def test_sarif_shows_suppressed_findings_as_dismissed(tmp_path: Path) -> None:
+    write(tmp_path, "m.py", "import torch\n\ndef f(x):\n    a = x / x.norm()  # noqa: NAN101\n"
+                            "    return a / a.norm()\n")
+    result = run(["--no-cache", "--output-format", "sarif", "m.py"], tmp_path)
+    assert result.exit_code == 1  # the suppressed finding does not count
+    results = json.loads(result.output)["runs"][0]["results"]
+    lines = [(r["locations"][0]["physicalLocation"]["region"]["startLine"], "suppressions" in r) for r in results]
+    assert lines == [(4, True), (5, False)]
+    assert results[0]["suppressions"][0]["kind"] == "inSource"
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.loads((ROOT / "tests" / "data" / "sarif-schema-2.1.0.json").read_text(encoding="utf-8"))
+    jsonschema.Draft4Validator(schema).validate(json.loads(result.output))
+    write(tmp_path, "m.py", "import torch\n\ndef f(x):\n    return x / x.norm()  # noqa: NAN101\n")
+    quiet = run(["--no-cache", "--output-format", "sarif", "m.py"], tmp_path)
+    assert quiet.exit_code == 0 and len(json.loads(quiet.output)["runs"][0]["results"]) == 1
+    assert json.loads(run(["--no-cache", "--output-format", "json", "m.py"], tmp_path).output) == []

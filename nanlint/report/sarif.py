@@ -55,20 +55,23 @@ _ENGINE_RULES = (
 CONFIDENCE_RANK = {"high": 90.0, "medium": 60.0, "low": 30.0}
 
 
-def format_sarif(findings: Sequence[Finding], files_checked: int) -> str:
-    return json.dumps(sarif_log(findings), indent=2, ensure_ascii=False) + "\n"
+def format_sarif(findings: Sequence[Finding], files_checked: int, suppressed: Sequence[Finding] = ()) -> str:
+    return json.dumps(sarif_log(findings, suppressed=suppressed), indent=2, ensure_ascii=False) + "\n"
 
 
 def sarif_log(findings: Sequence[Finding], cwd: Optional[str] = None,
-              sources: Optional[dict[str, str]] = None) -> dict[str, Any]:
-    """The SARIF log as a dict. ``sources`` maps a finding's path to its text (else the file is read)."""
+              sources: Optional[dict[str, str]] = None, suppressed: Sequence[Finding] = ()) -> dict[str, Any]:
+    """The SARIF log as a dict. ``sources`` maps a finding's path to its text (else the file is read).
+    ``suppressed``: findings a comment suppresses; they are results with an ``inSource`` suppression, which code
+    scanning shows as dismissed (not as fixed)."""
     cwd = os.path.abspath(cwd or os.getcwd())
     rules = _rule_descriptors()
     index = {descriptor["id"]: i for i, descriptor in enumerate(rules)}
     texts = _SourceCache(cwd, sources or {})
     results = []
     occurrences: dict[tuple[str, str, str], int] = {}
-    for finding in sorted(findings, key=Finding.sort_key):  # occurrence indexes count in source order
+    hidden = {id(f) for f in suppressed}
+    for finding in sorted([*findings, *suppressed], key=Finding.sort_key):  # occurrences count in source order
         location = _artifact_location(finding.path, cwd)
         region_text = texts.region_text(finding)
         key = (finding.path, finding.code, region_text)
@@ -90,6 +93,9 @@ def sarif_log(findings: Sequence[Finding], cwd: Optional[str] = None,
         }
         if finding.code in index:
             result["ruleIndex"] = index[finding.code]
+        if id(finding) in hidden:
+            result["suppressions"] = [{"kind": "inSource", "status": "accepted",
+                                       "justification": "a `# noqa` or `# nanlint: ignore` comment"}]
         if finding.fix is not None and finding.fix.edits:
             result["fixes"] = [{
                 "description": {"text": finding.fix.message},

@@ -211,6 +211,7 @@ def _fix(paths: Sequence[str], resolver: SettingsResolver, stdin_filename: Optio
     """``--fix`` (write) or ``--diff`` (print); returns the exit status."""
     from .engine import file_error
     from .fixes import FileFix, finish, fix_file, fix_source
+    from .notebook import fix_notebook_file, is_notebook
     from .report.text import format_fixed, format_unfixable
 
     results: list[FileFix] = []
@@ -233,15 +234,16 @@ def _fix(paths: Sequence[str], resolver: SettingsResolver, stdin_filename: Optio
                 results.append(FileFix(target.display, findings=[file_error(target.display,
                                                                             "no such file or directory")]))
                 continue
-            results.append(fix_file(target.path, target.display, resolver.request_for(target.path), unsafe,
-                                    write=not dry_run, lowest=resolver.for_path(target.path).confidence))
+            fixer = fix_notebook_file if is_notebook(target.path) else fix_file
+            results.append(fixer(target.path, target.display, resolver.request_for(target.path), unsafe,
+                                 write=not dry_run, lowest=resolver.for_path(target.path).confidence))
     lowest = {r.display: resolver.for_path(r.display).confidence for r in results}
     remaining = sorted((f for r in results for f in _shown(r.findings, lowest[r.display])), key=Finding.sort_key)
     fixed = sorted((f for r in results for f in r.fixed), key=Finding.sort_key)
     for result in results:
         for failure in (result.outcome.failed if result.outcome else ()):
             f = failure.finding
-            click.echo(f"nanlint: warning: {f.path}:{f.line}:{f.column}: {f.code} fix not applied: {failure.reason}",
+            click.echo(f"nanlint: warning: {f.location()}: {f.code} fix not applied: {failure.reason}",
                        err=True)
         if result.error is not None:
             click.echo(f"nanlint: error: {result.display}: not fixed: {result.error}", err=True)

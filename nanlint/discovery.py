@@ -1,4 +1,5 @@
-"""Which files to lint: the given paths, ``*.py`` below directories, minus excludes and what git ignores."""
+"""Which files to lint: the given paths, ``*.py`` and ``*.ipynb`` below directories, minus excludes and what git
+ignores."""
 from __future__ import annotations
 
 import os
@@ -102,7 +103,7 @@ def discover(paths: Sequence[str], settings_for: SettingsFor, force_exclude: boo
                 settings = settings_for(root)
                 dirs[:] = sorted(d for d in dirs if not skipped(os.path.join(root, d), settings))
                 for name in sorted(files):
-                    if not name.endswith(".py"):
+                    if not name.endswith((".py", ".ipynb")):
                         continue
                     path = os.path.join(root, name)
                     if skipped(path, settings):

@@ -65,8 +65,19 @@ class Finding:
     # where a gradient flows), "medium" (a plausible edge case), "low" (only a degenerate trigger).
     confidence: str = "high"
 
-    def sort_key(self) -> tuple[str, int, int, str]:
-        return (self.path, self.line, self.column, self.code)
+    @property
+    def cell(self) -> Optional[int]:
+        """The 1-based code cell of a notebook finding (its line and column are inside that cell), else None."""
+        cell = self.extra.get("cell")
+        return cell if isinstance(cell, int) else None
+
+    def location(self) -> str:
+        """``path:line:col``, or ``nb.ipynb:cell 3:12:5`` in a notebook."""
+        cell = f"cell {self.cell}:" if self.cell is not None else ""
+        return f"{self.path}:{cell}{self.line}:{self.column}"
+
+    def sort_key(self) -> tuple[str, int, int, int, str]:
+        return (self.path, self.cell or 0, self.line, self.column, self.code)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -80,4 +91,5 @@ class Finding:
             "end_column": self.end_column,
             "fix": self.fix.to_json() if self.fix else None,
             "confidence": self.confidence,
+            "cell": self.cell,
         }

@@ -24,8 +24,8 @@ from typing import Optional
 ALL = "*"
 _CODE = r"[A-Z]+[0-9]+"
 NOQA = re.compile(rf"#\s*noqa(?::\s*(?P<codes>{_CODE}(?:\s*[,\s]\s*{_CODE})*))?", re.IGNORECASE)
-_IGNORE = re.compile(rf"#\s*nanlint:\s*ignore(?:\[(?P<codes>[^\]]*)\])?")
-_FILE_IGNORE = re.compile(rf"#\s*nanlint:\s*file-ignore(?:\[(?P<codes>[^\]]*)\])?")
+_IGNORE = re.compile(r"#\s*nanlint:\s*ignore(?:\[(?P<codes>[^\]]*)\])?")
+_FILE_IGNORE = re.compile(r"#\s*nanlint:\s*file-ignore(?:\[(?P<codes>[^\]]*)\])?")
 
 
 def _codes(text: Optional[str]) -> frozenset[str]:

@@ -80,7 +80,8 @@ def sarif_log(findings: Sequence[Finding], cwd: Optional[str] = None,
         result: dict[str, Any] = {
             "ruleId": finding.code,
             "level": level(finding.code),
-            "message": {"text": finding.message},
+            "message": {"text": finding.message if finding.cell is None
+                        else f"{finding.location()}: {finding.message}"},
             "locations": [{
                 "physicalLocation": {
                     "artifactLocation": location,
@@ -91,6 +92,8 @@ def sarif_log(findings: Sequence[Finding], cwd: Optional[str] = None,
             "rank": CONFIDENCE_RANK.get(finding.confidence, CONFIDENCE_RANK["high"]),
             "properties": {"confidence": finding.confidence},
         }
+        if finding.cell is not None:  # the region's lines are inside this code cell, not lines of the JSON file
+            result["properties"]["cell"] = finding.cell
         if finding.code in index:
             result["ruleIndex"] = index[finding.code]
         if id(finding) in hidden:
@@ -238,7 +241,7 @@ class _SourceCache:
 
     def region_text(self, finding: Finding) -> str:
         """The normalised text of the finding's lines; the message when the source cannot be read (stdin)."""
-        lines = self._lines(finding.path)
+        lines = self._lines(finding.path) if finding.cell is None else None  # a cell's text is not the file's
         if lines is None or not 1 <= finding.line <= len(lines):
             return normalize(finding.message)
         return normalize("".join(lines[finding.line - 1:min(finding.end_line, len(lines))]))

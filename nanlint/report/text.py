@@ -19,7 +19,7 @@ def format_text(findings: Sequence[Finding], files_checked: int, *, unsafe_fixes
     False (``--quiet``) leaves out the summary line.
     """
     lines = [
-        f"{f.path}:{f.line}:{f.column}: {f.code} {'[*] ' if fixable(f, unsafe_fixes) else ''}{f.message}"
+        f"{f.location()}: {f.code} {'[*] ' if fixable(f, unsafe_fixes) else ''}{f.message}"
         + (" (low confidence)" if f.confidence == "low" else "")
         for f in findings
     ]
@@ -97,5 +97,5 @@ def format_unfixable(findings: Sequence[Finding]) -> str:
     if not reasons:
         return ""
     out = ["Not fixed:"]
-    out.extend(f"- {f.path}:{f.line}:{f.column}: {f.code} {f.extra['no_fix_reason']}" for f in reasons)
+    out.extend(f"- {f.location()}: {f.code} {f.extra['no_fix_reason']}" for f in reasons)
     return "\n".join(out) + "\n"

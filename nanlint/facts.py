@@ -21,12 +21,16 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 import libcst as cst
 
 from .names import ImportTable, TorchCall, builtin_name, dotted_name, match_call
 from .scope import Binding, Scope, lookup, lookup_attribute
+
+if TYPE_CHECKING:
+    from .analysis.summary import ModuleSummary
+    from .analysis.triggers import Trigger
 
 _MAX_DEPTH = 16
 
@@ -79,6 +83,16 @@ class At:
 class Facts:
     def __init__(self, imports: ImportTable) -> None:
         self.imports = imports
+        # recorded by the walker (``nanlint.walker``), read by every rule: in-place calls on local names and
+        # the names each guard test examines, by function scope
+        self._in_place: dict[tuple[int, str], list[int]] = {}
+        self._guard_tests: dict[int, list[tuple[int, frozenset]]] = {}
+        # the whole-module summary (set by the file context), for questions about callers
+        self.summary_source: Optional[Callable[[], "ModuleSummary"]] = None
+
+    @property
+    def summary(self) -> "Optional[ModuleSummary]":
+        return self.summary_source() if self.summary_source is not None else None
 
     # -- name following -------------------------------------------------
     def binding(self, expr: cst.BaseExpression, at: At) -> Optional[Binding]:
@@ -111,6 +125,19 @@ class Facts:
             if tc is not None:
                 return tc, at
         return None
+
+    # -- what a value is (nanlint.analysis) ---------------------------------
+    def kind(self, expr: cst.BaseExpression, at: At) -> str:
+        """A constant of :mod:`nanlint.analysis.kinds`: float/int/bool tensor, Python number, numpy..."""
+        from .analysis.kinds import kind
+
+        return kind(self, expr, at)
+
+    def trigger(self, expr: cst.BaseExpression, at: At) -> "Trigger":
+        """The input that makes the vector ``expr`` exactly 0, and how ordinary it is (:mod:`.analysis.triggers`)."""
+        from .analysis.triggers import trigger_of
+
+        return trigger_of(self, expr, at)
 
     # -- literals -------------------------------------------------------
     def literal(self, expr: Optional[cst.BaseExpression], at: At, depth: int = 0) -> Optional[float]:
@@ -432,6 +459,8 @@ class Facts:
                 return False
             if not tc.is_method and tc.key in _FACTORIES:
                 return True
+            if tc.key in ("cat", "stack", "concat") and isinstance(tc.operand, (cst.Tuple, cst.List)):
+                return all(self.is_constant(e.value, at, d) for e in tc.operand.elements)
             if tc.operand is not None and (tc.key in TRANSPARENT_OPS or tc.key in REDUCE_OPS or tc.key in (
                     "pow", "square", "abs", "float", "repeat_interleave")):
                 return self.is_constant(tc.operand, at, d)
@@ -609,7 +638,7 @@ class Facts:
         """False for ``self.log(...)`` (LightningModule.log) and other calls on ``self``/``cls``."""
         return not (tc.is_method and isinstance(tc.operand, cst.Name) and tc.operand.value in ("self", "cls"))
 
-    # -- in-place mutation and guard tests (recorded by rules during the walk) --------
+    # -- in-place mutation and guard tests (recorded by the walker) --------
     def note_in_place(self, call: cst.Call, at: At) -> None:
         """Record ``p.clamp_(...)``-style in-place calls on a local name: later reads are not the assigned value."""
         func = call.func
@@ -618,14 +647,12 @@ class Facts:
         name = func.attr.value
         if not name.endswith("_") or name.startswith("_") or self.imports.is_module(func.value):
             return
-        mutations = self.__dict__.setdefault("_in_place", {})
-        mutations.setdefault((id(_function_scope(at.scope)), func.value.value), []).append(at.order)
+        self._in_place.setdefault((id(_function_scope(at.scope)), func.value.value), []).append(at.order)
 
     def mutated_in_place(self, name: str, binding: Binding, at: At) -> bool:
-        mutations = self.__dict__.get("_in_place")
-        if not mutations:
+        if not self._in_place:
             return False
-        orders = mutations.get((id(_function_scope(binding.scope)), name), ())
+        orders = self._in_place.get((id(_function_scope(binding.scope)), name), ())
         return any(binding.order < order < at.order for order in orders)
 
     def note_guard_test(self, test: cst.BaseExpression, at: At) -> None:
@@ -640,15 +667,13 @@ class Facts:
                     and isinstance(b.value, (cst.Comparison, cst.BooleanOperation, cst.UnaryOperation)):
                 names = names | guard_names(b.value)  # ``exists = area > 0 and n > 0`` ... ``if exists:``
         if names:
-            tests = self.__dict__.setdefault("_guard_tests", {})
-            tests.setdefault(id(_function_scope(at.scope)), []).append((at.order, names))
+            self._guard_tests.setdefault(id(_function_scope(at.scope)), []).append((at.order, names))
 
     def tested_before(self, names: frozenset, at: At) -> bool:
         """Some test earlier in the same function (or an enclosing ``if``) examines one of ``names``."""
-        tests = self.__dict__.get("_guard_tests")
-        if not tests or not names:
+        if not self._guard_tests or not names:
             return False
-        for order, tested in tests.get(id(_function_scope(at.scope)), ()):
+        for order, tested in self._guard_tests.get(id(_function_scope(at.scope)), ()):
             if order < at.order and tested & names:
                 return True
         return False

@@ -151,11 +151,14 @@ class SqrtAtZero(Rule):
 
     def _check(self, node: cst.CSTNode) -> None:
         found = root(node, self.ctx)
-        if found is None or found.reciprocal or self.ctx.in_no_grad():
-            return  # a gradient-only hazard: no graph is recorded under no_grad / inference_mode
+        if found is None or found.reciprocal:
+            return
         source = self.facts.sqrt_hazard(found.operand, self.ctx.at())
         if source is None:
             return
+        judged = self.judge(found.operand, gradient_only=True)
+        if judged is None:
+            return  # a gradient-only hazard where no gradient flows (or not a tensor)
         advice = "use `(p - t).abs()`" if source.kind == "squared difference" else "add an eps inside the root"
         if id(node) in self._divisor_roots:
             built = clamp_inside_root(self.ctx, found, "divide-sqrt", source.kind)
@@ -163,9 +166,10 @@ class SqrtAtZero(Rule):
             built = self._exact_fix(found, source) or clamp_inside_root(self.ctx, found, "sqrt", source.kind)
         self.report(
             node,
-            f"square root of `{code(self.ctx, found.operand)}`, {source.described} that can be exactly 0: "
-            f"the gradient there is inf * 0 = NaN; {advice}",
+            f"square root of `{code(self.ctx, found.operand)}`, {source.described} that is exactly 0 "
+            f"{judged.reached_by}: the gradient there is inf * 0 = NaN; {advice}",
             target=found.operand,
+            **judged.extra(),
             **built.extra(),
         )
         self._reported[id(node)] = (self.ctx.findings[-1].extra, found)

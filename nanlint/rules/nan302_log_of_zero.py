@@ -4,6 +4,7 @@ from typing import Optional
 import libcst as cst
 
 from ..facts import At, Probability
+from ..analysis.gradient import gradient_at
 from ..patterns import code
 from .base import Rule, Witness
 
@@ -103,7 +104,6 @@ class LogOfZero(Rule):
 
     def visit_Call(self, node: cst.Call) -> None:
         at = self.ctx.at()
-        self.facts.note_in_place(node, at)
         tc = self.ctx.match(node)
         if tc is None or tc.operand is None or not self.facts.is_tensor_method(tc):
             return
@@ -144,6 +144,8 @@ class LogOfZero(Rule):
                             target=argument)
 
     def _check_log(self, node: cst.Call, argument: cst.BaseExpression, at: At) -> None:
+        if self.silenced(argument):
+            return  # filtered to non-zero entries, repaired afterwards, or not a tensor
         found = self.facts.probability(argument, at)
         if found is not None:
             if _nan301(found) or found.kind == "hand-written softmax" or not found.zero:
@@ -151,8 +153,14 @@ class LogOfZero(Rule):
             value, _ = self.facts.resolve(argument, at)
             complement = isinstance(value, cst.BinaryOperation) and isinstance(value.operator, cst.Subtract)
             advice = "clamp `1 - p` first: `.clamp_min(torch.finfo(p.dtype).tiny)`" if complement else _advice(found)
+            gradient = gradient_at(self.ctx, (argument,))
+            if gradient.flows:
+                effect, level = "-inf and a NaN gradient", "high"
+            else:  # a metric or a decoding step: -inf in an output, no loss is trained through it
+                effect, level = f"-inf (no gradient flows here: {gradient.reason})", "low"
             self.report(node, f"`{code(self.ctx, node)}`: {_described(self, found)} can be exactly 0 "
-                              f"(underflow or saturation), giving -inf and a NaN gradient; {advice}", target=argument)
+                              f"(underflow or saturation), giving {effect}; {advice}", target=argument,
+                        confidence=level)
             return
         value, where = self.facts.resolve(argument, at)
         if isinstance(value, cst.BinaryOperation) and isinstance(value.operator, cst.Divide):

@@ -373,6 +373,24 @@ def rule(code: str) -> None:
     click.echo(rule_text(found))
 
 
+@main.command(name="truth-table")
+@click.option("--write", "mode", flag_value="write", help="Write the table to PATH.")
+@click.option("--check", "mode", flag_value="check", help="Exit 1 when PATH differs from what this torch measures.")
+@click.argument("path", required=False, default="docs/numerics.md", type=click.Path(dir_okay=False))
+def truth_table_command(mode: Optional[str], path: str) -> None:
+    """Run every rule's witnesses with the installed torch and print the truth table (docs/numerics.md)."""
+    try:
+        from .truth_table import generate
+
+        status, message = generate(path, mode or "print")
+    except ImportError as exc:
+        click.echo(f"nanlint: error: the truth table runs the witnesses with torch: pip install torch ({exc})",
+                   err=True)
+        sys.exit(EXIT_ERROR)
+    click.echo(message, nl=False, err=mode is not None)
+    sys.exit(status)
+
+
 @main.command(name="rules")
 @click.option("--all", "show_all", is_flag=True, default=True, hidden=True)
 def rules_command(show_all: bool) -> None:

@@ -4,7 +4,7 @@ A cheap alternative to libcst's ``QualifiedNameProvider``: an alias table built
 from the module's own import statements (``import torch as th``,
 ``from torch import sqrt``, ``import torch.nn.functional as F``,
 ``from torch.nn import functional as F``), plus method forms on any receiver
-(``x.sqrt()``). Measured in DESIGN.md §4b: scope + qualified-name metadata cost
+(``x.sqrt()``). Measured in docs/architecture.md §2: scope + qualified-name metadata cost
 ~8x the parse; this table costs one pass over the import statements.
 
 Every torch call is described by an *op key*: the qualified name with the

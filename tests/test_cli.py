@@ -59,8 +59,8 @@ def test_json_format_keys(tmp_path: Path) -> None:
     data = json.loads(result.output)
     assert len(data) == 1
     assert set(data[0]) == {"code", "name", "message", "path", "line", "column", "end_line", "end_column", "fix",
-                            "confidence"}
-    assert data[0]["confidence"] == "high"
+                            "confidence", "cell"}
+    assert data[0]["confidence"] == "high" and data[0]["cell"] is None
     assert (data[0]["code"], data[0]["name"], data[0]["path"]) == ("NAN101", "divide-by-norm", "bad.py")
     assert (data[0]["line"], data[0]["column"], data[0]["end_line"], data[0]["end_column"]) == (4, 12, 4, 24)
 

@@ -28,7 +28,7 @@ from typing import Any, Optional, Sequence
 from urllib.parse import quote
 
 from .. import __version__
-from ..docs import first_paragraph, section
+from ..docs import first_paragraph, numerics_rows, rests_on, section
 from ..engine import FILE_ERROR_CODE, FILE_ERROR_NAME, INTERNAL_ERROR_CODE, INTERNAL_ERROR_NAME, decode
 from ..finding import Edit, Finding
 from ..lines import split_lines
@@ -169,12 +169,12 @@ def _rule_descriptor(rule: type[Rule]) -> dict[str, Any]:
         "help": {
             "text": docs,
             "markdown": f"**{rule.code} {rule.name}**: {_sentence(rule.summary)} Status: {status}. "
-                        f"numerics.md rows: {rule.rows}.\n\n{docs}",
+                        f"{rests_on(rule)}\n\n{docs}",
         },
         "defaultConfiguration": {"enabled": rule.default_on(), "level": level(rule.code)},
         "properties": {
             "preview": rule.preview,
-            "numericsRows": [row.strip() for row in rule.rows.split(",") if row.strip()],
+            "numericsRows": numerics_rows(rule),
             "tags": ["nanlint", "numerics", "preview" if rule.preview else "default"],
             "precision": "medium" if rule.preview else "high",
         },

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import importlib.util
 
 from helpers import ROOT
@@ -60,3 +61,16 @@ def test_moved_and_removed_names() -> None:
     assert not hasattr(nanlint.names.ImportTable, "torch_star_imported")
     assert not hasattr(nanlint.fixes.FixOutcome, "fixed_count")
     assert "module" not in nanlint.engine.FileResult.__dataclass_fields__
+
+
+def test_readme_options_table_lists_every_format_and_option() -> None:
+    from nanlint.cli import check
+    from nanlint.report import FORMATTERS
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    listed = re.search(r"^\| `--output-format ([a-z\\|]+)`", readme, re.M)
+    assert listed is not None and set(listed.group(1).split("\\|")) == set(FORMATTERS)
+    table = "\n".join(line for line in readme.splitlines() if line.startswith("| `-"))
+    missing = [p.opts[-1] for p in check.params if p.opts[0].startswith("-") and not any(
+        f"`{opt}" in table for opt in p.opts)]
+    assert not missing, f"README options table lacks {missing}"

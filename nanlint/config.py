@@ -156,7 +156,7 @@ class Settings:
             return _glob_match(name, tuple(p for p in patterns if "/" not in p.rstrip("/")))
         if os.path.isdir(path):
             relative += "/"
-        return _glob_match(relative, patterns)
+        return bool(own_verdict(_spec(patterns), relative))
 
     def is_excluded_with_parents(self, path: str) -> bool:
         """For explicitly passed paths under ``--force-exclude``: the path or a directory above it (below the root)."""
@@ -175,6 +175,25 @@ def _matches(code: str, selectors: Iterable[str]) -> bool:
 @functools.lru_cache(maxsize=256)
 def _spec(patterns: tuple[str, ...]) -> GitIgnoreSpec:
     return GitIgnoreSpec.from_lines(p[2:] if p.startswith("./") else p for p in patterns)
+
+
+def own_verdict(spec: GitIgnoreSpec, relative: str) -> Optional[bool]:
+    """What ``spec`` says about the entry ``relative`` itself (a trailing ``/`` marks a directory): True ignored,
+    False re-included by a ``!`` pattern, None no pattern. Unlike ``spec.match_file``, a pattern that matches only
+    a directory above the entry does not count: a walk has already pruned an excluded directory, and a path named
+    on the command line is linted even inside one (ruff's convention; ``--force-exclude`` checks the parents).
+    pathspec marks the "below a matched directory" part of a match with the ``ps_d`` group."""
+    verdict: Optional[bool] = None
+    for pattern in spec.patterns:
+        if pattern.include is None or pattern.regex is None:
+            continue
+        match = pattern.regex.match(relative)
+        if match is None:
+            continue
+        below = match.groupdict().get("ps_d")
+        if below is None or match.end("ps_d") == len(relative):
+            verdict = bool(pattern.include)
+    return verdict
 
 
 def _glob_match(relative: str, patterns: "str | tuple[str, ...]") -> bool:

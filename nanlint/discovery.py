@@ -8,7 +8,7 @@ from typing import Callable, Iterator, Optional, Sequence
 
 from pathspec import GitIgnoreSpec
 
-from .config import Settings
+from .config import Settings, own_verdict
 
 SettingsFor = Callable[[str], Settings]  # a path's settings (request.SettingsResolver.for_path)
 
@@ -62,7 +62,21 @@ class GitIgnore:
             self._specs[directory] = GitIgnoreSpec.from_lines(lines) if lines else None
         return self._specs[directory]
 
+    def ignored_with_parents(self, path: str) -> bool:
+        """Is ``path`` or a directory above it (inside its repository) ignored? For paths named explicitly."""
+        absolute = os.path.abspath(path)
+        root = self._root(os.path.dirname(absolute))
+        if root is None:
+            return False
+        current = absolute
+        while current != root and len(current) > len(root):
+            if self.ignored(current):
+                return True
+            current = os.path.dirname(current)
+        return False
+
     def ignored(self, path: str) -> bool:
+        """Is the entry ``path`` itself ignored (its parent directories are the walk's business)?"""
         absolute = os.path.abspath(path)
         if os.path.basename(absolute) == ".git":
             return True
@@ -74,9 +88,9 @@ class GitIgnore:
         while True:  # the deepest .gitignore with a verdict decides
             spec = self._spec(directory, root)
             if spec is not None:
-                verdict = spec.check_file(os.path.relpath(absolute, directory).replace(os.sep, "/") + suffix)
-                if verdict.include is not None:
-                    return verdict.include
+                verdict = own_verdict(spec, os.path.relpath(absolute, directory).replace(os.sep, "/") + suffix)
+                if verdict is not None:
+                    return verdict
             if directory == root:
                 return False
             directory = os.path.dirname(directory)
@@ -93,7 +107,7 @@ def discover(paths: Sequence[str], settings_for: SettingsFor, force_exclude: boo
 
     def force_excluded(path: str) -> bool:
         settings = settings_for(path)
-        return settings.is_excluded_with_parents(path) or (settings.respect_gitignore and git.ignored(path))
+        return settings.is_excluded_with_parents(path) or (settings.respect_gitignore and git.ignored_with_parents(path))
 
     for given in paths or ["."]:
         if os.path.isdir(given):

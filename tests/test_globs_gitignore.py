@@ -46,3 +46,17 @@ def test_gitignore_outside_a_repository_is_not_read(tmp_path: Path) -> None:
     write(tmp_path, ".gitignore", "*.py\n")
     write(tmp_path, "m.py", HAZARD)
     assert _paths(tmp_path, ".") == {"m.py"}
+
+
+def test_a_path_named_inside_an_excluded_or_ignored_directory_is_linted(tmp_path: Path) -> None:
+    """`nanlint fixtures/demo` in a project that excludes `fixtures`: the named directory is walked (ruff's
+    convention); only --force-exclude looks at the directories above it."""
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    write(tmp_path, "pyproject.toml", '[tool.nanlint]\nextend-exclude = ["fixtures"]\n')
+    write(tmp_path, ".gitignore", "scratch/\n")
+    write(tmp_path, "fixtures/demo/m.py", HAZARD)
+    write(tmp_path, "scratch/s.py", HAZARD)
+    assert _paths(tmp_path, ".") == set()
+    assert _paths(tmp_path, "fixtures/demo") == {"fixtures/demo/m.py"}
+    assert _paths(tmp_path, "scratch") == {"scratch/s.py"}
+    assert _paths(tmp_path, "--force-exclude", "fixtures/demo", "scratch", "scratch/s.py") == set()

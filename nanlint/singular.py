@@ -364,6 +364,9 @@ def no_grad_value(expr: cst.BaseExpression, ctx: "FileContext", at: "At", depth:
             return True  # ``input_values``, ``pixel_values``: a batch of data never requires grad
         if binding is None or binding.is_parameter:
             return False  # what callers pass is unseen
+        if binding.index is not None and binding.value is not None and binding.operator is None:
+            # ``rows, cols = torch.where(mask)``: the unpacked value has the gradient of what it unpacks
+            return no_grad_value(binding.value, ctx, type(at)(binding.scope, binding.order), d)
         value, where = follow(expr, ctx, at)
         return value is not expr and no_grad_value(value, ctx, where, d)
     if isinstance(expr, cst.Attribute):
@@ -398,6 +401,8 @@ def no_grad_value(expr: cst.BaseExpression, ctx: "FileContext", at: "At", depth:
         key = tc.key.split(".")[-1]
         if key in _CONSTRUCTORS:
             return True
+        if key == "where" and not tc.is_method and len([a for a in expr.args if a.keyword is None]) == 1:
+            return True  # ``torch.where(cond)``: the indices of the true entries
         if key in _PROPAGATING:
             inputs = [tc.operand] if tc.operand is not None else []
             inputs += [a.value for a in tc.args if a.keyword is None and not a.star]

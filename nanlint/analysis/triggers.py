@@ -64,6 +64,9 @@ EQUAL = Trigger("two equal inputs (a perfect prediction, coincident points)", OR
 INPUT = Trigger("a zero or constant input row", PLAUSIBLE)
 DEAD_RELU = Trigger("a row that ReLU zeroes", PLAUSIBLE)
 ZERO_GRAD = Trigger("a zero gradient (a frozen or unused parameter)", PLAUSIBLE)
+ALIGNED = Trigger("parallel vectors (a cosine of exactly +-1, e.g. an embedding aligned with its class weight)",
+                  ORDINARY)
+EXPECTED = Trigger("the zero the author's eps outside the root was written for", ORDINARY)
 SWAPPED = Trigger("nothing: a `where` swaps in a safe non-zero value", IMPOSSIBLE)
 FILTERED = Trigger("nothing: a boolean filter keeps only non-zero values", IMPOSSIBLE)
 CONSTANT = Trigger("a configuration value of 0", DEGENERATE)
@@ -72,6 +75,7 @@ FIXED = Trigger("nothing data-dependent: a tensor computed from constants", DEGE
 # (``nn.Embedding(padding_idx=...)`` initialises it to zeros)
 ZERO_ROW = Trigger("a zero hidden row (an `nn.Embedding` padding_idx row is 0)", PLAUSIBLE)
 
+MASKED_MODELLING = Trigger("a masked-modelling batch with no masked position (a mask ratio of 0)", DEGENERATE)
 # Parameter names that say what callers pass (documented in docs/analysis.md).
 NAME_PRIORS: tuple[tuple[re.Pattern[str], Trigger], ...] = (
     (re.compile(r"noise|latent|eps_pred|v_pred|model_output|sample$", re.I), SAMPLE),
@@ -83,7 +87,7 @@ NAME_PRIORS: tuple[tuple[re.Pattern[str], Trigger], ...] = (
     # masked-modelling masks (MAE, BEiT, wav2vec2 SpecAugment): random with a configured ratio, empty only
     # when the ratio is 0
     (re.compile(r"masked_pos|mask_time_indices|mask_feature_indices|mask_indices|random_mask", re.I),
-     Trigger("a masked-modelling batch with no masked position (a mask ratio of 0)", DEGENERATE)),
+     MASKED_MODELLING),
     (re.compile(r"mask", re.I), PADDING),
 )
 _MASKING = frozenset({"masked_fill", "masked_fill_", "mul", "multiply"})
@@ -161,6 +165,9 @@ def trigger_of(facts: "Facts", expr: cst.BaseExpression, at: "At", depth: int = 
     if isinstance(expr, cst.BinaryOperation):
         op = expr.operator
         if isinstance(op, cst.Subtract):
+            source = facts.zero_source(expr, at)
+            if source is not None and source.kind == "one minus a squared cosine":
+                return ALIGNED
             # ``grid - k_half``: zero where the other side equals a constant, whatever that side is
             if facts.literal(expr.right, at) is not None or _is_self_attribute(expr.right):
                 return trigger_of(facts, expr.left, at, d)
@@ -181,6 +188,12 @@ def trigger_of(facts: "Facts", expr: cst.BaseExpression, at: "At", depth: int = 
         return UNKNOWN
     if isinstance(expr, cst.UnaryOperation):
         return trigger_of(facts, expr.expression, at, d)
+    if isinstance(expr, cst.Comparison):
+        # a mask is empty according to what it compares: ``self.weights > 0`` is module state
+        if _is_self_attribute(expr.left) or (isinstance(expr.left, cst.Attribute) and _is_self_attribute(
+                expr.left.value)):
+            return PARAMETER
+        return UNKNOWN
     if isinstance(expr, cst.Call):
         return _call_trigger(facts, expr, at, d)
     return UNKNOWN
@@ -296,6 +309,11 @@ def _is_self_attribute(expr: cst.BaseExpression) -> bool:
 def at_least_plausible(trigger: Trigger, floor: Trigger) -> Trigger:
     """``trigger``, or ``floor`` when the hazard has an ordinary source the provenance cannot show."""
     return trigger if _RANK[trigger.likelihood] >= _RANK[floor.likelihood] else floor
+
+
+def name_prior(name: str) -> Optional[Trigger]:
+    """The trigger a value's name implies when its origin is unseen (:data:`NAME_PRIORS`)."""
+    return _prior(name)
 
 
 def _prior(name: str) -> Optional[Trigger]:

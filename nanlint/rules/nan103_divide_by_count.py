@@ -4,7 +4,7 @@ from typing import Iterable
 import libcst as cst
 
 from ..analysis.gradient import gradient_at
-from ..analysis.triggers import FIXED, PARAMETER
+from ..analysis.triggers import FIXED, MASKED_MODELLING, PARAMETER
 from ..facts import names_in
 from ..fixspec import UNSAFE, FixSpec, append_to
 from ..patterns import code, division
@@ -139,8 +139,8 @@ class DivideByCount(GuardTests):
             advice = f"`max({divisor}, 1)`"
         gradient = gradient_at(self.ctx)
         configured = bool(count.origin) and all(name.startswith("self.") for name in count.origin) \
-            or self.facts.trigger(found.divisor, at) in (PARAMETER, FIXED)  # ``self._g_masks.sum()``: weights
-        if configured:  # a selection over the module's own settings (``self.weights > 0``), not over data
+            or self.facts.trigger(found.divisor, at) in (PARAMETER, FIXED, MASKED_MODELLING)
+        if configured:  # a selection over module state (``self.weights > 0``) or a masked-modelling ratio
             effect, level = f"(0 / 0 = NaN) if the configuration {_SELECTS_NOTHING}", "low"
         elif gradient.flows:
             effect, level = "(0 / 0 = NaN in the loss and its gradient)", "high"

@@ -81,3 +81,12 @@ def test_docs_and_code_cite_only_files_in_the_repository() -> None:
             (ROOT / n).read_text(encoding="utf-8") for n in tracked.splitlines()
             if n.endswith((".py", ".md")) and (ROOT / n).is_file()))):
         assert f"\n## {cited}. " in (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+
+
+def test_readme_rules_table_cites_the_table_rows() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for rule in ALL_RULES:
+        rows = numerics_rows(rule)
+        cited = "–" if not rows else rows[0] if len(rows) == 1 else f"{rows[0]}–{rows[-1]}"
+        line = next((row for row in readme.splitlines() if row.startswith(f"| {rule.code} | {rule.name} |")), None)
+        assert line is not None and line.endswith(f"| {cited} |"), f"README's row for {rule.code}: {line}"

@@ -191,7 +191,7 @@ def _fix(paths: Sequence[str], settings: Settings, stdin_filename: Optional[str]
     if dry_run:
         diffs = "".join(r.diff for r in results)
         click.echo(diffs, nl=False)
-        hidden = sum(1 for f in remaining if f.fix is not None and f.fix.applicability != "safe") if not unsafe else 0
+        hidden = sum(1 for f in remaining if f.fix is not None and f.fix.applicability == "unsafe") if not unsafe else 0
         would = f"Would fix {len(fixed)} problem{'s' if len(fixed) != 1 else ''}" if fixed else "No fixes to apply"
         more = f" ({hidden} more with `--unsafe-fixes`)" if hidden else ""
         click.echo(f"{would}{more}.", err=True)
@@ -268,23 +268,31 @@ def rule(code: str) -> None:
     click.echo(rule_text(found))
 
 
+def fix_contract(rule: type[Rule]) -> str:
+    """``sometimes (safe, unsafe)`` / ``never``: the rule's declared fix availability and applicabilities."""
+    if not rule.fix_applicability:
+        return rule.fix_availability
+    return f"{rule.fix_availability} ({', '.join(rule.fix_applicability)})"
+
+
 def rule_text(rule: type[Rule]) -> str:
     status = "preview (opt-in)" if rule.preview else "on by default"
     return (
         f"# {rule.code} {rule.name}\n\n"
         f"{rule.summary}. Status: {status}. Rests on numerics.md {'rows' if ',' in rule.rows else 'row'} "
-        f"{rule.rows}.\n\n{rule.docs()}\n"
+        f"{rule.rows}. Fix: {fix_contract(rule)}.\n\n{rule.docs()}\n"
     )
 
 
 @main.command(name="rules")
 @click.option("--all", "show_all", is_flag=True, default=True, hidden=True)
 def rules_command(show_all: bool) -> None:
-    """List every rule: code, name, default status, summary."""
+    """List every rule: code, name, default status, fix (availability and applicability), summary."""
     width = max(len(r.name) for r in ALL_RULES)
+    fix_width = max(len(fix_contract(r)) for r in ALL_RULES)
     for r in ALL_RULES:
         status = "preview" if r.preview else "on"
-        click.echo(f"{r.code}  {r.name:<{width}}  {status:<7}  {r.summary}")
+        click.echo(f"{r.code}  {r.name:<{width}}  {status:<7}  {fix_contract(r):<{fix_width}}  {r.summary}")
 
 
 from .server import command as _server_command  # noqa: E402  (pygls itself is imported only when it runs)

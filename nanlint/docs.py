@@ -99,12 +99,18 @@ def render(rules: Sequence[type[Rule]] = ALL_RULES) -> str:
         "bfloat16 and float16), and its examples are run with torch by the test suite.",
         "`nanlint rule CODE` prints the same section in the terminal.",
         "",
-        "| Code | Name | Summary | Default | numerics.md rows |",
-        "|---|---|---|---|---|",
+        "The Fix column is the rule's fix contract (like ruff's): whether its findings carry a fix (`always`, "
+        "`sometimes`, `never`) and how it is applied (`safe`: by `--fix`; `unsafe`: by `--fix --unsafe-fixes`; "
+        "`display-only`: shown by `--show-fixes` and the reports, never applied).",
+        "",
+        "| Code | Name | Summary | Default | Fix | numerics.md rows |",
+        "|---|---|---|---|---|---|",
     ]
+    from .cli import fix_contract
+
     for rule in rules:
         lines.append(f"| [{rule.code}](#{anchor(rule)}) | `{rule.name}` | {_cell(rule.summary)} | {status(rule)} "
-                     f"| {_cell(rule.rows)} |")
+                     f"| {fix_contract(rule)} | {_cell(rule.rows)} |")
     lines += [
         "",
         "The engine also reports two codes that are not rules (selection and suppression comments do not apply):",

@@ -294,7 +294,7 @@ def test_nan103_fix_clamps_the_count(line: str, expected: str) -> None:
     assert after == expected
 
 
-def test_nan103_python_count_has_no_fix() -> None:
+def test_nan103_python_count_gets_max() -> None:
     source = """
     import torch
 
@@ -306,7 +306,9 @@ def test_nan103_python_count_has_no_fix() -> None:
     """
     findings = run(source, ("NAN103",))
     assert [f.line for f in findings] == [6, 7]
-    assert all(f.fix is None and "max(" in f.message for f in findings)
+    # Python counts of a 0/1 mask: `max(n, 1)` (a tensor method would raise on them)
+    assert all(f.fix is not None and f.fix.applicability == "unsafe" and "max(" in f.message for f in findings)
+    assert [e.content for f in findings for e in f.fix.edits] == ["max(len(l[m]), 1)", "max(m.sum().item(), 1)"]
 
 
 def test_nan103_none_checks_are_not_guards_but_count_tests_are() -> None:

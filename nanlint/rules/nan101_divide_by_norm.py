@@ -7,7 +7,8 @@ from ..analysis.guards import branch_guarded
 from ..patterns import code, division
 from ._guards import Built, clamp_divisor, clamp_inside_root, divisor_root
 from ._screens import DIVISION, DIVISION_RENAMED, ROOT
-from .base import Rule, Witness
+from ..fixspec import UNSAFE
+from .base import Rule, SOMETIMES, Witness
 
 
 class DivideByNorm(Rule):
@@ -65,6 +66,8 @@ class DivideByNorm(Rule):
     name = "divide-by-norm"
     summary = "division by a norm that can be zero"
     rows = "1, 3"
+    fix_availability = SOMETIMES
+    fix_applicability = (UNSAFE,)
     screen = re.compile(r"""
           norm(?<!\wnorm)\s*[(] | norm(?<!\wnorm)\s+as\b | vector_norm | matrix_norm  # x.norm(), linalg norms
         | dist(?<!\wdist)\s*[(] | dist(?<!\wdist)\s+as\b  # torch.dist

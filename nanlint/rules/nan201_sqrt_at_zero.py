@@ -10,7 +10,7 @@ from ..names import TorchCall
 from ..patterns import Root, code, division, root
 from ._guards import Built, clamp_inside_root, tensor_evidence
 from ._screens import ROOT
-from .base import Rule, Witness
+from .base import Rule, SOMETIMES, Witness
 
 
 class SqrtAtZero(Rule):
@@ -89,6 +89,8 @@ class SqrtAtZero(Rule):
     name = "sqrt-at-zero"
     summary = "square root of a value that can be exactly zero (infinite gradient)"
     rows = "3, 4, 9, 10, 12"
+    fix_availability = SOMETIMES
+    fix_applicability = (SAFE, UNSAFE)
     screen = re.compile(r"""
           hypot(?<!\whypot)(?!\w)  # torch.hypot
         | """ + ROOT, re.VERBOSE)

@@ -6,7 +6,8 @@ from ..analysis.triggers import ZERO_ROW
 from ..patterns import code, root
 from ._guards import add_eps
 from ._screens import RECIPROCAL_ROOT
-from .base import Rule, Witness
+from ..fixspec import UNSAFE
+from .base import Rule, SOMETIMES, Witness
 
 
 class RsqrtAtZero(Rule):
@@ -55,6 +56,8 @@ class RsqrtAtZero(Rule):
     name = "rsqrt-at-zero"
     summary = "reciprocal square root of a variance that can be zero"
     rows = "5, 45"
+    fix_availability = SOMETIMES
+    fix_applicability = (UNSAFE,)
     screen = re.compile(RECIPROCAL_ROOT, re.VERBOSE)
     attribute_flow = False  # reports at the root its screen matches
     witnesses = (

@@ -7,7 +7,7 @@ from ..facts import SOFTMAX_OPS, At, Probability
 from ..fixspec import SAFE, FixSpec, Replace
 from ..patterns import code
 from ..scope import lookup
-from .base import Rule, Witness
+from .base import Rule, SOMETIMES, Witness
 
 _LOGS = frozenset({"log", "log2", "log10"})
 
@@ -63,6 +63,8 @@ class LogOfSoftmax(Rule):
     name = "log-of-softmax"
     summary = "log of a softmax or sigmoid (-inf when it underflows); use log_softmax / logsigmoid"
     rows = "14, 15"
+    fix_availability = SOMETIMES
+    fix_applicability = (SAFE,)
     screen = re.compile(r"log(?<!\wlog)(?:1p|2|10)?\s*\(")  # literal-first (no leading \b): 25x faster
     witnesses = (
         Witness(

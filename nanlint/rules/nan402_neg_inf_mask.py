@@ -15,7 +15,7 @@ from ..names import dotted_name
 from ..patterns import code
 from ..scope import lookup
 from ..singular import torch_alias
-from .base import Rule, Witness
+from .base import Rule, SOMETIMES, Witness
 
 _ONES = frozenset({"ones", "ones_like", "new_ones", "full", "full_like", "new_full"})
 
@@ -95,6 +95,8 @@ class NegInfMask(Rule):
     name = "neg-inf-mask"
     summary = "-inf attention mask reaching softmax: a fully masked row is NaN"
     rows = "24, 29"
+    fix_availability = SOMETIMES
+    fix_applicability = (UNSAFE,)
     screen = re.compile(r"(?:inf|Inf|INF)(?:inity)?\b")  # also NINF; no leading \b: 4x faster
     witnesses = (
         Witness(

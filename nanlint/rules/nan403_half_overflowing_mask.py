@@ -10,7 +10,7 @@ from ..patterns import code
 from ..precision import FP16_MAX, Evidence, float16_excluded, fmt, fp16_evidence, may_have_fp16_evidence, spelled, \
     upcast
 from ..singular import torch_alias
-from .base import Rule, Witness
+from .base import Rule, SOMETIMES, Witness
 
 _MASKISH = re.compile(r"mask|pad|bias|attn|attention", re.I)
 _FULL = frozenset({"full_like", "new_full", "fill_", "full"})
@@ -62,6 +62,8 @@ class HalfOverflowingMask(Rule):
     name = "half-overflowing-mask"
     summary = "mask value beyond float16's range (-1e9) in code that runs in float16"
     rows = "25, 26"
+    fix_availability = SOMETIMES
+    fix_applicability = (UNSAFE,)
     screen = re.compile(r"\d(?:[eE]\+?0*(?:[5-9]|[1-9]\d)\b|(?<=\b[1-9])\d{5,}|(?<=\b[6-9])\d{4}\b)")
     may_fire = staticmethod(may_have_fp16_evidence)  # every finding needs float16 evidence
     witnesses = (

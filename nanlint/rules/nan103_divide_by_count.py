@@ -117,6 +117,17 @@ class DivideByCount(GuardTests):
             hazard="y = loss[keep].sum() / torch.count_nonzero(keep)",
             fixed="y = loss[keep].sum() / torch.count_nonzero(keep).clamp_min(1)",
         ),
+        Witness(  # float weights that sum to 0: a dtype-aware eps (clamp_min(1) would rescale sums below 1)
+            setup="x = leaf(torch.zeros(4, dtype=dtype))",
+            hazard="soft_mask = torch.sigmoid(x) * 0; y = (x * soft_mask).sum() / soft_mask.sum()",
+            fixed="soft_mask = torch.sigmoid(x) * 0; "
+                  "y = (x * soft_mask).sum() / soft_mask.sum().clamp_min(torch.finfo(soft_mask.dtype).eps)",
+        ),
+        Witness(  # a Python count
+            setup="loss = leaf(torch.ones(4, dtype=dtype)); keep = torch.zeros(4) > 0",
+            hazard="y = loss[keep].sum() / len(loss[keep])",
+            fixed="y = loss[keep].sum() / max(len(loss[keep]), 1)",
+        ),
     )
 
     def visit_BinaryOperation(self, node: cst.BinaryOperation) -> None:

@@ -50,6 +50,11 @@ class RsqrtAtZero(Rule):
 
     ## Fix safety
     Adding eps changes the result slightly; unsafe fix.
+    The eps is read from a floating tensor (`torch.finfo(x.dtype)`): the
+    guarded value itself, a tensor the value analysis knows is floating, or one
+    that flows into a guarded float tensor; for an operand of unknown kind (an
+    int tensor or a list would make `torch.finfo` raise) there is no fix, and
+    `--show-fixes` says why (`fix-eps` sets a literal instead).
     """
 
     code = "NAN202"

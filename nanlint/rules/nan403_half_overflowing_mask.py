@@ -4,12 +4,14 @@ from typing import Optional
 
 import libcst as cst
 
+from ..eps import DtypeRef
 from ..fixspec import UNSAFE, FixSpec, Replace
 from ..masking import Fill, as_fill, constant, finfo_bound
 from ..patterns import code
 from ..precision import FP16_MAX, Evidence, float16_excluded, fmt, fp16_evidence, may_have_fp16_evidence, spelled, \
     upcast
 from ..singular import torch_alias
+from ._guards import Built, float_receiver
 from .base import Rule, SOMETIMES, Witness
 
 _MASKISH = re.compile(r"mask|pad|bias|attn|attention", re.I)
@@ -174,21 +176,24 @@ class HalfOverflowingMask(Rule):
             f"mask value {spelled(code(self.ctx, fill.value), fill.number)} is beyond float16's range (65504): on a "
             f"float16 tensor it {effect} (float16 evidence: {evidence.describe()}); "
             "use `torch.finfo(scores.dtype).min`",
-            fix=self._fix(fill),
             target=fill.value,
+            **self._fix(fill).extra(),
         )
 
-    def _fix(self, fill: Fill) -> Optional[FixSpec]:
+    def _fix(self, fill: Fill) -> Built:
         if fill.form not in ("masked_fill", "where", "index") or fill.receiver is None \
                 or fill.blank_receiver(self.ctx):
-            return None
+            return Built()
         torch = torch_alias(self.ctx)
         if torch is None:
-            return None
+            return Built()
+        receiver, why = float_receiver(self.ctx, DtypeRef(tensor=fill.receiver), fill.receiver, self.ctx.at())
+        if receiver is None:
+            return Built(reason=why)
         bound = finfo_bound(self.ctx, torch, fill.receiver, negative=fill.number < 0)
         if bound is None:
-            return None
-        return FixSpec(UNSAFE, f"Use `{bound}`", (Replace(fill.value, bound),))
+            return Built()
+        return Built(FixSpec(UNSAFE, f"Use `{bound}`", (Replace(fill.value, bound),)), receiver=receiver)
 
 
 def _too_big(number: float) -> bool:

@@ -67,6 +67,8 @@ class ClipBeforeUnscale(LoopRule):
         "torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=1.0)\n"
         "{late_unscale}"
         "norm = torch.nn.utils.get_total_norm([p.grad for p in model.parameters()])\n"
+        "scaler.step(opt)\n"
+        "scaler.update()\n"
     )
     witnesses = (
         Witness(

@@ -76,6 +76,11 @@ class NanEquality(Rule):
             hazard="y = torch.where(x == float('nan'), torch.zeros_like(x), x)",
             fixed="y = torch.where(torch.isnan(x), torch.zeros_like(x), x)",
         ),
+        Witness(  # `x` visibly a tensor: the form nanlint's fix rewrites
+            setup="x = torch.tensor([float('nan'), 1.0], dtype=dtype)",
+            hazard="y = torch.where(x != torch.nan, x, torch.zeros_like(x))",
+            fixed="y = torch.where(~torch.isnan(x), x, torch.zeros_like(x))",
+        ),
     )
 
     def visit_Comparison(self, node: cst.Comparison) -> None:

@@ -92,21 +92,24 @@ def test_nan301_fix_through_a_variable_only_when_the_input_is_unchanged() -> Non
     assert findings[1].fix is None  # `logits` was rebound: re-evaluating it would change the result
 
 
-def test_nan301_module_softmax_is_reported_without_a_fix() -> None:
+def test_nan301_module_softmax_is_fixed_with_the_modules_dim() -> None:
     source = """
     import torch
     import torch.nn as nn
 
     class Head(nn.Module):
-        def __init__(self):
+        def __init__(self, dim):
             super().__init__()
             self.act = nn.Softmax(dim=-1)
+            self.other = nn.Softmax(dim=dim)
 
         def forward(self, x):
-            return torch.log(self.act(x))
+            return torch.log(self.act(x)) + torch.log(self.other(x))
     """
-    (finding,) = run(source, ("NAN301",))
-    assert finding.fix is None and "log_softmax" in finding.message
+    first, second = run(source, ("NAN301",))
+    assert "log_softmax" in first.message and first.fix is not None and first.fix.applicability == "safe"
+    assert [e.content for e in first.fix.edits] == ["torch.log_softmax(x, dim=-1)"]
+    assert second.fix is None  # a dim that is not a literal may not hold the same value at the log
 
 
 def test_nan301_fixed_source_lints_clean() -> None:

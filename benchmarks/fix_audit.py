@@ -152,7 +152,7 @@ IMPORT_PROBE = textwrap.dedent("""
     import importlib, json, sys, traceback, warnings
     warnings.simplefilter("ignore")
     root, modules = sys.argv[1], json.loads(sys.stdin.read())
-    sys.path.insert(0, root)
+    sys.path[:0] = [root] + sys.argv[2:]  # the tree, then the other targets' originals (diffusers imports transformers)
     out = {}
     for name in modules:
         try:
@@ -168,6 +168,7 @@ CALL_PROBE = textwrap.dedent("""
     warnings.simplefilter("ignore")
     import torch
     original_root, fixed_root, todo = sys.argv[1], sys.argv[2], json.loads(sys.stdin.read())
+    sys.path[:0] = sys.argv[3:]  # the other targets' originals
     SHAPES = [(4, 3), (2, 3, 4), (8,)]
 
     def load(root, module):
@@ -278,7 +279,7 @@ def touched_functions(source: str, lines: set[int]) -> list[str]:
 
 
 # -- one target -------------------------------------------------------------------------------------------
-def audit(target: Target, out: Path, python: str, jobs: int) -> dict:
+def audit(target: Target, out: Path, python: str, jobs: int, others: list[str]) -> dict:
     started = time.perf_counter()
     files = sorted(p for p in target.package.rglob("*.py"))
     copy_root = out / target.name
@@ -297,8 +298,8 @@ def audit(target: Target, out: Path, python: str, jobs: int) -> dict:
         except SyntaxError as exc:
             compile_failures.append(f"{r.path}: {exc}")
     modules = {module_name(copy_root / r.path, copy_root): r for r in changed}
-    before = run_probe(python, IMPORT_PROBE, [str(target.import_root)], sorted(modules)) if modules else {}
-    after = run_probe(python, IMPORT_PROBE, [str(copy_root)], sorted(modules)) if modules else {}
+    before = run_probe(python, IMPORT_PROBE, [str(target.import_root), *others], sorted(modules)) if modules else {}
+    after = run_probe(python, IMPORT_PROBE, [str(copy_root), *others], sorted(modules)) if modules else {}
     imported = [m for m in modules if not before[m] and not after[m]]  # type: ignore[index]
     broken = {m: after[m] for m in modules if not before[m] and after[m]}  # type: ignore[index]
     skipped = Counter(before[m].split(":")[0] + ": " + before[m].split(": ", 1)[-1][:60]  # type: ignore[index]
@@ -309,7 +310,7 @@ def audit(target: Target, out: Path, python: str, jobs: int) -> dict:
         names = touched_functions(r.fixed, {e.line for e in r.edits})
         if names:
             todo[m] = names
-    calls = run_probe(python, CALL_PROBE, [str(target.import_root), str(copy_root)], todo) if todo else []
+    calls = run_probe(python, CALL_PROBE, [str(target.import_root), str(copy_root), *others], todo) if todo else []
     edits = [e for r in results for e in r.edits]
     return {
         "target": target.name,
@@ -386,6 +387,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         for name in LIBRARIES:
             if (args.libs / name).is_dir():
                 targets.append(Target(name, args.libs, args.libs / name))
+    roots = sorted({str(t.import_root) for t in targets})
     if args.targets:
         wanted = set(args.targets.split(","))
         targets = [t for t in targets if t.name in wanted]
@@ -394,7 +396,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     reports = []
     for target in targets:
-        report = audit(target, args.out, args.python, args.jobs)
+        others = [root for root in roots if root != str(target.import_root)]
+        report = audit(target, args.out, args.python, args.jobs, others)
         s = summarize(report)
         print(f"{target.name}: {report['files']} files, {report['changed']} fixed, {s['edits']} edits, "
               f"{len(s['bad'])} bad receivers, {len(report['import_broken'])} imports broken, "

@@ -4,7 +4,8 @@ from typing import Iterable, Optional
 import libcst as cst
 
 from ..analysis import kinds
-from ..analysis.gradient import grad_mode
+from ..analysis.gradient import grad_mode, gradient_at
+from ..analysis.triggers import FIXED, MASKED_MODELLING, PARAMETER
 from ..eps import dtype_ref
 from ..facts import At, Count, names_in
 from ..fixspec import DISPLAY_ONLY, UNSAFE, FixSpec, Replace, append_to
@@ -158,9 +159,21 @@ class DivideByCount(GuardTests):
         built = count_fix(self, found.divisor, count, at)
         if built.receiver is not None:  # a sum of float weights: the fix clamps at a dtype-aware eps
             advice = "`.clamp_min(torch.finfo(w.dtype).eps)` on the sum of weights"
+        gradient = gradient_at(self.ctx)
+        configured = bool(count.origin) and all(name.startswith("self.") for name in count.origin) \
+            or self.facts.trigger(found.divisor, at) in (PARAMETER, FIXED, MASKED_MODELLING)
+        if configured:  # a selection over module state (``self.weights > 0``) or a masked-modelling ratio
+            effect, level = f"(0 / 0 = NaN) if the configuration {_SELECTS_NOTHING}", "low"
+        elif gradient.flows:
+            effect, level = "(0 / 0 = NaN in the loss and its gradient)", "high"
+        else:  # statistics or a metric: the NaN reaches a number, not the weights
+            effect, level = f"(0 / 0 = NaN; no gradient flows here: {gradient.reason})", "low"
         self.report(node, f"division by `{divisor}`, {_article(count.kind)} that is 0 when nothing is selected "
-                          f"(0 / 0 = NaN in the loss and its gradient); use {advice} or test it first",
-                    target=found.divisor, **built.extra())
+                          f"{effect}; use {advice} or test it first",
+                    target=found.divisor, confidence=level, trigger="an empty selection", **built.extra())
+
+
+_SELECTS_NOTHING = "selects nothing"
 
 
 # Names of metric code, where NaN is the intended result of an average over nothing (an empty class).

@@ -72,6 +72,17 @@ def test_map_span_follows_a_fix_that_inserts_a_line() -> None:
     assert map_span(old, gone, Span("/x.py", 2, 4, 2, 9)) is None
 
 
+def test_map_span_follows_a_fix_that_adds_a_keyword_argument() -> None:
+    # NAN102's fix: `x.std(dim=0)` -> `x.std(dim=0, correction=0).clamp_min(...)`: the same call, a longer span
+    old = SourceFile("/x.py", "x.py", "y = x / x.std(dim=0)\n")
+    new = SourceFile("/x.py", "x.py", "y = x / x.std(dim=0, correction=0).clamp_min(e)\n")
+    assert map_span(old, new, Span("/x.py", 1, 8, 1, 20)) == Span("/x.py", 1, 8, 1, 34)
+    other = SourceFile("/x.py", "x.py", "y = x / x.std(dim=0).clamp_min(e)\n")
+    assert map_span(old, other, Span("/x.py", 1, 8, 1, 20)) == Span("/x.py", 1, 8, 1, 20)
+    renamed = SourceFile("/x.py", "x.py", "y = x / x.std(dim=1, correction=0)\n")
+    assert map_span(old, renamed, Span("/x.py", 1, 8, 1, 20)) is None
+
+
 def test_report_json_and_exit_codes() -> None:
     report = Report("train.py")
     assert report.exit_code == 0 and report.to_json() == {"findings": [], "origins": []}

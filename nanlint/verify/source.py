@@ -233,6 +233,20 @@ def instrument(text: str, filename: str, probes: Iterable[tuple[int, Span]]) -> 
 
 # -- fixed sources ---------------------------------------------------------------
 
+def _call_end(text: str, position: int) -> Optional[int]:
+    """The offset just after the ``)`` that closes the call whose arguments continue at ``position``."""
+    depth = 1
+    for index in range(position, min(len(text), position + 2000)):
+        char = text[index]
+        if char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+            if depth == 0:
+                return index + 1
+    return None
+
+
 def map_span(old: SourceFile, new: SourceFile, span: Span) -> Optional[Span]:
     """Where the code of ``span`` in ``old`` is in ``new`` (a fixed version), or None when the fix removed it."""
     needle = old.text_of(span)
@@ -244,17 +258,26 @@ def map_span(old: SourceFile, new: SourceFile, span: Span) -> Optional[Span]:
         if a0 <= span.line - 1 < a1:
             expected = b0 + 1 + min(span.line - 1 - a0, max(b1 - b0 - 1, 0))
             break
-    starts: list[int] = []
+    starts: list[tuple[int, int]] = []  # (start, end) of each occurrence
     position = new.text.find(needle)
     while position != -1:
-        starts.append(position)
+        starts.append((position, position + len(needle)))
         position = new.text.find(needle, position + 1)
+    if not starts and needle.endswith(")"):
+        # a fix may add a keyword argument to the call the site names (`x.std(dim=0)` -> `x.std(dim=0,
+        # correction=0)`): the same call, found by its text up to the closing parenthesis
+        head = needle[:-1].rstrip()
+        position = new.text.find(head)
+        while position != -1:
+            end = _call_end(new.text, position + len(head))
+            if end is not None and new.text[position + len(head):end - 1].lstrip().startswith(","):
+                starts.append((position, end))
+            position = new.text.find(head, position + 1)
     best: Optional[tuple[int, int, Span]] = None
-    for start in starts:
+    for start, end in starts:
         line = new.text.count("\n", 0, start) + 1
         line_start = new.text.rfind("\n", 0, start) + 1
         col = len(new.text[line_start:start].encode("utf-8"))
-        end = start + len(needle)
         end_line = new.text.count("\n", 0, end) + 1
         end_line_start = new.text.rfind("\n", 0, end) + 1
         end_col = len(new.text[end_line_start:end].encode("utf-8"))

@@ -107,6 +107,8 @@ def _code_of(rule, title: str) -> str:
 def test_example_is_flagged_and_use_instead_is_silent(rule) -> None:
     from helpers import lint
 
+    if rule.code == "NAN001":
+        pytest.skip("NAN001 (unused-noqa) is checked by the engine on comments; tests/test_adoption.py runs it")
     example, instead = _code_of(rule, "Example"), _code_of(rule, "Use instead")
     # as the snippets stand (no precision configured) and declared to run in every dtype (float16 included):
     # the float16 rules (NAN304, NAN403, NAN501) fire only there, and "Use instead" must hold there too

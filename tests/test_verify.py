@@ -17,7 +17,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from nanlint.verify.report import CONFIRMED, GUARDED, NOT_REACHED, Report  # noqa: E402
+from nanlint.verify.report import CONFIRMED, GUARDED, INCONCLUSIVE, NOT_REACHED, Report  # noqa: E402
 from nanlint.verify.runner import verify_script  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -229,7 +229,7 @@ def test_no_inject_keeps_reached_findings_unconfirmed(monkeypatch: Any) -> None:
     monkeypatch.chdir(ROOT)
     report = run("standardize", ("NAN102",), inject=False)
     statuses = {f.line: (f.status, f.evidence.how if f.evidence else None) for f in report.findings}
-    assert statuses == {21: (GUARDED, "natural"), 26: (GUARDED, "natural"), 31: (NOT_REACHED, None)}
+    assert statuses == {21: (INCONCLUSIVE, "natural"), 26: (INCONCLUSIVE, "natural"), 31: (NOT_REACHED, None)}
     assert report.replays == 0 and report.exit_code == 0
 
 

@@ -90,19 +90,23 @@ def test_json_output_follows_the_schema(monkeypatch: Any) -> None:
     result = CliRunner().invoke(main, ["verify", "fixtures/verify/rmse.py", "--output-format", "json"])
     assert result.exit_code == 1, result.output
     data = json.loads(result.stdout)
-    assert set(data) == {"findings", "origins"}
+    assert set(data) == {"steps", "findings", "origins"}
+    assert data["steps"] == {"run": 3, "unit": "step"}
     for finding in data["findings"]:
-        assert set(finding) == {"code", "path", "line", "column", "status", "evidence"}
-        assert finding["status"] in ("confirmed", "guarded", "not-reached")
+        assert set(finding) == {"code", "path", "line", "column", "status", "reason", "evidence"}
+        assert finding["status"] in ("confirmed", "guarded", "inconclusive", "not-reached")
+        assert (finding["reason"] is not None) == (finding["status"] == "inconclusive")
         if finding["evidence"] is not None:
-            assert set(finding["evidence"]) == {"how", "op", "phase", "kind", "dtype", "step", "fix_verified"}
+            assert set(finding["evidence"]) == {"how", "op", "phase", "kind", "dtype", "step", "fix_verified",
+                                                "fix"}
     for origin in data["origins"]:
         assert set(origin) == {"path", "line", "column", "op", "phase", "kind", "dtype", "step", "finding"}
     nan201 = [f for f in data["findings"] if f["code"] == "NAN201"]
     assert nan201 == [{"code": "NAN201", "path": "fixtures/verify/rmse.py", "line": 19, "column": 12,
-                       "status": "confirmed", "evidence": {
+                       "status": "confirmed", "reason": None, "evidence": {
                            "how": "natural", "op": "torch.sqrt", "phase": "backward", "kind": "inf",
-                           "dtype": "float32", "step": 0, "fix_verified": nan201[0]["evidence"]["fix_verified"]}}]
+                           "dtype": "float32", "step": 0, "fix_verified": nan201[0]["evidence"]["fix_verified"],
+                           "fix": None}}]
     assert data["origins"] == [{"path": "fixtures/verify/rmse.py", "line": 19, "column": 12, "op": "torch.sqrt",
                                 "phase": "backward", "kind": "inf", "dtype": "float32", "step": 0,
                                 "finding": "NAN201"}]

@@ -427,6 +427,8 @@ class SentinelRun(Controller):
         self.failure: Optional[Failure] = None
         self.failure_snapshot: Optional[Snapshot] = None
         self.failure_window: Optional[WindowResult] = None
+        self.failures: list[Failure] = []  # every step that went non-finite (the first is ``failure``)
+        self.windows_of: dict[int, WindowResult] = {}  # precise: the traced window of each failing step
         self.expected_skips: list[int] = []
         self.skipped_steps: set[int] = set()
         self._snapshot: Optional[Snapshot] = None
@@ -452,8 +454,8 @@ class SentinelRun(Controller):
     def step_start(self) -> None:
         if self.failure is None and self.snapshots:
             self._snapshot = Snapshot.take(self.optimizers, self.buffers, self.scalers, reuse=self._snapshot)
-        if self.tracer is not None and self.failure is None:
-            self.tracer.begin()
+        if self.tracer is not None and (self.failure is None or self.pass_steps_used):
+            self.tracer.begin()  # backward passes without an optimizer do not share a failure: trace them all
 
     def observation_end(self) -> None:
         if self.tracer is not None and self.tracer.enabled:
@@ -465,10 +467,14 @@ class SentinelRun(Controller):
             self.skipped_steps.add(self.step)
         if skipped and not flags.loss_bad:
             self.expected_skips.append(self.step)  # the GradScaler's own business (numerics.md §3)
-        elif flags.bad and self.failure is None:
-            self.failure = Failure(self.step, flags)
-            self.failure_snapshot = self._snapshot
-            self.failure_window = self._pending
+        elif flags.bad:
+            self.failures.append(Failure(self.step, flags))
+            if self._pending is not None:
+                self.windows_of[self.step] = self._pending
+            if self.failure is None:
+                self.failure = self.failures[0]
+                self.failure_snapshot = self._snapshot
+                self.failure_window = self._pending
         self._pending = None
 
     def step_end(self, skipped: bool) -> None:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import libcst as cst
 
+from .analysis.summary import ModuleSummary, summarize
 from .facts import At, Facts
 from .names import ImportTable, TorchCall, match_call
 from .scope import Scope
@@ -41,6 +42,7 @@ class FileContext:
         self.source = source
         self.imports = ImportTable()
         self.facts = Facts(self.imports)
+        self.facts.summary_source = lambda: self.summary
         self.options = options or {}
         self._declared_precision = precision
         self.module: Optional[cst.Module] = None
@@ -50,6 +52,14 @@ class FileContext:
         self.statements: list[cst.CSTNode] = []
         self.findings: list[RawFinding] = []
         self._matches: dict[int, tuple[cst.Call, int, Optional[TorchCall]]] = {}
+        self._summary: Optional[ModuleSummary] = None
+
+    @property
+    def summary(self) -> ModuleSummary:
+        """Whole-module facts from the stdlib parser (grad mode of callers, classes, strings), built on demand."""
+        if self._summary is None:
+            self._summary = summarize(self.source)
+        return self._summary
 
     # -- for rules ------------------------------------------------------
     def at(self) -> At:
@@ -82,47 +92,28 @@ class FileContext:
         ``precision`` in the config decides when given; otherwise the file's own
         text: ``torch.float16``, ``.half()``, a ``GradScaler``, a CUDA autocast
         without a dtype (which defaults to float16), Accelerate's
-        ``mixed_precision="fp16"``. :mod:`nanlint.precision` tells these kinds
+        ``mixed_precision="fp16"``, where it applies to the walk's current
+        position (:mod:`nanlint.analysis.dtype`: code of the same class or
+        function, not strings, dtype tests or another class). :mod:`nanlint.precision` tells these kinds
         of evidence apart (float16 tensors vs. autocast).
         """
         if self._declared_precision is not None:
             return "config: precision includes float16" if "float16" in self._declared_precision else None
-        match = FP16_EVIDENCE.search(self.source)
-        if match is None:
-            return None
-        line = self.source.count("\n", 0, match.start()) + 1
-        return f"`{match.group(0)}` on line {line}"
+        from .analysis.dtype import applies
+
+        for match in FP16_EVIDENCE.finditer(self.source):
+            if applies(self, match.start()):
+                line = self.source.count("\n", 0, match.start()) + 1
+                return f"`{match.group(0)}` on line {line}"
+        return None
 
     def in_no_grad(self) -> bool:
-        """Inside ``with torch.no_grad():`` / ``inference_mode`` or a function decorated with them.
+        """No gradient flows at the walk's position (:func:`nanlint.analysis.gradient.grad_mode`: a
+        ``no_grad``/``inference_mode`` block or decorator, a function only called with autograd off, a
+        ``@once_differentiable`` backward, an optimizer class). The one policy every rule uses."""
+        from .analysis.gradient import grad_mode
 
-        Gradient-only hazards (an infinite derivative with a finite value) cannot
-        happen there: no graph is recorded.
-        """
-        for node in reversed(self.stack):
-            if isinstance(node, cst.With):
-                if any(self._disables_grad(item.item) for item in node.items):
-                    return True
-            elif isinstance(node, cst.FunctionDef):
-                if any(self._disables_grad(d.decorator) for d in node.decorators):
-                    return True
-                return False  # a nested function may run later, outside the caller's context
-        return False
-
-    def _disables_grad(self, expr: cst.BaseExpression) -> bool:
-        call = expr if isinstance(expr, cst.Call) else None
-        target = call.func if call is not None else expr
-        qualified = self.imports.qualify(target) or ""
-        name = qualified.rsplit(".", 1)[-1]
-        if not qualified.startswith("torch.") or name not in ("no_grad", "inference_mode", "set_grad_enabled"):
-            return False
-        if name == "set_grad_enabled":
-            return call is not None and len(call.args) >= 1 and isinstance(call.args[0].value, cst.Name) \
-                and call.args[0].value.value == "False"
-        if name == "inference_mode" and call is not None and call.args:
-            mode = call.args[0].value
-            return not (isinstance(mode, cst.Name) and mode.value == "False")
-        return True
+        return grad_mode(self) is not None
 
     def report(self, rule: "Rule", node: cst.CSTNode, message: str, extra: dict[str, Any]) -> None:
         statement = self.statements[-1] if self.statements else None

@@ -21,12 +21,16 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 import libcst as cst
 
 from .names import ImportTable, TorchCall, builtin_name, dotted_name, match_call
 from .scope import Binding, Scope, lookup, lookup_attribute
+
+if TYPE_CHECKING:
+    from .analysis.summary import ModuleSummary
+    from .analysis.triggers import Trigger
 
 _MAX_DEPTH = 16
 
@@ -52,6 +56,7 @@ NORM_KINDS = frozenset({"norm", "hand-written norm"})
 STD_KINDS = frozenset({"standard deviation", "square root of a variance"})
 SQUARE_KINDS = frozenset({
     "variance", "sum of squares", "mean of squares", "MSE", "squared difference", "square",
+    "one minus a squared cosine",
 })
 
 
@@ -65,7 +70,8 @@ class ZeroSource:
     @property
     def described(self) -> str:
         """``a norm``, ``an MSE``: the kind with its article, for messages."""
-        return ("an " if self.kind[0] in "aeiouAEIMU" else "a ") + self.kind
+        vowel = self.kind[0] in "aeiouAEIMU" and not self.kind.startswith("one ")
+        return ("an " if vowel else "a ") + self.kind
 
 
 @dataclass(frozen=True)
@@ -79,6 +85,16 @@ class At:
 class Facts:
     def __init__(self, imports: ImportTable) -> None:
         self.imports = imports
+        # recorded by the walker (``nanlint.walker``), read by every rule: in-place calls on local names and
+        # the names each guard test examines, by function scope
+        self._in_place: dict[tuple[int, str], list[int]] = {}
+        self._guard_tests: dict[int, list[tuple[int, frozenset]]] = {}
+        # the whole-module summary (set by the file context), for questions about callers
+        self.summary_source: Optional[Callable[[], "ModuleSummary"]] = None
+
+    @property
+    def summary(self) -> "Optional[ModuleSummary]":
+        return self.summary_source() if self.summary_source is not None else None
 
     # -- name following -------------------------------------------------
     def binding(self, expr: cst.BaseExpression, at: At) -> Optional[Binding]:
@@ -111,6 +127,19 @@ class Facts:
             if tc is not None:
                 return tc, at
         return None
+
+    # -- what a value is (nanlint.analysis) ---------------------------------
+    def kind(self, expr: cst.BaseExpression, at: At) -> str:
+        """A constant of :mod:`nanlint.analysis.kinds`: float/int/bool tensor, Python number, numpy..."""
+        from .analysis.kinds import kind
+
+        return kind(self, expr, at)
+
+    def trigger(self, expr: cst.BaseExpression, at: At) -> "Trigger":
+        """The input that makes the vector ``expr`` exactly 0, and how ordinary it is (:mod:`.analysis.triggers`)."""
+        from .analysis.triggers import trigger_of
+
+        return trigger_of(self, expr, at)
 
     # -- literals -------------------------------------------------------
     def literal(self, expr: Optional[cst.BaseExpression], at: At, depth: int = 0) -> Optional[float]:
@@ -309,6 +338,8 @@ class Facts:
             inner = self.zero_source(operand, at, depth)
             if inner is None:
                 return None
+            if inner.kind == "weighted square":
+                return ZeroSource("sum of squares", call)
             if inner.kind in ("square", "squared difference", "sum of squares", "mean of squares"):
                 if key in ("mean", "nanmean") and inner.kind == "squared difference":
                     return ZeroSource("variance", call)  # ((x - mu) ** 2).mean()
@@ -346,6 +377,11 @@ class Facts:
                 return ZeroSource(
                     "squared difference" if _is_difference(expr.left) else "square", expr
                 )
+            for factor, weight in ((expr.left, expr.right), (expr.right, expr.left)):
+                inner = self.zero_source(factor, at, depth) if isinstance(factor, cst.BinaryOperation) else None
+                if inner is not None and inner.kind in ("square", "squared difference") \
+                        and self.literal(weight, at) is None:
+                    return ZeroSource("weighted square", expr)  # ``x * x * w``: a weighted second moment
             left_const = self.literal(expr.left, at)
             right_const = self.literal(expr.right, at)
             if right_const is not None and right_const > 0:
@@ -363,9 +399,13 @@ class Facts:
             return ZeroSource(inner.kind, expr)
         if isinstance(op, cst.Subtract):
             # E[x^2] - E[x]^2: a variance that rounding can even make negative
+            if self.literal(expr.left, at) == 1.0:
+                base = _squared_base(expr.right, self, at)
+                if base is not None and _cosine_like(base, self, at):
+                    return ZeroSource("one minus a squared cosine", expr)  # sin(theta) at parallel vectors
             left = self.zero_source(expr.left, at, depth)
             right = self.zero_source(expr.right, at, depth)
-            if left and right and left.kind == "mean of squares" and right.kind == "square":
+            if left and right and left.kind in ("mean of squares", "sum of squares") and right.kind == "square":
                 return ZeroSource("variance", expr)
             return None
         return None
@@ -432,6 +472,8 @@ class Facts:
                 return False
             if not tc.is_method and tc.key in _FACTORIES:
                 return True
+            if tc.key in ("cat", "stack", "concat") and isinstance(tc.operand, (cst.Tuple, cst.List)):
+                return all(self.is_constant(e.value, at, d) for e in tc.operand.elements)
             if tc.operand is not None and (tc.key in TRANSPARENT_OPS or tc.key in REDUCE_OPS or tc.key in (
                     "pow", "square", "abs", "float", "repeat_interleave")):
                 return self.is_constant(tc.operand, at, d)
@@ -448,6 +490,12 @@ class Facts:
         d = depth + 1
         if isinstance(expr, (cst.Name, cst.Attribute)):
             b = self.binding(expr, at)
+            if b is not None and b.is_parameter and isinstance(expr, cst.Name) and PROBABILITY_NAME.search(expr.value):
+                if self.mutated_in_place(expr.value, b, at):
+                    return None
+                # a parameter named like a probability (``probs``, ``p``): its callers are unseen, the name is
+                # the documented prior (docs/analysis.md)
+                return Probability("probability (by its name)", expr, at, direct=False)
             if b is None or b.value is None or b.is_parameter or b.index is not None or b.operator is not None:
                 return None
             if isinstance(expr, cst.Name) and self.mutated_in_place(expr.value, b, at):
@@ -609,7 +657,7 @@ class Facts:
         """False for ``self.log(...)`` (LightningModule.log) and other calls on ``self``/``cls``."""
         return not (tc.is_method and isinstance(tc.operand, cst.Name) and tc.operand.value in ("self", "cls"))
 
-    # -- in-place mutation and guard tests (recorded by rules during the walk) --------
+    # -- in-place mutation and guard tests (recorded by the walker) --------
     def note_in_place(self, call: cst.Call, at: At) -> None:
         """Record ``p.clamp_(...)``-style in-place calls on a local name: later reads are not the assigned value."""
         func = call.func
@@ -618,14 +666,12 @@ class Facts:
         name = func.attr.value
         if not name.endswith("_") or name.startswith("_") or self.imports.is_module(func.value):
             return
-        mutations = self.__dict__.setdefault("_in_place", {})
-        mutations.setdefault((id(_function_scope(at.scope)), func.value.value), []).append(at.order)
+        self._in_place.setdefault((id(_function_scope(at.scope)), func.value.value), []).append(at.order)
 
     def mutated_in_place(self, name: str, binding: Binding, at: At) -> bool:
-        mutations = self.__dict__.get("_in_place")
-        if not mutations:
+        if not self._in_place:
             return False
-        orders = mutations.get((id(_function_scope(binding.scope)), name), ())
+        orders = self._in_place.get((id(_function_scope(binding.scope)), name), ())
         return any(binding.order < order < at.order for order in orders)
 
     def note_guard_test(self, test: cst.BaseExpression, at: At) -> None:
@@ -640,15 +686,13 @@ class Facts:
                     and isinstance(b.value, (cst.Comparison, cst.BooleanOperation, cst.UnaryOperation)):
                 names = names | guard_names(b.value)  # ``exists = area > 0 and n > 0`` ... ``if exists:``
         if names:
-            tests = self.__dict__.setdefault("_guard_tests", {})
-            tests.setdefault(id(_function_scope(at.scope)), []).append((at.order, names))
+            self._guard_tests.setdefault(id(_function_scope(at.scope)), []).append((at.order, names))
 
     def tested_before(self, names: frozenset, at: At) -> bool:
         """Some test earlier in the same function (or an enclosing ``if``) examines one of ``names``."""
-        tests = self.__dict__.get("_guard_tests")
-        if not tests or not names:
+        if not self._guard_tests or not names:
             return False
-        for order, tested in tests.get(id(_function_scope(at.scope)), ()):
+        for order, tested in self._guard_tests.get(id(_function_scope(at.scope)), ()):
             if order < at.order and tested & names:
                 return True
         return False
@@ -1116,6 +1160,8 @@ _CASTS = frozenset({"float", "long", "int", "bool", "to", "type", "type_as", "ha
 _MODULE_CASTS = frozenset({"to", "cuda", "cpu", "half", "float", "double", "bfloat16", "train", "eval",
                            "requires_grad_", "type"})
 _NEVER_ZERO_FACTORIES = frozenset({"ones", "ones_like", "new_ones"})
+# parameter names that mean a probability in [0, 1] (the name prior of docs/analysis.md)
+PROBABILITY_NAME = re.compile(r"^(p|probs?|probas?|probabilit(?:y|ies)|\w+_probs?|probs?_\w+|\w+_proba)$")
 _MASK_NAME = re.compile(r"(?i)(?:^|_)masks?(?:_|$)")
 _LOG_PROBABILITY_OPS = frozenset({
     "log_softmax", "F.log_softmax", "special.log_softmax", "F.logsigmoid",
@@ -1155,6 +1201,35 @@ def names_in(expr: cst.CSTNode) -> frozenset:
                 found.add(text)  # ``batch["attention_mask"]``
         stack.extend(node.children)
     return frozenset(found - {"self", "cls", "torch", "F", "nn", "None", "True", "False"})
+
+
+def _squared_base(expr: cst.BaseExpression, facts: "Facts", at: At) -> Optional[cst.BaseExpression]:
+    """``c`` for ``c ** 2`` / ``c * c`` / ``c.pow(2)`` / ``c.square()``."""
+    if isinstance(expr, cst.BinaryOperation):
+        if isinstance(expr.operator, cst.Power) and facts.literal(expr.right, at) == 2:
+            return expr.left
+        if isinstance(expr.operator, cst.Multiply) and _same_code(expr.left, expr.right):
+            return expr.left
+    if isinstance(expr, cst.Call):
+        tc = match_call(expr, facts.imports)
+        if tc is not None and tc.operand is not None and (
+                tc.key in ("square",) or tc.key == "pow" and facts.literal(tc.argument("exponent", 0), at) == 2):
+            return tc.operand
+    return None
+
+
+COSINE_NAME = re.compile(r"(^|_)(cos|cosine|cos_theta|cosines|sim|similarity|cos_sim)($|_)", re.I)
+
+
+def _cosine_like(expr: cst.BaseExpression, facts: "Facts", at: At) -> bool:
+    """A cosine by provenance (``F.cosine_similarity``) or by name (``cos``, ``cosine``, ``sim``)."""
+    value, where = facts.resolve(expr, at)
+    if isinstance(value, cst.Call):
+        tc = match_call(value, facts.imports)
+        if tc is not None and tc.key in ("F.cosine_similarity", "cosine_similarity"):
+            return True
+    name = expr.value if isinstance(expr, cst.Name) else expr.attr.value if isinstance(expr, cst.Attribute) else ""
+    return bool(name) and COSINE_NAME.search(name) is not None
 
 
 def guard_names(test: cst.BaseExpression) -> frozenset:

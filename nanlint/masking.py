@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Optional
 
 import libcst as cst
 
+from .analysis.triggers import Trigger
+
 from .names import dotted_name
 
 from .facts import At
@@ -146,6 +148,46 @@ def never_fully_masked(mask: Optional[cst.BaseExpression], ctx: "FileContext", a
     if _KEEPS_MAX.search(text):
         return True
     return bool(_CAUSAL.search(text)) and not _PADDING.search(text)
+
+
+_KEY_PADDING = re.compile(
+    r"\[\s*:\s*,\s*None\s*,\s*None\s*,\s*:\s*\]|\[\s*:\s*,\s*None\s*,\s*:\s*\]|unsqueeze\(\s*1\s*\)\s*\.\s*"
+    r"unsqueeze\(\s*2\s*\)|key_padding|src_key_padding|memory_key_padding|text_attention_mask|text_mask|"
+    r"arange\([^)]*\)\s*\[\s*None\s*,\s*:\s*\]\s*<", re.I)  # a length mask: arange(T)[None, :] < lengths
+_KEEPS_FIRST = r"\b{name}\s*\[\s*(?:\.\.\.|:)\s*,\s*0\s*\]\s*=\s*(?:0|False)\b"
+
+
+def mask_trigger(mask: Optional[cst.BaseExpression], ctx: "FileContext", at: "At") -> Trigger:
+    """What fully masks a row, and how ordinary it is (:mod:`nanlint.analysis.triggers`).
+
+    * a causal mask combined with a padding mask: the first queries of a left-padded sample see only
+      padding -- ordinary in batched decoding;
+    * a mask that keeps slot 0 of every row (``remove[..., 0] = False`` in top-p sampling): never;
+    * a key-padding mask broadcast over the queries (``mask[:, None, None, :]``): only an empty sequence,
+      which real inputs (with a CLS/BOS token) never are -- degenerate;
+    * any other mask (a parameter, a graph's adjacency): a row with no visible key is plausible.
+    """
+    from .analysis.triggers import DEGENERATE, IMPOSSIBLE, ORDINARY, PLAUSIBLE
+
+    if mask is None:
+        return Trigger("a row whose every slot is masked", PLAUSIBLE)
+    text = _mask_text(mask, ctx, at)
+    function = _enclosing_function_code(ctx)
+    for name in set(re.findall(r"[A-Za-z_]\w*", text)):
+        if re.search(_KEEPS_FIRST.format(name=re.escape(name)), function):
+            return Trigger("nothing: the mask keeps slot 0 of every row", IMPOSSIBLE)
+    if _CAUSAL.search(text) and _PADDING.search(text):
+        return Trigger("a left-padded sample under a causal mask (its first queries see only padding)", ORDINARY)
+    if _KEY_PADDING.search(text):
+        return Trigger("an empty (all-padding) sequence", DEGENERATE)
+    return Trigger("a row whose every slot is masked (an empty sequence, an isolated node)", PLAUSIBLE)
+
+
+def _enclosing_function_code(ctx: "FileContext") -> str:
+    for node in reversed(ctx.stack):
+        if isinstance(node, cst.FunctionDef) and ctx.module is not None:
+            return ctx.module.code_for_node(node)
+    return ""
 
 
 def causal_only(mask: Optional[cst.BaseExpression], ctx: "FileContext", at: "At") -> bool:

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Optional
 
 import libcst as cst
 
+from .analysis.dtype import applies
 from .context import FP16_EVIDENCE
 
 if TYPE_CHECKING:
@@ -177,7 +178,7 @@ def fp16_tensor_evidence(ctx: "FileContext") -> Optional[Evidence]:
     source = ctx.source
     for match in _TENSOR_EVIDENCE.finditer(source):
         start = source.rfind("\n", 0, match.start()) + 1
-        if _AUTOCAST_LINE.search(source, start, match.start()):
+        if _AUTOCAST_LINE.search(source, start, match.start()) or not applies(ctx, match.start()):
             continue
         return Evidence("tensor", match.group(0), _line(source, match.start()))
     return None
@@ -188,14 +189,15 @@ def fp16_param_evidence(ctx: "FileContext") -> Optional[Evidence]:
     source = ctx.source
     if _AMP_SCALER.search(source):
         return None
-    match = _PARAM_EVIDENCE.search(source)
-    if match is None:
-        return None
-    return Evidence("params", match.group(0), _line(source, match.start()))
+    for match in _PARAM_EVIDENCE.finditer(source):
+        if applies(ctx, match.start()):
+            return Evidence("params", match.group(0), _line(source, match.start()))
+    return None
 
 
 def half_precisions(ctx: "FileContext") -> list[tuple[str, Optional[Evidence]]]:
-    """The half dtypes this file may run in, with the reason: bfloat16 by default, float16 on evidence.
+    """The half dtypes the code being analysed may run in, each with the evidence on its own dataflow
+    (:mod:`nanlint.analysis.dtype`); bfloat16 too is assumed only where the code shows it.
 
     With ``precision`` declared in the config, exactly the declared half dtypes.
     """
@@ -204,8 +206,10 @@ def half_precisions(ctx: "FileContext") -> list[tuple[str, Optional[Evidence]]]:
         return [(d, Evidence("config", f"config: precision includes {d}")) for d in ("bfloat16", "float16")
                 if d in declared]
     out: list[tuple[str, Optional[Evidence]]] = []
-    match = _BF16_EVIDENCE.search(ctx.source)
-    out.append(("bfloat16", Evidence("bf16", match.group(0), _line(ctx.source, match.start())) if match else None))
+    for match in _BF16_EVIDENCE.finditer(ctx.source):
+        if applies(ctx, match.start()):
+            out.append(("bfloat16", Evidence("bf16", match.group(0), _line(ctx.source, match.start()))))
+            break
     fp16 = fp16_evidence(ctx)
     if fp16 is not None:
         out.append(("float16", fp16))

@@ -13,6 +13,7 @@ docs/numerics-extra.md).
 from __future__ import annotations
 
 import re
+
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator, Optional
 
@@ -296,38 +297,9 @@ def read_names(expr: cst.CSTNode, ctx: "FileContext", at: "At", follow: int = 1)
 # -- gradient-free code ----------------------------------------------------
 
 
-def _no_grad_call(expr: cst.BaseExpression) -> bool:
-    target = expr.func if isinstance(expr, cst.Call) else expr
-    name = dotted_name(target) if isinstance(target, (cst.Name, cst.Attribute)) else None
-    return name is not None and name.split(".")[-1] in ("no_grad", "inference_mode")
-
-
 def in_no_grad(ctx: "FileContext") -> bool:
-    """Inside ``with torch.no_grad():`` / ``torch.inference_mode()``, a function decorated with one, or a
-    file that defines an optimizer (``class Lamb(Optimizer)``: its helpers work on ``.grad`` tensors
-    outside autograd): no gradient flows, so gradient-only hazards cannot happen there."""
-    if _defines_optimizer(ctx):
-        return True
-    for node in reversed(ctx.stack):
-        if isinstance(node, cst.With):
-            if any(_no_grad_call(item.item) for item in node.items):
-                return True
-        elif isinstance(node, cst.FunctionDef):
-            if any(_no_grad_call(d.decorator) for d in node.decorators):
-                return True
-    return False
-
-
-_OPTIMIZER_CLASS = re.compile(r"^class\s+\w+\s*\([^)]*\b(?:Optimizer|LRScheduler)\s*[,)]", re.M)
-
-
-def _defines_optimizer(ctx: "FileContext") -> bool:
-    """The file defines an optimizer or scheduler class (read from the whole text: chunk-local)."""
-    cached = ctx.__dict__.get("_nanlint_defines_optimizer")
-    if cached is None:
-        cached = bool(_OPTIMIZER_CLASS.search(ctx.source))
-        ctx.__dict__["_nanlint_defines_optimizer"] = cached
-    return cached
+    """No gradient flows at the walk's position: the one policy, :func:`nanlint.analysis.gradient.grad_mode`."""
+    return ctx.in_no_grad()
 
 
 def torch_alias(ctx: "FileContext") -> Optional[str]:
@@ -368,6 +340,11 @@ _PROPAGATING = frozenset({
 })
 
 
+# Parameter names of raw model inputs (documented in docs/analysis.md): data, which never requires grad.
+RAW_INPUT = re.compile(r"^(input_(values|features|ids)|pixel_values|waveforms?|raw_\w+|audio_values|"
+                       r"input_features_mask|attention_mask|labels?|token_ids|images?_raw)$")
+
+
 def no_grad_value(expr: cst.BaseExpression, ctx: "FileContext", at: "At", depth: int = 0) -> bool:
     """True when ``expr`` visibly cannot carry a gradient: it is built only from literals, comparisons
     (masks), tensor constructors (``arange``, ``meshgrid``, ``zeros``...), ``.detach()``, shapes and sizes,
@@ -383,8 +360,13 @@ def no_grad_value(expr: cst.BaseExpression, ctx: "FileContext", at: "At", depth:
         if "mask" in expr.value.lower():
             return True  # masks are boolean or 0/1 tensors by convention
         binding = ctx.facts.binding(expr, at)
+        if binding is not None and binding.is_parameter and RAW_INPUT.search(expr.value):
+            return True  # ``input_values``, ``pixel_values``: a batch of data never requires grad
         if binding is None or binding.is_parameter:
             return False  # what callers pass is unseen
+        if binding.index is not None and binding.value is not None and binding.operator is None:
+            # ``rows, cols = torch.where(mask)``: the unpacked value has the gradient of what it unpacks
+            return no_grad_value(binding.value, ctx, type(at)(binding.scope, binding.order), d)
         value, where = follow(expr, ctx, at)
         return value is not expr and no_grad_value(value, ctx, where, d)
     if isinstance(expr, cst.Attribute):
@@ -414,11 +396,13 @@ def no_grad_value(expr: cst.BaseExpression, ctx: "FileContext", at: "At", depth:
         if qualified is not None and qualified.split(".")[0] in ("math", "numpy", "np"):
             return True
         tc = ctx.match(expr)
-        if tc is None:
+        if tc is None or tc.keyword("requires_grad") is not None:
             return False
         key = tc.key.split(".")[-1]
         if key in _CONSTRUCTORS:
             return True
+        if key == "where" and not tc.is_method and len([a for a in expr.args if a.keyword is None]) == 1:
+            return True  # ``torch.where(cond)``: the indices of the true entries
         if key in _PROPAGATING:
             inputs = [tc.operand] if tc.operand is not None else []
             inputs += [a.value for a in tc.args if a.keyword is None and not a.star]

@@ -122,10 +122,26 @@ class Walker:
             ctx.scope = Scope("class", node, ctx.scope)
         elif name == "For":
             self._bind_unknown(node.target)  # type: ignore[attr-defined]
+        elif name == "Call":
+            self._note_call(node)  # type: ignore[arg-type]
+        elif name in ("If", "While", "Assert", "IfExp"):
+            ctx.facts.note_guard_test(node.test, ctx.at())  # type: ignore[attr-defined]
         elif name == "Import":
             ctx.imports.add_import(node)  # type: ignore[arg-type]
         elif name == "ImportFrom":
             ctx.imports.add_import_from(node)  # type: ignore[arg-type]
+
+    def _note_call(self, node: cst.Call) -> None:
+        """In-place calls (``n.clamp_(min=1)``) and ``torch.where(n > 0, a / n, 0)`` conditions: facts every
+        rule may read, recorded whichever rules are enabled."""
+        func = node.func
+        last = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else ""
+        if last.endswith("_"):
+            self.ctx.facts.note_in_place(node, self.ctx.at())
+        elif last == "where" and len(node.args) >= 3:
+            tc = self.ctx.match(node)
+            if tc is not None and tc.key == "where" and tc.operand is not None:
+                self.ctx.facts.note_guard_test(tc.operand, self.ctx.at())
 
     def _leave(self, node: cst.CSTNode, name: str) -> None:
         ctx = self.ctx

@@ -11,7 +11,7 @@ from nanlint.rules import ALL_RULES, Rule
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
-MARKER = re.compile(r"#.*?\berror:\s*(?P<codes>NAN\d{3}(?:\s*,\s*NAN\d{3})*)")
+MARKER = re.compile(r"#.*?\b(?P<level>error|low):\s*(?P<codes>NAN\d{3}(?:\s*,\s*NAN\d{3})*)")
 PRECISION = re.compile(r"#\s*nanlint-fixture:\s*precision\s*=\s*(?P<dtypes>[\w,]+)")
 
 
@@ -22,12 +22,18 @@ def lint(source: str, rules: Optional[Sequence[type[Rule]]] = None, path: str = 
 
 
 def expected_markers(source: str) -> set[tuple[int, str]]:
-    expected: set[tuple[int, str]] = set()
+    """(line, code) of every ``# error: NAN101`` (shown by default) and ``# low: NAN101`` (low confidence)."""
+    return set(expected_levels(source))
+
+
+def expected_levels(source: str) -> dict[tuple[int, str], str]:
+    """``error`` or ``low`` for each marked (line, code)."""
+    expected: dict[tuple[int, str], str] = {}
     for number, line in enumerate(source.splitlines(), 1):
         match = MARKER.search(line)
         if match:
             for code in re.split(r"\s*,\s*", match.group("codes")):
-                expected.add((number, code))
+                expected[(number, code)] = match.group("level")
     return expected
 
 

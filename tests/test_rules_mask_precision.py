@@ -239,13 +239,15 @@ def test_nan404_clamp_rounding_depends_on_declared_precision() -> None:
     def f(c):
         return torch.acos(c.clamp(-1 + 1e-7, 1 - 1e-7))
     """
-    (default,) = run("NAN404", source)
-    assert "bf16 (assumed possible" in default.message
+    # float32 code: 1 - 1e-7 is 0.9999999; bfloat16 is not assumed where the code does not show it
+    assert run("NAN404", source) == []
+    (shown,) = run("NAN404", source.replace("c.clamp", "c.bfloat16().clamp"))
+    assert "bf16 (`.bfloat16()` on line 4)" in shown.message
     assert run("NAN404", source, precision=("float32",)) == []
     (declared,) = run("NAN404", source, precision=("float32", "float16"))
     assert "f16 (config: precision includes float16)" in declared.message
     wide = source.replace("1e-7", "1e-3")
-    assert "bf16" in run("NAN404", wide)[0].message  # 1 - 1e-3 is 1 in bfloat16
+    assert "bf16" in run("NAN404", wide, precision=("float32", "bfloat16"))[0].message  # 1 - 1e-3 is 1 in bf16
     assert run("NAN404", wide, precision=("float32", "float16")) == []  # but not in float16
 
 

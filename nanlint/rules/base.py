@@ -37,6 +37,8 @@ from typing import TYPE_CHECKING, ClassVar, Optional, Sequence
 import libcst as cst
 
 if TYPE_CHECKING:
+    from ..analysis.gradient import Gradient
+    from ..analysis.triggers import Trigger
     from ..context import FileContext
     from ..fixspec import FixSpec
 
@@ -59,6 +61,32 @@ class Witness:
     # statement(s) run after ``hazard``/``fixed`` that must return the value to check;
     # default: ``y`` forward and the gradient of ``y.float().sum()``
     check: str = ""
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """What the analysis says of one hazard: the finding's confidence, its trigger, the gradient context."""
+
+    confidence: str
+    trigger: "Trigger"
+    gradient: "Gradient"
+
+    def extra(self) -> dict[str, object]:
+        extra: dict[str, object] = {"confidence": self.confidence, "trigger": self.trigger.text}
+        if not self.gradient.flows:
+            extra["no_gradient"] = self.gradient.reason
+        return extra
+
+    @property
+    def reached_by(self) -> str:
+        """`` for <trigger>`` for messages."""
+        return f"for {self.trigger.text}"
+
+    def forward(self) -> str:
+        """``forward NaN, NaN gradient`` -- or, where no gradient flows, only the forward claim and why."""
+        if self.gradient.flows:
+            return "forward NaN, NaN gradient"
+        return f"forward NaN; no gradient flows here: {self.gradient.reason}"
 
 
 class Rule:
@@ -85,6 +113,46 @@ class Rule:
         if fix is not None:
             extra["fix"] = fix
         self.ctx.report(self, node, message, extra)
+
+    def silenced(self, value: cst.BaseExpression) -> bool:
+        """The hazard on ``value`` cannot happen: ``value`` is a Python number, numpy or a sequence (not a
+        torch hazard), a boolean filter kept only non-zero entries (``e[e != 0]``), or the statement's result
+        is repaired afterwards (``torch.where(torch.isfinite(y), y, ...)``)."""
+        from ..analysis import kinds
+        from ..analysis.guards import repaired_later
+        from ..analysis.triggers import IMPOSSIBLE
+
+        at = self.ctx.at()
+        if self.facts.kind(value, at) in (kinds.NUMBERS | {kinds.NUMPY, kinds.SEQUENCE}):
+            return True
+        if self.facts.trigger(value, at).likelihood == IMPOSSIBLE:
+            return True
+        return repaired_later(self.ctx)
+
+    def judge(self, value: cst.BaseExpression, gradient_only: bool = False,
+              values: Sequence[cst.BaseExpression] = (), floor: "Optional[Trigger]" = None) -> "Optional[Judgement]":
+        """Ask the analysis whether the hazard on ``value`` (the vector that must be exactly 0) matters here.
+
+        None means silence: ``value`` is a Python number, numpy or a sequence (not a torch hazard), or the
+        hazard is gradient-only and no gradient flows (:mod:`nanlint.analysis.gradient`). Otherwise the
+        trigger that reaches it, the gradient context and the finding's confidence
+        (:func:`nanlint.analysis.confidence`). ``values`` (default: ``value``) are what must carry the
+        gradient; ``floor`` is a trigger the hazard always has, whatever the provenance shows.
+        """
+        from ..analysis import confidence
+        from ..analysis.gradient import gradient_at
+
+        at = self.ctx.at()
+        if self.silenced(value):
+            return None
+        gradient = gradient_at(self.ctx, values or (value,))
+        trigger = self.facts.trigger(value, at)
+        if floor is not None:
+            from ..analysis.triggers import at_least_plausible
+
+            trigger = at_least_plausible(trigger, floor)
+        level = confidence(trigger, gradient, gradient_only)
+        return None if level is None else Judgement(level, trigger, gradient)
 
     @classmethod
     def may_fire(cls, source: str, precision: Optional[tuple[str, ...]]) -> bool:

@@ -3,6 +3,7 @@ import re
 import libcst as cst
 
 from ..facts import NORM_KINDS
+from ..analysis.guards import branch_guarded
 from ..patterns import code, division
 from ._guards import Built, clamp_divisor, clamp_inside_root, divisor_root
 from ._screens import DIVISION, DIVISION_RENAMED, ROOT
@@ -108,6 +109,9 @@ class DivideByNorm(Rule):
         source = self.facts.zero_source(found.divisor, at)
         if source is None or source.kind not in NORM_KINDS:
             return
+        judged = self.judge(source.node)
+        if judged is None or branch_guarded(self.ctx, found.divisor):
+            return
         inner = divisor_root(self.ctx, source)
         if inner is not None:
             built = clamp_inside_root(self.ctx, inner, "divide-sqrt", "sum of squares")
@@ -117,9 +121,10 @@ class DivideByNorm(Rule):
             built = clamp_divisor(self.ctx, found.divisor, source, at, "norm")
         self.report(
             node,
-            f"division by `{code(self.ctx, found.divisor)}`, {source.described} that is 0 for a zero vector "
-            "(forward NaN, NaN gradient); use `F.normalize` or `.clamp_min(eps)` on the norm",
+            f"division by `{code(self.ctx, found.divisor)}`, {source.described} that is 0 for a zero vector, "
+            f"here {judged.trigger.text} ({judged.forward()}); use `F.normalize` or `.clamp_min(eps)` on the norm",
             target=found.divisor,
+            **judged.extra(),
             **built.extra(),
         )
 

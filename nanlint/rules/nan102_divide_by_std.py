@@ -3,6 +3,7 @@ import re
 import libcst as cst
 
 from ..facts import STD_KINDS
+from ..analysis.guards import branch_guarded
 from ..patterns import code, division
 from ._guards import Built, clamp_divisor, clamp_inside_root, divisor_root
 from ._screens import DIVISION, DIVISION_RENAMED, ROOT
@@ -110,6 +111,9 @@ class DivideByStd(Rule):
         source = self.facts.zero_source(found.divisor, at)
         if source is None or source.kind not in STD_KINDS:
             return
+        judged = self.judge(source.node)
+        if judged is None or branch_guarded(self.ctx, found.divisor):
+            return
         inner = divisor_root(self.ctx, source)
         if inner is not None:
             built = clamp_inside_root(self.ctx, inner, "divide-sqrt", "variance")
@@ -119,9 +123,10 @@ class DivideByStd(Rule):
             built = clamp_divisor(self.ctx, found.divisor, source, at, "standard deviation")
         self.report(
             node,
-            f"division by `{code(self.ctx, found.divisor)}`, {source.described} that is 0 for a constant input "
-            "(forward NaN); add an eps: `/ (std + eps)` or `sqrt(var + eps)`",
+            f"division by `{code(self.ctx, found.divisor)}`, {source.described} that is 0 for a constant input, "
+            f"here {judged.trigger.text} (forward NaN); add an eps: `/ (std + eps)` or `sqrt(var + eps)`",
             target=found.divisor,
+            **judged.extra(),
             **built.extra(),
         )
 

@@ -3,6 +3,8 @@ from typing import Iterable
 
 import libcst as cst
 
+from ..analysis.gradient import gradient_at
+from ..analysis.triggers import FIXED, MASKED_MODELLING, PARAMETER
 from ..facts import names_in
 from ..fixspec import UNSAFE, FixSpec, append_to
 from ..patterns import code, division
@@ -24,27 +26,8 @@ def padding_like(names: Iterable[str]) -> bool:
 
 
 class GuardTests(Rule):
-    """Shared bookkeeping (not a rule): records the conditions that can guard a count or a selection."""
-
-    def visit_If(self, node: cst.If) -> None:
-        self.facts.note_guard_test(node.test, self.ctx.at())
-
-    def visit_While(self, node: cst.While) -> None:
-        self.facts.note_guard_test(node.test, self.ctx.at())
-
-    def visit_Assert(self, node: cst.Assert) -> None:
-        self.facts.note_guard_test(node.test, self.ctx.at())
-
-    def visit_IfExp(self, node: cst.IfExp) -> None:
-        self.facts.note_guard_test(node.test, self.ctx.at())
-
-    def note_where(self, node: cst.Call) -> None:
-        """``torch.where(n > 0, a / n, 0)``: the condition is a (gradient-unsafe, NAN401) guard.
-        Also records in-place calls (``n.clamp_(min=1)``) for the facts."""
-        self.facts.note_in_place(node, self.ctx.at())
-        tc = self.ctx.match(node)
-        if tc is not None and tc.key == "where" and tc.operand is not None and tc.positional(0) is not None:
-            self.facts.note_guard_test(tc.operand, self.ctx.at())
+    """Shared helpers of NAN103 and NAN104 (not a rule). The walker records the guard tests and in-place
+    calls they read (:meth:`nanlint.facts.Facts.tested_before`), whichever rules are enabled."""
 
     def under_nan_to_num(self) -> bool:
         for ancestor in reversed(self.ctx.stack[:-1]):
@@ -134,7 +117,6 @@ class DivideByCount(GuardTests):
         self._check(node)
 
     def visit_Call(self, node: cst.Call) -> None:
-        self.note_where(node)
         self._check(node)
 
     def _check(self, node: cst.CSTNode) -> None:
@@ -155,9 +137,21 @@ class DivideByCount(GuardTests):
             advice = f"`{divisor}.clamp_min(1)`" if _atomic(found.divisor) else "`.clamp_min(1)` on the count"
         else:
             advice = f"`max({divisor}, 1)`"
+        gradient = gradient_at(self.ctx)
+        configured = bool(count.origin) and all(name.startswith("self.") for name in count.origin) \
+            or self.facts.trigger(found.divisor, at) in (PARAMETER, FIXED, MASKED_MODELLING)
+        if configured:  # a selection over module state (``self.weights > 0``) or a masked-modelling ratio
+            effect, level = f"(0 / 0 = NaN) if the configuration {_SELECTS_NOTHING}", "low"
+        elif gradient.flows:
+            effect, level = "(0 / 0 = NaN in the loss and its gradient)", "high"
+        else:  # statistics or a metric: the NaN reaches a number, not the weights
+            effect, level = f"(0 / 0 = NaN; no gradient flows here: {gradient.reason})", "low"
         self.report(node, f"division by `{divisor}`, {_article(count.kind)} that is 0 when nothing is selected "
-                          f"(0 / 0 = NaN in the loss and its gradient); use {advice} or test it first",
-                    fix=fix, target=found.divisor)
+                          f"{effect}; use {advice} or test it first",
+                    fix=fix, target=found.divisor, confidence=level, trigger="an empty selection")
+
+
+_SELECTS_NOTHING = "selects nothing"
 
 
 def _article(kind: str) -> str:

@@ -80,7 +80,6 @@ class MeanOfEmptySelection(GuardTests):
     )
 
     def visit_Call(self, node: cst.Call) -> None:
-        self.note_where(node)
         at = self.ctx.at()
         tc = self.ctx.match(node)
         selected: Optional[cst.BaseExpression] = None

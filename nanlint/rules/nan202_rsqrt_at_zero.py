@@ -2,6 +2,7 @@ import re
 
 import libcst as cst
 
+from ..analysis.triggers import ZERO_ROW
 from ..patterns import code, root
 from ._guards import add_eps
 from ._screens import RECIPROCAL_ROOT
@@ -90,10 +91,17 @@ class RsqrtAtZero(Rule):
         source = self.facts.sqrt_hazard(found.operand, self.ctx.at())
         if source is None:
             return
+        # a normalisation layer (rsqrt of a mean of squares) sees zero rows at padding tokens
+        floor = ZERO_ROW if source.kind in ("variance", "mean of squares") else None
+        judged = self.judge(found.operand, floor=floor)
+        if judged is None:
+            return
+        effect = "forward Inf, NaN gradient" if judged.gradient.flows else "forward Inf"
         self.report(
             node,
             f"reciprocal square root of `{code(self.ctx, found.operand)}`, {source.described} that is 0 for a "
-            "constant or zero input (forward Inf, NaN gradient); add an eps: `rsqrt(var + eps)`",
+            f"constant or zero input, here {judged.trigger.text} ({effect}); add an eps: `rsqrt(var + eps)`",
             target=found.operand,
+            **judged.extra(),
             **add_eps(self.ctx, found, source.kind).extra(),
         )

@@ -6,8 +6,15 @@ import libcst as cst
 from ..facts import TRANSPARENT_OPS, At
 from ..fixspec import SAFE, FixSpec, Replace
 from ..names import TorchCall
+from ..analysis import confidence
+from ..analysis.gradient import gradient_at
+from ..analysis.triggers import ORDINARY, Trigger
 from ..patterns import code
 from .base import Rule, Witness
+
+
+# ``x.clamp(min=0) ** p`` is exactly 0 for every non-positive input: an ordinary trigger.
+CLAMPED = Trigger("by every non-positive input", ORDINARY)
 
 
 class FractionalPowAtZero(Rule):
@@ -107,7 +114,7 @@ class FractionalPowAtZero(Rule):
         at = self.ctx.at()
         if exponent == 0.5 and self.facts.sqrt_hazard(base, at) is not None:
             return  # NAN201: square root of a variance / sum of squares / MSE
-        if self.ctx.in_no_grad() or self.facts.is_constant(base, at):
+        if self.facts.is_constant(base, at):
             return
         found = self._zero_forcing(base, at)
         if found is None:
@@ -115,14 +122,22 @@ class FractionalPowAtZero(Rule):
         tc, where = found
         power = "a square root" if exponent == 0.5 else f"a power {exponent:g}"
         if tc.key in ("abs", "absolute"):
+            judged = self.judge(tc.operand if tc.operand is not None else base, gradient_only=True, values=(base,))
+            if judged is None:
+                return
             self.report(node, f"`{code(self.ctx, node)}`: {power} of `{code(self.ctx, tc.node)}` has a NaN gradient "
-                              "where the value is 0 (sign(0) * inf); add an eps inside: `(x.abs() + 1e-6)`",
-                        target=base)
+                              f"where the value is 0, {judged.reached_by} (sign(0) * inf); add an eps inside: "
+                              "`(x.abs() + 1e-6)`", target=base, **judged.extra())
+            return
+        gradient = gradient_at(self.ctx, (base,))
+        level = confidence(CLAMPED, gradient, gradient_only=True)
+        if level is None:
             return
         fix = self._relu_fix(tc)
         self.report(node, f"`{code(self.ctx, node)}`: {power} of `{code(self.ctx, tc.node)}` has an infinite "
-                          "gradient at 0 (the clamp passes it through); use `relu` (same values, zero gradient at "
-                          "0) or clamp at a positive floor such as 1e-6", fix=fix, target=base)
+                          f"gradient at 0, reached {CLAMPED.text} (the clamp passes it through); use `relu` (same "
+                          "values, zero gradient at 0) or clamp at a positive floor such as 1e-6", fix=fix,
+                    target=base, confidence=level, trigger=CLAMPED.text)
 
     def _zero_forcing(self, expr: cst.BaseExpression, at: At, depth: int = 0) -> Optional[tuple[TorchCall, At]]:
         """The ``abs`` / ``clamp(min=0)`` call that makes ``expr`` exactly 0 for some inputs."""

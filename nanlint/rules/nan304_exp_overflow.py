@@ -82,7 +82,7 @@ class ExpOverflow(Rule):
     screen = re.compile(r"exp(?<!\wexp)(?:m1|2|_)?\s*\(")  # literal-first (no leading \b): 20x faster
     witnesses = (
         Witness(
-            setup="half = dtype == torch.float16; fc = torch.nn.Linear(1, 1).to(dtype); "
+            setup="half = torch.float16; fc = torch.nn.Linear(1, 1).to(dtype); "
                   "torch.nn.init.ones_(fc.weight); torch.nn.init.constant_(fc.bias, 11.0); "
                   "x = leaf(torch.ones(1, 1, dtype=dtype))",
             hazard="y = torch.exp(fc(x))",
@@ -90,7 +90,7 @@ class ExpOverflow(Rule):
             hazard_dtypes=("float16",),
         ),
         Witness(
-            setup="half = dtype == torch.float16; logvar = leaf(torch.tensor([25.0], dtype=dtype))",
+            setup="half = torch.float16; logvar = leaf(torch.tensor([25.0], dtype=dtype))",
             hazard="y = torch.exp(logvar.clamp(-30.0, 20.0))",
             fixed="y = torch.exp(0.5 * logvar.clamp(-30.0, 20.0))",
             hazard_dtypes=("float16",),

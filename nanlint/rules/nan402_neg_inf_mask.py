@@ -7,7 +7,10 @@ import libcst as cst
 
 from ..facts import At
 from ..fixspec import UNSAFE, FixSpec, Replace
-from ..masking import PASS_THROUGH, Fill, as_fill, constant, finfo_bound, never_fully_masked, softmax_operand
+from ..analysis import confidence
+from ..analysis.gradient import gradient_at
+from ..masking import PASS_THROUGH, Fill, as_fill, constant, finfo_bound, mask_trigger, never_fully_masked, \
+    softmax_operand
 from ..names import dotted_name
 from ..patterns import code
 from ..scope import lookup
@@ -23,6 +26,8 @@ class _Candidate:
     softmax: cst.Call
     result_name: Optional[str]
     additive: bool
+    level: str = "high"
+    trigger: str = ""
 
 
 @dataclass
@@ -140,7 +145,12 @@ class NegInfMask(Rule):
         for fill, additive in sources:
             if never_fully_masked(fill.mask, self.ctx, at) or (cleaned and not additive):
                 continue
-            self._state().candidates.append(_Candidate(fill, node, self._assigned_name(node), additive))
+            trigger = mask_trigger(fill.mask, self.ctx, at)
+            level = confidence(trigger, gradient_at(self.ctx))
+            if level is None:
+                continue
+            self._state().candidates.append(
+                _Candidate(fill, node, self._assigned_name(node), additive, level, trigger.text))
 
     def visit_Assign(self, node: cst.Assign) -> None:
         """``scores[mask] = float('-inf')``."""
@@ -196,11 +206,12 @@ class NegInfMask(Rule):
             softmax = code(self.ctx, candidate.softmax.func, 30)
             how = "an additive -inf bias" if candidate.additive else f"`{code(self.ctx, fill.value)}` fill"
             message = (
-                f"{how} reaches `{softmax}`: a row whose every slot is masked (a fully padded sample) becomes "
-                "NaN (exp(-inf - -inf)); fill with `torch.finfo(scores.dtype).min` instead, or use "
+                f"{how} reaches `{softmax}`: a row whose every slot is masked becomes NaN (exp(-inf - -inf)), "
+                f"here {candidate.trigger}; fill with `torch.finfo(scores.dtype).min` instead, or use "
                 "`F.scaled_dot_product_attention`"
             )
-            self.report(fill.node, message, fix=self._fix(candidate), target=fill.value)
+            self.report(fill.node, message, fix=self._fix(candidate), target=fill.value, confidence=candidate.level,
+                        trigger=candidate.trigger)
 
     leave_FunctionDef = _finish
     leave_Module = _finish

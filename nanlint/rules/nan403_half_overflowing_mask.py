@@ -67,14 +67,14 @@ class HalfOverflowingMask(Rule):
     witnesses = (
         Witness(
             setup="s = leaf(torch.randn(2, 3, dtype=dtype)); m = torch.tensor([[True, True, True], [False, True, True]]); "
-                  "assert dtype in (torch.float32, torch.bfloat16, torch.float16)",
+                  "half = torch.float16",
             hazard="y = torch.softmax(s + m.to(dtype) * -1e9, dim=-1)",
             fixed="y = torch.softmax(s.masked_fill(m, torch.finfo(s.dtype).min), dim=-1)",
             hazard_dtypes=("float16",),
         ),
         Witness(
             setup="s = leaf(torch.randn(2, 3, dtype=dtype)); m = torch.tensor([[True, True, True], [False, True, True]]); "
-                  "assert dtype in (torch.float32, torch.bfloat16, torch.float16)",
+                  "half = torch.float16",
             hazard="y = torch.softmax(torch.where(m, -1e9, s), dim=-1)",
             fixed="y = torch.softmax(torch.where(m, torch.finfo(s.dtype).min, s), dim=-1)",
             hazard_dtypes=("float16",),

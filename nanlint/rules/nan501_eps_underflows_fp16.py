@@ -80,7 +80,7 @@ class EpsUnderflowsFp16(Rule):
     summary = "eps too small for float16 (rounds to 0, or its 1/eps gradient overflows)"
     rows = "1, 34, 45, 46, §5.2"
     screen = re.compile(r"[eE]-0*(?:[4-9]|[1-9]\d)\b|0\.000\d|normalize|osine|Adam|RMSprop|Adagrad|Adamax")
-    _EVIDENT = "assert dtype in (torch.float32, torch.bfloat16, torch.float16)"
+    _EVIDENT = "half = torch.float16"
     may_fire = staticmethod(may_have_fp16_evidence)  # every finding needs float16 evidence
     witnesses = (
         Witness(

@@ -1,0 +1,46 @@
+"""What a value is: the one vocabulary every rule asks, computed on demand per expression.
+
+* :mod:`.kinds` -- float / int / bool tensor, Python number, numpy, sequence, unknown;
+* :mod:`.triggers` -- what input makes a value exactly 0 and how ordinary it is in training;
+* :mod:`.gradient` -- whether a gradient can flow (one policy for every rule);
+* :mod:`.guards` -- branch tests before an operation and repairs of its result;
+* :mod:`.dtype` -- which float16 evidence applies to a value (its own class or function);
+* :mod:`.summary` -- whole-module facts from the stdlib parser (callers, grad mode, strings);
+* :func:`confidence` -- how a trigger and the gradient context make a finding's confidence.
+
+Values are followed through assignments by :class:`nanlint.facts.Facts` (ranges,
+zero sources, probabilities, masks); rules never keep their own copies.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+from .gradient import Gradient
+from .triggers import DEGENERATE, IMPOSSIBLE, ORDINARY, PLAUSIBLE, Trigger
+
+HIGH, MEDIUM, LOW = "high", "medium", "low"
+LEVELS = (HIGH, MEDIUM, LOW)
+_BY_LIKELIHOOD = {ORDINARY: HIGH, PLAUSIBLE: MEDIUM, DEGENERATE: LOW}
+
+
+def confidence(trigger: Trigger, gradient: Gradient, gradient_only: bool = False) -> Optional[str]:
+    """A finding's confidence, or None when it cannot happen.
+
+    * ``high``: an ordinary trigger (an all-padding row, a perfect prediction) where a gradient flows;
+    * ``medium``: a plausible edge case, or an ordinary trigger in code that records no gradient (the
+      forward NaN still reaches an output);
+    * ``low``: only a degenerate trigger (a learned projection or a Gaussian sample exactly 0).
+
+    A gradient-only hazard (finite value, infinite derivative) where no gradient flows is None.
+    """
+    if trigger.likelihood == IMPOSSIBLE or gradient_only and not gradient.flows:
+        return None
+    level = _BY_LIKELIHOOD[trigger.likelihood]
+    if level == HIGH and not gradient.flows:
+        return MEDIUM
+    return level
+
+
+def shown(level: str, threshold: str) -> bool:
+    """True when a finding of confidence ``level`` is shown at the configured lowest ``threshold``."""
+    return LEVELS.index(level) <= LEVELS.index(threshold)

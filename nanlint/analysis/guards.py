@@ -1,0 +1,65 @@
+"""Guards written away from the hazard: a branch on the divisor, a repair of the result.
+
+Guards next to the operation (``+ eps``, ``clamp_min``, ``log_softmax``...) are
+part of the value facts (:class:`nanlint.facts.Facts`); boolean filters
+(``x = x[s != 0]``) are part of the triggers (:mod:`.triggers`). These are the
+two that sit on other lines:
+
+* a test of the dangerous value before the operation, in the same function
+  (``if n > limit: y = y * (limit / n)``; ``if m.sum() == 0: return``), recorded by
+  the walker for every rule;
+* a repair of the result after it (``y = torch.where(torch.isfinite(y), y, finfo.min)``,
+  ``y.nan_to_num()``, ``y[torch.isnan(y)] = 0``): the author expected the NaN
+  and replaced it.
+"""
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Optional
+
+import libcst as cst
+
+from ..facts import names_in
+
+if TYPE_CHECKING:
+    from ..context import FileContext
+
+
+def branch_guarded(ctx: "FileContext", expr: cst.BaseExpression) -> bool:
+    """A test earlier in the function (or an enclosing ``if``) examines a name ``expr`` is built from."""
+    names = frozenset(n for n in names_in(expr) if "." not in n)
+    return bool(names) and ctx.facts.tested_before(names, ctx.at())
+
+
+def repaired_later(ctx: "FileContext") -> bool:
+    """The statement being walked assigns a name whose NaN/Inf the function replaces afterwards."""
+    target = _assigned_name(ctx)
+    if target is None:
+        return False
+    function = _function(ctx)
+    if function is None or ctx.module is None:
+        return False
+    text = ctx.module.code_for_node(function)
+    name = re.escape(target)
+    repair = re.compile(
+        rf"(?:isfinite|isnan|isinf|nan_to_num|isneginf|isposinf)\(\s*{name}\b|\b{name}\s*\.\s*"
+        rf"(?:isfinite|isnan|isinf|nan_to_num|isneginf|isposinf)\(")
+    return repair.search(text) is not None
+
+
+def _assigned_name(ctx: "FileContext") -> Optional[str]:
+    if not ctx.statements or not isinstance(ctx.statements[-1], cst.SimpleStatementLine):
+        return None
+    for small in ctx.statements[-1].body:
+        if isinstance(small, cst.Assign) and len(small.targets) == 1 and isinstance(small.targets[0].target, cst.Name):
+            return small.targets[0].target.value
+        if isinstance(small, (cst.AugAssign, cst.AnnAssign)) and isinstance(small.target, cst.Name):
+            return small.target.value
+    return None
+
+
+def _function(ctx: "FileContext") -> Optional[cst.FunctionDef]:
+    for node in reversed(ctx.stack):
+        if isinstance(node, cst.FunctionDef):
+            return node
+    return None

@@ -2,7 +2,7 @@
 
 ``python -m nanlint.docs`` prints ``docs/rules.md``: a table of every rule, then one
 section per rule, each exactly the text ``nanlint rule CODE`` prints (title, status
-and numerics.md rows, then the rule's docstring: what it does, why it is bad, an
+and the docs/numerics.md rows it rests on, then the rule's docstring: what it does, why it is bad, an
 example, what to use instead, fix safety). ``--write`` writes the file,
 ``--check`` exits 1 when the file on disk is stale (``tests/test_docs.py`` runs the
 same comparison).
@@ -74,11 +74,26 @@ def anchor(rule: type[Rule]) -> str:
     return re.sub(r"[^a-z0-9\- ]", "", f"{rule.code} {rule.name}".lower()).replace(" ", "-")
 
 
-def rule_section(rule: type[Rule]) -> str:
-    """One rule's section: the exact text ``nanlint rule CODE`` prints (without click's final newline)."""
-    from .cli import rule_text  # the CLI owns the format; imported here to keep `nanlint.report` free of cycles
+def numerics_rows(rule: type[Rule]) -> list[str]:
+    """The rows of docs/numerics.md that measure this rule: one per witness (``NAN101.1``, ``NAN101.2``...)."""
+    return [f"{rule.code}.{index + 1}" for index in range(len(rule.witnesses))]
 
-    return rule_text(rule)
+
+def rests_on(rule: type[Rule]) -> str:
+    rows = numerics_rows(rule)
+    if not rows:
+        return "It rests on no numerics: it is about code."
+    cited = rows[0] if len(rows) == 1 else f"{rows[0]}–{rows[-1]}"
+    return f"Measured in docs/numerics.md {'rows' if len(rows) > 1 else 'row'} {cited}."
+
+
+def rule_text(rule: type[Rule]) -> str:
+    """One rule's documentation: what ``nanlint rule CODE`` prints and ``docs/rules.md`` holds as its section."""
+    status = "preview (opt-in)" if rule.preview else "on by default"
+    return (
+        f"# {rule.code} {rule.name}\n\n"
+        f"{rule.summary}. Status: {status}. {rests_on(rule)}\n\n{rule.docs()}\n"
+    )
 
 
 def _cell(text: str) -> str:
@@ -95,16 +110,16 @@ def render(rules: Sequence[type[Rule]] = ALL_RULES) -> str:
         "",
         f"{len(rules)} rules: {on} on by default, {len(rules) - on} in preview (opt-in: `preview = true` in "
         "`[tool.nanlint]`, `--preview`, or select the exact code, e.g. `--extend-select NAN204`).",
-        "Each rule rests on rows of the numerics truth table (`numerics.md`, measured on PyTorch 2.13 in float32, "
+        "Each rule rests on rows of the numerics truth table (`docs/numerics.md`, measured on PyTorch 2.13 in float32, "
         "bfloat16 and float16), and its examples are run with torch by the test suite.",
         "`nanlint rule CODE` prints the same section in the terminal.",
         "",
-        "| Code | Name | Summary | Default | numerics.md rows |",
+        "| Code | Name | Summary | Default | docs/numerics.md rows |",
         "|---|---|---|---|---|",
     ]
     for rule in rules:
         lines.append(f"| [{rule.code}](#{anchor(rule)}) | `{rule.name}` | {_cell(rule.summary)} | {status(rule)} "
-                     f"| {_cell(rule.rows)} |")
+                     f"| {_cell(', '.join(numerics_rows(rule)) or '–')} |")
     lines += [
         "",
         "The engine also reports two codes that are not rules (selection and suppression comments do not apply):",
@@ -112,7 +127,7 @@ def render(rules: Sequence[type[Rule]] = ALL_RULES) -> str:
     ]
     lines += [f"- `{code} {name}`: {what}." for code, name, what in ENGINE_CODES]
     for rule in rules:
-        lines += ["", "---", "", rule_section(rule).rstrip("\n")]
+        lines += ["", "---", "", rule_text(rule).rstrip("\n")]
     return "\n".join(lines) + "\n"
 
 
@@ -121,8 +136,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--write", action="store_true", help=f"write the file (default path: {DEFAULT_PATH})")
     mode.add_argument("--check", action="store_true", help="exit 1 if the file differs from the generated text")
-    parser.add_argument("path", nargs="?", default=DEFAULT_PATH, help="the file for --write/--check")
+    parser.add_argument("--numerics", action="store_true",
+                        help="the truth table (docs/numerics.md), measured by running the witnesses (needs torch)")
+    parser.add_argument("path", nargs="?", default=None, help="the file for --write/--check")
     args = parser.parse_args(argv)
+    if args.numerics:
+        from .truth_table import DEFAULT_PATH as NUMERICS_PATH, generate
+
+        status, message = generate(args.path or NUMERICS_PATH,
+                                   "check" if args.check else "write" if args.write else "print")
+        (sys.stdout if not (args.check or args.write) else sys.stderr).write(message)
+        return status
+    args.path = args.path or DEFAULT_PATH
     text = render()
     if args.check:
         try:

@@ -14,11 +14,12 @@ from libcst.metadata import CodeRange
 
 from .context import FileContext, RawFinding
 from .finding import Finding
-from .fixspec import FixSpec, split_lines, to_fix
+from .fixspec import FixSpec, to_fix
+from .lines import split_lines
 from .positions import positions_of, whole_module
 from . import screening
 from .rules.base import Rule
-from .suppress import parse_suppressions
+from .suppress import Suppressions, parse_suppressions
 from .walker import Walker
 
 # The walk recurses once per tree level; CPython accepts ~3,000 levels of nesting,
@@ -30,6 +31,12 @@ FILE_ERROR_CODE = "NAN000"
 FILE_ERROR_NAME = "file-error"
 INTERNAL_ERROR_CODE = "NAN999"
 INTERNAL_ERROR_NAME = "internal-error"
+UNUSED_NOQA_CODE = "NAN001"  # rules/nan001_unused_noqa.py: checked here, after every other rule has run
+
+# LintRequest option (request.build_request(..., suppressions=True)): also return the findings a comment
+# suppresses, marked ``extra["suppressed"] = True`` (SARIF `suppressions`), and give every finding
+# ``extra["noqa_lines"]``, the lines whose comment would suppress it (``--add-noqa``).
+SUPPRESSIONS_OPTION = "suppressions"
 
 
 @dataclass
@@ -37,7 +44,6 @@ class FileResult:
     path: str
     findings: list[Finding] = field(default_factory=list)
     internal_error: bool = False
-    module: Optional[cst.Module] = None
     source: Optional[str] = None
     encoding: str = "utf-8"
 
@@ -194,11 +200,27 @@ def _parse_screened(path: str, source: str, rules: list[type[Rule]],
     return module, plan.rules, None
 
 
-def lint_source(path: str, source: str, request: LintRequest, keep_module: bool = False) -> FileResult:
+def lint_source(path: str, source: str, request: LintRequest) -> FileResult:
     """Lint decoded source. Never raises for bad input: errors become findings."""
+    suppressions = parse_suppressions(source)
+    result = _lint_source(path, source, request, suppressions)
+    unused = next((rule for rule in request.rules if rule.code == UNUSED_NOQA_CODE), None)
+    if unused is not None and not any(f.code in (FILE_ERROR_CODE, INTERNAL_ERROR_CODE) for f in result.findings):
+        enabled = frozenset(rule.code for rule in request.rules)
+        for comment, codes in suppressions.unused(enabled):
+            if UNUSED_NOQA_CODE in suppressions.by_line.get(comment.line, ()) \
+                    or suppressions.covers(UNUSED_NOQA_CODE, ()):  # NAN001 named on that line, or file-ignored
+                continue
+            what = f"code{'s' if len(codes) > 1 else ''} {', '.join(codes)}" if codes else "comment"
+            result.findings.append(Finding(
+                UNUSED_NOQA_CODE, unused.name, f"unused `{comment.kind}` {what}: no finding to suppress here",
+                path, comment.line, comment.column, comment.line, comment.column))
+    return result
+
+
+def _lint_source(path: str, source: str, request: LintRequest, suppressions: Suppressions) -> FileResult:
     result = FileResult(path, source=source)
-    second_stage = SECOND_STAGE and not keep_module
-    if second_stage:  # one scan per screen serves both stages (the same test as screened_rules)
+    if SECOND_STAGE:  # one scan per screen serves both stages (the same test as screened_rules)
         possible = [rule for rule in request.rules if rule.may_fire(source, request.precision)]
         starts = screening.match_starts(possible, source)
         rules = [rule for rule in possible if starts[rule]]
@@ -212,7 +234,7 @@ def lint_source(path: str, source: str, request: LintRequest, keep_module: bool 
             if error is not None:
                 result.findings.append(error)
         return result
-    if not second_stage:
+    if not SECOND_STAGE:
         module, error = parse(path, source)
     else:
         module, rules, error = _parse_screened(path, source, rules, starts)
@@ -222,8 +244,6 @@ def lint_source(path: str, source: str, request: LintRequest, keep_module: bool 
         result.findings.append(error)
         return result
     assert module is not None
-    if keep_module:
-        result.module = module
     ctx = FileContext(path, source, request.precision, dict(request.options))
     instances = [rule(ctx) for rule in rules]
     limit = sys.getrecursionlimit()
@@ -246,7 +266,8 @@ def lint_source(path: str, source: str, request: LintRequest, keep_module: bool 
         failed = {type(rule) for rule, _, _ in walker.failures}
         raw = [f for f in ctx.findings if f.rule not in failed]
         if raw:
-            result.findings.extend(_locate(path, source, module, raw))
+            result.findings.extend(_locate(path, source, module, raw, suppressions,
+                                           bool(dict(request.options).get(SUPPRESSIONS_OPTION))))
         for rule, exc, _ in walker.failures:
             result.internal_error = True
             code, name = getattr(rule, "code", "?"), getattr(rule, "name", "?")
@@ -261,9 +282,9 @@ def lint_source(path: str, source: str, request: LintRequest, keep_module: bool 
     return result
 
 
-def _locate(path: str, source: str, module: cst.Module, raw: list[RawFinding]) -> list[Finding]:
+def _locate(path: str, source: str, module: cst.Module, raw: list[RawFinding], suppressions: Suppressions,
+            keep_suppressed: bool = False) -> list[Finding]:
     positions = _positions(source, module, raw)
-    suppressions = parse_suppressions(source)
     source_lines = split_lines(source)
     findings: list[Finding] = []
     seen: set[tuple[str, int, int, int, int]] = set()
@@ -276,13 +297,18 @@ def _locate(path: str, source: str, module: cst.Module, raw: list[RawFinding]) -
             if isinstance(item.statement, cst.SimpleStatementLine):
                 suppress_lines += (statement.end.line,)
         code = item.rule.code
-        if suppressions.covers(code, suppress_lines):
+        suppressed = suppressions.covers(code, suppress_lines)
+        if suppressed and not keep_suppressed:
             continue
         key = (code, span.start.line, span.start.column, span.end.line, span.end.column)
         if key in seen:
             continue
         seen.add(key)
         extra = dict(item.extra)
+        if keep_suppressed:
+            extra["noqa_lines"] = suppress_lines
+            if suppressed:
+                extra["suppressed"] = True
         confidence = extra.pop("confidence", "high")
         spec = extra.pop("fix", None)
         fix = to_fix(spec, positions, module, source_lines) if isinstance(spec, FixSpec) else None

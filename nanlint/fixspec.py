@@ -19,7 +19,6 @@ expression means the same thing at another place of the function.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Mapping, Optional, Sequence, Union
 
@@ -27,6 +26,7 @@ import libcst as cst
 from libcst.metadata import CodeRange
 
 from .finding import Edit, Fix
+from .lines import split_lines
 from .names import dotted_name
 
 if TYPE_CHECKING:
@@ -77,11 +77,6 @@ class FixSpec:
     applicability: str  # SAFE or UNSAFE
     message: str
     changes: tuple[Change, ...]
-
-
-def split_lines(source: str) -> list[str]:
-    """Lines with their endings, split only where Python splits (\\n, \\r\\n, \\r), unlike ``str.splitlines``."""
-    return re.findall(r"[^\r\n]*(?:\r\n|\n|\r)|[^\r\n]+$", source)
 
 
 _LINES_CACHE: list[tuple[cst.Module, list[str]]] = []

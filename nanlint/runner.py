@@ -35,6 +35,7 @@ from .cache import Cache, content_hash, entry_key, plain_extra, request_key
 from .engine import INTERNAL_ERROR_CODE, INTERNAL_ERROR_NAME, FileResult, LintRequest, decode_source, file_error, \
     lint_source
 from .finding import Finding
+from .notebook import is_notebook, lint_notebook
 
 POOL_MIN_FILES = 16
 POOL_MIN_BYTES = 512 * 1024
@@ -75,11 +76,15 @@ def lint_files(jobs: Iterable[Job], processes: Optional[int] = None, cache: Opti
 def lint_bytes(path: str, display: str, data: bytes, request: LintRequest) -> FileResult:
     """Decode and lint, as ``engine.lint_path`` does (a decoding error names ``path``, as there); the result
     holds no source text, no tree, and only plain ``extra`` data."""
-    source, encoding, error = decode_source(path, data)
-    if error is not None:
-        return FileResult(display, [error], encoding=encoding)
-    assert source is not None
-    result = lint_source(display, source, request)
+    if is_notebook(path):
+        result = lint_notebook(display, data, request)
+        encoding = "utf-8"
+    else:
+        source, encoding, error = decode_source(path, data)
+        if error is not None:
+            return FileResult(display, [error], encoding=encoding)
+        assert source is not None
+        result = lint_source(display, source, request)
     findings = [f if not f.extra else replace(f, extra=plain_extra(f.extra)) for f in result.findings]
     return FileResult(display, findings, result.internal_error, encoding=encoding)
 

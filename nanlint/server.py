@@ -1,4 +1,4 @@
-"""``nanlint server``: a Language Server (LSP over stdio) for editors. Needs ``pip install 'nanlint[lsp]'``.
+"""``nanlint server``: a Language Server (LSP over stdio) for editors. Needs pygls (the ``lsp`` extra).
 
 * Diagnostics for Python documents on open, change and save, from the same engine
   and configuration as the command line (``[tool.nanlint]`` found by walking up
@@ -31,12 +31,13 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 import click
 
 from . import __version__
-from .config import ConfigError, Settings, resolve_settings
+from .config import ConfigError
 from .docs import anchor
 from .engine import lint_source
-from .finding import Edit, Finding
-from .fixspec import split_lines
+from .finding import Edit, Finding, at_least
+from .lines import split_lines
 from .report.levels import WARNING, level
+from .request import SettingsResolver
 from .rules import BY_CODE
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -47,7 +48,7 @@ log = logging.getLogger("nanlint.server")
 SOURCE = "nanlint"
 FIX_ALL_KIND = "source.fixAll.nanlint"
 PYTHON_SUFFIXES = (".py", ".pyi")
-INSTALL_HINT = "nanlint server needs pygls: pip install 'nanlint[lsp]'"
+INSTALL_HINT = "nanlint server needs pygls (the `lsp` extra): pip install 'pygls>=2,<3'"
 
 
 # -- positions (no pygls needed: tested directly) --------------------------------------------------------------------
@@ -97,25 +98,24 @@ def document_path(uri: str, fs_path: Optional[str]) -> str:
 
 def lint_document(path: str, text: str) -> list[Finding]:
     """Findings for the document text at ``path``; [] for an excluded file. Raises ConfigError."""
-    from .cli import _request  # the same request (rules, precision, options) as `nanlint check`
-
-    settings: Settings = resolve_settings([path])
+    resolver = SettingsResolver()  # the same settings and request as `nanlint check` gives this file
+    settings = resolver.for_path(path)
     if settings.is_excluded_with_parents(path):
         return []
-    result = lint_source(path, text, _request(settings, path))
-    return sorted(result.findings, key=Finding.sort_key)
+    result = lint_source(path, text, resolver.request_for(path))
+    return sorted((f for f in result.findings if at_least(f.confidence, settings.confidence)), key=Finding.sort_key)
 
 
 def fix_all_safe(path: str, text: str) -> Optional[str]:
     """The text with every safe fix applied by the fix engine (which re-parses and re-lints after each pass and
     drops a fix that breaks the file, as ``nanlint --fix`` does); None when nothing changes."""
-    from .cli import _request
     from .fixes import fix_source
 
-    settings: Settings = resolve_settings([path])
+    resolver = SettingsResolver()
+    settings = resolver.for_path(path)
     if settings.is_excluded_with_parents(path):
         return None
-    outcome = fix_source(path, text, _request(settings, path), unsafe=False)
+    outcome = fix_source(path, text, resolver.request_for(path), unsafe=False, lowest=settings.confidence)
     return outcome.source if outcome.changed else None
 
 
@@ -352,7 +352,7 @@ def create_server() -> Any:
 @click.command(name="server")
 @click.option("--stdio", is_flag=True, help="Talk LSP over stdin/stdout (the default and only transport).")
 def command(stdio: bool) -> None:
-    """Run the Language Server (LSP over stdio) for editors; needs `pip install 'nanlint[lsp]'`."""
+    """Run the Language Server (LSP over stdio) for editors; needs pygls: `pip install 'pygls>=2,<3'`."""
     try:
         server = create_server()
     except ImportError as exc:

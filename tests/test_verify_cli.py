@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -53,8 +54,10 @@ def test_missing_torch_gives_a_clear_message(tmp_path: Path) -> None:
     result = subprocess.run([PYTHON, "-c", code, str(script)], cwd=ROOT, env=_env(), capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 2
-    assert result.stderr.strip() == ("nanlint verify: error: nanlint verify needs PyTorch: install it with "
-                                     "`pip install torch numpy` (the `verify` extra; or your torch build)")
+    assert result.stderr.strip() == (
+        "nanlint verify: error: nanlint verify needs PyTorch (the build you train with), and none is importable "
+        "here: install it into this environment, e.g. `pip install torch` (CPU-only: `pip install torch "
+        "--index-url https://download.pytorch.org/whl/cpu`); nanlint's `verify` extra does not install torch")
     assert "never runs" not in result.stdout
 
 
@@ -74,7 +77,10 @@ def test_script_failure_exits_2_with_the_scripts_traceback(monkeypatch: Any) -> 
     result = CliRunner().invoke(main, ["verify", "fixtures/verify/raises.py", "--device", "cpu"])
     assert result.exit_code == 2
     assert result.stdout == ""
-    err = result.stderr.splitlines()
+    progress = [line for line in result.stderr.splitlines() if line.startswith("nanlint verify: ")]
+    assert [re.sub(r" \(\d+\.\d s\)$", "", line) for line in progress] == [
+        "nanlint verify: step 1/3 done", "nanlint verify: step 2/3 done"]  # with the time elapsed
+    err = [line for line in result.stderr.splitlines() if not line.startswith("nanlint verify: ")]
     assert err[0] == "Traceback (most recent call last):"
     assert "ValueError: corrupt shard: batch 2 has 7 columns, expected 8" in err
     frames = [line for line in err if line.strip().startswith("File ")]

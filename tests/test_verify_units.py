@@ -10,7 +10,8 @@ from typing import Any, Callable
 import pytest
 
 from nanlint.verify.report import CONFIRMED, GUARDED, INCONCLUSIVE, NOT_REACHED, Evidence, FindingResult, Origin, Report
-from nanlint.verify.source import SourceFile, Span, instrument, load_source, map_span, norm_path, verify_settings
+from nanlint.request import Overrides, SettingsResolver
+from nanlint.verify.source import SourceFile, Span, instrument, load_source, map_span, norm_path
 
 THIS = norm_path(__file__)
 
@@ -194,7 +195,9 @@ def test_a_value_non_finite_before_the_window_enters_as_an_input() -> None:
 def _module(tmp_path: Path, text: str) -> tuple[ModuleType, SourceFile]:
     path = tmp_path / "user_code.py"
     path.write_text(textwrap.dedent(text), encoding="utf-8")
-    source = load_source(str(path), "user_code.py", verify_settings(str(path)))
+    # every rule and confidence (NAN204 is a preview rule): these tests are about the injections
+    settings = SettingsResolver(Overrides(preview=True, confidence="low")).for_path(str(path))
+    source = load_source(str(path), "user_code.py", settings)
     assert source is not None
     spec = importlib.util.spec_from_file_location("user_code", path)
     assert spec is not None and spec.loader is not None

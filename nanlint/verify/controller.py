@@ -431,6 +431,7 @@ class SentinelRun(Controller):
         self.windows_of: dict[int, WindowResult] = {}  # precise: the traced window of each failing step
         self.expected_skips: list[int] = []
         self.skipped_steps: set[int] = set()
+        self.on_step: Optional[Callable[[int, str, bool], None]] = None  # (step, unit, non-finite): progress
         self._snapshot: Optional[Snapshot] = None
         self._pending: Optional[WindowResult] = None
         if precise:
@@ -479,6 +480,9 @@ class SentinelRun(Controller):
 
     def step_end(self, skipped: bool) -> None:
         self._judge(skipped)
+        if self.on_step is not None:
+            self.on_step(self.step, "backward pass" if self.pass_steps_used else "step",
+                         self.failures[-1].step == self.step if self.failures else False)
         if self.step + 1 >= self.max_steps:
             raise StopRun
 

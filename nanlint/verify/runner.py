@@ -27,11 +27,12 @@ import io
 import linecache
 import os
 import sys
+import time
 import traceback
 import types
 import warnings
 from dataclasses import dataclass
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 import torch
 
@@ -340,14 +341,17 @@ class _State:
 class Verifier:
     def __init__(self, script: str, args: Sequence[str] = (), steps: int = 3, device: str = "cpu",
                  inject: bool = True, precise: bool = False, select: Optional[Sequence[str]] = None,
-                 fixer: Optional[Fixer] = nanlint_fix, script_stdout: Any = None) -> None:
+                 fixer: Optional[Fixer] = nanlint_fix, script_stdout: Any = None,
+                 confidence: Optional[str] = None, progress: Optional[Callable[[str], None]] = None) -> None:
+        self.progress = progress
+        self._started = time.monotonic()
         self.steps = steps
         self.device = device
         self.inject = inject
         self.precise = precise
         self.fixer = fixer
         self.script_stdout = script_stdout
-        self.settings = verify_settings(script, select)
+        self.settings = verify_settings(script, select, confidence)
         self.runner = ScriptRunner(script, args, self.settings, device)
         self.report = Report(script, steps_requested=steps, device=device, precise=precise)
         self.states: dict[int, _State] = {}
@@ -356,8 +360,14 @@ class Verifier:
         self._first: Optional[SentinelRun] = None
 
     # -- helpers ------------------------------------------------------------------------------
-    def _replay(self, controller: ReplayRun, overrides: Optional[dict[str, str]] = None) -> RunOutcome:
+    def _say(self, line: str) -> None:
+        if self.progress is not None and Dist.current().rank == 0:
+            self.progress(line)
+
+    def _replay(self, controller: ReplayRun, why: str, overrides: Optional[dict[str, str]] = None) -> RunOutcome:
         self.replays += 1
+        self._say(f"replay {self.replays}: {self._step_word(controller.start_step)} {why} "
+                  f"({time.monotonic() - self._started:.1f} s)")
         outcome = self.runner.run(controller, overrides=overrides, quiet=True)
         if outcome.status == "error" and outcome.internal:
             raise outcome.error  # type: ignore[misc]  # a nanlint bug: do not hide it
@@ -410,6 +420,9 @@ class Verifier:
     def run(self) -> Report:
         runner = self.runner
         first = SentinelRun(self.steps, snapshots=True, precise=self.precise, reduce=flag_reducer())
+        first.on_step = lambda step, unit, bad: self._say(
+            f"{unit} {step + 1}/{self.steps} done ({time.monotonic() - self._started:.1f} s)"
+            + ("; non-finite" if bad else ""))
         outcome = runner.run(first, probes=True, stdout=self.script_stdout)
         if outcome.status == "error":
             if outcome.internal:
@@ -487,7 +500,7 @@ class Verifier:
             windows = None
         else:
             replay = ReplayRun(step, snapshot=snapshot, max_steps=step + 1, agree=dist.any)
-            self._replay(replay)
+            self._replay(replay, "again under the tracer, to find where its NaN/Inf was made")
             windows = replay.windows
             if replay.restore_problems:
                 self.report.notes.append("the replay could not restore all of the pre-step state: "
@@ -566,7 +579,8 @@ class Verifier:
             if fixed is None:
                 continue
             replay = ReplayRun(step, snapshot=snapshot, max_steps=step + 1, agree=dist.any)
-            outcome = self._replay(replay, overrides={entry.source.path: fixed})
+            outcome = self._replay(replay, f"with nanlint's fix of {self._entry_word(entry)}",
+                                   overrides={entry.source.path: fixed})
             state = self.states.get(entry.id)
             if state is None or state.status != CONFIRMED or state.evidence is None:
                 continue
@@ -613,7 +627,9 @@ class Verifier:
         if self.fixer is None:
             return None
         try:
-            return self.fixer(entry.source, entry.finding, self.settings.precision)
+            from ..request import build_request
+
+            return self.fixer(entry.source, entry.finding, build_request(self.settings, entry.source.path))
         except Exception as exc:  # a fix engine failure must not stop the verification
             self.report.notes.append(f"{entry.finding.code} at {entry.source.display}:{entry.finding.line}: "
                                      f"the fix could not be built ({type(exc).__name__}: {exc})")
@@ -639,7 +655,7 @@ class Verifier:
             if isinstance(injection, GradInjection):
                 step = self._unskipped_step(first, step)
             replay = ReplayRun(step, injection=injection, max_steps=self.steps + EXTRA_REPLAY_STEPS, agree=dist.any)
-            outcome = self._replay(replay)
+            outcome = self._replay(replay, f"injecting {injection.describe} ({self._entry_word(entry)})")
             self._judge_injection(entry, state, injection, replay, outcome, dist)
             confirmed_here = state.status == CONFIRMED
             if entry.finding.code in FIX_NOT_JUDGED:
@@ -649,6 +665,10 @@ class Verifier:
             elif dist.any(confirmed_here):
                 self._verify_injected_fix(entry, state.evidence if confirmed_here else None, injection,
                                           replay.start_step, dist)
+
+    @staticmethod
+    def _entry_word(entry: Entry) -> str:
+        return f"{entry.finding.code} at {entry.source.display}:{entry.finding.line}"
 
     def _step_word(self, step: Optional[int]) -> str:
         return f"{self.report.step_unit} {step}"
@@ -790,7 +810,8 @@ class Verifier:
             return
         assert again is not None
         replay = ReplayRun(step, injection=again, max_steps=self.steps + EXTRA_REPLAY_STEPS, agree=dist.any)
-        outcome = self._replay(replay, overrides={entry.source.path: fixed})
+        outcome = self._replay(replay, f"injecting again into nanlint's fix of {self._entry_word(entry)}",
+                               overrides={entry.source.path: fixed})
         if evidence is None:
             return
         if outcome.status == "error" and not replay.windows:
@@ -879,7 +900,8 @@ def resolve_device(device: str) -> str:
 
 def verify_script(script: str, args: Sequence[str] = (), steps: int = 3, device: str = "auto",
                   inject: bool = True, precise: bool = False, select: Optional[Sequence[str]] = None,
-                  fixer: Optional[Fixer] = nanlint_fix, script_stdout: Any = None, keep_group: bool = False) -> Report:
+                  fixer: Optional[Fixer] = nanlint_fix, script_stdout: Any = None, keep_group: bool = False,
+                  confidence: Optional[str] = None, progress: Optional[Callable[[str], None]] = None) -> Report:
     """Verify ``script`` (run as ``__main__`` with ``args``) and return the report; see ``nanlint verify --help``.
 
     Under ``torchrun`` the report of rank 0 is the merged one (``report.rank`` says which rank this is);
@@ -888,7 +910,8 @@ def verify_script(script: str, args: Sequence[str] = (), steps: int = 3, device:
     if steps < 1:
         raise VerifyError("--steps must be at least 1")
     chosen = resolve_device(device)
-    verifier = Verifier(script, args, steps, chosen, inject, precise, select, fixer, script_stdout)
+    verifier = Verifier(script, args, steps, chosen, inject, precise, select, fixer, script_stdout, confidence,
+                        progress)
     try:
         return verifier.run()
     finally:

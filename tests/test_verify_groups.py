@@ -142,3 +142,28 @@ def test_real_constructors_under_the_tracer_print_the_same_values() -> None:
     assert printed == _plain_output("constructors")
     assert [line.split(":")[0] for line in printed.splitlines()] == [
         "embedding", "attention", "encoder", "lstm", "batchnorm-eval", "inplace-init", "compiled"]
+
+
+def test_watch_counts_steps_of_an_optimizer_made_before_it() -> None:
+    import nanlint
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)  # made before watch(): unknown until its first step()
+    with nanlint.watch() as w:
+        for _ in range(3):
+            opt.zero_grad()
+            model(torch.randn(4, 3)).pow(2).mean().backward()
+            opt.step()
+    assert w.controller.steps_done == 3 and w.failed_step is None
+
+
+def test_watch_without_optimizer_gives_each_backward_its_origin_line() -> None:
+    import nanlint
+
+    x = torch.zeros(3, requires_grad=True)
+    with nanlint.watch() as w:
+        torch.sqrt((x * 2).pow(2).sum()).backward()  # @watched-sqrt
+    assert w.failed_step == 0
+    line = next(i for i, text in enumerate(Path(__file__).read_text().splitlines(), 1) if "# @watched-sqrt" in text)
+    assert [(o.line, o.op, o.phase, o.kind) for o in w.origins] == [(line, "torch.sqrt", "backward", "inf")]

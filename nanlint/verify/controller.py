@@ -282,6 +282,7 @@ class Controller:
         self._scaled: dict[int, Any] = {}
         self.created: list[Any] = []  # weak references to the optimizers the script constructed
         self.pass_steps_used = False  # a step was closed by a backward pass (the script has no optimizer)
+        self._late_step = False
 
     # -- registration -------------------------------------------------------------------
     def _register_optimizer(self, optimizer: Any) -> None:
@@ -336,6 +337,12 @@ class Controller:
             self._close_step(skipped=False)
 
     def on_opt_pre(self, optimizer: Any) -> None:
+        if self.pass_steps() and self.pass_steps_used and not self._activity:
+            # an optimizer made before the controller started (``nanlint.watch()`` around a loop): this step()
+            # belongs to the step its backward() already closed; from now on steps are optimizer steps
+            self._register_optimizer(optimizer)
+            self._late_step = True
+            return
         self._register_optimizer(optimizer)
         if optimizer is self.primary and not self._observed:
             self._observed = True
@@ -344,6 +351,9 @@ class Controller:
 
     def on_opt_post(self, optimizer: Any) -> None:
         self.post_count += 1
+        if self._late_step:
+            self._late_step = False
+            return
         if optimizer is self.primary:
             self._close_step(skipped=False)
 

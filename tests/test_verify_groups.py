@@ -167,3 +167,28 @@ def test_watch_without_optimizer_gives_each_backward_its_origin_line() -> None:
     assert w.failed_step == 0
     line = next(i for i, text in enumerate(Path(__file__).read_text().splitlines(), 1) if "# @watched-sqrt" in text)
     assert [(o.line, o.op, o.phase, o.kind) for o in w.origins] == [(line, "torch.sqrt", "backward", "inf")]
+
+
+def test_fix_check_says_not_checked_when_another_nan_comes_first() -> None:
+    # the demo: two NaNs at step 0; with NAN102's fix applied the sqrt's NaN still comes first, which says
+    # nothing against the fix
+    report = verify_script("fixtures/demo/train.py", device="cpu", script_stdout=io.StringIO())
+    by_code = {f.code: f for f in report.findings}
+    nan102 = by_code["NAN102"]
+    assert (nan102.status, nan102.line) == (CONFIRMED, 11)
+    assert nan102.evidence is not None and nan102.evidence.fix_verified is None
+    assert nan102.evidence.fix_detail == ("fix not checked: with it, the run's NaN/Inf at fixtures/demo/losses.py:7 "
+                                          "(`torch.sqrt`) comes first")
+    assert "NOT keep it finite" not in report.text()
+    assert (by_code["NAN201"].status, by_code["NAN601"].status) == (INCONCLUSIVE, INCONCLUSIVE)
+
+
+def test_transformers_models_run_unchanged_under_the_tracer() -> None:
+    pytest.importorskip("transformers", reason="optional: transformers is not in the test extra")
+    out = io.StringIO()
+    report = verify_script("fixtures/verify/hf_models.py", steps=5, device="cpu", script_stdout=out, precise=True)
+    assert report.script_error is None, report.script_error
+    assert (report.origins, report.notes) == ([], [])
+    printed = [line for line in out.getvalue().splitlines() if not line.startswith("[transformers]")]
+    plain = [line for line in _plain_output("hf_models").splitlines() if not line.startswith("[transformers]")]
+    assert printed == plain and [line.split(":")[0] for line in printed] == ["bert", "gpt2", "vit"]

@@ -192,3 +192,18 @@ def test_transformers_models_run_unchanged_under_the_tracer() -> None:
     printed = [line for line in out.getvalue().splitlines() if not line.startswith("[transformers]")]
     plain = [line for line in _plain_output("hf_models").splitlines() if not line.startswith("[transformers]")]
     assert printed == plain and [line.split(":")[0] for line in printed] == ["bert", "gpt2", "vit"]
+
+
+def test_the_tracers_own_failure_is_a_note_never_the_scripts_exception(monkeypatch: Any) -> None:
+    from nanlint.verify.tracer import Tracer
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("simulated tracer bug")
+
+    monkeypatch.setattr(Tracer, "_record", broken)
+    out = io.StringIO()
+    report = verify_script("fixtures/verify/padding_idx.py", device="cpu", script_stdout=out, precise=True)
+    assert report.script_error is None
+    assert out.getvalue() == _plain_output("padding_idx")
+    assert report.notes and all(note.startswith("the tracer could not record ") for note in report.notes)
+    assert "recording `torch.empty`: RuntimeError: simulated tracer bug" in report.notes[0]

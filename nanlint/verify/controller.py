@@ -222,14 +222,11 @@ class _LeafGrads:
         catcher = cls()
         seen: set = set()
         stack = [t.grad_fn for t in _tensors(tensors) if t.grad_fn is not None]
-        if inputs is not None:  # backward(inputs=...) accumulates into these only
+        if inputs is not None:  # backward(inputs=...) accumulates into these only: their gradients
             stack = []
-            for leaf in _tensors(inputs):
-                node = leaf.grad_fn if leaf.grad_fn is not None else None
-                if node is None and leaf.requires_grad:
-                    catcher._handles.append(leaf.register_hook(catcher._keep))
-                elif node is not None:
-                    stack.append(node)
+            for tensor in _tensors(inputs):
+                if tensor.requires_grad:
+                    catcher._handles.append(tensor.register_hook(catcher._keep))
         while stack:
             node = stack.pop()
             if node is None or node in seen:

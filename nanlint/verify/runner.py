@@ -369,9 +369,20 @@ class Verifier:
         self._say(f"replay {self.replays}: {self._step_word(controller.start_step)} {why} "
                   f"({time.monotonic() - self._started:.1f} s)")
         outcome = self.runner.run(controller, overrides=overrides, quiet=True)
+        self._tracer_notes(controller)
         if outcome.status == "error" and outcome.internal:
             raise outcome.error  # type: ignore[misc]  # a nanlint bug: do not hide it
         return outcome
+
+    def _tracer_notes(self, controller: Controller) -> None:
+        """The tracer's own failures (it never raises them into the script) become one note of the report."""
+        tracer = controller.tracer
+        if tracer is None or not tracer.problem_count:
+            return
+        note = (f"the tracer could not record {tracer.problem_count} call{'s' if tracer.problem_count > 1 else ''} "
+                f"({'; '.join(tracer.problems)}); the script ran unchanged, but an origin there may be missed")
+        if note not in self.report.notes:
+            self.report.notes.append(note)
 
     def _source_for(self, span: Span) -> Optional[SourceFile]:
         return self.runner.sources.get(span.path)
@@ -424,6 +435,7 @@ class Verifier:
             f"{unit} {step + 1}/{self.steps} done ({time.monotonic() - self._started:.1f} s)"
             + ("; non-finite" if bad else ""))
         outcome = runner.run(first, probes=True, stdout=self.script_stdout)
+        self._tracer_notes(first)
         if outcome.status == "error":
             if outcome.internal:
                 raise outcome.error  # type: ignore[misc]

@@ -112,6 +112,8 @@ def test_default_confidence_verifies_what_check_reports() -> None:
     report = run("earlier_nan")
     assert {(f.code, f.line) for f in report.findings} == {("NAN601", 21)}
     assert origins(report) == [(16, 9, "Tensor.div", "forward", "nan", 0, None)]
+    assert report.origins[0].detail == ("`nanlint check` reports NAN101 here at low confidence, below the "
+                                        "`--confidence medium` verified")
 
 
 # -- 4. the tracer never changes or breaks the user's code -----------------------------------------------

@@ -550,9 +550,25 @@ class Verifier:
                 if not self._confirmed(entry):  # an earlier failing pass confirmed it already
                     self._confirm_natural(entry, raw, step)
                     matched.append(entry)
+            else:
+                self._name_hidden(origin, raw)
             origins.append(origin)
         self._verify_natural_fixes(matched, step, snapshot, dist)
         return origins
+
+    def _name_hidden(self, origin: Origin, raw: RawOrigin) -> None:
+        """An origin no reported finding predicted, at a finding below the reported confidence: say which."""
+        span = raw.span
+        source = self._source_for(span) if span is not None else None
+        if source is None or span is None:
+            return
+        hidden = [f for f in source.hidden if source.finding_span(f).contains(span)
+                  or (span.col < 0 and f.line <= span.line <= f.end_line)]
+        if hidden:
+            f = min(hidden, key=lambda f: source.finding_span(f).size())
+            note = (f"`nanlint check` reports {f.code} here at {f.confidence} confidence, below the "
+                    f"`--confidence {self.settings.confidence}` verified")
+            origin.detail = f"{origin.detail}; {note}" if origin.detail else note
 
     def _confirmed(self, entry: Entry) -> bool:
         state = self.states.get(entry.id)

@@ -60,6 +60,7 @@ class SourceFile:
     display: str  # as shown to the user
     text: str
     findings: list[Finding] = field(default_factory=list)
+    hidden: list[Finding] = field(default_factory=list)  # below the reported confidence: named by origins only
 
     def __post_init__(self) -> None:
         self.lines = split_lines(self.text)
@@ -176,9 +177,9 @@ def load_source(path: str, display: str, settings: Settings) -> Optional[SourceF
     from ..request import build_request
 
     result = lint_path(path, build_request(settings, path), display)
-    findings = [f for f in result.findings
-                if f.code not in NON_RUNTIME_CODES and at_least(f.confidence, settings.confidence)]
-    return SourceFile(norm_path(path), display, text, findings)
+    runtime = [f for f in result.findings if f.code not in NON_RUNTIME_CODES]
+    shown = [f for f in runtime if at_least(f.confidence, settings.confidence)]
+    return SourceFile(norm_path(path), display, text, shown, [f for f in runtime if f not in shown])
 
 
 def display_path(path: str) -> str:

@@ -209,3 +209,22 @@ def test_the_tracers_own_failure_is_a_note_never_the_scripts_exception(monkeypat
     assert out.getvalue() == _plain_output("padding_idx")
     assert report.notes and all(note.startswith("the tracer could not record ") for note in report.notes)
     assert "recording `torch.empty`: RuntimeError: simulated tracer bug" in report.notes[0]
+
+
+def test_fixes_are_checked_with_the_projects_fix_eps(tmp_path: Path, monkeypatch: Any) -> None:
+    from nanlint.verify.fixing import nanlint_fix
+
+    (tmp_path / "pyproject.toml").write_text("[tool.nanlint]\nfix-eps = 0.001\nmax-grad-norm = 5.0\n")
+    (tmp_path / "train.py").write_text((FIXTURES / "backward_no_step.py").read_text())
+    monkeypatch.chdir(tmp_path)
+    fixed: list[str] = []
+
+    def fixer(source: Any, finding: Any, request: Any) -> Any:
+        text = nanlint_fix(source, finding, request)
+        fixed.append(text)
+        return text
+
+    report = verify_script("train.py", device="cpu", script_stdout=io.StringIO(), fixer=fixer)
+    assert [line.strip() for line in fixed[0].splitlines() if "torch.sqrt" in line] == [
+        "return torch.sqrt(self.mse(pred, target).clamp_min(1e-3))"]  # what `check --fix` writes here
+    assert report.findings[0].evidence is not None and report.findings[0].evidence.fix_verified is True

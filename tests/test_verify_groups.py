@@ -228,3 +228,13 @@ def test_fixes_are_checked_with_the_projects_fix_eps(tmp_path: Path, monkeypatch
     assert [line.strip() for line in fixed[0].splitlines() if "torch.sqrt" in line] == [
         "return torch.sqrt(self.mse(pred, target).clamp_min(1e-3))"]  # what `check --fix` writes here
     assert report.findings[0].evidence is not None and report.findings[0].evidence.fix_verified is True
+
+
+def test_identical_code_in_two_files_is_attributed_to_each_file() -> None:
+    from nanlint.verify.tracer import _code_path
+
+    text = "def f(x):\n    return x.sqrt()\n"
+    first = compile(text, "/tmp/one/a.py", "exec").co_consts[0]
+    second = compile(text, "/tmp/two/a.py", "exec").co_consts[0]
+    assert first == second  # CPython's code equality ignores the file name
+    assert _code_path(first).endswith("one/a.py") and _code_path(second).endswith("two/a.py")

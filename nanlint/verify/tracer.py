@@ -40,8 +40,8 @@ _VERIFY_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _STDLIB_SKIP = {os.path.abspath(contextlib.__file__)}
 _HAS_POSITIONS = sys.version_info >= (3, 11)
 
-# code object -> normalised path of user code, or "" for torch/nanlint/stdlib glue
-_CODE_PATH: dict[CodeType, str] = {}
+# (code object, its file name) -> normalised path of user code, or "" for torch/nanlint/stdlib glue
+_CODE_PATH: dict[tuple[CodeType, str], str] = {}
 _CODE_POSITIONS: dict[CodeType, list] = {}
 
 # Calls that read metadata, convert to Python, or cannot make a value: never checked.
@@ -103,7 +103,10 @@ class WindowResult:
 
 
 def _code_path(code: CodeType) -> str:
-    path = _CODE_PATH.get(code)
+    # keyed with the file name: code objects compare equal across files (CPython's code equality ignores
+    # co_filename), so two files holding the same function would share one entry
+    key = (code, code.co_filename)
+    path = _CODE_PATH.get(key)
     if path is None:
         filename = code.co_filename
         absolute = os.path.abspath(filename) if not filename.startswith("<") else filename
@@ -112,7 +115,7 @@ def _code_path(code: CodeType) -> str:
             path = ""
         else:
             path = norm_path(filename) if not filename.startswith("<") else filename
-        _CODE_PATH[code] = path
+        _CODE_PATH[key] = path
     return path
 
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Iterable, Optional, Sequence
 
 from ..config import ConfigError, Settings
-from ..engine import LintRequest, lint_path, read_source
-from ..finding import Finding
+from ..engine import lint_path, read_source
+from ..finding import Finding, at_least
 from . import VerifyError
 
 #: Findings that are about the file, not about code that runs.
@@ -60,6 +60,7 @@ class SourceFile:
     display: str  # as shown to the user
     text: str
     findings: list[Finding] = field(default_factory=list)
+    hidden: list[Finding] = field(default_factory=list)  # below the reported confidence: named by origins only
 
     def __post_init__(self) -> None:
         self.lines = split_lines(self.text)
@@ -155,11 +156,13 @@ def _outer_parens_match(text: str) -> bool:
 
 # -- static findings -----------------------------------------------------------
 
-def verify_settings(script: str, select: Optional[Sequence[str]] = None) -> Settings:
-    """The project's settings for ``script``, with preview rules on (verification wants them all)."""
+def verify_settings(script: str, select: Optional[Sequence[str]] = None,
+                    confidence: Optional[str] = None) -> Settings:
+    """The settings ``nanlint check`` gives ``script``: the same configuration file, rules, confidence, ``fix-eps``
+    and ``max-grad-norm``; ``select`` and ``confidence`` act as ``check --select`` / ``--confidence`` do."""
     from ..request import Overrides, SettingsResolver
 
-    overrides = Overrides(select=tuple(select) if select is not None else None, preview=True)
+    overrides = Overrides(select=tuple(select) if select is not None else None, confidence=confidence)
     try:
         return SettingsResolver(overrides).for_path(script)
     except ConfigError as exc:
@@ -171,9 +174,12 @@ def load_source(path: str, display: str, settings: Settings) -> Optional[SourceF
     text, _, error = read_source(path)
     if error is not None or text is None:
         return None
-    result = lint_path(path, LintRequest(settings.rules_for(path), settings.precision), display)
-    findings = [f for f in result.findings if f.code not in NON_RUNTIME_CODES]
-    return SourceFile(norm_path(path), display, text, findings)
+    from ..request import build_request
+
+    result = lint_path(path, build_request(settings, path), display)
+    runtime = [f for f in result.findings if f.code not in NON_RUNTIME_CODES]
+    shown = [f for f in runtime if at_least(f.confidence, settings.confidence)]
+    return SourceFile(norm_path(path), display, text, shown, [f for f in runtime if f not in shown])
 
 
 def display_path(path: str) -> str:

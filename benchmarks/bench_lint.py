@@ -48,7 +48,7 @@ REPO = HERE.parent
 PACKAGES = ("diffusers", "pytorch_lightning", "timm", "transformers")
 SEED_RULES = "NAN101,NAN102,NAN201,NAN202,NAN601,NAN602"
 TOOLS = Path(tempfile.gettempdir()) / "nanlint-bench"
-RUFF_VERSION = "0.17.5"
+RUFF_VERSION = "0.17.6"
 
 
 # -- helpers that run inside the measured processes --------------------------------------------------

@@ -10,11 +10,15 @@ import click
 from . import __version__
 from .config import DTYPES, ConfigError, Settings, check_selectors, resolve_settings, with_overrides
 from .discovery import discover
-from .engine import FileResult, LintRequest, decode_source, lint_path, lint_source
+from .files import FileResult, LintRequest, decode_source
 from .finding import Finding
+from .registry import ALL_RULES, BY_CODE, RuleInfo
 from .report import FORMATTERS
 from .report.text import format_statistics
-from .rules import ALL_RULES, BY_CODE, Rule
+
+# Imports are kept to what each command needs: `--version`, `--help`, `rules` and `rule` read the rule index
+# (nanlint/registry.py) and import neither libcst nor a rule; a run whose files are all cache hits imports the
+# cache and the runner only; the engine (libcst, the rules, the analysis) is imported where a file is analysed.
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
@@ -123,7 +127,7 @@ def _settings(paths: Sequence[str], stdin_filename: Optional[str], select: Seque
 
 
 def _request(settings: Settings, path: str) -> LintRequest:
-    return LintRequest(settings.rules_for(path), settings.precision, settings.lint_options())
+    return LintRequest(settings.codes_for(path), settings.precision, settings.lint_options())
 
 
 # -- fixes (--fix, --unsafe-fixes, --diff, --show-fixes) --------------------------------------------
@@ -152,7 +156,7 @@ def _fix(paths: Sequence[str], settings: Settings, stdin_filename: Optional[str]
          unsafe: bool, dry_run: bool, show_fixes: bool, output_format: str, exit_zero: bool,
          statistics: bool) -> int:
     """``--fix`` (write) or ``--diff`` (print); returns the exit status."""
-    from .engine import file_error
+    from .files import file_error
     from .fixes import FileFix, finish, fix_file, fix_source
     from .report.text import format_fixed, format_unfixable
 
@@ -233,13 +237,15 @@ def _run(paths: Sequence[str], settings: Settings, stdin_filename: Optional[str]
         name = stdin_filename or "-"
         if not (force_exclude and stdin_filename and settings.is_excluded_with_parents(stdin_filename)):
             source, _, error = decode_source(name, sys.stdin.buffer.read())
+            from .engine import lint_source
+
             results = [FileResult(name, [error]) if error else lint_source(name, source or "",
                                                                            _request(settings, name))]
     else:
         from .cache import Cache
         from .runner import Job, lint_files
 
-        requests: dict[tuple[type[Rule], ...], LintRequest] = {}
+        requests: dict[tuple[object, ...], LintRequest] = {}
 
         def request(path: str) -> LintRequest:  # one object per distinct rule set (per-file-ignores)
             made = _request(settings, path)
@@ -268,7 +274,8 @@ def rule(code: str) -> None:
     click.echo(rule_text(found))
 
 
-def rule_text(rule: type[Rule]) -> str:
+def rule_text(rule: RuleInfo) -> str:
+    """The documentation of a rule (a class of nanlint.rules or its entry in the rule index: the same text)."""
     status = "preview (opt-in)" if rule.preview else "on by default"
     return (
         f"# {rule.code} {rule.name}\n\n"

@@ -2,17 +2,16 @@
 from __future__ import annotations
 
 import ast
-import io
 import os
 import sys
-import tokenize
-from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional, Sequence
+from typing import Mapping, Optional, Sequence
 
 import libcst as cst
 from libcst.metadata import CodeRange
 
 from .context import FileContext, RawFinding
+from .files import (FILE_ERROR_CODE, FILE_ERROR_NAME, INTERNAL_ERROR_CODE, INTERNAL_ERROR_NAME,  # noqa: F401
+                    MAX_FILE_BYTES, FileResult, LintRequest, decode, decode_source, file_error, read_source)
 from .finding import Finding
 from .fixspec import FixSpec, split_lines, to_fix
 from .positions import positions_of, whole_module
@@ -25,93 +24,6 @@ from .walker import Walker
 # libcst's tree is a few times deeper than that. Python-to-Python calls do not use
 # the C stack in 3.11+, so a higher limit is safe for the walk.
 _WALK_RECURSION_LIMIT = 50_000
-
-FILE_ERROR_CODE = "NAN000"
-FILE_ERROR_NAME = "file-error"
-INTERNAL_ERROR_CODE = "NAN999"
-INTERNAL_ERROR_NAME = "internal-error"
-
-
-@dataclass
-class FileResult:
-    path: str
-    findings: list[Finding] = field(default_factory=list)
-    internal_error: bool = False
-    module: Optional[cst.Module] = None
-    source: Optional[str] = None
-    encoding: str = "utf-8"
-
-
-@dataclass(frozen=True)
-class LintRequest:
-    """What to lint one file with: the enabled rule classes and per-file options."""
-
-    rules: tuple[type[Rule], ...]
-    precision: Optional[tuple[str, ...]] = None
-    options: tuple[tuple[str, Any], ...] = ()
-
-
-def decode(data: bytes) -> tuple[str, str]:
-    """Decode Python source the way the interpreter does (BOM, coding cookie); raises on failure.
-
-    Raises ``SyntaxError`` for a bad coding cookie and ``UnicodeDecodeError``
-    (with the offending byte's position) for bytes that are not in the encoding.
-    """
-    try:
-        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
-    except SyntaxError as exc:
-        if "invalid or missing encoding declaration" not in str(exc):
-            raise
-        encoding = "utf-8"  # undecodable bytes in the first lines: let decode() say where
-    return data.decode(encoding), encoding
-
-
-def file_error(path: str, message: str, line: int = 1, column: int = 1) -> Finding:
-    return Finding(FILE_ERROR_CODE, FILE_ERROR_NAME, message, path, line, column, line, column)
-
-
-# libcst holds ~60x a file's size in memory and parses ~20k lines/s: a 4 MB
-# generated file took 127 s, and a 50 MB one was killed by the OOM killer on a
-# 24 GB machine. Files above this size are reported, not analysed.
-MAX_FILE_BYTES = 8 * 1024 * 1024
-
-
-def read_source(path: str) -> tuple[Optional[str], str, Optional[Finding]]:
-    try:
-        with open(path, "rb") as handle:
-            size = os.fstat(handle.fileno()).st_size
-            if size > MAX_FILE_BYTES:
-                return None, "utf-8", file_error(
-                    path, f"not analysed: file is {size / 2**20:.1f} MiB, above nanlint's "
-                          f"{MAX_FILE_BYTES // 2**20} MiB limit (generated code?)")
-            data = handle.read()
-    except IsADirectoryError:
-        return None, "utf-8", file_error(path, "cannot read: is a directory")
-    except OSError as exc:
-        return None, "utf-8", file_error(path, f"cannot read: {exc.strerror or exc}")
-    return decode_source(path, data)
-
-
-def decode_source(path: str, data: bytes) -> tuple[Optional[str], str, Optional[Finding]]:
-    try:
-        text, encoding = decode(data)
-    except SyntaxError as exc:  # bad coding cookie
-        return None, "utf-8", file_error(path, f"cannot decode: {exc.msg}")
-    except (UnicodeDecodeError, LookupError) as exc:
-        if isinstance(exc, UnicodeDecodeError):
-            line = data.count(b"\n", 0, exc.start) + 1
-            column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
-            return None, "utf-8", file_error(
-                path, f"cannot decode as {exc.encoding}: byte 0x{data[exc.start]:02x} is not valid "
-                      f"(add a `# -*- coding: ... -*-` line or save the file as UTF-8)", line, column,
-            )
-        return None, "utf-8", file_error(path, f"cannot decode: {exc}")
-    if "\x00" in text:
-        index = text.index("\x00")
-        line = text.count("\n", 0, index) + 1
-        return None, encoding, file_error(path, "cannot parse: source contains a NUL byte", line)
-    return text, encoding, None
-
 
 def parse(path: str, source: str) -> tuple[Optional[cst.Module], Optional[Finding]]:
     """libcst's tree, or a NAN000 finding. Never crashes the process.
@@ -198,12 +110,13 @@ def lint_source(path: str, source: str, request: LintRequest, keep_module: bool 
     """Lint decoded source. Never raises for bad input: errors become findings."""
     result = FileResult(path, source=source)
     second_stage = SECOND_STAGE and not keep_module
+    all_rules = request.rule_classes()
     if second_stage:  # one scan per screen serves both stages (the same test as screened_rules)
-        possible = [rule for rule in request.rules if rule.may_fire(source, request.precision)]
+        possible = [rule for rule in all_rules if rule.may_fire(source, request.precision)]
         starts = screening.match_starts(possible, source)
         rules = [rule for rule in possible if starts[rule]]
     else:
-        rules = screened_rules(request.rules, source, request.precision)
+        rules = screened_rules(all_rules, source, request.precision)
     if not rules:
         # No rule can fire, so libcst is not needed; a syntax error is still reported
         # (the cheap stdlib parser finds it; libcst confirms before we say so).

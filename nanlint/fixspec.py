@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Mapping, Optional, Sequence, Union
 import libcst as cst
 from libcst.metadata import CodeRange
 
+from .files import split_lines  # noqa: F401  (defined there: no libcst needed)
 from .finding import Edit, Fix
 from .names import dotted_name
 
@@ -77,11 +78,6 @@ class FixSpec:
     applicability: str  # SAFE or UNSAFE
     message: str
     changes: tuple[Change, ...]
-
-
-def split_lines(source: str) -> list[str]:
-    """Lines with their endings, split only where Python splits (\\n, \\r\\n, \\r), unlike ``str.splitlines``."""
-    return re.findall(r"[^\r\n]*(?:\r\n|\n|\r)|[^\r\n]+$", source)
 
 
 _LINES_CACHE: list[tuple[cst.Module, list[str]]] = []

@@ -32,8 +32,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Deque, Iterable, Iterator, Optional, Union
 
 from .cache import Cache, content_hash, entry_key, plain_extra, request_key
-from .engine import INTERNAL_ERROR_CODE, INTERNAL_ERROR_NAME, FileResult, LintRequest, decode_source, file_error, \
-    lint_source
+from .files import INTERNAL_ERROR_CODE, INTERNAL_ERROR_NAME, FileResult, LintRequest, decode_source, file_error
 from .finding import Finding
 
 POOL_MIN_FILES = 16
@@ -75,6 +74,8 @@ def lint_files(jobs: Iterable[Job], processes: Optional[int] = None, cache: Opti
 def lint_bytes(path: str, display: str, data: bytes, request: LintRequest) -> FileResult:
     """Decode and lint, as ``engine.lint_path`` does (a decoding error names ``path``, as there); the result
     holds no source text, no tree, and only plain ``extra`` data."""
+    from .engine import lint_source  # here, not at the top: a run of cache hits never imports libcst or a rule
+
     source, encoding, error = decode_source(path, data)
     if error is not None:
         return FileResult(display, [error], encoding=encoding)
@@ -166,7 +167,7 @@ class _Runner:
         if self.cache is not None:
             settings = self._settings_keys.get(job.request)
             if settings is None:
-                settings = request_key(job.request.rules, job.request.precision, job.request.options)
+                settings = request_key(job.request.codes, job.request.precision, job.request.options)
                 self._settings_keys[job.request] = settings
             key = entry_key(f"{job.path}\0{job.display}", settings, content_hash(data))
             found = self.cache.get(key)
@@ -238,6 +239,8 @@ class _Runner:
         task.data = b""
 
     def _new_pool(self, processes: Optional[int] = None) -> ProcessPoolExecutor:
+        import nanlint.engine  # noqa: F401  (forked workers inherit libcst, the rules and the analysis, imported once)
+
         return ProcessPoolExecutor(max_workers=processes or self.processes, mp_context=_context())
 
     def close(self) -> None:

@@ -33,11 +33,10 @@ import click
 from . import __version__
 from .config import ConfigError, Settings, resolve_settings
 from .docs import anchor
-from .engine import lint_source
+from .files import split_lines
 from .finding import Edit, Finding
-from .fixspec import split_lines
+from .registry import BY_CODE
 from .report.levels import WARNING, level
-from .rules import BY_CODE
 
 if TYPE_CHECKING:  # pragma: no cover
     from lsprotocol import types as lsp
@@ -98,6 +97,7 @@ def document_path(uri: str, fs_path: Optional[str]) -> str:
 def lint_document(path: str, text: str) -> list[Finding]:
     """Findings for the document text at ``path``; [] for an excluded file. Raises ConfigError."""
     from .cli import _request  # the same request (rules, precision, options) as `nanlint check`
+    from .engine import lint_source
 
     settings: Settings = resolve_settings([path])
     if settings.is_excluded_with_parents(path):

@@ -171,6 +171,160 @@ class Row:
                 f"{max(r.max_rss_kb for r in self.runs) / 1024:.0f}", ratio, self.note]
 
 
+# -- the language server ---------------------------------------------------------------------------------
+LSP_FILE = "transformers/transformers/models/wav2vec2/modeling_wav2vec2.py"  # 2,026 lines
+
+
+class LspSession:
+    """A minimal LSP client over stdio that timestamps every message the server sends."""
+
+    def __init__(self, command: list[str], env: dict[str, str], cwd: str) -> None:
+        import threading
+
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=subprocess.DEVNULL, env=env, cwd=cwd)
+        self.messages: list[tuple[float, dict]] = []
+        self.lock = threading.Lock()
+        self.next_id = 0
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        stream = self.process.stdout
+        assert stream is not None
+        while True:
+            length = 0
+            while True:
+                line = stream.readline()
+                if not line:
+                    return
+                if line in (b"\r\n", b"\n"):
+                    break
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            message = json.loads(stream.read(length))
+            with self.lock:
+                self.messages.append((time.perf_counter(), message))
+
+    def send(self, message: dict) -> float:
+        body = json.dumps(message).encode()
+        assert self.process.stdin is not None
+        sent = time.perf_counter()
+        self.process.stdin.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        self.process.stdin.flush()
+        return sent
+
+    def notify(self, method: str, params: dict) -> float:
+        return self.send({"jsonrpc": "2.0", "method": method, "params": params})
+
+    def request(self, method: str, params: dict, timeout: float = 60.0) -> dict:
+        self.next_id += 1
+        ident = self.next_id
+        self.send({"jsonrpc": "2.0", "id": ident, "method": method, "params": params})
+        return self.wait(lambda m: m.get("id") == ident, timeout)[1]
+
+    def wait(self, predicate, timeout: float = 60.0) -> tuple[float, dict]:
+        deadline = time.perf_counter() + timeout
+        while time.perf_counter() < deadline:
+            with self.lock:
+                for stamp, message in self.messages:
+                    if predicate(message):
+                        return stamp, message
+            time.sleep(0.002)
+        raise TimeoutError("no answer from the language server")
+
+    def publishes(self, uri: str) -> list[tuple[float, dict]]:
+        with self.lock:
+            return [(t, m["params"]) for t, m in self.messages
+                    if m.get("method") == "textDocument/publishDiagnostics" and m["params"]["uri"] == uri]
+
+    def close(self) -> None:
+        try:
+            self.request("shutdown", {}, timeout=10)
+            self.notify("exit", {})
+            self.process.wait(timeout=10)
+        except Exception:
+            self.process.kill()
+
+
+def lsp_typing(python: str, env: dict[str, str], work: Path, source: Path, edits: int = 30,
+               interval: float = 0.05, settle: float = 1.5) -> dict:
+    """Open a 2,000-line file in ``nanlint server`` and type ``edits`` keystrokes into one of its methods, one
+    every ``interval`` s (the first inserts a line ``_t = 1``, each next appends a digit: the text stays valid).
+
+    A keystroke's latency is the time from sending it to the first publishDiagnostics for its version or a
+    later one (a superseded version is never published). Also returns the number of publishes after the
+    document was opened, and whether the diagnostics at rest equal `nanlint check` on the final text."""
+    import ast
+
+    folder = work / "lsp"
+    folder.mkdir(exist_ok=True)
+    target = folder / source.name
+    text = source.read_text(encoding="utf-8")
+    lines = text.split("\n")
+    middle = len(lines) // 2
+    at = next(i for i in range(middle, len(lines)) if lines[i].startswith("        ") and lines[i][8] != " "
+              and _parses("\n".join(lines[:i] + ["        _t = 1"] + lines[i:])))
+    target.write_text(text, encoding="utf-8")
+    uri = target.resolve().as_uri()
+    session = LspSession([python, "-m", "nanlint", "server"], env, str(folder))
+    try:
+        session.request("initialize", {"processId": os.getpid(), "rootUri": folder.resolve().as_uri(),
+                                       "capabilities": {"textDocument": {"publishDiagnostics":
+                                                                         {"versionSupport": True}}}})
+        session.notify("initialized", {})
+        session.notify("textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": "python", "version": 1,
+                                                                 "text": text}})
+        session.wait(lambda m: m.get("method") == "textDocument/publishDiagnostics"
+                     and m["params"].get("version") == 1, timeout=120)
+        opened = len(session.publishes(uri))
+        sent: list[float] = []
+        current = lines[:]
+        for k in range(edits):
+            if k == 0:
+                change = {"range": {"start": {"line": at, "character": 0}, "end": {"line": at, "character": 0}},
+                          "text": "        _t = 1\n"}
+                current.insert(at, "        _t = 1")
+            else:
+                column = len(current[at])
+                change = {"range": {"start": {"line": at, "character": column},
+                                    "end": {"line": at, "character": column}}, "text": str(k % 10)}
+                current[at] += str(k % 10)
+            sent.append(session.notify("textDocument/didChange", {"textDocument": {"uri": uri, "version": k + 2},
+                                                                  "contentChanges": [change]}))
+            time.sleep(interval)
+        final = "\n".join(current)
+        ast.parse(final)
+        time.sleep(settle)
+        publishes = session.publishes(uri)[opened:]
+        latencies = []
+        for k, stamp in enumerate(sent):
+            answered = [t for t, p in publishes if (p.get("version") or 0) >= k + 2 and t >= stamp]
+            latencies.append(min(answered) - stamp if answered else float("inf"))
+        at_rest = publishes[-1][1]["diagnostics"] if publishes else None
+    finally:
+        session.close()
+    target.write_text(final, encoding="utf-8")
+    check = subprocess.run([python, "-m", "nanlint", "check", "--exit-zero", "--no-cache", "--output-format", "json",
+                            str(target)], env=env, cwd=str(folder), capture_output=True, text=True)
+    expected = sorted((f["code"], f["line"], f["column"]) for f in json.loads(check.stdout or "[]"))
+    shown = sorted((d["code"], d["range"]["start"]["line"] + 1, None) for d in at_rest or [])
+    same = [(c, l) for c, l, _ in shown] == [(c, l) for c, l, _ in expected]
+    ordered = sorted(latencies)
+    return {"p50": statistics.median(latencies), "p95": ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))],
+            "publishes": len(publishes), "edits": edits, "interval": interval, "same_as_check": same,
+            "findings": len(expected)}
+
+
+def _parses(text: str) -> bool:
+    import ast
+
+    try:
+        ast.parse(text)
+    except SyntaxError:
+        return False
+    return True
+
+
 # -- the corpus ----------------------------------------------------------------------------------------
 def corpus_counts(corpus: Path) -> tuple[int, int]:
     files = lines = 0

@@ -137,6 +137,36 @@ def lint_source(path: str, source: str, request: LintRequest, keep_module: bool 
     assert module is not None
     if keep_module:
         result.module = module
+    return _analyse(result, path, source, module, rules, request)
+
+
+def lint_sliced(path: str, source: str, text: str, request: LintRequest, indent: Optional[str],
+                possible: Optional[Sequence[type[Rule]]] = None) -> Optional[FileResult]:
+    """The findings of ``source`` where libcst parses ``text`` instead: ``source`` with some definitions replaced
+    by line-preserving stubs (``screening.stub``), as the second stage does; the rules see the whole ``source``
+    (``ctx.source``). None when libcst rejects ``text`` or infers another indentation than ``indent`` (the
+    whole file's, which fixes use): the caller lints ``source`` instead. ``possible``: the rules whose file-level
+    condition (``may_fire``) holds on ``source``, if the caller knows them. A rule runs when its screen matches
+    ``text``: under the chunk-locality contract every finding in a kept definition or in module-level code has
+    its evidence there. Used by the language server to re-analyse only the definitions an edit changed."""
+    result = FileResult(path, source=source)
+    if possible is None:
+        possible = [rule for rule in request.rule_classes() if rule.may_fire(source, request.precision)]
+    rules = [rule for rule in possible if rule.screen.search(text)]
+    if not rules:
+        return result
+    try:
+        module = cst.parse_module(text)
+    except Exception:  # libcst's native parser raises several types
+        return None
+    if indent is None or module.default_indent != indent:
+        return None
+    return _analyse(result, path, source, module, rules, request)
+
+
+def _analyse(result: FileResult, path: str, source: str, module: cst.Module, rules: Sequence[type[Rule]],
+             request: LintRequest) -> FileResult:
+    """One walk of ``module`` with ``rules``; findings located in ``source``."""
     ctx = FileContext(path, source, request.precision, dict(request.options))
     instances = [rule(ctx) for rule in rules]
     limit = sys.getrecursionlimit()

@@ -42,6 +42,7 @@ class FileContext:
         self.source = source
         self.imports = ImportTable()
         self.facts = Facts(self.imports)
+        self.facts.summary_source = lambda: self.summary
         self.options = options or {}
         self._declared_precision = precision
         self.module: Optional[cst.Module] = None

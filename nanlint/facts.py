@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 import libcst as cst
 
@@ -29,6 +29,7 @@ from .names import ImportTable, TorchCall, builtin_name, dotted_name, match_call
 from .scope import Binding, Scope, lookup, lookup_attribute
 
 if TYPE_CHECKING:
+    from .analysis.summary import ModuleSummary
     from .analysis.triggers import Trigger
 
 _MAX_DEPTH = 16
@@ -55,6 +56,7 @@ NORM_KINDS = frozenset({"norm", "hand-written norm"})
 STD_KINDS = frozenset({"standard deviation", "square root of a variance"})
 SQUARE_KINDS = frozenset({
     "variance", "sum of squares", "mean of squares", "MSE", "squared difference", "square",
+    "one minus a squared cosine",
 })
 
 
@@ -68,7 +70,8 @@ class ZeroSource:
     @property
     def described(self) -> str:
         """``a norm``, ``an MSE``: the kind with its article, for messages."""
-        return ("an " if self.kind[0] in "aeiouAEIMU" else "a ") + self.kind
+        vowel = self.kind[0] in "aeiouAEIMU" and not self.kind.startswith("one ")
+        return ("an " if vowel else "a ") + self.kind
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,12 @@ class Facts:
         # the names each guard test examines, by function scope
         self._in_place: dict[tuple[int, str], list[int]] = {}
         self._guard_tests: dict[int, list[tuple[int, frozenset]]] = {}
+        # the whole-module summary (set by the file context), for questions about callers
+        self.summary_source: Optional[Callable[[], "ModuleSummary"]] = None
+
+    @property
+    def summary(self) -> "Optional[ModuleSummary]":
+        return self.summary_source() if self.summary_source is not None else None
 
     # -- name following -------------------------------------------------
     def binding(self, expr: cst.BaseExpression, at: At) -> Optional[Binding]:
@@ -329,6 +338,8 @@ class Facts:
             inner = self.zero_source(operand, at, depth)
             if inner is None:
                 return None
+            if inner.kind == "weighted square":
+                return ZeroSource("sum of squares", call)
             if inner.kind in ("square", "squared difference", "sum of squares", "mean of squares"):
                 if key in ("mean", "nanmean") and inner.kind == "squared difference":
                     return ZeroSource("variance", call)  # ((x - mu) ** 2).mean()
@@ -366,6 +377,11 @@ class Facts:
                 return ZeroSource(
                     "squared difference" if _is_difference(expr.left) else "square", expr
                 )
+            for factor, weight in ((expr.left, expr.right), (expr.right, expr.left)):
+                inner = self.zero_source(factor, at, depth) if isinstance(factor, cst.BinaryOperation) else None
+                if inner is not None and inner.kind in ("square", "squared difference") \
+                        and self.literal(weight, at) is None:
+                    return ZeroSource("weighted square", expr)  # ``x * x * w``: a weighted second moment
             left_const = self.literal(expr.left, at)
             right_const = self.literal(expr.right, at)
             if right_const is not None and right_const > 0:
@@ -383,9 +399,13 @@ class Facts:
             return ZeroSource(inner.kind, expr)
         if isinstance(op, cst.Subtract):
             # E[x^2] - E[x]^2: a variance that rounding can even make negative
+            if self.literal(expr.left, at) == 1.0:
+                base = _squared_base(expr.right, self, at)
+                if base is not None and _cosine_like(base, self, at):
+                    return ZeroSource("one minus a squared cosine", expr)  # sin(theta) at parallel vectors
             left = self.zero_source(expr.left, at, depth)
             right = self.zero_source(expr.right, at, depth)
-            if left and right and left.kind == "mean of squares" and right.kind == "square":
+            if left and right and left.kind in ("mean of squares", "sum of squares") and right.kind == "square":
                 return ZeroSource("variance", expr)
             return None
         return None
@@ -452,6 +472,8 @@ class Facts:
                 return False
             if not tc.is_method and tc.key in _FACTORIES:
                 return True
+            if tc.key in ("cat", "stack", "concat") and isinstance(tc.operand, (cst.Tuple, cst.List)):
+                return all(self.is_constant(e.value, at, d) for e in tc.operand.elements)
             if tc.operand is not None and (tc.key in TRANSPARENT_OPS or tc.key in REDUCE_OPS or tc.key in (
                     "pow", "square", "abs", "float", "repeat_interleave")):
                 return self.is_constant(tc.operand, at, d)
@@ -468,6 +490,12 @@ class Facts:
         d = depth + 1
         if isinstance(expr, (cst.Name, cst.Attribute)):
             b = self.binding(expr, at)
+            if b is not None and b.is_parameter and isinstance(expr, cst.Name) and PROBABILITY_NAME.search(expr.value):
+                if self.mutated_in_place(expr.value, b, at):
+                    return None
+                # a parameter named like a probability (``probs``, ``p``): its callers are unseen, the name is
+                # the documented prior (docs/analysis.md)
+                return Probability("probability (by its name)", expr, at, direct=False)
             if b is None or b.value is None or b.is_parameter or b.index is not None or b.operator is not None:
                 return None
             if isinstance(expr, cst.Name) and self.mutated_in_place(expr.value, b, at):
@@ -1132,6 +1160,8 @@ _CASTS = frozenset({"float", "long", "int", "bool", "to", "type", "type_as", "ha
 _MODULE_CASTS = frozenset({"to", "cuda", "cpu", "half", "float", "double", "bfloat16", "train", "eval",
                            "requires_grad_", "type"})
 _NEVER_ZERO_FACTORIES = frozenset({"ones", "ones_like", "new_ones"})
+# parameter names that mean a probability in [0, 1] (the name prior of docs/analysis.md)
+PROBABILITY_NAME = re.compile(r"^(p|probs?|probas?|probabilit(?:y|ies)|\w+_probs?|probs?_\w+|\w+_proba)$")
 _MASK_NAME = re.compile(r"(?i)(?:^|_)masks?(?:_|$)")
 _LOG_PROBABILITY_OPS = frozenset({
     "log_softmax", "F.log_softmax", "special.log_softmax", "F.logsigmoid",
@@ -1171,6 +1201,35 @@ def names_in(expr: cst.CSTNode) -> frozenset:
                 found.add(text)  # ``batch["attention_mask"]``
         stack.extend(node.children)
     return frozenset(found - {"self", "cls", "torch", "F", "nn", "None", "True", "False"})
+
+
+def _squared_base(expr: cst.BaseExpression, facts: "Facts", at: At) -> Optional[cst.BaseExpression]:
+    """``c`` for ``c ** 2`` / ``c * c`` / ``c.pow(2)`` / ``c.square()``."""
+    if isinstance(expr, cst.BinaryOperation):
+        if isinstance(expr.operator, cst.Power) and facts.literal(expr.right, at) == 2:
+            return expr.left
+        if isinstance(expr.operator, cst.Multiply) and _same_code(expr.left, expr.right):
+            return expr.left
+    if isinstance(expr, cst.Call):
+        tc = match_call(expr, facts.imports)
+        if tc is not None and tc.operand is not None and (
+                tc.key in ("square",) or tc.key == "pow" and facts.literal(tc.argument("exponent", 0), at) == 2):
+            return tc.operand
+    return None
+
+
+COSINE_NAME = re.compile(r"(^|_)(cos|cosine|cos_theta|cosines|sim|similarity|cos_sim)($|_)", re.I)
+
+
+def _cosine_like(expr: cst.BaseExpression, facts: "Facts", at: At) -> bool:
+    """A cosine by provenance (``F.cosine_similarity``) or by name (``cos``, ``cosine``, ``sim``)."""
+    value, where = facts.resolve(expr, at)
+    if isinstance(value, cst.Call):
+        tc = match_call(value, facts.imports)
+        if tc is not None and tc.key in ("F.cosine_similarity", "cosine_similarity"):
+            return True
+    name = expr.value if isinstance(expr, cst.Name) else expr.attr.value if isinstance(expr, cst.Attribute) else ""
+    return bool(name) and COSINE_NAME.search(name) is not None
 
 
 def guard_names(test: cst.BaseExpression) -> frozenset:

@@ -152,7 +152,8 @@ def never_fully_masked(mask: Optional[cst.BaseExpression], ctx: "FileContext", a
 
 _KEY_PADDING = re.compile(
     r"\[\s*:\s*,\s*None\s*,\s*None\s*,\s*:\s*\]|\[\s*:\s*,\s*None\s*,\s*:\s*\]|unsqueeze\(\s*1\s*\)\s*\.\s*"
-    r"unsqueeze\(\s*2\s*\)|key_padding|src_key_padding|memory_key_padding|text_attention_mask|text_mask", re.I)
+    r"unsqueeze\(\s*2\s*\)|key_padding|src_key_padding|memory_key_padding|text_attention_mask|text_mask|"
+    r"arange\([^)]*\)\s*\[\s*None\s*,\s*:\s*\]\s*<", re.I)  # a length mask: arange(T)[None, :] < lengths
 _KEEPS_FIRST = r"\b{name}\s*\[\s*(?:\.\.\.|:)\s*,\s*0\s*\]\s*=\s*(?:0|False)\b"
 
 

@@ -12,6 +12,8 @@ docs/numerics-extra.md).
 """
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator, Optional
 
@@ -338,6 +340,11 @@ _PROPAGATING = frozenset({
 })
 
 
+# Parameter names of raw model inputs (documented in docs/analysis.md): data, which never requires grad.
+RAW_INPUT = re.compile(r"^(input_(values|features|ids)|pixel_values|waveforms?|raw_\w+|audio_values|"
+                       r"input_features_mask|attention_mask|labels?|token_ids|images?_raw)$")
+
+
 def no_grad_value(expr: cst.BaseExpression, ctx: "FileContext", at: "At", depth: int = 0) -> bool:
     """True when ``expr`` visibly cannot carry a gradient: it is built only from literals, comparisons
     (masks), tensor constructors (``arange``, ``meshgrid``, ``zeros``...), ``.detach()``, shapes and sizes,
@@ -353,8 +360,13 @@ def no_grad_value(expr: cst.BaseExpression, ctx: "FileContext", at: "At", depth:
         if "mask" in expr.value.lower():
             return True  # masks are boolean or 0/1 tensors by convention
         binding = ctx.facts.binding(expr, at)
+        if binding is not None and binding.is_parameter and RAW_INPUT.search(expr.value):
+            return True  # ``input_values``, ``pixel_values``: a batch of data never requires grad
         if binding is None or binding.is_parameter:
             return False  # what callers pass is unseen
+        if binding.index is not None and binding.value is not None and binding.operator is None:
+            # ``rows, cols = torch.where(mask)``: the unpacked value has the gradient of what it unpacks
+            return no_grad_value(binding.value, ctx, type(at)(binding.scope, binding.order), d)
         value, where = follow(expr, ctx, at)
         return value is not expr and no_grad_value(value, ctx, where, d)
     if isinstance(expr, cst.Attribute):
@@ -389,6 +401,8 @@ def no_grad_value(expr: cst.BaseExpression, ctx: "FileContext", at: "At", depth:
         key = tc.key.split(".")[-1]
         if key in _CONSTRUCTORS:
             return True
+        if key == "where" and not tc.is_method and len([a for a in expr.args if a.keyword is None]) == 1:
+            return True  # ``torch.where(cond)``: the indices of the true entries
         if key in _PROPAGATING:
             inputs = [tc.operand] if tc.operand is not None else []
             inputs += [a.value for a in tc.args if a.keyword is None and not a.star]

@@ -46,11 +46,35 @@ def gradient_at(ctx: "FileContext", values: Iterable[cst.BaseExpression] = ()) -
     mode = grad_mode(ctx)
     if mode is not None:
         return Gradient(False, mode)
+    detached = detached_result(ctx)
+    if detached is not None:
+        return Gradient(False, f"its result is detached at once (`.{detached}()`)")
     at = ctx.at()
     values = list(values)
     if values and all(not carries_gradient(ctx, value, at) for value in values):
         return Gradient(False, "its operand carries no gradient (constants, integers, numpy or detached values)")
     return FLOWS
+
+
+_DETACHING = frozenset({"detach", "item", "tolist", "numpy", "detach_"})
+
+
+def detached_result(ctx: "FileContext") -> Optional[str]:
+    """``torch.sqrt(x).detach()`` / ``torch.sqrt(m).item()``: the node being visited is the receiver of a
+    method that cuts the graph (through shape-only methods), so no gradient reaches it."""
+    stack = ctx.stack
+    index = len(stack) - 1
+    while index >= 2:
+        node, attribute, call = stack[index], stack[index - 1], stack[index - 2]
+        if not (isinstance(attribute, cst.Attribute) and attribute.value is node and isinstance(call, cst.Call)
+                and call.func is attribute):
+            return None
+        if attribute.attr.value in _DETACHING:
+            return attribute.attr.value
+        if attribute.attr.value not in ("cpu", "float", "view", "reshape", "squeeze", "flatten", "mean", "sum"):
+            return None
+        index -= 2
+    return None
 
 
 def grad_mode(ctx: "FileContext") -> Optional[str]:

@@ -50,6 +50,8 @@ class ModuleSummary:
     modes: list[tuple[int, int, str]] = field(default_factory=list)
     # callee name -> lines of the calls (or of other references) to it
     calls: dict[str, list[int]] = field(default_factory=dict)
+    # callee name -> (the call, the function that makes it) for argument provenance (triggers.py)
+    call_sites: dict[str, list[tuple[ast.Call, Optional[ast.AST]]]] = field(default_factory=dict)
     references: dict[str, list[int]] = field(default_factory=dict)
     # spans of string literals and comparisons: ((line, col), (end_line, end_col)), 1-based lines, 0-based cols
     strings: list[tuple[tuple[int, int], tuple[int, int]]] = field(default_factory=list)
@@ -208,6 +210,7 @@ class _Visitor(ast.NodeVisitor):
         self.summary = summary
         self.owner: Optional[str] = None
         self.depth = 0
+        self.function: Optional[ast.AST] = None
 
     def visit_ClassDef(self, node: ast.ClassDef) -> None:
         outer = self.owner
@@ -227,7 +230,9 @@ class _Visitor(ast.NodeVisitor):
         # a function body inherits its caller's mode, not the mode around its definition
         self.summary.modes.append((node.lineno, end, mode or "inherit"))
         self.depth += 1
+        outer, self.function = self.function, node
         self.generic_visit(node)
+        self.function = outer
         self.depth -= 1
 
     visit_FunctionDef = _function
@@ -251,6 +256,7 @@ class _Visitor(ast.NodeVisitor):
         name = _last_name(node.func)
         if name:
             self.summary.calls.setdefault(name, []).append(node.lineno)
+            self.summary.call_sites.setdefault(name, []).append((node, self.function))
         for child in ast.iter_child_nodes(node):
             if child is node.func and isinstance(child, (ast.Name, ast.Attribute)):
                 if isinstance(child, ast.Attribute):

@@ -24,16 +24,18 @@ input is seen to reach it.
 """
 from __future__ import annotations
 
+import ast
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional
 
 import libcst as cst
 
-from ..names import match_call
+from ..names import TorchCall, match_call
 
 if TYPE_CHECKING:
     from ..facts import At, Facts
+    from .summary import ModuleSummary
 
 ORDINARY = "ordinary"
 PLAUSIBLE = "plausible"
@@ -62,22 +64,34 @@ EQUAL = Trigger("two equal inputs (a perfect prediction, coincident points)", OR
 INPUT = Trigger("a zero or constant input row", PLAUSIBLE)
 DEAD_RELU = Trigger("a row that ReLU zeroes", PLAUSIBLE)
 ZERO_GRAD = Trigger("a zero gradient (a frozen or unused parameter)", PLAUSIBLE)
+ALIGNED = Trigger("parallel vectors (a cosine of exactly +-1, e.g. an embedding aligned with its class weight)",
+                  ORDINARY)
+EXPECTED = Trigger("the zero the author's eps outside the root was written for", ORDINARY)
+SWAPPED = Trigger("nothing: a `where` swaps in a safe non-zero value", IMPOSSIBLE)
 FILTERED = Trigger("nothing: a boolean filter keeps only non-zero values", IMPOSSIBLE)
 CONSTANT = Trigger("a configuration value of 0", DEGENERATE)
+FIXED = Trigger("nothing data-dependent: a tensor computed from constants", DEGENERATE)
 # a normalisation layer's input row is exactly 0 at a padding token whose embedding row is 0
 # (``nn.Embedding(padding_idx=...)`` initialises it to zeros)
 ZERO_ROW = Trigger("a zero hidden row (an `nn.Embedding` padding_idx row is 0)", PLAUSIBLE)
 
+MASKED_MODELLING = Trigger("a masked-modelling batch with no masked position (a mask ratio of 0)", DEGENERATE)
 # Parameter names that say what callers pass (documented in docs/analysis.md).
 NAME_PRIORS: tuple[tuple[re.Pattern[str], Trigger], ...] = (
     (re.compile(r"noise|latent|eps_pred|v_pred|model_output|sample$", re.I), SAMPLE),
-    (re.compile(r"(^|_)(logits?|hidden(_states?)?|last_hidden|pooled|pooler_output|proj(ection)?s?|"
+    (re.compile(r"(^|_)(logits?|hidden(_states?)?|last_hidden|pooled|pooler_output|proj(ection)?s?|pred_u?n?cond|"
+                r"u?n?cond_pred|noise_pred|pred_text|pred_uncond|model_pred|"
                 r"(text|image|vision|audio|prompt|video|query|key|value)_?(embeds?|embeddings?|features?))$",
                 re.I), LEARNED),
     (re.compile(r"weight|kernel|codebook|centroids?|prototypes?", re.I), PARAMETER),
+    # masked-modelling masks (MAE, BEiT, wav2vec2 SpecAugment): random with a configured ratio, empty only
+    # when the ratio is 0
+    (re.compile(r"masked_pos|mask_time_indices|mask_feature_indices|mask_indices|random_mask", re.I),
+     MASKED_MODELLING),
     (re.compile(r"mask", re.I), PADDING),
 )
-_MASKING = frozenset({"masked_fill", "masked_fill_", "where", "mul", "multiply"})
+_MASKING = frozenset({"masked_fill", "masked_fill_", "mul", "multiply"})
+_ZERO_FACTORIES = frozenset({"zeros", "zeros_like", "new_zeros"})
 _TRANSPARENT = frozenset({
     "view", "reshape", "view_as", "reshape_as", "unsqueeze", "squeeze", "flatten", "permute", "transpose", "t",
     "contiguous", "clone", "detach", "expand", "expand_as", "to", "float", "double", "half", "bfloat16", "type",
@@ -112,11 +126,18 @@ def trigger_of(facts: "Facts", expr: cst.BaseExpression, at: "At", depth: int = 
         binding = facts.binding(expr, at)
         name = expr.value if isinstance(expr, cst.Name) else expr.attr.value
         if binding is None or binding.value is None or binding.is_parameter:
-            if binding is not None and binding.is_parameter or _is_self_attribute(expr):
+            if _is_self_attribute(expr):
+                return PARAMETER  # module state: weights, buffers, fixed windows
+            if binding is not None and binding.is_parameter:
                 prior = _prior(name)
                 if prior is not None:
                     return prior
-                return INPUT if binding is not None and binding.is_parameter else PARAMETER
+                function = binding.scope.node
+                if isinstance(function, cst.FunctionDef) and facts.summary is not None:
+                    passed = parameter_trigger(facts.summary, function, name)
+                    if passed is not None:
+                        return passed
+                return INPUT
             prior = _prior(name)
             return prior if prior is not None else UNKNOWN
         where = type(at)(binding.scope, binding.order)
@@ -139,9 +160,19 @@ def trigger_of(facts: "Facts", expr: cst.BaseExpression, at: "At", depth: int = 
         if passed is not None:
             return trigger_of(facts, passed, where, d)
         return trigger_of(facts, binding.value, where, d)
+    if isinstance(expr, (cst.Name, cst.Call, cst.BinaryOperation)) and facts.is_constant(expr, at):
+        return FIXED  # a positional table built from arange/sin/cos: its value does not depend on data
     if isinstance(expr, cst.BinaryOperation):
         op = expr.operator
         if isinstance(op, cst.Subtract):
+            source = facts.zero_source(expr, at)
+            if source is not None and source.kind == "one minus a squared cosine":
+                return ALIGNED
+            # ``grid - k_half``: zero where the other side equals a constant, whatever that side is
+            if facts.literal(expr.right, at) is not None or _is_self_attribute(expr.right):
+                return trigger_of(facts, expr.left, at, d)
+            if facts.literal(expr.left, at) is not None:
+                return trigger_of(facts, expr.right, at, d)
             return EQUAL
         if isinstance(op, cst.Multiply):
             left, right = trigger_of(facts, expr.left, at, d), trigger_of(facts, expr.right, at, d)
@@ -157,6 +188,12 @@ def trigger_of(facts: "Facts", expr: cst.BaseExpression, at: "At", depth: int = 
         return UNKNOWN
     if isinstance(expr, cst.UnaryOperation):
         return trigger_of(facts, expr.expression, at, d)
+    if isinstance(expr, cst.Comparison):
+        # a mask is empty according to what it compares: ``self.weights > 0`` is module state
+        if _is_self_attribute(expr.left) or (isinstance(expr.left, cst.Attribute) and _is_self_attribute(
+                expr.left.value)):
+            return PARAMETER
+        return UNKNOWN
     if isinstance(expr, cst.Call):
         return _call_trigger(facts, expr, at, d)
     return UNKNOWN
@@ -174,10 +211,10 @@ def _call_trigger(facts: "Facts", call: cst.Call, at: "At", depth: int) -> Trigg
         return SAMPLE
     if key in ("relu", "F.relu", "relu_", "F.relu6", "relu6"):
         return DEAD_RELU
+    if key == "where":
+        return _where_trigger(facts, tc, at, depth)
     if key in _MASKING:
         if key in ("masked_fill", "masked_fill_"):
-            return PADDING
-        if key == "where":
             return PADDING
         other = tc.positional(0)
         left = trigger_of(facts, tc.operand, at, depth) if tc.operand is not None else UNKNOWN
@@ -199,6 +236,46 @@ def _call_trigger(facts: "Facts", call: cst.Call, at: "At", depth: int) -> Trigg
     if tc.is_method:
         return LEARNED  # ``self.proj(h)``, ``outputs.encoder(...)``: a module or a model's method
     return UNKNOWN
+
+
+def _where_trigger(facts: "Facts", tc: "TorchCall", at: "At", depth: int) -> Trigger:
+    """``where(c, x, 0)`` zeroes the rows ``c`` drops (padding); ``where(small, ones, v)`` is the
+    double-where guard: it swaps a safe non-zero constant in for the dangerous rows."""
+    branches = [b for b in (tc.positional(0), tc.positional(1)) if b is not None]
+    if len(branches) != 2:
+        return UNKNOWN
+    if any(_is_zero(facts, b, at) for b in branches):
+        return PADDING
+    if any(facts.is_constant(b, at) for b in branches):
+        return SWAPPED
+    return _most_likely(trigger_of(facts, branches[0], at, depth), trigger_of(facts, branches[1], at, depth))
+
+
+def swapped_by_where(facts: "Facts", expr: cst.BaseExpression, at: "At") -> bool:
+    """``where(at_boundary, safe_constant, x)`` (or a clamp of one): the double-where guard, which hands
+    the op a constant wherever the condition marks its singular point."""
+    value, where = facts.resolve(expr, at)
+    if not isinstance(value, cst.Call):
+        return False
+    tc = match_call(value, facts.imports)
+    if tc is None:
+        return False
+    if tc.key in ("clamp", "clip", "clamp_min", "clamp_max") and tc.operand is not None:
+        return swapped_by_where(facts, tc.operand, where)
+    if tc.key != "where":
+        return False
+    branches = [b for b in (tc.positional(0), tc.positional(1)) if b is not None]
+    return len(branches) == 2 and any(facts.is_constant(b, where) for b in branches)
+
+
+def _is_zero(facts: "Facts", expr: cst.BaseExpression, at: "At") -> bool:
+    if facts.literal(expr, at) == 0:
+        return True
+    value, _ = facts.resolve(expr, at)
+    if isinstance(value, cst.Call):
+        tc = match_call(value, facts.imports)
+        return tc is not None and tc.key in _ZERO_FACTORIES
+    return False
 
 
 def _passed_through(value: cst.BaseExpression, name: str) -> Optional[cst.BaseExpression]:
@@ -234,6 +311,11 @@ def at_least_plausible(trigger: Trigger, floor: Trigger) -> Trigger:
     return trigger if _RANK[trigger.likelihood] >= _RANK[floor.likelihood] else floor
 
 
+def name_prior(name: str) -> Optional[Trigger]:
+    """The trigger a value's name implies when its origin is unseen (:data:`NAME_PRIORS`)."""
+    return _prior(name)
+
+
 def _prior(name: str) -> Optional[Trigger]:
     for pattern, trigger in NAME_PRIORS:
         if pattern.search(name):
@@ -247,3 +329,91 @@ def _most_likely(a: Trigger, b: Trigger) -> Trigger:
 
 def _least_likely(a: Trigger, b: Trigger) -> Trigger:
     return a if _RANK[a.likelihood] <= _RANK[b.likelihood] else b
+
+
+# -- how a function is called: the provenance of its arguments at the module's call sites ----------------
+def parameter_trigger(summary: "ModuleSummary", function: cst.FunctionDef, name: str) -> Optional[Trigger]:
+    """The trigger of parameter ``name`` of ``function`` from what the module's callers pass, or None when
+    no caller is seen. The most ordinary argument wins: one caller passing data is enough."""
+    params = [p.name.value for p in (*function.params.posonly_params, *function.params.params)]
+    keyword_only = {p.name.value for p in function.params.kwonly_params}
+    if name not in params and name not in keyword_only:
+        return None
+    found: list[Trigger] = []
+    for call, caller in summary.call_sites.get(function.name.value, ()):
+        argument = _argument(call, params, name, bound=bool(params) and params[0] in ("self", "cls")
+                             and isinstance(call.func, ast.Attribute))
+        if argument is None:
+            continue
+        found.append(_ast_trigger(argument, caller, call.lineno, 0))
+    if not found:
+        return None
+    best = found[0]
+    for trigger in found[1:]:
+        best = _most_likely(best, trigger)
+    return best
+
+
+def _argument(call: ast.Call, params: list[str], name: str, bound: bool) -> Optional[ast.AST]:
+    for keyword in call.keywords:
+        if keyword.arg == name:
+            return keyword.value
+    if any(isinstance(a, ast.Starred) for a in call.args) or name not in params:
+        return None
+    index = params.index(name) - (1 if bound else 0)
+    return call.args[index] if 0 <= index < len(call.args) else None
+
+
+_AST_TRANSPARENT = _TRANSPARENT | {"sum", "mean", "abs", "pow", "square", "float", "reshape"}
+
+
+def _ast_trigger(node: ast.AST, caller: Optional[ast.AST], line: int, depth: int) -> Trigger:
+    if depth > 4:
+        return UNKNOWN
+    if isinstance(node, ast.Name):
+        prior = _prior(node.id)
+        if prior is not None:
+            return prior
+        value = _assigned_before(caller, node.id, line)
+        if value is not None:
+            return _ast_trigger(value, caller, getattr(value, "lineno", line), depth + 1)
+        if caller is not None and node.id in {a.arg for a in ast.walk(caller.args)  # type: ignore[attr-defined]
+                                              if isinstance(a, ast.arg)}:
+            return INPUT
+        return UNKNOWN
+    if isinstance(node, ast.Attribute):
+        prior = _prior(node.attr)
+        if prior is not None:
+            return prior
+        if isinstance(node.value, ast.Name) and node.value.id == "self":
+            return PARAMETER
+        return LEARNED  # ``outputs.image_embeds``
+    if isinstance(node, ast.Subscript):
+        return _ast_trigger(node.value, caller, line, depth + 1)
+    if isinstance(node, ast.BinOp):
+        if isinstance(node.op, ast.Sub):
+            return EQUAL
+        return _least_likely(_ast_trigger(node.left, caller, line, depth + 1),
+                             _ast_trigger(node.right, caller, line, depth + 1))
+    if isinstance(node, ast.Call):
+        func = node.func
+        last = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+        if last in _SAMPLERS:
+            return SAMPLE
+        if last in _AST_TRANSPARENT and isinstance(func, ast.Attribute):
+            return _ast_trigger(func.value, caller, line, depth + 1)
+        return LEARNED
+    return UNKNOWN
+
+
+def _assigned_before(function: Optional[ast.AST], name: str, line: int) -> Optional[ast.AST]:
+    """The value last assigned to ``name`` in ``function`` before ``line`` (plain assignments only)."""
+    if function is None:
+        return None
+    best: Optional[ast.Assign] = None
+    for node in ast.walk(function):
+        if isinstance(node, ast.Assign) and node.lineno < line and any(
+                isinstance(t, ast.Name) and t.id == name for t in node.targets):
+            if best is None or node.lineno > best.lineno:
+                best = node
+    return best.value if best is not None else None

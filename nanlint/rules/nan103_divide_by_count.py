@@ -3,6 +3,8 @@ from typing import Iterable
 
 import libcst as cst
 
+from ..analysis.gradient import gradient_at
+from ..analysis.triggers import FIXED, MASKED_MODELLING, PARAMETER
 from ..facts import names_in
 from ..fixspec import UNSAFE, FixSpec, append_to
 from ..patterns import code, division
@@ -135,9 +137,21 @@ class DivideByCount(GuardTests):
             advice = f"`{divisor}.clamp_min(1)`" if _atomic(found.divisor) else "`.clamp_min(1)` on the count"
         else:
             advice = f"`max({divisor}, 1)`"
+        gradient = gradient_at(self.ctx)
+        configured = bool(count.origin) and all(name.startswith("self.") for name in count.origin) \
+            or self.facts.trigger(found.divisor, at) in (PARAMETER, FIXED, MASKED_MODELLING)
+        if configured:  # a selection over module state (``self.weights > 0``) or a masked-modelling ratio
+            effect, level = f"(0 / 0 = NaN) if the configuration {_SELECTS_NOTHING}", "low"
+        elif gradient.flows:
+            effect, level = "(0 / 0 = NaN in the loss and its gradient)", "high"
+        else:  # statistics or a metric: the NaN reaches a number, not the weights
+            effect, level = f"(0 / 0 = NaN; no gradient flows here: {gradient.reason})", "low"
         self.report(node, f"division by `{divisor}`, {_article(count.kind)} that is 0 when nothing is selected "
-                          f"(0 / 0 = NaN in the loss and its gradient); use {advice} or test it first",
-                    fix=fix, target=found.divisor)
+                          f"{effect}; use {advice} or test it first",
+                    fix=fix, target=found.divisor, confidence=level, trigger="an empty selection")
+
+
+_SELECTS_NOTHING = "selects nothing"
 
 
 def _article(kind: str) -> str:

@@ -7,6 +7,7 @@ from ..context import FileContext
 from ..facts import ZeroSource
 from ..fixspec import SAFE, UNSAFE, FixSpec, Replace, is_atom, torch_reference
 from ..names import TorchCall
+from ..analysis.triggers import EXPECTED
 from ..patterns import Root, code, division, root
 from ._guards import Built, clamp_inside_root, tensor_evidence
 from ._screens import ROOT
@@ -118,6 +119,21 @@ class SqrtAtZero(Rule):
             hazard="y = torch.sqrt(F.mse_loss(p, t))",
             fixed="y = torch.linalg.vector_norm(p - t) / (p - t).numel() ** 0.5",
         ),
+        Witness(  # a hand variance E[x^2] - E[x]^2 of a constant row: 0, or negative by rounding
+            setup="x = leaf(torch.full((8,), 0.1, dtype=dtype)); w = torch.full((8,), 0.125, dtype=dtype)",
+            hazard="mu = (x * w).sum(); y = torch.sqrt((x * x * w).sum() - mu * mu)",
+            fixed="mu = (x * w).sum(); y = torch.sqrt(((x * x * w).sum() - mu * mu).clamp_min(1e-4))",
+        ),
+        Witness(  # the angular-margin sine at parallel vectors
+            setup="cos = leaf(torch.ones(4, dtype=dtype))",
+            hazard="y = torch.sqrt(1 - cos ** 2)",
+            fixed="y = torch.sqrt((1 - cos ** 2).clamp_min(1e-4))",
+        ),
+        Witness(  # an eps outside the root guards the value, not the gradient
+            setup="d = leaf(torch.zeros(4, dtype=dtype))",
+            hazard="y = torch.sqrt(d) + 1e-8",
+            fixed="y = torch.sqrt(d + 1e-4)",
+        ),
         Witness(
             setup="x = leaf(torch.full((8,), 2.0, dtype=dtype))",
             hazard="sq = (x - x.mean()) ** 2; y = torch.sqrt(sq.mean())",
@@ -155,6 +171,7 @@ class SqrtAtZero(Rule):
             return
         source = self.facts.sqrt_hazard(found.operand, self.ctx.at())
         if source is None:
+            self._check_eps_outside(node, found)
             return
         judged = self.judge(found.operand, gradient_only=True)
         if judged is None:
@@ -173,6 +190,30 @@ class SqrtAtZero(Rule):
             **built.extra(),
         )
         self._reported[id(node)] = (self.ctx.findings[-1].extra, found)
+
+    def _check_eps_outside(self, node: cst.CSTNode, found: Root) -> None:
+        """``torch.sqrt(d) + eps``: the eps shows the author expected ``d == 0``, but outside the root it
+        guards only the value; the root's gradient at 0 is still infinite."""
+        parent = self.ctx.parent()
+        if not (isinstance(parent, cst.BinaryOperation) and isinstance(parent.operator, cst.Add)):
+            return
+        other = parent.right if parent.left is node else parent.left
+        value = self.facts.literal(other, self.ctx.at())
+        named_eps = isinstance(other, (cst.Name, cst.Attribute)) and "eps" in code(self.ctx, other).lower()
+        if not (value is not None and 0 < value < 1e-2 or named_eps) or self.facts.is_constant(found.operand,
+                                                                                                  self.ctx.at()):
+            return
+        judged = self.judge(found.operand, gradient_only=True)
+        if judged is None:
+            return
+        level = "high" if judged.confidence != "low" else "low"
+        self.report(
+            node,
+            f"square root of `{code(self.ctx, found.operand)}` with `{code(self.ctx, other)}` added outside it: the "
+            "eps keeps the value off 0 but not the gradient, which is infinite where the operand is 0 (inf * 0 = "
+            "NaN); move the eps inside the root: `torch.sqrt(d + eps)`",
+            target=found.operand, confidence=level, trigger=EXPECTED.text,
+        )
 
     def _note_division(self, node: cst.CSTNode) -> None:
         """A root used as a divisor gets the divisor's clamp (the one NAN101/NAN102 write)."""

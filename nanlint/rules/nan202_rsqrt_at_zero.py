@@ -91,7 +91,9 @@ class RsqrtAtZero(Rule):
         source = self.facts.sqrt_hazard(found.operand, self.ctx.at())
         if source is None:
             return
-        judged = self.judge(found.operand, floor=ZERO_ROW)
+        # a normalisation layer (rsqrt of a mean of squares) sees zero rows at padding tokens
+        floor = ZERO_ROW if source.kind in ("variance", "mean of squares") else None
+        judged = self.judge(found.operand, floor=floor)
         if judged is None:
             return
         effect = "forward Inf, NaN gradient" if judged.gradient.flows else "forward Inf"

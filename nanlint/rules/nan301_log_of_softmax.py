@@ -5,6 +5,7 @@ import libcst as cst
 
 from ..facts import SOFTMAX_OPS, At, Probability
 from ..fixspec import SAFE, FixSpec, Replace
+from ..analysis.gradient import gradient_at
 from ..patterns import code
 from ..scope import lookup
 from .base import Rule, Witness
@@ -118,7 +119,11 @@ class LogOfSoftmax(Rule):
             advice = "use `F.logsigmoid(x)`"
             why = "log of a sigmoid is -inf once it underflows to 0 (x below ~-89 in float32, ~-17 in float16) " \
                   "and its gradient is NaN"
-        self.report(node, f"`{code(self.ctx, node)}`: {why}; {advice}", fix=fix, target=argument)
+        gradient = gradient_at(self.ctx, (argument,))
+        if not gradient.flows:  # decoding or scoring: -inf entries lose every comparison, no loss is built
+            why = why.replace(" and its gradient is NaN", "") + f" (no gradient flows here: {gradient.reason})"
+        self.report(node, f"`{code(self.ctx, node)}`: {why}; {advice}", fix=fix, target=argument,
+                    confidence="high" if gradient.flows else "low")
 
     # -- fixes ------------------------------------------------------------
     def _fix(self, log_call: cst.Call, argument: cst.BaseExpression, found: Probability,

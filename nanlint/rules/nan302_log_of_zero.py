@@ -143,6 +143,15 @@ class LogOfZero(Rule):
                                   "exactly 0; clamp p with `torch.finfo(p.dtype).tiny` or use `p * log_softmax(...)`",
                             target=argument)
 
+    def _compared_to_zero(self, argument: cst.BaseExpression) -> bool:
+        """The enclosing function compares ``argument`` (a name) with 0 somewhere."""
+        if not isinstance(argument, cst.Name) or self.ctx.module is None:
+            return False
+        function = next((n for n in reversed(self.ctx.stack) if isinstance(n, cst.FunctionDef)), None)
+        if function is None:
+            return False
+        return _zero_test(argument.value).search(self.ctx.module.code_for_node(function)) is not None
+
     def _check_log(self, node: cst.Call, argument: cst.BaseExpression, at: At) -> None:
         if self.silenced(argument):
             return  # filtered to non-zero entries, repaired afterwards, or not a tensor
@@ -150,12 +159,15 @@ class LogOfZero(Rule):
         if found is not None:
             if _nan301(found) or found.kind == "hand-written softmax" or not found.zero:
                 return  # NAN301 / NAN303 report these, or it is clamped away from 0
+            if found.kind.endswith("(by its name)") and self._compared_to_zero(argument):
+                return  # ``p > 0`` tested in the function: a guard, or NAN401's where trap
             value, _ = self.facts.resolve(argument, at)
             complement = isinstance(value, cst.BinaryOperation) and isinstance(value.operator, cst.Subtract)
             advice = "clamp `1 - p` first: `.clamp_min(torch.finfo(p.dtype).tiny)`" if complement else _advice(found)
             gradient = gradient_at(self.ctx, (argument,))
             if gradient.flows:
-                effect, level = "-inf and a NaN gradient", "high"
+                # a probability known only by its parameter's name is a plausible edge case, not a certainty
+                effect, level = "-inf and a NaN gradient", "medium" if found.kind.endswith("(by its name)") else "high"
             else:  # a metric or a decoding step: -inf in an output, no loss is trained through it
                 effect, level = f"-inf (no gradient flows here: {gradient.reason})", "low"
             self.report(node, f"`{code(self.ctx, node)}`: {_described(self, found)} can be exactly 0 "
@@ -203,6 +215,10 @@ def _nan301(found: Probability, complement: bool = False) -> bool:
     if complement:
         return found.kind == "sigmoid" and not found.complement
     return True
+
+
+def _zero_test(name: str) -> "re.Pattern[str]":
+    return re.compile(rf"\b{re.escape(name)}\s*(?:>|!=|==|>=)\s*0\b|\b0\s*(?:<|!=|==)\s*{re.escape(name)}\b")
 
 
 def _described(rule: Rule, found: Probability) -> str:

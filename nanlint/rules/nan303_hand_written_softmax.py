@@ -207,9 +207,32 @@ class HandWrittenSoftmax(Rule):
         if callee is not None and not args and self._reusable(found, self.ctx.at()):
             fix = FixSpec(UNSAFE, "use `F.softplus`",
                           (Replace(node, f"{callee}({self._text(found.argument)})"),))
+        if self._selected_below(node, found.argument):
+            # ``where(x > 20, x, log(1 + exp(x)))``: the forward value is finite; only the where trap's
+            # gradient (NaN where exp overflows, x above 88) remains
+            self.report(node, f"hand-written softplus `{code(self.ctx, node)}` inside a `where` that selects x "
+                              "for large x: the forward value is finite, but the unselected branch's gradient "
+                              "is NaN where exp(x) overflows (x above 88 in float32); use `F.softplus(x)`",
+                        fix=fix, target=found.argument, confidence="low")
+            return
         self.report(node, f"hand-written softplus `{code(self.ctx, node)}` overflows to inf for x above 88 "
                           "(float32) or 11 (float16), with a NaN gradient; use `F.softplus(x)`", fix=fix,
                     target=found.argument)
+
+    def _selected_below(self, node: cst.CSTNode, argument: cst.BaseExpression) -> bool:
+        """``node`` is a branch of ``where(x > c, ..., node)`` testing its own argument ``x`` from above."""
+        for ancestor in reversed(self.ctx.stack[:-1]):
+            if not isinstance(ancestor, cst.Call):
+                continue
+            tc = self.ctx.match(ancestor)
+            if tc is None or tc.key != "where" or not isinstance(tc.operand, cst.Comparison):
+                continue
+            test = tc.operand
+            return len(test.comparisons) == 1 and isinstance(
+                test.comparisons[0].operator, (cst.GreaterThan, cst.GreaterThanEqual)) \
+                and self.ctx.module is not None \
+                and self.ctx.module.code_for_node(test.left) == self.ctx.module.code_for_node(argument)
+        return False
 
     # -- helpers ----------------------------------------------------------
     def _exp(self, expr: cst.BaseExpression, at: At) -> Optional[_Exp]:

@@ -5,7 +5,8 @@ import libcst as cst
 from ..facts import NORM_OPS, At
 from ..patterns import code, division
 from ..precision import SHORT, half_precisions, rounds_to_unit
-from ..singular import in_no_grad
+from ..analysis.gradient import gradient_at
+from ..analysis.triggers import swapped_by_where
 from .base import Rule, Witness
 
 _ACOS = {"acos": "acos", "arccos": "acos", "acos_": "acos", "asin": "asin", "arcsin": "asin", "asin_": "asin"}
@@ -96,7 +97,10 @@ class AcosOfCosine(Rule):
         tc = self.ctx.match(node)
         if tc is None or tc.key not in _ACOS or tc.operand is None:
             return
-        if in_no_grad(self.ctx) and self._clamp(self._unwrap(tc.operand, self.ctx.at())[0]) is not None:
+        if self.silenced(tc.operand) or swapped_by_where(self.facts, tc.operand, self.ctx.at()):
+            return  # not a tensor, or the double-where guard hands it a constant at +-1
+        if self._clamp(self._unwrap(tc.operand, self.ctx.at())[0]) is not None \
+                and not gradient_at(self.ctx, (tc.operand,)).flows:
             return  # a clamp keeps the forward finite; only the gradient at +-1 is infinite, and none flows here
         op = _ACOS[tc.key]
         expr, at = self._unwrap(tc.operand, self.ctx.at())

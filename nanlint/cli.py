@@ -3,18 +3,21 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Iterable, Optional, Sequence
+import time
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
 import click
 
 from . import __version__
-from .config import DTYPES, ConfigError, Settings, check_selectors, resolve_settings, with_overrides
-from .discovery import discover
-from .files import FileResult, LintRequest, decode_source
-from .finding import Finding
-from .registry import ALL_RULES, BY_CODE, RuleInfo
+from .config import ConfigError, Settings
+from .docs import rule_text
+from .discovery import Target, discover
+from .files import FileResult, decode_source
+from .finding import CONFIDENCES, Finding, at_least
+from .registry import ALL_RULES, BY_CODE
 from .report import FORMATTERS
 from .report.text import format_statistics
+from .request import Overrides, SettingsResolver
 
 # Imports are kept to what each command needs: `--version`, `--help`, `rules` and `rule` read the rule index
 # (nanlint/registry.py) and import neither libcst nor a rule; a run whose files are all cache hits imports the
@@ -38,15 +41,6 @@ def main() -> None:
     """Find the lines of PyTorch code that make a loss or its gradients NaN/Inf."""
 
 
-def _split(values: Sequence[str]) -> Optional[tuple[str, ...]]:
-    if not values:
-        return None
-    out: list[str] = []
-    for value in values:
-        out.extend(v.strip().upper() if v.strip().upper() != "ALL" else "ALL" for v in value.split(",") if v.strip())
-    return tuple(out)
-
-
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--select", multiple=True, help="Rule codes or prefixes to enable (replaces the default set).")
@@ -55,17 +49,30 @@ def _split(values: Sequence[str]) -> Optional[tuple[str, ...]]:
 @click.option("--preview/--no-preview", default=None, help="Enable preview rules.")
 @click.option("--precision", default=None, help="Comma-separated dtypes the code runs in (float32,bfloat16,float16).")
 @click.option("--output-format", type=click.Choice(sorted(FORMATTERS)), default="text", show_default=True)
+@click.option("--confidence", type=click.Choice(CONFIDENCES), default=None,
+              help="The lowest confidence to report: high, medium (the default) or low; lower findings are "
+                   "dropped and do not fail the run (config key `confidence`).")
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when problems are found.")
-@click.option("--statistics", is_flag=True, help="Print the number of findings per rule.")
+@click.option("--statistics", is_flag=True,
+              help="Print only the number of findings per rule (a table; a JSON array with --output-format json).")
+@click.option("--quiet", "-q", is_flag=True, help="Print the findings only: no summary line, no fix hints.")
+@click.option("--output-file", "-o", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Write the report to this file instead of stdout.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="Use this pyproject.toml.")
 @click.option("--isolated", is_flag=True, help="Ignore all configuration files.")
 @click.option("--stdin-filename", default=None, help="The name to report for source read from stdin (`-`).")
+@click.option("--respect-gitignore/--no-respect-gitignore", default=None,
+              help="Skip files that .gitignore ignores when walking directories (default: yes; config key "
+                   "`respect-gitignore`).")
 @click.option("--force-exclude", is_flag=True, help="Apply excludes to paths passed explicitly (for pre-commit).")
 @click.option("--fix/--no-fix", default=False, help="Apply safe fixes (and unsafe ones with --unsafe-fixes).")
 @click.option("--unsafe-fixes/--no-unsafe-fixes", default=False,
               help="Also apply (or count as fixable) fixes that change numerics: eps guards, clamps, clipping.")
 @click.option("--diff", is_flag=True, help="Print a unified diff of the fixes instead of writing them; exit 1 when "
                                           "there is a diff.")
+@click.option("--add-noqa", is_flag=True,
+              help="Write `# noqa: NANxxx` on the line of every current finding (to adopt nanlint on a codebase "
+                   "with a clean start); exit 0.")
 @click.option("--show-fixes/--no-show-fixes", default=False, help="List the findings that were (or would be) fixed.")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the result cache.")
 @click.option("--cache-dir", type=click.Path(file_okay=False), envvar="NANLINT_CACHE_DIR",
@@ -74,20 +81,32 @@ def _split(values: Sequence[str]) -> Optional[tuple[str, ...]]:
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
               help="Worker processes (default: one per usable core; 1 lints in this process).")
 def check(paths: tuple[str, ...], select: tuple[str, ...], extend_select: tuple[str, ...], ignore: tuple[str, ...],
-          preview: Optional[bool], precision: Optional[str], output_format: str, exit_zero: bool, statistics: bool,
-          config_path: Optional[str], isolated: bool, stdin_filename: Optional[str], force_exclude: bool,
-          fix: bool = False, unsafe_fixes: bool = False, diff: bool = False, show_fixes: bool = False,
+          preview: Optional[bool], precision: Optional[str], output_format: str, confidence: Optional[str],
+          exit_zero: bool, statistics: bool, quiet: bool, output_file: Optional[str],
+          config_path: Optional[str], isolated: bool, stdin_filename: Optional[str],
+          respect_gitignore: Optional[bool], force_exclude: bool,
+          fix: bool = False, unsafe_fixes: bool = False, diff: bool = False, add_noqa: bool = False,
+          show_fixes: bool = False,
           no_cache: bool = False, cache_dir: Optional[str] = None, jobs: Optional[int] = None) -> None:
     """Lint PATHS (files or directories; default: the current directory; `-` for stdin)."""
     try:
-        settings = _settings(paths, stdin_filename, select, extend_select, ignore, preview, precision,
-                             config_path, isolated)
-        _check_fix_eps(settings)
+        resolver = SettingsResolver(Overrides.from_cli(select, extend_select, ignore, preview, precision,
+                                                       respect_gitignore, confidence),
+                                    config_path, isolated, suppressions=add_noqa or output_format == "sarif")
+        first = _anchor(paths, stdin_filename)
+        resolver.for_path(first)  # a bad configuration or option fails before any output
+        out = Output(output_file, quiet)
+        if add_noqa:
+            if fix or diff or _is_stdin(paths, stdin_filename):
+                raise ConfigError("--add-noqa works on files, without --fix or --diff")
+            sys.exit(_add_noqa(paths, resolver, force_exclude, out))
         if fix or diff:
-            sys.exit(_fix(paths, settings, stdin_filename, force_exclude, unsafe_fixes, diff, show_fixes,
-                          output_format, exit_zero, statistics))
-        findings, checked, internal = _run(paths, settings, stdin_filename, force_exclude,
-                                           None if no_cache else (cache_dir or _default_cache_dir(settings)), jobs)
+            sys.exit(_fix(paths, resolver, stdin_filename, force_exclude, unsafe_fixes, diff, show_fixes,
+                          output_format, exit_zero, statistics, out))
+        progress = Progress.wanted(output_format, quiet)
+        findings, checked, internal = _run(paths, resolver, stdin_filename, force_exclude,
+                                           None if no_cache else (cache_dir or _default_cache_dir(
+                                               resolver.for_path(first))), jobs, progress)
     except ConfigError as exc:
         click.echo(f"nanlint: error: {exc}", err=True)
         sys.exit(EXIT_ERROR)
@@ -95,98 +114,140 @@ def check(paths: tuple[str, ...], select: tuple[str, ...], extend_select: tuple[
         click.echo(f"nanlint: internal error: {type(exc).__name__}: {exc}", err=True)
         sys.exit(EXIT_ERROR)
     findings.sort(key=Finding.sort_key)
-    click.echo(_format(output_format, findings, checked, unsafe_fixes), nl=False)
-    if statistics and findings:
-        click.echo(format_statistics(findings), nl=False, err=output_format != "text")
+    suppressed = [f for f in findings if f.extra.get("suppressed")]  # only asked for SARIF
+    findings = [f for f in findings if not f.extra.get("suppressed")]
+    if statistics:
+        out.report(format_statistics(findings, as_json=output_format == "json"))
+    elif output_format == "sarif":
+        from .report.sarif import format_sarif
+
+        out.report(format_sarif(findings, checked, suppressed=suppressed))
+    else:
+        out.report(_format(output_format, findings, checked, unsafe_fixes, quiet=quiet))
     if internal:
         sys.exit(EXIT_ERROR)
     sys.exit(EXIT_FINDINGS if findings and not exit_zero else EXIT_CLEAN)
 
 
-def _settings(paths: Sequence[str], stdin_filename: Optional[str], select: Sequence[str],
-              extend_select: Sequence[str], ignore: Sequence[str], preview: Optional[bool],
-              precision: Optional[str], config_path: Optional[str], isolated: bool) -> Settings:
-    anchor = [stdin_filename] if (not paths or paths == ("-",)) and stdin_filename else list(paths)
-    settings = resolve_settings(anchor, config_path, isolated)
-    overrides: dict[str, object] = {}
-    for name, values in (("select", select), ("extend_select", extend_select), ("ignore", ignore)):
-        codes = _split(values)
-        if codes is not None:
-            check_selectors(codes, f"--{name.replace('_', '-')}")
-            if name == "select":
-                overrides[name] = codes
-            else:
-                overrides[name] = tuple(getattr(settings, name)) + codes
-    if precision is not None:
-        dtypes = tuple(d.strip() for d in precision.split(",") if d.strip())
-        bad = [d for d in dtypes if d not in DTYPES]
-        if bad:
-            raise ConfigError(f"--precision: unknown dtype {bad[0]!r} (expected {', '.join(DTYPES)})")
-        overrides["precision"] = dtypes
-    return with_overrides(settings, preview=preview, **overrides)
+def _anchor(paths: Sequence[str], stdin_filename: Optional[str]) -> str:
+    """The path whose settings stand for the run (the cache directory): stdin's name, the first path, or "."."""
+    if (not paths or paths == ("-",)) and stdin_filename:
+        return stdin_filename
+    return paths[0] if paths and paths[0] != "-" else "."
 
 
-def _request(settings: Settings, path: str) -> LintRequest:
-    return LintRequest(settings.codes_for(path), settings.precision, settings.lint_options())
+def _is_stdin(paths: Sequence[str], stdin_filename: Optional[str]) -> bool:
+    return paths == ("-",) or (not paths and stdin_filename is not None)
 
 
 # -- fixes (--fix, --unsafe-fixes, --diff, --show-fixes) --------------------------------------------
-def _check_fix_eps(settings: Settings) -> None:
-    """`fix-eps` must not underflow in a declared dtype (also after `--precision`)."""
-    if settings.fix_eps is None:
-        return
-    from .eps import check_fix_eps
-
-    problem = check_fix_eps(settings.fix_eps, settings.precision)
-    if problem is not None:
-        where = f"{settings.config_path}: [tool.nanlint] " if settings.config_path else ""
-        raise ConfigError(f"{where}{problem}")
-
-
 def _format(output_format: str, findings: Sequence[Finding], checked: int, unsafe_fixes: bool,
-            fixed: Optional[int] = None) -> str:
+            fixed: Optional[int] = None, quiet: bool = False) -> str:
     if output_format == "text":
         from .report.text import format_text
 
-        return format_text(findings, checked, unsafe_fixes=unsafe_fixes, fixed=fixed)
+        return format_text(findings, checked, unsafe_fixes=unsafe_fixes, fixed=fixed, summary=not quiet)
     return FORMATTERS[output_format](findings, checked)
 
 
-def _fix(paths: Sequence[str], settings: Settings, stdin_filename: Optional[str], force_exclude: bool,
+class Output:
+    """Where the report goes: stdout, or ``--output-file``; ``--quiet`` silences the side messages."""
+
+    def __init__(self, path: Optional[str], quiet: bool) -> None:
+        self.path = path
+        self.quiet = quiet
+        self._written = False
+
+    def report(self, text: str, err: bool = False) -> None:
+        """The report proper (findings, table, diff); appended to the output file after its first write."""
+        if self.path is None or err:
+            click.echo(text, nl=False, err=err)
+            return
+        with open(self.path, "a" if self._written else "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        self._written = True
+
+    def note(self, text: str) -> None:
+        """A message for the person at the terminal (stderr); nothing under ``--quiet``."""
+        if not self.quiet:
+            click.echo(text, nl=False, err=True)
+
+
+class Progress:
+    """A progress bar on stderr for long runs: only when stderr is a terminal, the report is text, and the run
+    has taken more than ``DELAY`` seconds (so a pre-commit batch, CI, JSON and SARIF never see one)."""
+
+    DELAY = 1.0
+
+    def __init__(self, total: int, clock: Callable[[], float] = time.monotonic, stream: Any = None) -> None:
+        self.total = total
+        self.clock = clock
+        self.stream = stream
+        self.start = clock()
+        self.done = 0
+        self.bar: Any = None
+
+    @staticmethod
+    def wanted(output_format: str, quiet: bool, stream: Any = None) -> bool:
+        stream = stream if stream is not None else sys.stderr
+        return (output_format == "text" and not quiet and not os.environ.get("CI")
+                and bool(getattr(stream, "isatty", lambda: False)()))
+
+    def advance(self) -> None:
+        self.done += 1
+        if self.bar is None and self.done < self.total and self.clock() - self.start > self.DELAY:
+            self.bar = click.progressbar(length=self.total, label="Linting", file=self.stream or sys.stderr,
+                                         show_pos=True)
+            self.bar.__enter__()
+            self.bar.update(self.done)
+        elif self.bar is not None:
+            self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+
+
+def _fix(paths: Sequence[str], resolver: SettingsResolver, stdin_filename: Optional[str], force_exclude: bool,
          unsafe: bool, dry_run: bool, show_fixes: bool, output_format: str, exit_zero: bool,
-         statistics: bool) -> int:
+         statistics: bool, out: Output) -> int:
     """``--fix`` (write) or ``--diff`` (print); returns the exit status."""
     from .files import file_error
     from .fixes import FileFix, finish, fix_file, fix_source
+    from .notebook import fix_notebook_file, is_notebook
     from .report.text import format_fixed, format_unfixable
 
     results: list[FileFix] = []
     stdin_text: Optional[str] = None
-    if paths == ("-",) or (not paths and stdin_filename):
+    if _is_stdin(paths, stdin_filename):
         name = stdin_filename or "-"
-        if not (force_exclude and stdin_filename and settings.is_excluded_with_parents(stdin_filename)):
+        if not (force_exclude and stdin_filename and resolver.for_path(name).is_excluded_with_parents(name)):
             data = sys.stdin.buffer.read()
             source, _, error = decode_source(name, data)
             if error is not None or source is None:
                 results.append(FileFix(name, findings=[error] if error else []))
             else:
-                outcome = fix_source(name, source, _request(settings, name), unsafe)
+                outcome = fix_source(name, source, resolver.request_for(name), unsafe,
+                                     resolver.for_path(name).confidence)
                 results.append(finish(outcome, None, None, "utf-8", write=False))
                 stdin_text = outcome.source
     else:
-        for target in discover(paths, settings, force_exclude):
+        for target in discover(paths, resolver.for_path, force_exclude):
             if target.missing:
                 results.append(FileFix(target.display, findings=[file_error(target.display,
                                                                             "no such file or directory")]))
                 continue
-            results.append(fix_file(target.path, target.display, _request(settings, target.path), unsafe,
-                                    write=not dry_run))
-    remaining = sorted((f for r in results for f in r.findings), key=Finding.sort_key)
+            fixer = fix_notebook_file if is_notebook(target.path) else fix_file
+            results.append(fixer(target.path, target.display, resolver.request_for(target.path), unsafe,
+                                 write=not dry_run, lowest=resolver.for_path(target.path).confidence))
+    lowest = {r.display: resolver.for_path(r.display).confidence for r in results}
+    remaining = sorted((f for r in results for f in _shown(r.findings, lowest[r.display])), key=Finding.sort_key)
     fixed = sorted((f for r in results for f in r.fixed), key=Finding.sort_key)
     for result in results:
         for failure in (result.outcome.failed if result.outcome else ()):
             f = failure.finding
-            click.echo(f"nanlint: warning: {f.path}:{f.line}:{f.column}: {f.code} fix not applied: {failure.reason}",
+            click.echo(f"nanlint: warning: {f.location()}: {f.code} fix not applied: {failure.reason}",
                        err=True)
         if result.error is not None:
             click.echo(f"nanlint: error: {result.display}: not fixed: {result.error}", err=True)
@@ -194,30 +255,60 @@ def _fix(paths: Sequence[str], settings: Settings, stdin_filename: Optional[str]
     errors = any(r.error is not None for r in results)
     if dry_run:
         diffs = "".join(r.diff for r in results)
-        click.echo(diffs, nl=False)
+        out.report(diffs)
         hidden = sum(1 for f in remaining if f.fix is not None and f.fix.applicability != "safe") if not unsafe else 0
         would = f"Would fix {len(fixed)} problem{'s' if len(fixed) != 1 else ''}" if fixed else "No fixes to apply"
         more = f" ({hidden} more with `--unsafe-fixes`)" if hidden else ""
-        click.echo(f"{would}{more}.", err=True)
+        out.note(f"{would}{more}.\n")
         if show_fixes:
-            click.echo(format_fixed(fixed, "Would fix"), nl=False, err=True)
+            out.note(format_fixed(fixed, "Would fix"))
         if internal or errors:
             return EXIT_ERROR
         return EXIT_FINDINGS if diffs and not exit_zero else EXIT_CLEAN
-    report = _format(output_format, remaining, len(results), unsafe, fixed=len(fixed))
+    if statistics:
+        report = format_statistics(remaining, as_json=output_format == "json")
+    else:
+        report = _format(output_format, remaining, len(results), unsafe, fixed=len(fixed), quiet=out.quiet)
     if stdin_text is not None:
         click.echo(stdin_text, nl=False)  # the fixed source goes to stdout, the report to stderr (like ruff)
-        click.echo(report, nl=False, err=True)
+        out.report(report, err=out.path is None)
     else:
-        click.echo(report, nl=False)
-    side = stdin_text is not None or output_format != "text"
+        out.report(report)
     if show_fixes:
-        click.echo(format_fixed(fixed) + format_unfixable(remaining), nl=False, err=side)
-    if statistics and remaining:
-        click.echo(format_statistics(remaining), nl=False, err=side)
+        side = stdin_text is not None or output_format != "text" or out.path is not None
+        text = format_fixed(fixed) + format_unfixable(remaining)
+        if side:
+            out.note(text)
+        else:
+            out.report(text)
     if internal or errors:
         return EXIT_ERROR
     return EXIT_FINDINGS if remaining and not exit_zero else EXIT_CLEAN
+
+
+def _add_noqa(paths: Sequence[str], resolver: SettingsResolver, force_exclude: bool, out: Output) -> int:
+    from .noqa import add_noqa_file
+
+    added = files = 0
+    status = EXIT_CLEAN
+    for target in discover(paths, resolver.for_path, force_exclude):
+        if target.missing:
+            click.echo(f"nanlint: error: {target.display}: no such file or directory", err=True)
+            status = EXIT_ERROR
+            continue
+        result = add_noqa_file(target.path, target.display, resolver)
+        if result.error is not None:
+            click.echo(f"nanlint: error: {target.display}: no noqa added: {result.error}", err=True)
+            status = EXIT_ERROR
+        added += result.added
+        files += bool(result.added)
+    out.note(f"Added {added} noqa directive{'s' if added != 1 else ''} in {files} file{'s' if files != 1 else ''}.\n")
+    return status
+
+
+def _shown(findings: Iterable[Finding], lowest: str) -> list[Finding]:
+    """The findings a report shows: those at or above the file's lowest confidence (``--confidence``)."""
+    return [f for f in findings if at_least(f.confidence, lowest)]
 
 
 def _default_cache_dir(settings: Settings) -> str:
@@ -226,37 +317,51 @@ def _default_cache_dir(settings: Settings) -> str:
     return settings.cache_dir or os.path.join(settings.root, CACHE_DIR_NAME)
 
 
-def _run(paths: Sequence[str], settings: Settings, stdin_filename: Optional[str], force_exclude: bool,
-         cache_dir: Optional[str] = None, jobs: Optional[int] = None) -> tuple[list[Finding], int, bool]:
-    """Lint the files (through the cache and a process pool, see runner.py); stdin in this process."""
+def _run(paths: Sequence[str], resolver: SettingsResolver, stdin_filename: Optional[str], force_exclude: bool,
+         cache_dir: Optional[str] = None, jobs: Optional[int] = None, progress: bool = False
+         ) -> tuple[list[Finding], int, bool]:
+    """Lint the files (through the cache and a process pool, see runner.py); stdin in this process.
+    ``progress``: show :class:`Progress` (the targets are then listed before linting starts, for the total)."""
     findings: list[Finding] = []
     checked = 0
     internal = False
-    if paths == ("-",) or (not paths and stdin_filename):
+    lowest: dict[str, str] = {}  # display path -> the lowest confidence its settings report
+    bar: Optional[Progress] = None
+    if _is_stdin(paths, stdin_filename):
         results: Iterable[FileResult] = []
         name = stdin_filename or "-"
-        if not (force_exclude and stdin_filename and settings.is_excluded_with_parents(stdin_filename)):
+        if not (force_exclude and stdin_filename and resolver.for_path(name).is_excluded_with_parents(name)):
             source, _, error = decode_source(name, sys.stdin.buffer.read())
             from .engine import lint_source
 
             results = [FileResult(name, [error]) if error else lint_source(name, source or "",
-                                                                           _request(settings, name))]
+                                                                           resolver.request_for(name))]
     else:
         from .cache import Cache
         from .runner import Job, lint_files
 
-        requests: dict[tuple[object, ...], LintRequest] = {}
+        targets: Iterable[Target] = discover(paths, resolver.for_path, force_exclude)
+        if progress:
+            targets = list(targets)
+            bar = Progress(len(targets))
 
-        def request(path: str) -> LintRequest:  # one object per distinct rule set (per-file-ignores)
-            made = _request(settings, path)
-            return requests.setdefault(made.rules, made)
+        def work() -> Iterator[Job]:
+            for target in targets:
+                lowest[target.display] = resolver.for_path(target.path).confidence
+                yield Job(target.path, target.display, resolver.request_for(target.path), target.missing)
 
-        work = (Job(t.path, t.display, request(t.path), t.missing) for t in discover(paths, settings, force_exclude))
-        results = lint_files(work, jobs, Cache(cache_dir) if cache_dir is not None else None)
-    for result in results:
-        checked += 1
-        findings.extend(result.findings)
-        internal = internal or result.internal_error
+        results = lint_files(work(), jobs, Cache(cache_dir) if cache_dir is not None else None)
+    try:
+        for result in results:
+            checked += 1
+            findings.extend(_shown(result.findings, lowest.get(result.path)
+                                   or resolver.for_path(result.path).confidence))
+            internal = internal or result.internal_error
+            if bar is not None:
+                bar.advance()
+    finally:
+        if bar is not None:
+            bar.close()
     return findings, checked, internal
 
 
@@ -274,14 +379,22 @@ def rule(code: str) -> None:
     click.echo(rule_text(found))
 
 
-def rule_text(rule: RuleInfo) -> str:
-    """The documentation of a rule (a class of nanlint.rules or its entry in the rule index: the same text)."""
-    status = "preview (opt-in)" if rule.preview else "on by default"
-    return (
-        f"# {rule.code} {rule.name}\n\n"
-        f"{rule.summary}. Status: {status}. Rests on numerics.md {'rows' if ',' in rule.rows else 'row'} "
-        f"{rule.rows}.\n\n{rule.docs()}\n"
-    )
+@main.command(name="truth-table")
+@click.option("--write", "mode", flag_value="write", help="Write the table to PATH.")
+@click.option("--check", "mode", flag_value="check", help="Exit 1 when PATH differs from what this torch measures.")
+@click.argument("path", required=False, default="docs/numerics.md", type=click.Path(dir_okay=False))
+def truth_table_command(mode: Optional[str], path: str) -> None:
+    """Run every rule's witnesses with the installed torch and print the truth table (docs/numerics.md)."""
+    try:
+        from .truth_table import generate
+
+        status, message = generate(path, mode or "print")
+    except ImportError as exc:
+        click.echo(f"nanlint: error: the truth table runs the witnesses with torch: pip install torch ({exc})",
+                   err=True)
+        sys.exit(EXIT_ERROR)
+    click.echo(message, nl=False, err=mode is not None)
+    sys.exit(status)
 
 
 @main.command(name="rules")

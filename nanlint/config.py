@@ -7,11 +7,10 @@ are enabled by ``preview = true``, or by naming their exact code.
 """
 from __future__ import annotations
 
-import fnmatch
 import functools
 import os
 import sys
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Iterable, Optional, Sequence
 
 if sys.version_info >= (3, 11):
@@ -19,9 +18,12 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+from .finding import CONFIDENCES, DEFAULT_CONFIDENCE
 from .registry import ALL_RULES, RuleInfo
 
 if TYPE_CHECKING:  # pragma: no cover
+    from pathspec import GitIgnoreSpec
+
     from .rules.base import Rule
 
 DTYPES = ("float32", "bfloat16", "float16")
@@ -55,7 +57,10 @@ SCHEMA: dict[str, tuple[Any, str]] = {
     ),
     "exclude": (_list_of_str, "a list of glob patterns"),
     "extend-exclude": (_list_of_str, "a list of glob patterns"),
+    "respect-gitignore": (lambda v: isinstance(v, bool), "a boolean"),
     "preview": (lambda v: isinstance(v, bool), "a boolean"),
+    # the lowest confidence reported (Finding.confidence); lower findings are dropped and do not fail the run
+    "confidence": (lambda v: v in CONFIDENCES, "one of " + ", ".join(repr(c) for c in CONFIDENCES)),
     "precision": (
         lambda v: _list_of_str(v) and all(x in DTYPES for x in v),
         "a list of dtypes among " + ", ".join(repr(d) for d in DTYPES),
@@ -79,7 +84,9 @@ class Settings:
     per_file_ignores: tuple[tuple[str, tuple[str, ...]], ...] = ()
     exclude: tuple[str, ...] = DEFAULT_EXCLUDES
     extend_exclude: tuple[str, ...] = ()
+    respect_gitignore: bool = True  # skip what .gitignore files ignore when walking directories
     preview: bool = False
+    confidence: str = DEFAULT_CONFIDENCE  # the lowest confidence reported
     precision: Optional[tuple[str, ...]] = None
     fix_eps: Optional[float] = None  # `fix-eps`: None = dtype-aware `torch.finfo(x.dtype).eps`
     max_grad_norm: float = 1.0  # `max-grad-norm`: max_norm of the clipping NAN601's fix inserts
@@ -135,24 +142,23 @@ class Settings:
         return rel.replace(os.sep, "/")
 
     def is_excluded(self, path: str) -> bool:
-        """A pattern without ``/`` matches the file or directory name; one with ``/`` the path below the root.
+        """Does an ``exclude`` or ``extend-exclude`` pattern match? Patterns have .gitignore semantics, relative
+        to the configuration's directory: one without ``/`` matches a file or directory name at any depth, one
+        with ``/`` the path below the root, ``**`` any number of directories, and a directory pattern everything
+        below it.
 
         Discovery checks each directory as it descends, so an excluded directory
         prunes everything below it, while a path given on the command line is
         linted unless ``--force-exclude`` asks otherwise (ruff's convention).
         """
-        relative = None  # computed only for a pattern with `/` (the defaults have none)
-        name = os.path.basename(os.path.normpath(path))
-        for pattern in (*self.exclude, *self.extend_exclude):
-            bare = pattern.rstrip("/")
-            if "/" in bare:
-                if relative is None:
-                    relative = self.relative(path)
-                if _glob_match(relative, bare):
-                    return True
-            elif fnmatch.fnmatchcase(name, bare):
-                return True
-        return False
+        relative = self.relative(path)
+        patterns = (*self.exclude, *self.extend_exclude)
+        if relative.startswith("../") or os.path.isabs(relative):  # outside the root: only name patterns apply
+            name = os.path.basename(os.path.normpath(path))
+            return _glob_match(name, tuple(p for p in patterns if "/" not in p.rstrip("/")))
+        if os.path.isdir(path):
+            relative += "/"
+        return bool(own_verdict(_spec(patterns), relative))
 
     def is_excluded_with_parents(self, path: str) -> bool:
         """For explicitly passed paths under ``--force-exclude``: the path or a directory above it (below the root)."""
@@ -168,30 +174,62 @@ def _matches(code: str, selectors: Iterable[str]) -> bool:
     return any(s == "ALL" or code.startswith(s) for s in selectors)
 
 
-def _glob_match(relative: str, pattern: str) -> bool:
-    pattern = pattern.rstrip("/")
-    if pattern.startswith("./"):
-        pattern = pattern[2:]
-    if fnmatch.fnmatchcase(relative, pattern):
+@functools.lru_cache(maxsize=256)
+def _spec(patterns: tuple[str, ...]) -> GitIgnoreSpec:
+    from pathspec import GitIgnoreSpec  # here: `--version`, `rules` and `rule` need no globs
+
+    return GitIgnoreSpec.from_lines(p[2:] if p.startswith("./") else p for p in patterns)
+
+
+def own_verdict(spec: GitIgnoreSpec, relative: str) -> Optional[bool]:
+    """What ``spec`` says about the entry ``relative`` itself (a trailing ``/`` marks a directory): True ignored,
+    False re-included by a ``!`` pattern, None no pattern. Unlike ``spec.match_file``, a pattern that matches only
+    a directory above the entry does not count: a walk has already pruned an excluded directory, and a path named
+    on the command line is linted even inside one (ruff's convention; ``--force-exclude`` checks the parents).
+    pathspec marks the "below a matched directory" part of a match with the ``ps_d`` group."""
+    verdict: Optional[bool] = None
+    for pattern in spec.patterns:
+        if pattern.include is None or pattern.regex is None:
+            continue
+        match = pattern.regex.match(relative)
+        if match is None:
+            continue
+        below = match.groupdict().get("ps_d")
+        if below is None or match.end("ps_d") == len(relative):
+            verdict = bool(pattern.include)
+    return verdict
+
+
+def _glob_match(relative: str, patterns: "str | tuple[str, ...]") -> bool:
+    """Does a .gitignore-style pattern (or any of several) match ``relative`` (``/``-separated, below the root;
+    a trailing ``/`` marks a directory)?"""
+    return _spec((patterns,) if isinstance(patterns, str) else patterns).match_file(relative)
+
+
+CONFIG_NAMES = ("nanlint.toml", "pyproject.toml")  # in one directory, nanlint.toml wins (ruff's ruff.toml rule)
+
+
+def _has_table(path: str) -> bool:
+    """Does this configuration file configure nanlint? (A nanlint.toml always does.)"""
+    if os.path.basename(path) != "pyproject.toml":
         return True
-    # a directory pattern matches everything below it
-    return fnmatch.fnmatchcase(relative, pattern + "/*")
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    return isinstance(data.get("tool"), dict) and "nanlint" in data["tool"]
 
 
 def find_config(start: str) -> Optional[str]:
-    """The nearest pyproject.toml with a [tool.nanlint] table, walking up from ``start``."""
+    """The nearest ``nanlint.toml``, or ``pyproject.toml`` with a [tool.nanlint] table, walking up from ``start``."""
     current = os.path.abspath(start)
     if not os.path.isdir(current):
         current = os.path.dirname(current)
     while True:
-        candidate = os.path.join(current, "pyproject.toml")
-        if os.path.isfile(candidate):
-            try:
-                with open(candidate, "rb") as handle:
-                    data = tomllib.load(handle)
-            except (OSError, tomllib.TOMLDecodeError) as exc:
-                raise ConfigError(f"{candidate}: not valid TOML: {exc}") from exc
-            if isinstance(data.get("tool"), dict) and "nanlint" in data["tool"]:
+        for name in CONFIG_NAMES:
+            candidate = os.path.join(current, name)
+            if os.path.isfile(candidate) and _has_table(candidate):
                 return candidate
         parent = os.path.dirname(current)
         if parent == current:
@@ -200,6 +238,7 @@ def find_config(start: str) -> Optional[str]:
 
 
 def load_config(path: str) -> Settings:
+    """Settings from a ``pyproject.toml`` (its [tool.nanlint] table) or a ``nanlint.toml`` (its top level)."""
     try:
         with open(path, "rb") as handle:
             data = tomllib.load(handle)
@@ -207,7 +246,7 @@ def load_config(path: str) -> Settings:
         raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-    table = data.get("tool", {}).get("nanlint", {})
+    table = data if os.path.basename(path) == "nanlint.toml" else data.get("tool", {}).get("nanlint", {})
     if not isinstance(table, dict):
         raise ConfigError(f"{path}: [tool.nanlint] must be a table")
     return settings_from_table(table, path)
@@ -240,7 +279,9 @@ def settings_from_table(table: dict[str, Any], path: str) -> Settings:
         per_file_ignores=tuple((k, tuple(v)) for k, v in table.get("per-file-ignores", {}).items()),
         exclude=tuple(table["exclude"]) if "exclude" in table else DEFAULT_EXCLUDES,
         extend_exclude=tuple(table.get("extend-exclude", ())),
+        respect_gitignore=table.get("respect-gitignore", True),
         preview=table.get("preview", False),
+        confidence=table.get("confidence", DEFAULT_CONFIDENCE),
         precision=tuple(table["precision"]) if "precision" in table else None,
         fix_eps=float(table["fix-eps"]) if "fix-eps" in table else None,
         max_grad_norm=float(table.get("max-grad-norm", 1.0)),
@@ -278,19 +319,6 @@ def check_selectors(selectors: Sequence[str], where: str) -> None:
             continue
         if not any(rule.code.startswith(selector) for rule in ALL_RULES):
             raise ConfigError(f"{where}: `{selector}` matches no rule code (see `nanlint rules`)")
-
-
-def resolve_settings(paths: Sequence[str], config: Optional[str] = None, isolated: bool = False) -> Settings:
-    """Settings from ``--config`` or the nearest pyproject.toml above the first path (or the cwd)."""
-    if isolated:
-        return Settings(root=os.getcwd())
-    if config is not None:
-        return load_config(config)
-    start = paths[0] if paths and paths[0] != "-" else os.getcwd()
-    found = find_config(start)
-    if found is None:
-        return Settings(root=os.getcwd())
-    return load_config(found)
 
 
 def with_overrides(settings: Settings, **overrides: Any) -> Settings:

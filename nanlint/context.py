@@ -26,7 +26,7 @@ class RawFinding:
     top: Optional[cst.CSTNode] = None  # the top-level statement holding ``node`` (an item of the module body)
 
 
-# Evidence that a file's tensors can be float16 (DESIGN.md §3 "Declared precision").
+# Evidence that a file's tensors can be float16 (docs/architecture.md §3).
 FP16_EVIDENCE = re.compile(  # literal-first alternatives (no optional leading group): 5x faster, same matches
     r"torch\.float16|torch\.half\b|\.half\(\)|dtype\s*=\s*['\"]?(?:float16|half)|GradScaler|"
     r"torch\.cuda\.amp\.autocast\(\s*\)|torch\.amp\.autocast\(\s*\)|cuda\.amp\.autocast\(\s*\)|amp\.autocast\(\s*\)|"

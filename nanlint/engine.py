@@ -11,13 +11,15 @@ from libcst.metadata import CodeRange
 
 from .context import FileContext, RawFinding
 from .files import (FILE_ERROR_CODE, FILE_ERROR_NAME, INTERNAL_ERROR_CODE, INTERNAL_ERROR_NAME,  # noqa: F401
-                    MAX_FILE_BYTES, FileResult, LintRequest, decode, decode_source, file_error, read_source)
+                    MAX_FILE_BYTES, SUPPRESSIONS_OPTION, UNUSED_NOQA_CODE, FileResult, LintRequest, decode,
+                    decode_source, file_error, read_source)
 from .finding import Finding
-from .fixspec import FixSpec, split_lines, to_fix
+from .fixspec import FixSpec, to_fix
+from .lines import split_lines
 from .positions import positions_of, whole_module
 from . import screening
 from .rules.base import Rule
-from .suppress import parse_suppressions
+from .suppress import Suppressions, parse_suppressions
 from .walker import Walker
 
 # The walk recurses once per tree level; CPython accepts ~3,000 levels of nesting,
@@ -106,12 +108,58 @@ def _parse_screened(path: str, source: str, rules: list[type[Rule]],
     return module, plan.rules, None
 
 
-def lint_source(path: str, source: str, request: LintRequest, keep_module: bool = False) -> FileResult:
+def lint_source(path: str, source: str, request: LintRequest) -> FileResult:
     """Lint decoded source. Never raises for bad input: errors become findings."""
+    suppressions = parse_suppressions(source)
+    return _unused_noqa(_lint_source(path, source, request, suppressions), path, request, suppressions)
+
+
+def lint_sliced(path: str, source: str, text: str, request: LintRequest, indent: Optional[str],
+                possible: Optional[Sequence[type[Rule]]] = None) -> Optional[FileResult]:
+    """The findings of ``source`` where libcst parses ``text`` instead: ``source`` with some definitions replaced
+    by line-preserving stubs (``screening.stub``), as the second stage does; the rules see the whole ``source``
+    (``ctx.source``). None when libcst rejects ``text`` or infers another indentation than ``indent`` (the
+    whole file's, which fixes use): the caller lints ``source`` instead. ``possible``: the rules whose file-level
+    condition (``may_fire``) holds on ``source``, if the caller knows them. A rule runs when its screen matches
+    ``text``: under the chunk-locality contract every finding in a kept definition or in module-level code has
+    its evidence there. Used by the language server to re-analyse only the definitions an edit changed."""
+    suppressions = parse_suppressions(source)
     result = FileResult(path, source=source)
-    second_stage = SECOND_STAGE and not keep_module
+    if possible is None:
+        possible = [rule for rule in request.rule_classes() if rule.may_fire(source, request.precision)]
+    rules = [rule for rule in possible if rule.screen.search(text)]
+    if rules:
+        try:
+            module = cst.parse_module(text)
+        except Exception:  # libcst's native parser raises several types
+            return None
+        if indent is None or module.default_indent != indent:
+            return None
+        result = _analyse(result, path, source, module, rules, request, suppressions)
+    return _unused_noqa(result, path, request, suppressions)
+
+
+def _unused_noqa(result: FileResult, path: str, request: LintRequest, suppressions: Suppressions) -> FileResult:
+    """NAN001 (a preview rule): after every other rule, the suppression comments that suppressed nothing."""
+    rules = request.rule_classes()
+    unused = next((rule for rule in rules if rule.code == UNUSED_NOQA_CODE), None)
+    if unused is not None and not any(f.code in (FILE_ERROR_CODE, INTERNAL_ERROR_CODE) for f in result.findings):
+        enabled = frozenset(rule.code for rule in rules)
+        for comment, codes in suppressions.unused(enabled):
+            if UNUSED_NOQA_CODE in suppressions.by_line.get(comment.line, ()) \
+                    or suppressions.covers(UNUSED_NOQA_CODE, ()):  # NAN001 named on that line, or file-ignored
+                continue
+            what = f"code{'s' if len(codes) > 1 else ''} {', '.join(codes)}" if codes else "comment"
+            result.findings.append(Finding(
+                UNUSED_NOQA_CODE, unused.name, f"unused `{comment.kind}` {what}: no finding to suppress here",
+                path, comment.line, comment.column, comment.line, comment.column))
+    return result
+
+
+def _lint_source(path: str, source: str, request: LintRequest, suppressions: Suppressions) -> FileResult:
+    result = FileResult(path, source=source)
     all_rules = request.rule_classes()
-    if second_stage:  # one scan per screen serves both stages (the same test as screened_rules)
+    if SECOND_STAGE:  # one scan per screen serves both stages (the same test as screened_rules)
         possible = [rule for rule in all_rules if rule.may_fire(source, request.precision)]
         starts = screening.match_starts(possible, source)
         rules = [rule for rule in possible if starts[rule]]
@@ -125,7 +173,7 @@ def lint_source(path: str, source: str, request: LintRequest, keep_module: bool 
             if error is not None:
                 result.findings.append(error)
         return result
-    if not second_stage:
+    if not SECOND_STAGE:
         module, error = parse(path, source)
     else:
         module, rules, error = _parse_screened(path, source, rules, starts)
@@ -135,37 +183,11 @@ def lint_source(path: str, source: str, request: LintRequest, keep_module: bool 
         result.findings.append(error)
         return result
     assert module is not None
-    if keep_module:
-        result.module = module
-    return _analyse(result, path, source, module, rules, request)
-
-
-def lint_sliced(path: str, source: str, text: str, request: LintRequest, indent: Optional[str],
-                possible: Optional[Sequence[type[Rule]]] = None) -> Optional[FileResult]:
-    """The findings of ``source`` where libcst parses ``text`` instead: ``source`` with some definitions replaced
-    by line-preserving stubs (``screening.stub``), as the second stage does; the rules see the whole ``source``
-    (``ctx.source``). None when libcst rejects ``text`` or infers another indentation than ``indent`` (the
-    whole file's, which fixes use): the caller lints ``source`` instead. ``possible``: the rules whose file-level
-    condition (``may_fire``) holds on ``source``, if the caller knows them. A rule runs when its screen matches
-    ``text``: under the chunk-locality contract every finding in a kept definition or in module-level code has
-    its evidence there. Used by the language server to re-analyse only the definitions an edit changed."""
-    result = FileResult(path, source=source)
-    if possible is None:
-        possible = [rule for rule in request.rule_classes() if rule.may_fire(source, request.precision)]
-    rules = [rule for rule in possible if rule.screen.search(text)]
-    if not rules:
-        return result
-    try:
-        module = cst.parse_module(text)
-    except Exception:  # libcst's native parser raises several types
-        return None
-    if indent is None or module.default_indent != indent:
-        return None
-    return _analyse(result, path, source, module, rules, request)
+    return _analyse(result, path, source, module, rules, request, suppressions)
 
 
 def _analyse(result: FileResult, path: str, source: str, module: cst.Module, rules: Sequence[type[Rule]],
-             request: LintRequest) -> FileResult:
+             request: LintRequest, suppressions: Suppressions) -> FileResult:
     """One walk of ``module`` with ``rules``; findings located in ``source``."""
     ctx = FileContext(path, source, request.precision, dict(request.options))
     instances = [rule(ctx) for rule in rules]
@@ -189,7 +211,8 @@ def _analyse(result: FileResult, path: str, source: str, module: cst.Module, rul
         failed = {type(rule) for rule, _, _ in walker.failures}
         raw = [f for f in ctx.findings if f.rule not in failed]
         if raw:
-            result.findings.extend(_locate(path, source, module, raw))
+            result.findings.extend(_locate(path, source, module, raw, suppressions,
+                                           bool(dict(request.options).get(SUPPRESSIONS_OPTION))))
         for rule, exc, _ in walker.failures:
             result.internal_error = True
             code, name = getattr(rule, "code", "?"), getattr(rule, "name", "?")
@@ -204,9 +227,9 @@ def _analyse(result: FileResult, path: str, source: str, module: cst.Module, rul
     return result
 
 
-def _locate(path: str, source: str, module: cst.Module, raw: list[RawFinding]) -> list[Finding]:
+def _locate(path: str, source: str, module: cst.Module, raw: list[RawFinding], suppressions: Suppressions,
+            keep_suppressed: bool = False) -> list[Finding]:
     positions = _positions(source, module, raw)
-    suppressions = parse_suppressions(source)
     source_lines = split_lines(source)
     findings: list[Finding] = []
     seen: set[tuple[str, int, int, int, int]] = set()
@@ -219,13 +242,18 @@ def _locate(path: str, source: str, module: cst.Module, raw: list[RawFinding]) -
             if isinstance(item.statement, cst.SimpleStatementLine):
                 suppress_lines += (statement.end.line,)
         code = item.rule.code
-        if suppressions.covers(code, suppress_lines):
+        suppressed = suppressions.covers(code, suppress_lines)
+        if suppressed and not keep_suppressed:
             continue
         key = (code, span.start.line, span.start.column, span.end.line, span.end.column)
         if key in seen:
             continue
         seen.add(key)
         extra = dict(item.extra)
+        if keep_suppressed:
+            extra["noqa_lines"] = suppress_lines
+            if suppressed:
+                extra["suppressed"] = True
         confidence = extra.pop("confidence", "high")
         spec = extra.pop("fix", None)
         fix = to_fix(spec, positions, module, source_lines) if isinstance(spec, FixSpec) else None

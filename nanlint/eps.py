@@ -1,6 +1,6 @@
 """Dtype-aware eps for fixes, and the check of a project's ``fix-eps`` literal.
 
-A fixed literal is wrong somewhere (DESIGN.md §5): ``1e-8`` rounds to 0 in
+A fixed literal is wrong somewhere (docs/architecture.md §4): ``1e-8`` rounds to 0 in
 float16, ``1e-6`` survives there but its reciprocal (the gradient of a clamped
 denominator) overflows, and ``1e-3`` distorts float32. nanlint's fixes therefore
 read the eps from the tensor they guard: ``torch.finfo(x.dtype).eps`` (or

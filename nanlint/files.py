@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import os
-import re
 import tokenize
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Optional, Union
@@ -17,14 +16,18 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 from .finding import Finding
 
 if TYPE_CHECKING:  # pragma: no cover
-    import libcst as cst
-
     from .rules.base import Rule
 
 FILE_ERROR_CODE = "NAN000"
 FILE_ERROR_NAME = "file-error"
 INTERNAL_ERROR_CODE = "NAN999"
 INTERNAL_ERROR_NAME = "internal-error"
+UNUSED_NOQA_CODE = "NAN001"  # rules/nan001_unused_noqa.py: checked by the engine, after every other rule has run
+
+# LintRequest option (request.build_request(..., suppressions=True)): also return the findings a comment
+# suppresses, marked ``extra["suppressed"] = True`` (SARIF `suppressions`), and give every finding
+# ``extra["noqa_lines"]``, the lines whose comment would suppress it (``--add-noqa``).
+SUPPRESSIONS_OPTION = "suppressions"
 
 
 @dataclass
@@ -32,7 +35,6 @@ class FileResult:
     path: str
     findings: list[Finding] = field(default_factory=list)
     internal_error: bool = False
-    module: Optional[cst.Module] = None
     source: Optional[str] = None
     encoding: str = "utf-8"
 
@@ -123,7 +125,3 @@ def decode_source(path: str, data: bytes) -> tuple[Optional[str], str, Optional[
         return None, encoding, file_error(path, "cannot parse: source contains a NUL byte", line)
     return text, encoding, None
 
-
-def split_lines(source: str) -> list[str]:
-    """Lines with their endings, split only where Python splits (\\n, \\r\\n, \\r), unlike ``str.splitlines``."""
-    return re.findall(r"[^\r\n]*(?:\r\n|\n|\r)|[^\r\n]+$", source)

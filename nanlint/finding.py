@@ -39,6 +39,15 @@ class Fix:
         }
 
 
+CONFIDENCES = ("high", "medium", "low")  # most to least certain
+DEFAULT_CONFIDENCE = "medium"  # the lowest confidence shown unless `--confidence` / `confidence` says otherwise
+
+
+def at_least(confidence: str, lowest: str) -> bool:
+    """Is ``confidence`` at or above ``lowest`` (both among CONFIDENCES)?"""
+    return CONFIDENCES.index(confidence) <= CONFIDENCES.index(lowest)
+
+
 @dataclass(frozen=True)
 class Finding:
     code: str
@@ -56,8 +65,19 @@ class Finding:
     # where a gradient flows), "medium" (a plausible edge case), "low" (only a degenerate trigger).
     confidence: str = "high"
 
-    def sort_key(self) -> tuple[str, int, int, str]:
-        return (self.path, self.line, self.column, self.code)
+    @property
+    def cell(self) -> Optional[int]:
+        """The 1-based code cell of a notebook finding (its line and column are inside that cell), else None."""
+        cell = self.extra.get("cell")
+        return cell if isinstance(cell, int) else None
+
+    def location(self) -> str:
+        """``path:line:col``, or ``nb.ipynb:cell 3:12:5`` in a notebook."""
+        cell = f"cell {self.cell}:" if self.cell is not None else ""
+        return f"{self.path}:{cell}{self.line}:{self.column}"
+
+    def sort_key(self) -> tuple[str, int, int, int, str]:
+        return (self.path, self.cell or 0, self.line, self.column, self.code)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -70,4 +90,6 @@ class Finding:
             "end_line": self.end_line,
             "end_column": self.end_column,
             "fix": self.fix.to_json() if self.fix else None,
+            "confidence": self.confidence,
+            "cell": self.cell,
         }

@@ -28,8 +28,9 @@ from dataclasses import dataclass, field
 from typing import Iterable, Optional, Sequence
 
 from .engine import FILE_ERROR_CODE, INTERNAL_ERROR_CODE, FileResult, LintRequest, lint_source
-from .finding import Edit, Finding
-from .fixspec import SAFE, split_lines
+from .finding import Edit, Finding, at_least
+from .fixspec import SAFE
+from .lines import split_lines
 
 MAX_PASSES = 10
 
@@ -59,10 +60,6 @@ class FixOutcome:
     @property
     def changed(self) -> bool:
         return self.source != self.original_source
-
-    @property
-    def fixed_count(self) -> int:
-        return len(self.applied) + len(self.resolved)
 
     @property
     def hidden_unsafe(self) -> int:
@@ -207,8 +204,9 @@ def _counts(findings: Iterable[Finding], lines: _Lines, back: Optional[_OffsetMa
 
 
 # -- the fixer ----------------------------------------------------------------------------------
-def fix_source(path: str, source: str, request: LintRequest, unsafe: bool = True) -> FixOutcome:
-    """Apply the fixes of ``source``'s findings (safe ones, and unsafe ones when ``unsafe``); no file I/O."""
+def fix_source(path: str, source: str, request: LintRequest, unsafe: bool = True, lowest: str = "low") -> FixOutcome:
+    """Apply the fixes of ``source``'s findings (safe ones, and unsafe ones when ``unsafe``) whose confidence is at
+    least ``lowest`` (the findings a report shows); no file I/O."""
     first = lint_source(path, source, request)
     outcome = FixOutcome(path, source, source, sorted(first.findings, key=Finding.sort_key), unsafe=unsafe)
     if _broken(first) is not None:
@@ -224,7 +222,8 @@ def fix_source(path: str, source: str, request: LintRequest, unsafe: bool = True
         lines = _Lines(text)
         candidates = []
         for finding in sorted(findings, key=Finding.sort_key):
-            if finding.fix is None or (finding.fix.applicability != SAFE and not unsafe):
+            if finding.fix is None or (finding.fix.applicability != SAFE and not unsafe) \
+                    or not at_least(finding.confidence, lowest):
                 continue
             candidate = _candidate(finding, lines)
             if candidate is not None and candidate.signature not in failed:
@@ -418,7 +417,8 @@ class FileFix:
     internal_error: bool = False
 
 
-def fix_file(path: str, display: str, request: LintRequest, unsafe: bool, write: bool) -> FileFix:
+def fix_file(path: str, display: str, request: LintRequest, unsafe: bool, write: bool, lowest: str = "low"
+             ) -> FileFix:
     """Fix one file: read it, :func:`fix_source`, then write it atomically (``write``) or diff it."""
     from .engine import decode_source, file_error
 
@@ -432,7 +432,7 @@ def fix_file(path: str, display: str, request: LintRequest, unsafe: bool, write:
     text, encoding, error = decode_source(display, data)
     if error is not None or text is None:
         return FileFix(display, findings=[error] if error else [])
-    return finish(fix_source(display, text, request, unsafe), path, data, encoding, write)
+    return finish(fix_source(display, text, request, unsafe, lowest), path, data, encoding, write)
 
 
 def finish(outcome: FixOutcome, path: Optional[str], data: Optional[bytes], encoding: str, write: bool) -> FileFix:

@@ -19,15 +19,14 @@ expression means the same thing at another place of the function.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Mapping, Optional, Sequence, Union
 
 import libcst as cst
 from libcst.metadata import CodeRange
 
-from .files import split_lines  # noqa: F401  (defined there: no libcst needed)
 from .finding import Edit, Fix
+from .lines import split_lines
 from .names import dotted_name
 
 if TYPE_CHECKING:

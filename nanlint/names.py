@@ -4,7 +4,7 @@ A cheap alternative to libcst's ``QualifiedNameProvider``: an alias table built
 from the module's own import statements (``import torch as th``,
 ``from torch import sqrt``, ``import torch.nn.functional as F``,
 ``from torch.nn import functional as F``), plus method forms on any receiver
-(``x.sqrt()``). Measured in DESIGN.md §4b: scope + qualified-name metadata cost
+(``x.sqrt()``). Measured in docs/architecture.md §2: scope + qualified-name metadata cost
 ~8x the parse; this table costs one pass over the import statements.
 
 Every torch call is described by an *op key*: the qualified name with the
@@ -16,7 +16,7 @@ has the key ``sqrt`` with ``x`` as its operand, the same as ``torch.sqrt(x)``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterator, Optional, Sequence
+from typing import Optional, Sequence
 
 import libcst as cst
 
@@ -111,9 +111,6 @@ class ImportTable:
         name = dotted_name(node)
         return name is not None and name.split(".")[0] in _FOREIGN_MODULE_ROOTS
 
-    def torch_star_imported(self) -> bool:
-        return any(k.startswith("*") for k in self.aliases)
-
 
 @dataclass(frozen=True)
 class TorchCall:
@@ -195,11 +192,3 @@ def _function_form(key: str, args: list[cst.Arg], call: cst.Call) -> TorchCall:
                 rest = args[:i] + args[i + 1:]
                 break
     return TorchCall(key, operand, rest, call, False)
-
-
-def iter_attribute_names(node: cst.BaseExpression) -> Iterator[str]:
-    while isinstance(node, cst.Attribute):
-        yield node.attr.value
-        node = node.value
-    if isinstance(node, cst.Name):
-        yield node.value

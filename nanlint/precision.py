@@ -26,7 +26,7 @@ Two questions the precision rules (NAN403, NAN404, NAN501) ask:
   weights under AMP?
 
 The default precision set, when nothing declares one, is float32 and bfloat16
-(DESIGN.md §3), plus float16 when the file shows evidence of it.
+(docs/architecture.md §3), plus float16 when the file shows evidence of it.
 """
 from __future__ import annotations
 

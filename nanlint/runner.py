@@ -34,6 +34,7 @@ from typing import Any, Deque, Iterable, Iterator, Optional, Union
 from .cache import Cache, content_hash, entry_key, plain_extra, request_key
 from .files import INTERNAL_ERROR_CODE, INTERNAL_ERROR_NAME, FileResult, LintRequest, decode_source, file_error
 from .finding import Finding
+from .notebook import is_notebook, lint_notebook
 
 POOL_MIN_FILES = 16
 POOL_MIN_BYTES = 512 * 1024
@@ -76,11 +77,15 @@ def lint_bytes(path: str, display: str, data: bytes, request: LintRequest) -> Fi
     holds no source text, no tree, and only plain ``extra`` data."""
     from .engine import lint_source  # here, not at the top: a run of cache hits never imports libcst or a rule
 
-    source, encoding, error = decode_source(path, data)
-    if error is not None:
-        return FileResult(display, [error], encoding=encoding)
-    assert source is not None
-    result = lint_source(display, source, request)
+    if is_notebook(path):
+        result = lint_notebook(display, data, request)
+        encoding = "utf-8"
+    else:
+        source, encoding, error = decode_source(path, data)
+        if error is not None:
+            return FileResult(display, [error], encoding=encoding)
+        assert source is not None
+        result = lint_source(display, source, request)
     findings = [f if not f.extra else replace(f, extra=plain_extra(f.extra)) for f in result.findings]
     return FileResult(display, findings, result.internal_error, encoding=encoding)
 

@@ -1,4 +1,4 @@
-"""``nanlint server``: a Language Server (LSP over stdio) for editors. Needs ``pip install 'nanlint[lsp]'``.
+"""``nanlint server``: a Language Server (LSP over stdio) for editors. Needs pygls (the ``lsp`` extra).
 
 * Diagnostics for Python documents on open, change and save, from the same engine
   and configuration as the command line (``[tool.nanlint]`` found by walking up
@@ -40,12 +40,14 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 import click
 
 from . import __version__
-from .config import ConfigError, Settings, resolve_settings
+from .config import ConfigError
 from .docs import anchor
-from .files import LintRequest, split_lines
-from .finding import Edit, Finding
+from .files import LintRequest
+from .finding import Edit, Finding, at_least
+from .lines import split_lines
 from .registry import BY_CODE
 from .report.levels import WARNING, level
+from .request import SettingsResolver
 
 if TYPE_CHECKING:  # pragma: no cover
     from lsprotocol import types as lsp
@@ -55,7 +57,7 @@ log = logging.getLogger("nanlint.server")
 SOURCE = "nanlint"
 FIX_ALL_KIND = "source.fixAll.nanlint"
 PYTHON_SUFFIXES = (".py", ".pyi")
-INSTALL_HINT = "nanlint server needs pygls: pip install 'nanlint[lsp]'"
+INSTALL_HINT = "nanlint server needs pygls (the `lsp` extra): pip install 'pygls>=2,<3'"
 DEBOUNCE_S = 0.025  # a change waits this long for the next keystroke before it is linted
 CONFIRM_S = 0.3  # a preview (changed definitions re-analysed) is confirmed by a full lint after this pause
 
@@ -110,24 +112,29 @@ def document_path(uri: str, fs_path: Optional[str]) -> str:
     return os.path.join(os.getcwd(), uri.rsplit("/", 1)[-1] or "untitled.py")
 
 
-def request_for(path: str) -> Optional[LintRequest]:
-    """The request ``nanlint check`` would lint ``path`` with; None for an excluded file. Raises ConfigError."""
-    from .cli import _request  # the same request (rules, precision, options) as `nanlint check`
-
-    settings: Settings = resolve_settings([path])
+def request_for(path: str) -> Optional[tuple[LintRequest, str]]:
+    """The request ``nanlint check`` would lint ``path`` with, and the lowest confidence it reports; None for an
+    excluded file. Raises ConfigError."""
+    resolver = SettingsResolver()  # the same settings and request as `nanlint check` gives this file
+    settings = resolver.for_path(path)
     if settings.is_excluded_with_parents(path):
         return None
-    return _request(settings, path)
+    return resolver.request_for(path), settings.confidence
+
+
+def _shown(findings: list[Finding], confidence: str) -> list[Finding]:
+    return sorted((f for f in findings if at_least(f.confidence, confidence)), key=Finding.sort_key)
 
 
 def lint_document(path: str, text: str) -> list[Finding]:
     """Findings for the document text at ``path``; [] for an excluded file. Raises ConfigError."""
     from .engine import lint_source
 
-    request = request_for(path)
-    if request is None:
+    found = request_for(path)
+    if found is None:
         return []
-    return sorted(lint_source(path, text, request).findings, key=Finding.sort_key)
+    request, confidence = found
+    return _shown(lint_source(path, text, request).findings, confidence)
 
 
 def preview_document(path: str, text: str, previous: Optional[DocumentLint]) -> tuple[list[Finding], bool, Any]:
@@ -136,29 +143,30 @@ def preview_document(path: str, text: str, previous: Optional[DocumentLint]) -> 
     (exact=True). Raises ConfigError."""
     from .incremental import layout, relint
 
-    request = request_for(path)
-    if request is None:
+    found = request_for(path)
+    if found is None:
         return [], True, None
+    request, confidence = found
     if previous is not None:  # a preview too: what it reused stays as exact as it was; the confirmation decides
         before = previous.layout if previous.layout is not None else layout(previous.text, path)
         if before is not None:
             previous.layout = before
             done = relint(path, request, before, previous.findings, text)
             if done is not None:
-                return done.findings, not done.changed, done.layout
+                return _shown(done.findings, confidence), not done.changed, done.layout
     return lint_document(path, text), True, None
 
 
 def fix_all_safe(path: str, text: str) -> Optional[str]:
     """The text with every safe fix applied by the fix engine (which re-parses and re-lints after each pass and
     drops a fix that breaks the file, as ``nanlint --fix`` does); None when nothing changes."""
-    from .cli import _request
     from .fixes import fix_source
 
-    settings: Settings = resolve_settings([path])
+    resolver = SettingsResolver()
+    settings = resolver.for_path(path)
     if settings.is_excluded_with_parents(path):
         return None
-    outcome = fix_source(path, text, _request(settings, path), unsafe=False)
+    outcome = fix_source(path, text, resolver.request_for(path), unsafe=False, lowest=settings.confidence)
     return outcome.source if outcome.changed else None
 
 
@@ -451,7 +459,7 @@ def create_server() -> Any:
 @click.command(name="server")
 @click.option("--stdio", is_flag=True, help="Talk LSP over stdin/stdout (the default and only transport).")
 def command(stdio: bool) -> None:
-    """Run the Language Server (LSP over stdio) for editors; needs `pip install 'nanlint[lsp]'`."""
+    """Run the Language Server (LSP over stdio) for editors; needs pygls: `pip install 'pygls>=2,<3'`."""
     try:
         server = create_server()
     except ImportError as exc:

@@ -1,7 +1,7 @@
 """The single walk: scopes, bindings and imports bookkeeping, and dispatch to rules.
 
 libcst's own visitor machinery rebuilds every node as it walks (a do-nothing
-visit costs about a parse, DESIGN.md §4b). This walker reads each node's
+visit costs about a parse, docs/architecture.md §2). This walker reads each node's
 dataclass fields directly, skipping whitespace and punctuation, and calls the
 rules' ``visit_<Type>`` / ``leave_<Type>`` hooks from one table per file.
 """

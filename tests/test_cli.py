@@ -58,7 +58,9 @@ def test_json_format_keys(tmp_path: Path) -> None:
     result = run(["--output-format", "json", "bad.py"], tmp_path)
     data = json.loads(result.output)
     assert len(data) == 1
-    assert set(data[0]) == {"code", "name", "message", "path", "line", "column", "end_line", "end_column", "fix"}
+    assert set(data[0]) == {"code", "name", "message", "path", "line", "column", "end_line", "end_column", "fix",
+                            "confidence", "cell"}
+    assert data[0]["confidence"] in ("high", "medium") and data[0]["cell"] is None
     assert (data[0]["code"], data[0]["name"], data[0]["path"]) == ("NAN101", "divide-by-norm", "bad.py")
     assert (data[0]["line"], data[0]["column"], data[0]["end_line"], data[0]["end_column"]) == (4, 12, 4, 24)
 
@@ -90,8 +92,11 @@ def test_preview_rules_need_opt_in(tmp_path: Path) -> None:
 
 def test_statistics(tmp_path: Path) -> None:
     write(tmp_path, "m.py", HAZARD + "\ndef g(x):\n    return x / x.norm()\n")
-    out = run(["--statistics", "m.py"], tmp_path).output
-    assert "2\tNAN101\tdivide-by-norm" in out
+    result = run(["--statistics", "m.py"], tmp_path)
+    assert result.output == "2\tNAN101\tdivide-by-norm\n"  # only the table, as ruff prints it
+    assert result.exit_code == 1
+    data = json.loads(run(["--statistics", "--output-format", "json", "m.py"], tmp_path).output)
+    assert data == [{"code": "NAN101", "name": "divide-by-norm", "count": 2, "fixable": 2}]
 
 
 def test_config_from_pyproject(tmp_path: Path) -> None:
@@ -199,7 +204,7 @@ def test_rule_docs_and_listing(tmp_path: Path) -> None:
     assert docs.exit_code == 0
     for section in ("## What it does", "## Why is this bad?", "## Example", "## Use instead", "## Fix safety"):
         assert section in docs.output
-    assert "rows 1, 3" in docs.output
+    assert "docs/numerics.md rows NAN101.1–NAN101.5" in docs.output
     assert run(["rule", "NAN999x"], tmp_path).exit_code == 2
     listing = run(["rules"], tmp_path).output
     assert "NAN101  divide-by-norm" in listing and "preview" in listing

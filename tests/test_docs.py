@@ -69,7 +69,7 @@ def test_table_lists_every_rule_with_a_working_link():
 def test_rule_docs_have_the_expected_sections(rule):
     titles = [title for title, _ in doc_sections(rule)]
     missing = [t for t in REQUIRED_SECTIONS if t not in titles]
-    assert not missing, f"{rule.code}'s docstring lacks the section(s) {missing} (DESIGN.md: the docstring IS the docs)"
+    assert not missing, f"{rule.code}'s docstring lacks the section(s) {missing} (docs/architecture.md §1: the docstring IS the docs)"
     assert all(body.strip() for _, body in doc_sections(rule)), f"{rule.code} has an empty docstring section"
     assert re.search(r"\brows?\b|§", rule.docs()) or rule.rows in ("–", "-"), \
         f"{rule.code}'s docs should cite the numerics.md row(s) they rest on"

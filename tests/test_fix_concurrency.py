@@ -74,8 +74,8 @@ def test_file_changed_between_read_and_write_is_not_overwritten_through_the_cli(
     victim = tmp_path / "f0.py"
     real_read = fixes.fix_source
 
-    def edit_after_reading(path, text, request, unsafe=True):  # the file changes while it is being fixed
-        outcome = real_read(path, text, request, unsafe)
+    def edit_after_reading(path, text, request, *args):  # the file changes while it is being fixed
+        outcome = real_read(path, text, request, *args)
         if Path(path).name == victim.name:
             victim.write_text("# edited by someone else\n")
         return outcome

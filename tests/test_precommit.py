@@ -93,7 +93,7 @@ def test_manifest_declares_both_hooks():
     assert set(hooks) == {"nanlint", "nanlint-fix"}
     for hook in hooks.values():
         assert hook["language"] == "python"
-        assert hook["types"] == ["python"]
+        assert hook["types_or"] == ["python", "jupyter"] and "types" not in hook
         assert shlex.split(hook["entry"])[:2] == ["nanlint", "--force-exclude"]
         assert hook.get("pass_filenames", True) and not hook.get("always_run", False)
     assert "--fix" in shlex.split(hooks["nanlint-fix"]["entry"])

@@ -13,7 +13,7 @@ import pytest
 
 from helpers import lint
 from nanlint.finding import Finding
-from nanlint.fixspec import split_lines
+from nanlint.lines import split_lines
 from nanlint.rules import BY_CODE
 
 LOG_EXP = ("NAN103", "NAN104", "NAN203", "NAN301", "NAN302", "NAN303", "NAN304")

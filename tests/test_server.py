@@ -490,7 +490,7 @@ def test_missing_pygls_gives_a_clear_message(tmp_path: Path):
     done = subprocess.run([sys.executable, "-m", "nanlint", "server"], cwd=tmp_path, env=env, input=b"",
                           capture_output=True, timeout=TIMEOUT)
     assert done.returncode == 2
-    assert "pip install 'nanlint[lsp]'" in done.stderr.decode()
+    assert "pip install 'pygls>=2,<3'" in done.stderr.decode()
     assert done.stdout == b""
 
 

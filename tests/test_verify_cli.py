@@ -54,7 +54,7 @@ def test_missing_torch_gives_a_clear_message(tmp_path: Path) -> None:
                             text=True, timeout=60)
     assert result.returncode == 2
     assert result.stderr.strip() == ("nanlint verify: error: nanlint verify needs PyTorch: install it with "
-                                     "`pip install 'nanlint[verify]'` (or your torch build)")
+                                     "`pip install torch numpy` (the `verify` extra; or your torch build)")
     assert "never runs" not in result.stdout
 
 

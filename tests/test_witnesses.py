@@ -55,7 +55,10 @@ def run_snippet(setup: str, body: str, check: str, dtype_name: str) -> bool:
 
 
 def test_every_rule_has_a_witness() -> None:
-    missing = [rule.code for rule in ALL_RULES if not rule.witnesses]
+    from nanlint.engine import UNUSED_NOQA_CODE
+
+    # NAN001 (unused-noqa) is about comments, not numerics: the only rule without a witness
+    missing = [rule.code for rule in ALL_RULES if not rule.witnesses and rule.code != UNUSED_NOQA_CODE]
     assert not missing, f"rules without a numeric witness: {missing}"
 
 

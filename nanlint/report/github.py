@@ -26,16 +26,22 @@ def escape_property(text: str) -> str:
 
 
 def annotation(finding: Finding) -> str:
-    properties = (
-        ("file", finding.path.replace(os.sep, "/")),
-        ("line", str(finding.line)),
-        ("col", str(finding.column)),
-        ("endLine", str(finding.end_line)),
-        ("endColumn", str(finding.end_column)),
-        ("title", f"{finding.code} {finding.name}"),
-    )
+    """One workflow command. A notebook finding names its cell in the message and has no line: GitHub's lines
+    are the lines of the .ipynb file's JSON, not of the cell."""
+    properties: tuple[tuple[str, str], ...] = (("file", finding.path.replace(os.sep, "/")),)
+    message = finding.message
+    if finding.cell is None:
+        properties += (
+            ("line", str(finding.line)),
+            ("col", str(finding.column)),
+            ("endLine", str(finding.end_line)),
+            ("endColumn", str(finding.end_column)),
+        )
+    else:
+        message = f"cell {finding.cell}:{finding.line}:{finding.column}: {message}"
+    properties += (("title", f"{finding.code} {finding.name}"),)
     joined = ",".join(f"{key}={escape_property(value)}" for key, value in properties)
-    return f"::{level(finding.code)} {joined}::{escape_data(finding.message)}"
+    return f"::{level(finding.code)} {joined}::{escape_data(message)}"
 
 
 def format_github(findings: Sequence[Finding], files_checked: int) -> str:

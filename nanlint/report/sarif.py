@@ -28,10 +28,10 @@ from typing import Any, Optional, Sequence
 from urllib.parse import quote
 
 from .. import __version__
-from ..docs import first_paragraph, section
+from ..docs import first_paragraph, numerics_rows, rests_on, section
 from ..files import FILE_ERROR_CODE, FILE_ERROR_NAME, INTERNAL_ERROR_CODE, INTERNAL_ERROR_NAME, decode
 from ..finding import Edit, Finding
-from ..files import split_lines
+from ..lines import split_lines
 from ..registry import ALL_RULES, BY_CODE, RuleInfo as Rule
 from .levels import level
 
@@ -50,20 +50,28 @@ _ENGINE_RULES = (
 )
 
 
-def format_sarif(findings: Sequence[Finding], files_checked: int) -> str:
-    return json.dumps(sarif_log(findings), indent=2, ensure_ascii=False) + "\n"
+# SARIF `result.rank` (0.0-100.0, higher is more certain; GitHub code scanning sorts by it) from
+# Finding.confidence: high 90.0, medium 60.0, low 30.0.
+CONFIDENCE_RANK = {"high": 90.0, "medium": 60.0, "low": 30.0}
+
+
+def format_sarif(findings: Sequence[Finding], files_checked: int, suppressed: Sequence[Finding] = ()) -> str:
+    return json.dumps(sarif_log(findings, suppressed=suppressed), indent=2, ensure_ascii=False) + "\n"
 
 
 def sarif_log(findings: Sequence[Finding], cwd: Optional[str] = None,
-              sources: Optional[dict[str, str]] = None) -> dict[str, Any]:
-    """The SARIF log as a dict. ``sources`` maps a finding's path to its text (else the file is read)."""
+              sources: Optional[dict[str, str]] = None, suppressed: Sequence[Finding] = ()) -> dict[str, Any]:
+    """The SARIF log as a dict. ``sources`` maps a finding's path to its text (else the file is read).
+    ``suppressed``: findings a comment suppresses; they are results with an ``inSource`` suppression, which code
+    scanning shows as dismissed (not as fixed)."""
     cwd = os.path.abspath(cwd or os.getcwd())
     rules = _rule_descriptors()
     index = {descriptor["id"]: i for i, descriptor in enumerate(rules)}
     texts = _SourceCache(cwd, sources or {})
     results = []
     occurrences: dict[tuple[str, str, str], int] = {}
-    for finding in sorted(findings, key=Finding.sort_key):  # occurrence indexes count in source order
+    hidden = {id(f) for f in suppressed}
+    for finding in sorted([*findings, *suppressed], key=Finding.sort_key):  # occurrences count in source order
         location = _artifact_location(finding.path, cwd)
         region_text = texts.region_text(finding)
         key = (finding.path, finding.code, region_text)
@@ -72,7 +80,8 @@ def sarif_log(findings: Sequence[Finding], cwd: Optional[str] = None,
         result: dict[str, Any] = {
             "ruleId": finding.code,
             "level": level(finding.code),
-            "message": {"text": finding.message},
+            "message": {"text": finding.message if finding.cell is None
+                        else f"{finding.location()}: {finding.message}"},
             "locations": [{
                 "physicalLocation": {
                     "artifactLocation": location,
@@ -80,9 +89,16 @@ def sarif_log(findings: Sequence[Finding], cwd: Optional[str] = None,
                 },
             }],
             "partialFingerprints": {FINGERPRINT_KEY: fingerprint(finding.code, region_text, occurrence)},
+            "rank": CONFIDENCE_RANK.get(finding.confidence, CONFIDENCE_RANK["high"]),
+            "properties": {"confidence": finding.confidence},
         }
+        if finding.cell is not None:  # the region's lines are inside this code cell, not lines of the JSON file
+            result["properties"]["cell"] = finding.cell
         if finding.code in index:
             result["ruleIndex"] = index[finding.code]
+        if id(finding) in hidden:
+            result["suppressions"] = [{"kind": "inSource", "status": "accepted",
+                                       "justification": "a `# noqa` or `# nanlint: ignore` comment"}]
         if finding.fix is not None and finding.fix.edits:
             result["fixes"] = [{
                 "description": {"text": finding.fix.message},
@@ -153,12 +169,12 @@ def _rule_descriptor(rule: type[Rule]) -> dict[str, Any]:
         "help": {
             "text": docs,
             "markdown": f"**{rule.code} {rule.name}**: {_sentence(rule.summary)} Status: {status}. "
-                        f"numerics.md rows: {rule.rows}.\n\n{docs}",
+                        f"{rests_on(rule)}\n\n{docs}",
         },
         "defaultConfiguration": {"enabled": rule.default_on(), "level": level(rule.code)},
         "properties": {
             "preview": rule.preview,
-            "numericsRows": [row.strip() for row in rule.rows.split(",") if row.strip()],
+            "numericsRows": numerics_rows(rule),
             "tags": ["nanlint", "numerics", "preview" if rule.preview else "default"],
             "precision": "medium" if rule.preview else "high",
         },
@@ -225,7 +241,7 @@ class _SourceCache:
 
     def region_text(self, finding: Finding) -> str:
         """The normalised text of the finding's lines; the message when the source cannot be read (stdin)."""
-        lines = self._lines(finding.path)
+        lines = self._lines(finding.path) if finding.cell is None else None  # a cell's text is not the file's
         if lines is None or not 1 <= finding.line <= len(lines):
             return normalize(finding.message)
         return normalize("".join(lines[finding.line - 1:min(finding.end_line, len(lines))]))

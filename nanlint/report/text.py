@@ -11,16 +11,21 @@ def fixable(finding: Finding, unsafe_fixes: bool) -> bool:
 
 
 def format_text(findings: Sequence[Finding], files_checked: int, *, unsafe_fixes: bool = False,
-                fixed: Optional[int] = None) -> str:
-    """``path:line:col: CODE [*] message`` lines (``[*]``: ``--fix`` would fix it), then a summary.
+                fixed: Optional[int] = None, summary: bool = True) -> str:
+    """``path:line:col: CODE [*] message`` lines (``[*]``: ``--fix`` would fix it; a finding only reported under
+    ``--confidence low`` ends in ``(low confidence)``), then a summary.
 
-    ``fixed`` is the number of findings a ``--fix`` run just fixed (``findings`` are those left).
+    ``fixed`` is the number of findings a ``--fix`` run just fixed (``findings`` are those left); ``summary``
+    False (``--quiet``) leaves out the summary line.
     """
     lines = [
-        f"{f.path}:{f.line}:{f.column}: {f.code} {'[*] ' if fixable(f, unsafe_fixes) else ''}{f.message}"
+        f"{f.location()}: {f.code} {'[*] ' if fixable(f, unsafe_fixes) else ''}{f.message}"
+        + (" (low confidence)" if f.confidence == "low" else "")
         for f in findings
     ]
     total = len(findings) + (fixed or 0)
+    if not summary:  # --quiet
+        return "".join(f"{line}\n" for line in lines)
     if total:
         problems = "problem" if total == 1 else "problems"
         if fixed is not None:
@@ -51,13 +56,22 @@ def fix_hint(findings: Sequence[Finding], unsafe_fixes: bool) -> str:
     return ""
 
 
-def format_statistics(findings: Sequence[Finding]) -> str:
-    counts: dict[tuple[str, str], int] = {}
+def format_statistics(findings: Sequence[Finding], as_json: bool = False) -> str:
+    """``--statistics``: ``count<TAB>code<TAB>name`` per rule, most frequent first (ruff's table; empty when there
+    is nothing), or a JSON array of ``{"code", "name", "count", "fixable"}``."""
+    counts: dict[tuple[str, str], list[int]] = {}
     for f in findings:
-        counts[(f.code, f.name)] = counts.get((f.code, f.name), 0) + 1
-    rows = sorted(counts.items(), key=lambda item: (-item[1], item[0][0]))
-    width = max((len(str(n)) for _, n in rows), default=1)
-    return "".join(f"{n:>{width}}\t{code}\t{name}\n" for (code, name), n in rows)
+        row = counts.setdefault((f.code, f.name), [0, 0])
+        row[0] += 1
+        row[1] += f.fix is not None
+    rows = sorted(counts.items(), key=lambda item: (-item[1][0], item[0][0]))
+    if as_json:
+        import json
+
+        return json.dumps([{"code": code, "name": name, "count": n, "fixable": fixable}
+                           for (code, name), (n, fixable) in rows], indent=2) + "\n"
+    width = max((len(str(n)) for _, (n, _) in rows), default=1)
+    return "".join(f"{n:>{width}}\t{code}\t{name}\n" for (code, name), (n, _) in rows)
 
 
 def format_fixed(fixed: Sequence[Finding], verb: str = "Fixed") -> str:
@@ -83,5 +97,5 @@ def format_unfixable(findings: Sequence[Finding]) -> str:
     if not reasons:
         return ""
     out = ["Not fixed:"]
-    out.extend(f"- {f.path}:{f.line}:{f.column}: {f.code} {f.extra['no_fix_reason']}" for f in reasons)
+    out.extend(f"- {f.location()}: {f.code} {f.extra['no_fix_reason']}" for f in reasons)
     return "\n".join(out) + "\n"

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from typing import Iterable
 
 from .base import Rule
 
@@ -28,7 +27,3 @@ def _discover() -> tuple[type[Rule], ...]:
 
 ALL_RULES: tuple[type[Rule], ...] = _discover()
 BY_CODE: dict[str, type[Rule]] = {rule.code: rule for rule in ALL_RULES}
-
-
-def by_codes(codes: Iterable[str]) -> list[type[Rule]]:
-    return [BY_CODE[code] for code in codes]

@@ -5,7 +5,8 @@ from types import ModuleType
 
 from . import VerifyError
 
-INSTALL_HINT = "nanlint verify needs PyTorch: install it with `pip install 'nanlint[verify]'` (or your torch build)"
+INSTALL_HINT = ("nanlint verify needs PyTorch: install it with `pip install torch numpy` (the `verify` extra; "
+                "or your torch build)")
 
 
 def require_torch() -> ModuleType:

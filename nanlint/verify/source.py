@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable, Optional, Sequence
 
-from ..config import ConfigError, Settings, resolve_settings, with_overrides
+from ..config import ConfigError, Settings
 from ..engine import LintRequest, lint_path, read_source
 from ..finding import Finding
 from . import VerifyError
@@ -157,14 +157,13 @@ def _outer_parens_match(text: str) -> bool:
 
 def verify_settings(script: str, select: Optional[Sequence[str]] = None) -> Settings:
     """The project's settings for ``script``, with preview rules on (verification wants them all)."""
+    from ..request import Overrides, SettingsResolver
+
+    overrides = Overrides(select=tuple(select) if select is not None else None, preview=True)
     try:
-        settings = resolve_settings([script])
+        return SettingsResolver(overrides).for_path(script)
     except ConfigError as exc:
         raise VerifyError(str(exc)) from None
-    overrides: dict[str, object] = {"preview": True}
-    if select is not None:
-        overrides["select"] = tuple(select)
-    return with_overrides(settings, **overrides)
 
 
 def load_source(path: str, display: str, settings: Settings) -> Optional[SourceFile]:

@@ -27,12 +27,10 @@ default the ``docs/rules.md`` of a source checkout, if there is one.
 """
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import os
 import sys
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
@@ -50,6 +48,9 @@ from .report.levels import WARNING, level
 from .request import SettingsResolver
 
 if TYPE_CHECKING:  # pragma: no cover
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
     from lsprotocol import types as lsp
 
 log = logging.getLogger("nanlint.server")
@@ -102,7 +103,13 @@ class NanlintState:
     shown_errors: set[str] = field(default_factory=set)
     pending: dict[str, "asyncio.Task[None]"] = field(default_factory=dict)  # the latest change's work, per document
     # every lint after a change runs here, one at a time, off the event loop (which keeps reading changes)
-    executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, "nanlint-lint"))
+    executor: "ThreadPoolExecutor" = field(default_factory=lambda: _lint_thread())
+
+
+def _lint_thread() -> "ThreadPoolExecutor":
+    from concurrent.futures import ThreadPoolExecutor  # here: `nanlint --version` imports this module
+
+    return ThreadPoolExecutor(1, "nanlint-lint")
 
 
 def document_path(uri: str, fs_path: Optional[str]) -> str:
@@ -234,6 +241,9 @@ def overlaps(a: tuple[tuple[int, int], tuple[int, int]], b: tuple[tuple[int, int
 # -- the server -------------------------------------------------------------------------------------------------------
 def create_server() -> Any:
     """Build the pygls server (imports pygls; raises ImportError when it is missing)."""
+    import asyncio
+    from concurrent.futures import Future
+
     from lsprotocol import types as lsp
     from pygls.lsp.server import LanguageServer
 

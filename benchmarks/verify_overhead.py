@@ -1,6 +1,10 @@
 """Per-step overhead of ``nanlint verify``'s sentinel and precise tracer, against a plain step and detect_anomaly.
 
-One training step = zero_grad + forward + loss + backward + optimizer step. Every
+One training step = zero_grad + forward + loss + backward + optimizer step. A
+second table times scripts without an optimizer (a unit test, a gradient check:
+zero_grad + forward + loss + backward), where every ``backward()`` is a
+checkpoint of its own: the verifier hooks each leaf's ``AccumulateGrad`` node for
+that pass's gradients and checks them when the call returns. Every
 approach runs the same step function; the verifier's own machinery is used as
 is (the global optimizer hooks, the backward wrapper, the device-side flags):
 
@@ -113,32 +117,19 @@ def clock(device: torch.device) -> float:
     return time.perf_counter() if device.type == "cuda" else time.process_time()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    parser.add_argument("--steps", type=int, default=20, help="steps per timed block")
-    parser.add_argument("--reps", type=int, default=5, help="timed blocks per approach (best one counts)")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    args = parser.parse_args()
-    if args.device == "cuda" and not torch.cuda.is_available():
-        parser.error("--device cuda: CUDA is not available")
-    torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {args.threads} thread(s)"
-    timer = "wall time" if device.type == "cuda" else "process CPU time"
-    print(f"torch {torch.__version__}, {name}; {timer}, best of {args.reps} x {args.steps} steps, "
-          "approaches interleaved\n")
+def timed(device: torch.device, args: argparse.Namespace, optimizer: bool) -> tuple[list[str], dict[str, list[str]]]:
     table: dict[str, list[str]] = {a: [] for a, _ in APPROACHES}
     titles = []
     for title, model, loss_fn in workloads(device):
         titles.append(title)
-        opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+        opt = torch.optim.SGD(model.parameters(), lr=1e-3) if optimizer else None
 
         def step() -> None:
-            opt.zero_grad(set_to_none=True)
+            model.zero_grad(set_to_none=True)
             loss = loss_fn(model)
             loss.backward()
-            opt.step()
+            if opt is not None:
+                opt.step()
 
         times: dict[str, list[float]] = {a: [] for a, _ in APPROACHES}
         for _ in range(3):
@@ -157,10 +148,32 @@ def main() -> None:
         for approach, _ in APPROACHES:
             best = min(times[approach])
             table[approach].append(f"{best * 1e3:.2f} ms (x{best / base:.2f})")
-    print("| approach | " + " | ".join(titles) + " |")
-    print("|---|" + "---|" * len(titles))
-    for approach, _ in APPROACHES:
-        print(f"| {approach} | " + " | ".join(table[approach]) + " |")
+    return titles, table
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--steps", type=int, default=20, help="steps per timed block")
+    parser.add_argument("--reps", type=int, default=5, help="timed blocks per approach (best one counts)")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    args = parser.parse_args()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: CUDA is not available")
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {args.threads} thread(s)"
+    timer = "wall time" if device.type == "cuda" else "process CPU time"
+    print(f"torch {torch.__version__}, {name}; {timer}, best of {args.reps} x {args.steps} steps, "
+          "approaches interleaved\n")
+    for optimizer in (True, False):
+        titles, table = timed(device, args, optimizer)
+        print("with an optimizer (a step per `opt.step()`):" if optimizer else
+              "\nwithout an optimizer (a step per `backward()`, each one checked):")
+        print("| approach | " + " | ".join(titles) + " |")
+        print("|---|" + "---|" * len(titles))
+        for approach, _ in APPROACHES:
+            print(f"| {approach} | " + " | ".join(table[approach]) + " |")
 
 
 if __name__ == "__main__":

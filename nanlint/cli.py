@@ -10,7 +10,7 @@ import click
 
 from . import __version__
 from .config import ConfigError, Settings
-from .docs import rule_text
+from .docs import fix_contract, rule_text
 from .discovery import Target, discover
 from .files import FileResult, decode_source
 from .finding import CONFIDENCES, Finding, at_least
@@ -256,7 +256,7 @@ def _fix(paths: Sequence[str], resolver: SettingsResolver, stdin_filename: Optio
     if dry_run:
         diffs = "".join(r.diff for r in results)
         out.report(diffs)
-        hidden = sum(1 for f in remaining if f.fix is not None and f.fix.applicability != "safe") if not unsafe else 0
+        hidden = sum(1 for f in remaining if f.fix is not None and f.fix.applicability == "unsafe") if not unsafe else 0
         would = f"Would fix {len(fixed)} problem{'s' if len(fixed) != 1 else ''}" if fixed else "No fixes to apply"
         more = f" ({hidden} more with `--unsafe-fixes`)" if hidden else ""
         out.note(f"{would}{more}.\n")
@@ -400,11 +400,12 @@ def truth_table_command(mode: Optional[str], path: str) -> None:
 @main.command(name="rules")
 @click.option("--all", "show_all", is_flag=True, default=True, hidden=True)
 def rules_command(show_all: bool) -> None:
-    """List every rule: code, name, default status, summary."""
+    """List every rule: code, name, default status, fix (availability and applicability), summary."""
     width = max(len(r.name) for r in ALL_RULES)
+    fix_width = max(len(fix_contract(r)) for r in ALL_RULES)
     for r in ALL_RULES:
         status = "preview" if r.preview else "on"
-        click.echo(f"{r.code}  {r.name:<{width}}  {status:<7}  {r.summary}")
+        click.echo(f"{r.code}  {r.name:<{width}}  {status:<7}  {fix_contract(r):<{fix_width}}  {r.summary}")
 
 
 from .server import command as _server_command  # noqa: E402  (pygls itself is imported only when it runs)

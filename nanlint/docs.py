@@ -92,12 +92,19 @@ def rests_on(rule: AnyRule) -> str:
     return f"Measured in docs/numerics.md {'rows' if len(rows) > 1 else 'row'} {cited}."
 
 
+def fix_contract(rule: AnyRule) -> str:
+    """``sometimes (safe, unsafe)`` / ``never``: the rule's declared fix availability and applicabilities."""
+    if not rule.fix_applicability:
+        return rule.fix_availability
+    return f"{rule.fix_availability} ({', '.join(rule.fix_applicability)})"
+
+
 def rule_text(rule: AnyRule) -> str:
     """One rule's documentation: what ``nanlint rule CODE`` prints and ``docs/rules.md`` holds as its section."""
     status = "preview (opt-in)" if rule.preview else "on by default"
     return (
         f"# {rule.code} {rule.name}\n\n"
-        f"{rule.summary}. Status: {status}. {rests_on(rule)}\n\n{rule.docs()}\n"
+        f"{rule.summary}. Status: {status}. {rests_on(rule)} Fix: {fix_contract(rule)}.\n\n{rule.docs()}\n"
     )
 
 
@@ -126,12 +133,17 @@ def render(rules: Optional[Sequence[type[Rule]]] = None) -> str:
         "bfloat16 and float16), and its examples are run with torch by the test suite.",
         "`nanlint rule CODE` prints the same section in the terminal.",
         "",
-        "| Code | Name | Summary | Default | docs/numerics.md rows |",
-        "|---|---|---|---|---|",
+        "The Fix column is the rule's fix contract (like ruff's): whether its findings carry a fix (`always`, "
+        "`sometimes`, `never`) and how it is applied (`safe`: by `--fix`; `unsafe`: by `--fix --unsafe-fixes`; "
+        "`display-only`: shown by `--show-fixes` and the reports, never applied).",
+        "",
+        "| Code | Name | Summary | Default | Fix | docs/numerics.md rows |",
+        "|---|---|---|---|---|---|",
     ]
+
     for rule in rules:
         lines.append(f"| [{rule.code}](#{anchor(rule)}) | `{rule.name}` | {_cell(rule.summary)} | {status(rule)} "
-                     f"| {_cell(', '.join(numerics_rows(rule)) or '–')} |")
+                     f"| {fix_contract(rule)} | {_cell(', '.join(numerics_rows(rule)) or '–')} |")
     lines += [
         "",
         "The engine also reports two codes that are not rules (selection and suppression comments do not apply):",

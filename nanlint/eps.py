@@ -245,7 +245,9 @@ def dtype_ref(expr: Optional[cst.BaseExpression], imports: ImportTable, depth: i
             return None
         positional = [a.value for a in expr.args if a.keyword is None and not a.star]
         key = qualified[len("torch."):].replace("nn.functional.", "F.")
-        for value in positional[: 2 if key in _BINARY_OPS else 1]:
+        if key == "where":
+            positional = positional[1:3]  # ``where(cond, a, b)``: the values, never the (bool) condition
+        for value in positional[: 2 if key in _BINARY_OPS or key == "where" else 1]:
             found = dtype_ref(value, imports, depth + 1)
             if found is not None:
                 return found

@@ -29,7 +29,7 @@ from typing import Iterable, Optional, Sequence
 
 from .engine import FILE_ERROR_CODE, INTERNAL_ERROR_CODE, FileResult, LintRequest, lint_source
 from .finding import Edit, Finding, at_least
-from .fixspec import SAFE
+from .fixspec import SAFE, UNSAFE
 from .lines import split_lines
 
 MAX_PASSES = 10
@@ -66,7 +66,7 @@ class FixOutcome:
         """Remaining findings an ``--unsafe-fixes`` run would fix."""
         if self.unsafe:
             return 0
-        return sum(1 for f in self.remaining if f.fix is not None and f.fix.applicability != SAFE)
+        return sum(1 for f in self.remaining if f.fix is not None and f.fix.applicability == UNSAFE)
 
 
 # -- positions ----------------------------------------------------------------------------
@@ -222,9 +222,10 @@ def fix_source(path: str, source: str, request: LintRequest, unsafe: bool = True
         lines = _Lines(text)
         candidates = []
         for finding in sorted(findings, key=Finding.sort_key):
-            if finding.fix is None or (finding.fix.applicability != SAFE and not unsafe) \
+            if finding.fix is None or not (finding.fix.applicability == SAFE
+                                           or (unsafe and finding.fix.applicability == UNSAFE)) \
                     or not at_least(finding.confidence, lowest):
-                continue
+                continue  # a display-only fix is shown, never applied
             candidate = _candidate(finding, lines)
             if candidate is not None and candidate.signature not in failed:
                 candidates.append(candidate)

@@ -33,6 +33,10 @@ if TYPE_CHECKING:
     from .facts import At
 
 SAFE, UNSAFE = "safe", "unsafe"
+# shown (``--show-fixes``, the JSON/SARIF reports, the editor), never applied, not even with ``--unsafe-fixes``:
+# the rewrite is right for some code and wrong for other (an average that is meant to be NaN when empty)
+DISPLAY_ONLY = "display-only"
+APPLICABILITIES = (SAFE, UNSAFE, DISPLAY_ONLY)
 
 
 @dataclass(frozen=True)
@@ -74,7 +78,7 @@ Change = Union[Replace, InsertAt, InsertBefore, InsertAfter, Delete]
 
 @dataclass(frozen=True)
 class FixSpec:
-    applicability: str  # SAFE or UNSAFE
+    applicability: str  # SAFE, UNSAFE or DISPLAY_ONLY
     message: str
     changes: tuple[Change, ...]
 

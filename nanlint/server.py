@@ -426,8 +426,8 @@ def create_server() -> Any:
         actions: list[lsp.CodeAction] = []
         if wanted(lsp.CodeActionKind.QuickFix):
             for finding in linted.findings:
-                if finding.fix is None or not finding.fix.edits:
-                    continue
+                if finding.fix is None or not finding.fix.edits or finding.fix.applicability == "display-only":
+                    continue  # a display-only fix is described in the diagnostic's message, never applied
                 diag = diagnostic(linted, finding)
                 span = ((diag.range.start.line, diag.range.start.character),
                         (diag.range.end.line, diag.range.end.character))

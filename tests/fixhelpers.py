@@ -3,8 +3,8 @@
 A snapshot is a pair ``name.py`` -> ``name.fixed.py``. A first-line comment
 ``# nanlint-fixture: key=value ...`` sets ``unsafe=false`` (default true),
 ``fix-eps=``, ``max-grad-norm=``, ``precision=float16,...`` and ``select=NAN101,...``.
-Only the rules whose fixes this suite covers run by default, so another
-rule's new fix cannot change these snapshots. Regenerate after a deliberate
+Every rule that declares a fix runs by default (``FIXABLE``, derived from the
+rules' fix contract), so a fixture shows what ``--fix --unsafe-fixes`` does to it. Regenerate after a deliberate
 change with ``python tests/fixhelpers.py`` and review the diff.
 """
 from __future__ import annotations
@@ -19,10 +19,13 @@ sys.path.insert(0, str(ROOT))
 
 from nanlint.engine import LintRequest  # noqa: E402
 from nanlint.fixes import FixOutcome, fix_source  # noqa: E402
-from nanlint.rules import BY_CODE  # noqa: E402
+from nanlint.rules import ALL_RULES, BY_CODE  # noqa: E402
+from nanlint.rules.base import NEVER  # noqa: E402
 
 FIX_FIXTURES = ROOT / "fixtures" / "fix"
-FIXABLE = ("NAN101", "NAN102", "NAN201", "NAN202", "NAN601", "NAN602")
+# every rule whose contract declares fixes (``fix_availability`` other than "never"): a rule that starts fixing
+# must declare it, and then needs a snapshot (tests/test_fix_contract.py)
+FIXABLE = tuple(rule.code for rule in ALL_RULES if rule.fix_availability != NEVER)
 HEADER = re.compile(r"#\s*nanlint-fixture:(?P<items>.*)$", re.M)
 
 

@@ -86,3 +86,35 @@ def test_module_cli_check_and_write(tmp_path: Path):
     assert subprocess.run([*run, "--check", str(target)], cwd=ROOT, timeout=120).returncode == 0
     printed = subprocess.run(run, cwd=ROOT, capture_output=True, timeout=120)
     assert printed.stdout.decode("utf-8") == render()
+
+
+# -- the docstring examples, as Fixit's VALID / INVALID ----------------------------------------------------
+DOC_PRELUDE = "import math\nimport torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n"
+_CODE_BLOCK = re.compile(r"```python\n(?P<code>.*?)```", re.S)
+
+
+def _code_of(rule, title: str) -> str:
+    from nanlint.docs import section
+
+    body = section(rule, title)
+    assert body is not None, f"{rule.code} has no `## {title}` section"
+    match = _CODE_BLOCK.search(body)
+    assert match, f"{rule.code}: `## {title}` has no ```python block"
+    return DOC_PRELUDE + match.group("code")
+
+
+@pytest.mark.parametrize("rule", ALL_RULES, ids=lambda r: r.code)
+def test_example_is_flagged_and_use_instead_is_silent(rule) -> None:
+    from helpers import lint
+
+    if rule.code == "NAN001":
+        pytest.skip("NAN001 (unused-noqa) is checked by the engine on comments; tests/test_adoption.py runs it")
+    example, instead = _code_of(rule, "Example"), _code_of(rule, "Use instead")
+    # as the snippets stand (no precision configured) and declared to run in every dtype (float16 included):
+    # the float16 rules (NAN304, NAN403, NAN501) fire only there, and "Use instead" must hold there too
+    every = ("float32", "bfloat16", "float16")
+    found = {f.code for f in lint(example, [rule])} | {f.code for f in lint(example, [rule], precision=every)}
+    assert rule.code in found, f"{rule.code} does not flag its own `## Example`"
+    for precision in (None, every):
+        flagged = [f for f in lint(instead, [rule], precision=precision) if f.code == rule.code]
+        assert not flagged, f"{rule.code} flags its own `## Use instead` ({precision}): {[f.message for f in flagged]}"

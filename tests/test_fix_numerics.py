@@ -70,10 +70,12 @@ CASES = [
     Case("linalg norm via a name", "NAN101",
          "def f(x):\n    n = torch.linalg.vector_norm(x, dim=1, keepdim=True)\n    return x / n\n", zeros(2, 4)),
     Case("torch.div by a norm", "NAN101", "def f(x):\n    return torch.div(x, x.norm())\n", zeros(4)),
+    # `torch.tanh(x)` is a float tensor to the value analysis: the eps may read its dtype (a bare parameter
+    # of unknown kind may not; see test_unknown_kind_gets_no_eps)
     Case("hand-written norm", "NAN101",
-         "def f(x):\n    return x / torch.sqrt((x ** 2).sum(-1, keepdim=True))\n", zeros(2, 4)),
+         "def f(x):\n    h = torch.tanh(x)\n    return h / torch.sqrt((h ** 2).sum(-1, keepdim=True))\n", zeros(2, 4)),
     Case("hand-written norm via a name", "NAN101",
-         "def f(v):\n    length = (v * v).sum() ** 0.5\n    return v / length\n", zeros(4)),
+         "def f(x):\n    v = torch.tanh(x)\n    length = (v * v).sum() ** 0.5\n    return v / length\n", zeros(4)),
     Case("std", "NAN102", "def f(x):\n    return (x - x.mean()) / x.std()\n", constant(8)),
     Case("std_mean", "NAN102",
          "def f(x):\n    std, mean = torch.std_mean(x, dim=0)\n    return (x - mean) / std\n", constant(8, 2)),
@@ -89,7 +91,32 @@ CASES = [
          constant(4, 3)),
     Case("rms", "NAN201", "def f(x):\n    return x.pow(2).mean(-1) ** 0.5\n", zeros(2, 4)),
     Case("euclidean distance", "NAN201",
-         "def f(a, b):\n    return torch.sqrt(((a - b) ** 2).sum(-1))\n", equal_pair(2, 3)),
+         "def f(a, b):\n    d = torch.tanh(a) - torch.tanh(b)\n    return torch.sqrt((d ** 2).sum(-1))\n",
+         equal_pair(2, 3)),
+    # std/var of a single element: NaN however clamped; the fix adds `correction=0`
+    Case("std of one element", "NAN102", "def f(adv):\n    return (adv - adv.mean()) / adv.std()\n", constant(1)),
+    Case("std_mean of one row", "NAN102",
+         "def f(x):\n    std, mean = torch.std_mean(x, dim=0)\n    return (x - mean) / std\n", constant(1, 3)),
+    Case("sqrt of var() of one element", "NAN102",
+         "def f(x):\n    return (x - x.mean(0)) / torch.sqrt(x.var(0))\n", constant(1, 3)),
+    Case("unbiased std pooled over one frame", "NAN204",
+         "def stats_pool(x):\n    return torch.cat([x.mean(dim=1), x.std(dim=1)], dim=-1)\nf = stats_pool\n",
+         constant(2, 1, 4)),
+    # counts and weights
+    Case("mask count", "NAN103",
+         "def f(x):\n    mask = x < -1\n    return (x * mask).sum() / mask.sum()\n", zeros(4)),
+    Case("soft weights", "NAN103",
+         "def f(x):\n    soft_mask = torch.sigmoid(x) * 0\n    return (x * soft_mask).sum() / soft_mask.sum()\n",
+         zeros(4)),
+    # acos at +1 and -1 (parallel and antiparallel), unclamped and clamped to exactly +-1
+    Case("acos of a cosine", "NAN404",
+         "def f(a, b):\n    cos = F.cosine_similarity(a, b, dim=-1)\n    return torch.acos(cos)\n",
+         lambda dtype: (_leaf(torch.tensor([[3.0, 4.0], [3.0, 4.0]], dtype=dtype)),
+                        torch.tensor([[3.0, 4.0], [-3.0, -4.0]], dtype=dtype))),
+    Case("acos of clamp(-1, 1)", "NAN404",
+         "def f(a, b):\n    cos = F.cosine_similarity(a, b, dim=-1)\n    return torch.acos(torch.clamp(cos, -1, 1))\n",
+         lambda dtype: (_leaf(torch.tensor([[3.0, 4.0], [3.0, 4.0]], dtype=dtype)),
+                        torch.tensor([[3.0, 4.0], [-3.0, -4.0]], dtype=dtype))),
     Case("variance via a name", "NAN201",
          "def f(x):\n    var = ((x - x.mean()) ** 2).mean()\n    return var.sqrt()\n", constant(8)),
     Case("hypot", "NAN201", "def f(a, b):\n    return torch.hypot(a, b)\n",
@@ -106,6 +133,65 @@ CASES = [
          "def f(x):\n    mu = x.mean(-1, keepdim=True)\n    var = ((x - mu) ** 2).mean(-1, keepdim=True)\n"
          "    return (x - mu) * torch.rsqrt(var)\n", constant(2, 8)),
 ]
+
+
+# float16-only hazards (NAN501): the fix is a literal float16 can use; it must be finite in every dtype
+FP16_CASES = [
+    Case("eps under a root", "NAN501",
+         "half = torch.float16\ndef f(x):\n    mu = x.mean(-1, keepdim=True)\n"
+         "    var = ((x - mu) ** 2).mean(-1, keepdim=True)\n    return (x - mu) / torch.sqrt(var + 1e-8)\n",
+         constant(2, 8)),
+    Case("eps in a log", "NAN501", "half = torch.float16\ndef f(p):\n    return torch.log(p + 1e-6)\n", zeros(4)),
+    Case("eps added to a norm", "NAN501",
+         "half = torch.float16\ndef f(x):\n    return x / (x.norm(dim=-1, keepdim=True) + 1e-6)\n", zeros(2, 4)),
+    Case("eps clamping a norm", "NAN501",
+         "half = torch.float16\ndef f(x):\n    return x / x.norm(dim=-1, keepdim=True).clamp_min(1e-12)\n",
+         zeros(2, 4)),
+    Case("eps in rsqrt", "NAN501",
+         "half = torch.float16\ndef f(h):\n    return h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + 1e-5)\n",
+         zeros(2, 8)),
+]
+
+
+@pytest.mark.parametrize("case", FP16_CASES, ids=lambda c: f"{c.rule}-{c.name}")
+def test_fp16_eps_fix_is_finite(case: Case) -> None:
+    source = PRELUDE + case.source
+    text, outcome = fixed_text(source, codes=(case.rule,))
+    assert case.rule in {f.code for f in outcome.applied}, outcome.remaining
+    fwd, bwd, _ = run(load(source), case, "float16")
+    assert not (fwd and bwd), "the original is finite in float16: the case does not trigger the hazard"
+    for dtype in DTYPES:
+        fwd, bwd, _ = run(load(text), case, dtype)
+        assert fwd and bwd, f"fixed code is non-finite in {dtype}:\n{text}"
+
+
+def test_unknown_kind_gets_no_eps() -> None:
+    """A parameter of unknown kind (it may be an int tensor or a list) gives the eps no dtype: no fix, a reason."""
+    source = PRELUDE + "def f(x):\n    return x / torch.sqrt((x ** 2).sum(-1, keepdim=True))\n"
+    text, outcome = fixed_text(source)
+    assert text == source
+    assert all("no floating tensor to read the dtype from" in f.extra["no_fix_reason"] for f in outcome.remaining)
+
+
+@pytest.mark.parametrize("name", ["receiver_bool_kornia", "receiver_list_torchmetrics"])
+def test_crash_shapes_run_after_fixing(name: str) -> None:
+    """The two crash shapes of real libraries: after `--fix --unsafe-fixes` the code runs (no `torch.finfo` of a
+    bool, no `.dtype` of a list) and is finite at the trigger (a zero vector; equal points)."""
+    from fixhelpers import FIX_FIXTURES, fix_fixture
+
+    fixed = load(fix_fixture(FIX_FIXTURES / f"{name}.py").source)
+    for dtype_name in DTYPES:
+        dtype = getattr(torch, dtype_name)
+        if name == "receiver_bool_kornia":
+            for fn in ("so3_exp_coefficient", "sinc_through_a_mask"):
+                v = _leaf(torch.zeros(2, 3, dtype=dtype))
+                y = fixed[fn](v)
+                y.float().sum().backward()
+                assert bool(torch.isfinite(y).all()) and bool(torch.isfinite(v.grad).all()), (fn, dtype)
+        else:
+            dr, dc = torch.tensor([0, 3]), torch.tensor([0, 4])
+            assert fixed["distance"](dr, dc, [1.0, 1.0]).tolist() == [0.0, 5.0]
+            assert fixed["distance_known_list"](dr, dc).tolist() == pytest.approx([0.0, (9 + 64) ** 0.5])
 
 
 def run(namespace: dict, case: Case, dtype_name: str) -> tuple[bool, bool, float]:

@@ -92,21 +92,24 @@ def test_nan301_fix_through_a_variable_only_when_the_input_is_unchanged() -> Non
     assert findings[1].fix is None  # `logits` was rebound: re-evaluating it would change the result
 
 
-def test_nan301_module_softmax_is_reported_without_a_fix() -> None:
+def test_nan301_module_softmax_is_fixed_with_the_modules_dim() -> None:
     source = """
     import torch
     import torch.nn as nn
 
     class Head(nn.Module):
-        def __init__(self):
+        def __init__(self, dim):
             super().__init__()
             self.act = nn.Softmax(dim=-1)
+            self.other = nn.Softmax(dim=dim)
 
         def forward(self, x):
-            return torch.log(self.act(x))
+            return torch.log(self.act(x)) + torch.log(self.other(x))
     """
-    (finding,) = run(source, ("NAN301",))
-    assert finding.fix is None and "log_softmax" in finding.message
+    first, second = run(source, ("NAN301",))
+    assert "log_softmax" in first.message and first.fix is not None and first.fix.applicability == "safe"
+    assert [e.content for e in first.fix.edits] == ["torch.log_softmax(x, dim=-1)"]
+    assert second.fix is None  # a dim that is not a literal may not hold the same value at the log
 
 
 def test_nan301_fixed_source_lints_clean() -> None:
@@ -294,7 +297,7 @@ def test_nan103_fix_clamps_the_count(line: str, expected: str) -> None:
     assert after == expected
 
 
-def test_nan103_python_count_has_no_fix() -> None:
+def test_nan103_python_count_gets_max() -> None:
     source = """
     import torch
 
@@ -306,7 +309,9 @@ def test_nan103_python_count_has_no_fix() -> None:
     """
     findings = run(source, ("NAN103",))
     assert [f.line for f in findings] == [6, 7]
-    assert all(f.fix is None and "max(" in f.message for f in findings)
+    # Python counts of a 0/1 mask: `max(n, 1)` (a tensor method would raise on them)
+    assert all(f.fix is not None and f.fix.applicability == "unsafe" and "max(" in f.message for f in findings)
+    assert [e.content for f in findings for e in f.fix.edits] == ["max(len(l[m]), 1)", "max(m.sum().item(), 1)"]
 
 
 def test_nan103_none_checks_are_not_guards_but_count_tests_are() -> None:

@@ -394,7 +394,7 @@ def test_lines_and_columns_are_preserved() -> None:
 
 def test_suppression_and_fixes_are_identical() -> None:
     source = "import torch\n" + PAD + "\n\ndef f(x):\n    a = x / x.norm()  # noqa: NAN101\n" \
-        "    return x / torch.sqrt((x ** 2).sum())\n"
+        "    h = torch.tanh(x)\n    return h / torch.sqrt((h ** 2).sum())\n"
     found = check_equivalent(source)
     assert [f[0] for f in found] == ["NAN101", "NAN201"]
     assert found[0][-1] is not None  # the fix is compared too

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -53,8 +54,10 @@ def test_missing_torch_gives_a_clear_message(tmp_path: Path) -> None:
     result = subprocess.run([PYTHON, "-c", code, str(script)], cwd=ROOT, env=_env(), capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 2
-    assert result.stderr.strip() == ("nanlint verify: error: nanlint verify needs PyTorch: install it with "
-                                     "`pip install torch numpy` (the `verify` extra; or your torch build)")
+    assert result.stderr.strip() == (
+        "nanlint verify: error: nanlint verify needs PyTorch (the build you train with), and none is importable "
+        "here: install it into this environment, e.g. `pip install torch` (CPU-only: `pip install torch "
+        "--index-url https://download.pytorch.org/whl/cpu`); nanlint's `verify` extra does not install torch")
     assert "never runs" not in result.stdout
 
 
@@ -74,7 +77,10 @@ def test_script_failure_exits_2_with_the_scripts_traceback(monkeypatch: Any) -> 
     result = CliRunner().invoke(main, ["verify", "fixtures/verify/raises.py", "--device", "cpu"])
     assert result.exit_code == 2
     assert result.stdout == ""
-    err = result.stderr.splitlines()
+    progress = [line for line in result.stderr.splitlines() if line.startswith("nanlint verify: ")]
+    assert [re.sub(r" \(\d+\.\d s\)$", "", line) for line in progress] == [
+        "nanlint verify: step 1/3 done", "nanlint verify: step 2/3 done"]  # with the time elapsed
+    err = [line for line in result.stderr.splitlines() if not line.startswith("nanlint verify: ")]
     assert err[0] == "Traceback (most recent call last):"
     assert "ValueError: corrupt shard: batch 2 has 7 columns, expected 8" in err
     frames = [line for line in err if line.strip().startswith("File ")]
@@ -90,19 +96,23 @@ def test_json_output_follows_the_schema(monkeypatch: Any) -> None:
     result = CliRunner().invoke(main, ["verify", "fixtures/verify/rmse.py", "--output-format", "json"])
     assert result.exit_code == 1, result.output
     data = json.loads(result.stdout)
-    assert set(data) == {"findings", "origins"}
+    assert set(data) == {"steps", "findings", "origins"}
+    assert data["steps"] == {"run": 3, "unit": "step"}
     for finding in data["findings"]:
-        assert set(finding) == {"code", "path", "line", "column", "status", "evidence"}
-        assert finding["status"] in ("confirmed", "guarded", "not-reached")
+        assert set(finding) == {"code", "path", "line", "column", "status", "reason", "evidence"}
+        assert finding["status"] in ("confirmed", "guarded", "inconclusive", "not-reached")
+        assert (finding["reason"] is not None) == (finding["status"] == "inconclusive")
         if finding["evidence"] is not None:
-            assert set(finding["evidence"]) == {"how", "op", "phase", "kind", "dtype", "step", "fix_verified"}
+            assert set(finding["evidence"]) == {"how", "op", "phase", "kind", "dtype", "step", "fix_verified",
+                                                "fix"}
     for origin in data["origins"]:
         assert set(origin) == {"path", "line", "column", "op", "phase", "kind", "dtype", "step", "finding"}
     nan201 = [f for f in data["findings"] if f["code"] == "NAN201"]
     assert nan201 == [{"code": "NAN201", "path": "fixtures/verify/rmse.py", "line": 19, "column": 12,
-                       "status": "confirmed", "evidence": {
+                       "status": "confirmed", "reason": None, "evidence": {
                            "how": "natural", "op": "torch.sqrt", "phase": "backward", "kind": "inf",
-                           "dtype": "float32", "step": 0, "fix_verified": nan201[0]["evidence"]["fix_verified"]}}]
+                           "dtype": "float32", "step": 0, "fix_verified": nan201[0]["evidence"]["fix_verified"],
+                           "fix": None}}]
     assert data["origins"] == [{"path": "fixtures/verify/rmse.py", "line": 19, "column": 12, "op": "torch.sqrt",
                                 "phase": "backward", "kind": "inf", "dtype": "float32", "step": 0,
                                 "finding": "NAN201"}]

@@ -9,8 +9,9 @@ from typing import Any, Callable
 
 import pytest
 
-from nanlint.verify.report import CONFIRMED, GUARDED, NOT_REACHED, Evidence, FindingResult, Origin, Report
-from nanlint.verify.source import SourceFile, Span, instrument, load_source, map_span, norm_path, verify_settings
+from nanlint.verify.report import CONFIRMED, GUARDED, INCONCLUSIVE, NOT_REACHED, Evidence, FindingResult, Origin, Report
+from nanlint.request import Overrides, SettingsResolver
+from nanlint.verify.source import SourceFile, Span, instrument, load_source, map_span, norm_path
 
 THIS = norm_path(__file__)
 
@@ -72,15 +73,35 @@ def test_map_span_follows_a_fix_that_inserts_a_line() -> None:
     assert map_span(old, gone, Span("/x.py", 2, 4, 2, 9)) is None
 
 
+def test_map_span_follows_a_fix_that_adds_a_keyword_argument() -> None:
+    # NAN102's fix: `x.std(dim=0)` -> `x.std(dim=0, correction=0).clamp_min(...)`: the same call, a longer span
+    old = SourceFile("/x.py", "x.py", "y = x / x.std(dim=0)\n")
+    new = SourceFile("/x.py", "x.py", "y = x / x.std(dim=0, correction=0).clamp_min(e)\n")
+    assert map_span(old, new, Span("/x.py", 1, 8, 1, 20)) == Span("/x.py", 1, 8, 1, 34)
+    other = SourceFile("/x.py", "x.py", "y = x / x.std(dim=0).clamp_min(e)\n")
+    assert map_span(old, other, Span("/x.py", 1, 8, 1, 20)) == Span("/x.py", 1, 8, 1, 20)
+    renamed = SourceFile("/x.py", "x.py", "y = x / x.std(dim=1, correction=0)\n")
+    assert map_span(old, renamed, Span("/x.py", 1, 8, 1, 20)) is None
+
+
 def test_report_json_and_exit_codes() -> None:
     report = Report("train.py")
-    assert report.exit_code == 0 and report.to_json() == {"findings": [], "origins": []}
+    assert report.exit_code == 0
+    assert report.to_json() == {"steps": {"run": 0, "unit": "step"}, "findings": [], "origins": []}
     report.findings.append(FindingResult("NAN101", "divide-by-norm", "m", "train.py", 3, 5, 3, 9, GUARDED,
                                          Evidence("injected", "Tensor.norm", None, None, "float32", 0)))
     assert report.exit_code == 0
     report.findings.append(FindingResult("NAN201", "sqrt-at-zero", "m", "train.py", 7, 5, 7, 9, NOT_REACHED))
     assert report.to_json()["findings"][1] == {"code": "NAN201", "path": "train.py", "line": 7, "column": 5,
-                                              "status": "not-reached", "evidence": None}
+                                              "status": "not-reached", "reason": None, "evidence": None}
+    report.findings.append(FindingResult("NAN102", "divide-by-std", "m", "train.py", 8, 5, 8, 9, INCONCLUSIVE,
+                                         Evidence("natural", step=0, detail="reached at step 0; why")))
+    assert report.to_json()["findings"][2]["reason"] == "reached at step 0; why"
+    assert report.counts() == {CONFIRMED: 0, GUARDED: 1, INCONCLUSIVE: 1, NOT_REACHED: 1}
+    assert report.exit_code == 0  # inconclusive is not a failure, nor a pass: it is said
+    assert '<span class="status inconclusive">inconclusive</span>' in report.html()
+    assert "1 guarded, 1 inconclusive, 1 not reached" in report.text()
+    del report.findings[2]
     report.origins.append(Origin("train.py", 9, 1, "torch.log", "forward", "inf", "float32", 0))
     assert report.exit_code == 1  # a NaN/Inf that no finding predicted still fails the run
     report.findings[0].status = CONFIRMED
@@ -185,7 +206,9 @@ def test_a_value_non_finite_before_the_window_enters_as_an_input() -> None:
 def _module(tmp_path: Path, text: str) -> tuple[ModuleType, SourceFile]:
     path = tmp_path / "user_code.py"
     path.write_text(textwrap.dedent(text), encoding="utf-8")
-    source = load_source(str(path), "user_code.py", verify_settings(str(path)))
+    # every rule and confidence (NAN204 is a preview rule): these tests are about the injections
+    settings = SettingsResolver(Overrides(preview=True, confidence="low")).for_path(str(path))
+    source = load_source(str(path), "user_code.py", settings)
     assert source is not None
     spec = importlib.util.spec_from_file_location("user_code", path)
     assert spec is not None and spec.loader is not None

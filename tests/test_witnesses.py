@@ -84,3 +84,36 @@ def test_linter_flags_hazard_not_fix(rule, index, witness) -> None:
     fixed = PRELUDE + witness.setup.replace("; ", "\n") + "\n" + witness.fixed.replace("; ", "\n")
     assert rule.code in {f.code for f in lint(hazard, [rule])}, f"{rule.code} does not flag its own hazard"
     assert rule.code not in {f.code for f in lint(fixed, [rule])}, f"{rule.code} flags its own fix"
+
+
+FIXABLE_CASES = [(rule, index, witness) for rule, index, witness in CASES if rule.fix_availability != "never"]
+
+
+def _fixed_by_nanlint(rule, witness):
+    """The witness's hazard as a module, and what ``--fix --unsafe-fixes`` (this rule alone) makes of it."""
+    from nanlint.engine import LintRequest
+    from nanlint.fixes import fix_source
+
+    source = PRELUDE + witness.setup.replace("; ", "\n") + "\n" + witness.hazard.replace("; ", "\n") + "\n"
+    outcome = fix_source("witness.py", source, LintRequest((rule,), None, (("max-grad-norm", 1.0),)), unsafe=True)
+    return source, outcome
+
+
+@pytest.mark.parametrize("rule,index,witness", FIXABLE_CASES, ids=[f"{r.code}-{i}" for r, i, _ in FIXABLE_CASES])
+def test_nanlints_own_fix_is_finite_at_the_witness(rule, index, witness) -> None:
+    """Not the fix the witness spells, but the text nanlint writes: finite at this trigger in every dtype the
+    witness's fix claims (or no fix, where the fixer declines)."""
+    source, outcome = _fixed_by_nanlint(rule, witness)
+    if rule.code not in {f.code for f in outcome.applied}:
+        pytest.skip(f"no fix applied: {[f.extra.get('no_fix_reason') for f in outcome.remaining]}")
+    for dtype in witness.fixed_dtypes:
+        assert not run_snippet("", outcome.source, witness.check, dtype), (
+            f"{rule.code} witness {index}: nanlint's fix is non-finite in {dtype}:\n{outcome.source}")
+
+
+def test_every_fixable_rule_fixes_one_of_its_witnesses() -> None:
+    missing = []
+    for rule in {r for r, _, _ in FIXABLE_CASES}:
+        if not any(rule.code in {f.code for f in _fixed_by_nanlint(rule, w)[1].applied} for w in rule.witnesses):
+            missing.append(rule.code)
+    assert not missing, f"rules whose fix no witness runs: {sorted(missing)}"

@@ -7,7 +7,8 @@ from ..finding import Finding
 
 def fixable(finding: Finding, unsafe_fixes: bool) -> bool:
     """Would ``--fix`` (with ``--unsafe-fixes`` when ``unsafe_fixes``) fix this finding?"""
-    return finding.fix is not None and (finding.fix.applicability == "safe" or unsafe_fixes)
+    return finding.fix is not None and (finding.fix.applicability == "safe"
+                                       or (unsafe_fixes and finding.fix.applicability == "unsafe"))
 
 
 def format_text(findings: Sequence[Finding], files_checked: int, *, unsafe_fixes: bool = False,
@@ -45,7 +46,7 @@ def format_text(findings: Sequence[Finding], files_checked: int, *, unsafe_fixes
 def fix_hint(findings: Sequence[Finding], unsafe_fixes: bool) -> str:
     """``[*] 2 fixable with `--fix`; 3 more with `--fix --unsafe-fixes`.`` (empty when nothing is fixable)."""
     available = sum(1 for f in findings if fixable(f, unsafe_fixes))
-    hidden = 0 if unsafe_fixes else sum(1 for f in findings if f.fix is not None and f.fix.applicability != "safe")
+    hidden = 0 if unsafe_fixes else sum(1 for f in findings if f.fix is not None and f.fix.applicability == "unsafe")
     option = "`--fix --unsafe-fixes`" if unsafe_fixes else "`--fix`"
     if available and hidden:
         return f"[*] {available} fixable with {option}; {hidden} more with `--fix --unsafe-fixes`."
@@ -92,10 +93,18 @@ def format_fixed(fixed: Sequence[Finding], verb: str = "Fixed") -> str:
 
 
 def format_unfixable(findings: Sequence[Finding]) -> str:
-    """``--show-fixes``: the findings left without a fix, and why (``no_fix_reason``)."""
-    reasons = [f for f in findings if f.fix is None and f.extra.get("no_fix_reason")]
+    """``--show-fixes``: the findings left without a fix, and why (``no_fix_reason``); a display-only fix is
+    shown with its edit, since it is never applied."""
+    reasons = [f for f in findings if (f.fix is None and f.extra.get("no_fix_reason"))
+               or (f.fix is not None and f.fix.applicability == "display-only")]
     if not reasons:
         return ""
     out = ["Not fixed:"]
-    out.extend(f"- {f.location()}: {f.code} {f.extra['no_fix_reason']}" for f in reasons)
+    for f in reasons:
+        if f.fix is None:
+            out.append(f"- {f.location()}: {f.code} {f.extra['no_fix_reason']}")
+            continue
+        edits = "; ".join(f"{e.line}:{e.column}-{e.end_line}:{e.end_column} -> {e.content!r}" for e in f.fix.edits)
+        out.append(f"- {f.location()}: {f.code} display-only fix (shown, never applied): "
+                   f"{f.fix.message} [{edits}]")
     return "\n".join(out) + "\n"

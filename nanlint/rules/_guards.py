@@ -17,10 +17,11 @@ from typing import Optional
 
 import libcst as cst
 
+from ..analysis import kinds
 from ..context import FileContext
 from ..eps import KINDS, DtypeRef, default_dtypes, default_growth_note, dtype_ref, eps_expression, literal_problem
 from ..facts import At, ZeroSource
-from ..fixspec import UNSAFE, Change, FixSpec, append_to, add_term, same_meaning, torch_reference
+from ..fixspec import UNSAFE, Change, FixSpec, Replace, append_to, add_term, same_meaning, torch_reference
 from ..names import match_call
 from ..patterns import Root, root
 
@@ -28,13 +29,33 @@ _PYTHON_NUMBER_METHODS = frozenset({"item", "tolist"})
 
 
 @dataclass(frozen=True)
+class Receiver:
+    """Where an eps reads its dtype (``torch.finfo(<receiver>.dtype)``), and why that is a floating tensor.
+
+    ``kind`` is what the value analysis (:mod:`nanlint.analysis.kinds`) says of the receiver itself;
+    ``guarded``: the receiver is the guarded expression; ``basis``: why it is floating (benchmarks/fix_audit.py
+    reports all three for every edit)."""
+
+    code: str
+    guarded: bool
+    kind: str
+    basis: str
+
+    def as_extra(self) -> dict[str, object]:
+        return {"receiver": self.code, "guarded": self.guarded, "kind": self.kind, "basis": self.basis}
+
+
+@dataclass(frozen=True)
 class Built:
     spec: Optional[FixSpec] = None
     reason: Optional[str] = None
+    receiver: Optional[Receiver] = None
 
     def extra(self) -> dict[str, object]:
-        """Keyword arguments for ``Rule.report``: ``fix=`` or ``no_fix_reason=``."""
+        """Keyword arguments for ``Rule.report``: ``fix=`` (and ``dtype_receiver=``) or ``no_fix_reason=``."""
         if self.spec is not None:
+            if self.receiver is not None:
+                return {"fix": self.spec, "dtype_receiver": self.receiver.as_extra()}
             return {"fix": self.spec}
         return {"no_fix_reason": self.reason} if self.reason else {}
 
@@ -44,32 +65,80 @@ def file_dtypes(ctx: FileContext) -> tuple[str, ...]:
     return default_dtypes(declared, declared is None and ctx.fp16_evidence() is not None)
 
 
-def eps_for(ctx: FileContext, kind: str, ref: Optional[DtypeRef]) -> tuple[Optional[str], tuple[Change, ...], str]:
-    """(eps text, changes it needs such as ``import torch``, why there is none)."""
+_NOT_FLOATING = frozenset({kinds.INT_TENSOR, kinds.BOOL_TENSOR, kinds.NUMPY, kinds.SEQUENCE}) | kinds.NUMBERS
+
+
+def float_receiver(ctx: FileContext, ref: DtypeRef, guarded: Optional[cst.BaseExpression],
+                   at: At) -> tuple[Optional[Receiver], str]:
+    """Is ``ref`` a tensor whose dtype ``torch.finfo`` accepts (a floating tensor)? (receiver, why not).
+
+    Accepted: a cast (``.float()``, ``.to(torch.float16)``); a tensor the analysis knows is floating; the
+    guarded expression itself, unless the analysis knows it is not floating; a tensor that reaches a guarded
+    value the analysis knows is floating through dtype-keeping operations (``x`` of ``x.norm()``: ``dtype_ref``
+    follows only such chains). Refused: an int or bool tensor (``torch.finfo`` raises), a Python number, a
+    list (no ``.dtype``), numpy, and a tensor of unknown kind that is not the guarded value.
+    """
+    assert ctx.module is not None
+    if ref.dtype is not None:
+        return Receiver(f"torch.{ref.dtype}", False, kinds.FLOAT_TENSOR, f"a cast to {ref.dtype}"), ""
+    assert ref.tensor is not None
+    text = ctx.module.code_for_node(ref.tensor).strip()
+    kind = ctx.facts.kind(ref.tensor, at)
+    is_guarded = guarded is not None and (ref.tensor is guarded
+                                          or text == ctx.module.code_for_node(guarded).strip())
+    if text.split(".")[0] in ("self", "cls") and "." not in text:
+        return None, f"`{text}` is an object, not a tensor (a module's method was followed)"
+    if kind in _NOT_FLOATING:
+        return None, f"`{text}` is a {kind} to the value analysis: it has no floating dtype for `torch.finfo`"
+    if kind == kinds.FLOAT_TENSOR:
+        return Receiver(text, is_guarded, kind, "the analysis knows it is a float tensor"), ""
+    if is_guarded:
+        return Receiver(text, True, kind, "the guarded value itself"), ""
+    if guarded is not None:
+        guarded_kind = ctx.facts.kind(guarded, at)
+        if guarded_kind == kinds.FLOAT_TENSOR:
+            return Receiver(text, False, kind, "flows, keeping its dtype, into the guarded float tensor"), ""
+    return None, (f"no floating tensor to read the dtype from: `{text}` is of unknown kind to the value analysis "
+                  "(an int tensor or a list would make `torch.finfo` raise); set `fix-eps` to use a literal")
+
+
+def eps_for(ctx: FileContext, kind: str, ref: Optional[DtypeRef], guarded: Optional[cst.BaseExpression] = None,
+            at: Optional[At] = None) -> tuple[Optional[str], tuple[Change, ...], str]:
+    """(eps text, changes it needs such as ``import torch``, why there is none); see :func:`eps_receiver`."""
+    eps, changes, reason, _ = eps_receiver(ctx, kind, ref, guarded, at)
+    return eps, changes, reason
+
+
+def eps_receiver(ctx: FileContext, kind: str, ref: Optional[DtypeRef], guarded: Optional[cst.BaseExpression] = None,
+                 at: Optional[At] = None) -> tuple[Optional[str], tuple[Change, ...], str, Optional[Receiver]]:
+    """(eps text, changes it needs such as ``import torch``, why there is none, where its dtype comes from)."""
     assert ctx.module is not None
     literal = ctx.options.get("fix-eps")
     if literal is not None:
         for dtype in file_dtypes(ctx):
             problem = literal_problem(float(literal), dtype, kind)
             if problem is not None:
-                return None, (), f"the configured `fix-eps` cannot guard this in {dtype}: {problem}"
-        return eps_expression(kind, None, ctx.module, "torch", float(literal)), (), ""
+                return None, (), f"the configured `fix-eps` cannot guard this in {dtype}: {problem}", None
+        return eps_expression(kind, None, ctx.module, "torch", float(literal)), (), "", None
     if ref is None:
         return None, (), ("no tensor to read the dtype from (the eps would be `torch.finfo(<tensor>.dtype)"
-                          f".{KINDS[kind][0]}`); set `fix-eps` to use a literal")
+                          f".{KINDS[kind][0]}`); set `fix-eps` to use a literal"), None
+    receiver, why = float_receiver(ctx, ref, guarded, at or ctx.at())
+    if receiver is None:
+        return None, (), why, None
     finfo, imports = torch_reference(ctx.module, "finfo")
     if finfo is None:
-        return None, (), "no place to add `import torch`"
+        return None, (), "no place to add `import torch`", None
     changes: tuple[Change, ...] = imports
     if ref.dtype is not None:
         argument, more = torch_reference(ctx.module, ref.dtype)
         if argument is None:
-            return None, (), "no place to add `import torch`"
+            return None, (), "no place to add `import torch`", None
         changes += more
     else:
         assert ref.tensor is not None
         argument = f"{ctx.module.code_for_node(ref.tensor).strip()}.dtype"
-    return f"{finfo}({argument}).{KINDS[kind][0]}", changes, ""
+    return f"{finfo}({argument}).{KINDS[kind][0]}", changes, "", receiver
 
 
 def _note(ctx: FileContext, kind: str) -> str:
@@ -196,18 +265,27 @@ def clamp_divisor(ctx: FileContext, divisor: cst.BaseExpression, source: ZeroSou
             ref = dtype_ref(tc.operand, ctx.imports)  # the normed tensor: under autocast it keeps the narrow dtype
     if ref is None:
         ref = dtype_ref(divisor, ctx.imports)
-    eps, changes, reason = eps_for(ctx, "divide", ref)
+    eps, changes, reason, receiver = eps_receiver(ctx, "divide", ref, divisor, at)
     if eps is None:
         return Built(reason=reason)
     note = _note(ctx, "divide")
+    spread = biased = None
+    if what == "standard deviation":
+        spread = spread_call(ctx, divisor, at)
+        biased = biased_call(ctx, spread) if spread is not None else None
+    if biased is not None:
+        assert spread is not None
+        # the unbiased std of one element is NaN and clamp_min(NaN) is NaN: `correction=0` makes it 0, then clamped
+        changes = (Replace(spread, biased),) + changes
+        note += "; `correction=0` because the unbiased std of a single element is NaN, which no clamp removes"
     if what == "standard deviation":
         note += ("; in float16 the mean's gradient is (sum of upstream gradients) / eps, so a loss that sums 64 or "
                  "more standardised values of a constant input still overflows: standardise in float32 for that")
     return Built(FixSpec(
         UNSAFE,
-        f"Clamp the {what}: `.clamp_min({eps})` ({note})",
+        f"Clamp the {what}: {'`correction=0` and ' if biased is not None else ''}`.clamp_min({eps})` ({note})",
         append_to(divisor, f".clamp_min({eps})") + changes,
-    ))
+    ), receiver=receiver)
 
 
 def clamp_inside_root(ctx: FileContext, found: Root, kind: str, what: str) -> Built:
@@ -219,14 +297,22 @@ def clamp_inside_root(ctx: FileContext, found: Root, kind: str, what: str) -> Bu
     doubt = _needs_evidence(found, ctx)
     if doubt:
         return Built(reason=doubt)
-    eps, changes, reason = eps_for(ctx, kind, _operand_dtype(ctx, operand))
+    eps, changes, reason, receiver = eps_receiver(ctx, kind, _operand_dtype(ctx, operand), operand)
     if eps is None:
         return Built(reason=reason)
+    spread = spread_call(ctx, operand, ctx.at())
+    biased = biased_call(ctx, spread) if spread is not None else None
+    note = _note(ctx, kind)
+    if biased is not None:
+        assert spread is not None
+        changes = (Replace(spread, biased),) + changes
+        note += "; `correction=0` because the unbiased variance of a single element is NaN, which no clamp removes"
     return Built(FixSpec(
         UNSAFE,
-        f"Clamp the {what} before the root: `.clamp_min({eps})` ({_note(ctx, kind)})",
+        f"Clamp the {what} before the root: {'`correction=0` and ' if biased is not None else ''}"
+        f"`.clamp_min({eps})` ({note})",
         append_to(operand, f".clamp_min({eps})") + changes,
-    ))
+    ), receiver=receiver)
 
 
 def _operand_dtype(ctx: FileContext, operand: cst.BaseExpression) -> Optional[DtypeRef]:
@@ -271,7 +357,7 @@ def add_eps(ctx: FileContext, found: Root, what: str) -> Built:
     doubt = _needs_evidence(found, ctx)
     if doubt:
         return Built(reason=doubt)
-    eps, changes, reason = eps_for(ctx, "rsqrt", dtype_ref(operand, ctx.imports))
+    eps, changes, reason, receiver = eps_receiver(ctx, "rsqrt", dtype_ref(operand, ctx.imports), operand)
     if eps is None:
         return Built(reason=reason)
     standalone = isinstance(found.node, cst.Call) and not is_method_root(found.node, ctx)
@@ -283,4 +369,54 @@ def add_eps(ctx: FileContext, found: Root, what: str) -> Built:
         UNSAFE,
         f"Add eps to the {what}: `+ {eps}` ({note})",
         add_term(operand, eps, standalone) + changes,
-    ))
+    ), receiver=receiver)
+
+
+_SPREAD_OPS = frozenset({"std", "var", "std_mean", "var_mean"})
+
+
+def biased_call(ctx: FileContext, call: cst.BaseExpression) -> Optional[cst.Call]:
+    """``x.std(dim)`` -> ``x.std(dim, correction=0)`` (also ``var``, ``std_mean``, ``var_mean``), or None when
+    ``call`` is not an unbiased spread whose correction can be set here (``correction=``/``unbiased=`` given, or a
+    positional ``unbiased`` flag). The unbiased estimator of one element is 0/0 = NaN (numerics.md row 7), and
+    ``clamp_min`` of NaN is NaN: only ``correction=0`` removes that trigger."""
+    if not isinstance(call, cst.Call):
+        return None
+    tc = match_call(call, ctx.imports)
+    if tc is None or tc.key not in _SPREAD_OPS or tc.operand is None:
+        return None
+    if any(a.star for a in call.args) or tc.keyword("correction") is not None or tc.keyword("unbiased") is not None:
+        return None
+    if tc.positional(1) is not None and not isinstance(tc.positional(1), (cst.Tuple, cst.List)):
+        return None  # ``x.std(dim, False)`` or ``torch.std(x, dim, ...)``: a positional flag may follow
+    if tc.positional(0) is not None and isinstance(tc.positional(0), cst.Name) and \
+            tc.positional(0).value in ("True", "False"):  # type: ignore[union-attr]
+        return None  # ``x.std(False)``: the old positional ``unbiased``
+    args = list(call.args)
+    if args and args[-1].comma == cst.MaybeSentinel.DEFAULT:
+        args[-1] = args[-1].with_changes(comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
+    args.append(cst.Arg(keyword=cst.Name("correction"), value=cst.Integer("0"),
+                        equal=cst.AssignEqual(whitespace_before=cst.SimpleWhitespace(""),
+                                              whitespace_after=cst.SimpleWhitespace(""))))
+    return call.with_changes(args=args)
+
+
+def spread_call(ctx: FileContext, expr: cst.BaseExpression, at: At) -> Optional[cst.Call]:
+    """The ``std``/``var`` call ``expr`` is or is assigned (``s = x.std()`` ... ``/ s``;
+    ``std, mean = torch.std_mean(x)``), looking through ``.sqrt()`` of a variance."""
+    for _ in range(4):
+        if isinstance(expr, (cst.Name, cst.Attribute)):
+            binding = ctx.facts.binding(expr, at)
+            if binding is None or binding.value is None or binding.operator is not None or binding.is_parameter:
+                return None
+            expr, at = binding.value, At(binding.scope, binding.order)
+            continue
+        if isinstance(expr, cst.Call):
+            tc = match_call(expr, ctx.imports)
+            if tc is not None and tc.key in _SPREAD_OPS:
+                return expr
+            if tc is not None and tc.key in ("sqrt",) and tc.operand is not None:
+                expr = tc.operand
+                continue
+        return None
+    return None

@@ -89,6 +89,10 @@ class Judgement:
         return f"forward NaN; no gradient flows here: {self.gradient.reason}"
 
 
+# How often a rule's findings carry a fix (ruff's ``FixAvailability``): every finding, some, or none.
+ALWAYS, SOMETIMES, NEVER = "always", "sometimes", "never"
+
+
 class Rule:
     code: ClassVar[str]
     name: ClassVar[str]
@@ -101,6 +105,12 @@ class Rule:
     attribute_flow: ClassVar[bool] = True
     chunk_local: ClassVar[bool] = True
     witnesses: ClassVar[Sequence[Witness]] = ()
+    # The fix contract (ruff's FixAvailability / Applicability), shown by `nanlint rules`, `nanlint rule CODE` and
+    # docs/rules.md, and enforced by tests/test_fix_contract.py: a rule declaring NEVER emits no fix, one declaring
+    # ALWAYS / SOMETIMES fixes (all / some of) its fixture findings, and every fix it emits has one of the declared
+    # applicabilities (``nanlint.fixspec``: safe, unsafe, display-only).
+    fix_availability: ClassVar[str] = NEVER
+    fix_applicability: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, ctx: "FileContext") -> None:
         self.ctx = ctx

@@ -7,7 +7,8 @@ from ..analysis.guards import branch_guarded
 from ..patterns import code, division
 from ._guards import Built, clamp_divisor, clamp_inside_root, divisor_root
 from ._screens import DIVISION, DIVISION_RENAMED, ROOT
-from .base import Rule, Witness
+from ..fixspec import UNSAFE
+from .base import Rule, SOMETIMES, Witness
 
 
 class DivideByNorm(Rule):
@@ -59,12 +60,19 @@ class DivideByNorm(Rule):
     ## Fix safety
     Adding a clamp changes the result only for vectors whose norm is below eps;
     it is an unsafe fix because it changes numerics.
+    The eps is read from a floating tensor (`torch.finfo(x.dtype)`): the
+    guarded value itself, a tensor the value analysis knows is floating, or one
+    that flows into a guarded float tensor; for an operand of unknown kind (an
+    int tensor or a list would make `torch.finfo` raise) there is no fix, and
+    `--show-fixes` says why (`fix-eps` sets a literal instead).
     """
 
     code = "NAN101"
     name = "divide-by-norm"
     summary = "division by a norm that can be zero"
     rows = "1, 3"
+    fix_availability = SOMETIMES
+    fix_applicability = (UNSAFE,)
     screen = re.compile(r"""
           norm(?<!\wnorm)\s*[(] | norm(?<!\wnorm)\s+as\b | vector_norm | matrix_norm  # x.norm(), linalg norms
         | dist(?<!\wdist)\s*[(] | dist(?<!\wdist)\s+as\b  # torch.dist

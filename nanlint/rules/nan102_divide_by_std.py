@@ -7,7 +7,8 @@ from ..analysis.guards import branch_guarded
 from ..patterns import code, division
 from ._guards import Built, clamp_divisor, clamp_inside_root, divisor_root
 from ._screens import DIVISION, DIVISION_RENAMED, ROOT
-from .base import Rule, Witness
+from ..fixspec import UNSAFE
+from .base import Rule, SOMETIMES, Witness
 
 
 class DivideByStd(Rule):
@@ -56,14 +57,21 @@ class DivideByStd(Rule):
     `dim=`/`keepdim=` to tell them apart) or when it is a Python number (`.item()`).
 
     ## Fix safety
-    The clamp changes the result only where the deviation is below eps; it is
-    an unsafe fix because it changes numerics.
+    The fix clamps the deviation at `torch.finfo(x.dtype).eps`, read from a
+    tensor the value analysis knows is floating (otherwise no fix, and
+    `--show-fixes` says why). An unbiased `std`/`var` also gets `correction=0`:
+    the unbiased estimate of a single element is NaN, and `clamp_min` of NaN is
+    NaN. The clamp changes the result only where the deviation is below eps and
+    `correction=0` scales it by sqrt((n-1)/n); it is an unsafe fix because it
+    changes numerics.
     """
 
     code = "NAN102"
     name = "divide-by-std"
     summary = "standardisation by a standard deviation that can be zero"
     rows = "4, 6"
+    fix_availability = SOMETIMES
+    fix_applicability = (UNSAFE,)
     screen = re.compile(r"""
           std(?<!\wstd)\s*[(] | std(?<!\wstd)\s+as\b | std_mean  # x.std(), torch.std_mean
         # or a square root (of a variance):
@@ -82,10 +90,15 @@ class DivideByStd(Rule):
             hazard="y = (x - x.mean()) / x.std()",
             fixed="y = (x - x.mean()) / x.std().clamp_min(1e-3)",
         ),
-        Witness(  # the text the fix writes
+        Witness(  # the text the fix writes, at both triggers: a constant input (std 0) and a single element
             setup="x = leaf(torch.full((8,), 3.0, dtype=dtype))",
             hazard="y = (x - x.mean()) / x.std()",
-            fixed="y = (x - x.mean()) / x.std().clamp_min(torch.finfo(x.dtype).eps)",
+            fixed="y = (x - x.mean()) / x.std(correction=0).clamp_min(torch.finfo(x.dtype).eps)",
+        ),
+        Witness(
+            setup="x = leaf(torch.full((1,), 3.0, dtype=dtype))",
+            hazard="y = (x - x.mean()) / x.std()",
+            fixed="y = (x - x.mean()) / x.std(correction=0).clamp_min(torch.finfo(x.dtype).eps)",
         ),
         Witness(
             setup="x = leaf(torch.full((2, 8), 3.0, dtype=dtype))",

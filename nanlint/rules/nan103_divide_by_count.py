@@ -1,15 +1,18 @@
 import re
-from typing import Iterable
+from typing import Iterable, Optional
 
 import libcst as cst
 
-from ..analysis.gradient import gradient_at
+from ..analysis import kinds
+from ..analysis.gradient import grad_mode, gradient_at
 from ..analysis.triggers import FIXED, MASKED_MODELLING, PARAMETER
-from ..facts import names_in
-from ..fixspec import UNSAFE, FixSpec, append_to
+from ..eps import dtype_ref
+from ..facts import At, Count, names_in
+from ..fixspec import DISPLAY_ONLY, UNSAFE, FixSpec, Replace, append_to
 from ..patterns import code, division
+from ._guards import Built, eps_receiver
 from ._screens import DIVISION, DIVISION_RENAMED
-from .base import Rule, Witness
+from .base import SOMETIMES, Rule, Witness
 
 
 # Padding / attention / length masks mark the real positions of a sequence: every sample has at least one,
@@ -78,16 +81,23 @@ class DivideByCount(GuardTests):
     ```
 
     ## Fix safety
-    The fix appends `.clamp_min(1)` to a tensor count. It is unsafe: it changes
-    nothing when at least one item is selected and a 0/1 mask is used, but with
-    a fractional (soft) mask whose total is below 1 it changes the result. For a
-    Python count (`len(...)`, `.item()`) no fix is offered; use `max(n, 1)`.
+    An integer-valued count (the sum of a boolean or 0/1 mask, `count_nonzero`,
+    `len`, `numel`) gets `.clamp_min(1)` (`max(n, 1)` for a Python count): only a
+    count of 0 changes. A sum of float weights (`torch.sigmoid(...)`) gets
+    `.clamp_min(torch.finfo(w.dtype).eps)` instead, since `clamp_min(1)` would
+    rescale sums below 1. Both are unsafe. The fix is display-only (shown by
+    `--show-fixes`, never applied) where the mask's values are not visible (a
+    parameter named like a mask could hold soft weights) and in metric code
+    (autograd off, or a function or class named like a metric), where NaN may be
+    the intended result of an average over an empty class.
     """
 
     code = "NAN103"
     name = "divide-by-count"
     summary = "division by a mask sum or count that can be zero"
     rows = "39"
+    fix_availability = SOMETIMES
+    fix_applicability = (UNSAFE, DISPLAY_ONLY)
     screen = re.compile(r"sum(?<!\wsum)\s*\(|nansum\s*\(|count_nonzero|len(?<!\wlen)\s*\(|numel\s*\(")
     site = DIVISION
     site_anywhere = DIVISION_RENAMED
@@ -107,6 +117,17 @@ class DivideByCount(GuardTests):
             setup="loss = leaf(torch.ones(4, dtype=dtype)); keep = torch.zeros(4) > 0",
             hazard="y = loss[keep].sum() / torch.count_nonzero(keep)",
             fixed="y = loss[keep].sum() / torch.count_nonzero(keep).clamp_min(1)",
+        ),
+        Witness(  # float weights that sum to 0: a dtype-aware eps (clamp_min(1) would rescale sums below 1)
+            setup="x = leaf(torch.zeros(4, dtype=dtype))",
+            hazard="soft_mask = torch.sigmoid(x) * 0; y = (x * soft_mask).sum() / soft_mask.sum()",
+            fixed="soft_mask = torch.sigmoid(x) * 0; "
+                  "y = (x * soft_mask).sum() / soft_mask.sum().clamp_min(torch.finfo(soft_mask.dtype).eps)",
+        ),
+        Witness(  # a Python count
+            setup="loss = leaf(torch.ones(4, dtype=dtype)); keep = torch.zeros(4) > 0",
+            hazard="y = loss[keep].sum() / len(loss[keep])",
+            fixed="y = loss[keep].sum() / max(len(loss[keep]), 1)",
         ),
     )
 
@@ -131,12 +152,13 @@ class DivideByCount(GuardTests):
         if self.facts.tested_before(names, at) or self.under_nan_to_num() or padding_like(count.origin):
             return
         divisor = code(self.ctx, found.divisor)
-        fix = None
         if count.tensor:
-            fix = FixSpec(UNSAFE, "clamp the count to at least 1", append_to(found.divisor, ".clamp_min(1)"))
             advice = f"`{divisor}.clamp_min(1)`" if _atomic(found.divisor) else "`.clamp_min(1)` on the count"
         else:
             advice = f"`max({divisor}, 1)`"
+        built = count_fix(self, found.divisor, count, at)
+        if built.receiver is not None:  # a sum of float weights: the fix clamps at a dtype-aware eps
+            advice = "`.clamp_min(torch.finfo(w.dtype).eps)` on the sum of weights"
         gradient = gradient_at(self.ctx)
         configured = bool(count.origin) and all(name.startswith("self.") for name in count.origin) \
             or self.facts.trigger(found.divisor, at) in (PARAMETER, FIXED, MASKED_MODELLING)
@@ -148,10 +170,114 @@ class DivideByCount(GuardTests):
             effect, level = f"(0 / 0 = NaN; no gradient flows here: {gradient.reason})", "low"
         self.report(node, f"division by `{divisor}`, {_article(count.kind)} that is 0 when nothing is selected "
                           f"{effect}; use {advice} or test it first",
-                    fix=fix, target=found.divisor, confidence=level, trigger="an empty selection")
+                    target=found.divisor, confidence=level, trigger="an empty selection", **built.extra())
 
 
 _SELECTS_NOTHING = "selects nothing"
+
+
+# Names of metric code, where NaN is the intended result of an average over nothing (an empty class).
+_METRIC = re.compile(r"(?i)metric|accuracy|precision|recall|f1|fbeta|iou|jaccard|dice|auroc|auc|score|compute")
+_ZERO_ONE_OPS = frozenset({
+    "isnan", "isinf", "isfinite", "isneginf", "isposinf", "eq", "ne", "gt", "lt", "ge", "le", "logical_not",
+    "logical_and", "logical_or", "logical_xor", "bool", "any", "all", "isclose", "isin", "bernoulli",
+})
+_VALUE_KEEPING = frozenset({
+    "float", "double", "half", "bfloat16", "long", "int", "to", "type", "type_as", "view", "view_as", "reshape",
+    "reshape_as", "unsqueeze", "squeeze", "expand", "expand_as", "flatten", "transpose", "permute", "t",
+    "contiguous", "clone", "detach", "repeat", "narrow", "select", "index_select", "gather", "movedim", "cpu", "cuda",
+})
+
+
+def metric_context(rule: Rule) -> str:
+    """Why NaN may be the intended result here (autograd off; a metric's class or function), or ''."""
+    mode = grad_mode(rule.ctx)
+    if mode is not None:
+        return mode
+    for ancestor in reversed(rule.ctx.stack):
+        if isinstance(ancestor, (cst.FunctionDef, cst.ClassDef)) and _METRIC.search(ancestor.name.value):
+            return f"`{ancestor.name.value}` computes a metric"
+        if isinstance(ancestor, cst.ClassDef) and any(
+                _METRIC.search(rule.ctx.module.code_for_node(b.value)) for b in ancestor.bases):  # type: ignore
+            return f"`{ancestor.name.value}` is a metric class"
+    return ""
+
+
+def zero_one(rule: Rule, expr: cst.BaseExpression, at: At, depth: int = 0) -> bool:
+    """``expr`` holds only 0 and 1 (or other non-negative integers): a comparison, a boolean op, an int or bool
+    tensor, a cast or reshape of one, or a name assigned one. A positive sum of it is at least 1."""
+    if depth > 8:
+        return False
+    if rule.facts.kind(expr, at) in (kinds.BOOL_TENSOR, kinds.INT_TENSOR):
+        return True
+    if isinstance(expr, cst.Comparison):
+        return True
+    if isinstance(expr, cst.UnaryOperation) and isinstance(expr.operator, cst.BitInvert):
+        return zero_one(rule, expr.expression, at, depth + 1)
+    if isinstance(expr, cst.BinaryOperation):
+        if isinstance(expr.operator, (cst.BitAnd, cst.BitOr, cst.BitXor)):
+            return zero_one(rule, expr.left, at, depth + 1) or zero_one(rule, expr.right, at, depth + 1)
+        if isinstance(expr.operator, cst.Multiply):
+            return zero_one(rule, expr.left, at, depth + 1) and zero_one(rule, expr.right, at, depth + 1)
+        return False
+    if isinstance(expr, cst.Subscript):
+        return zero_one(rule, expr.value, at, depth + 1)
+    if isinstance(expr, (cst.Name, cst.Attribute)):
+        value, where = rule.facts.resolve(expr, at)
+        return value is not expr and zero_one(rule, value, where, depth + 1)
+    if isinstance(expr, cst.Call):
+        tc = rule.ctx.match(expr)
+        if tc is None:
+            return False
+        key = tc.key.rsplit(".", 1)[-1]
+        if key in _ZERO_ONE_OPS:
+            return True
+        if key in _VALUE_KEEPING and tc.operand is not None:
+            return zero_one(rule, tc.operand, at, depth + 1)
+    return False
+
+
+def count_fix(rule: Rule, divisor: cst.BaseExpression, count: Count, at: At) -> Built:
+    """The fix of a division by ``count``: ``.clamp_min(1)`` for an integer-valued count (a sum of a 0/1 mask,
+    ``count_nonzero``, a length), ``max(n, 1)`` for a Python count, a dtype-aware eps for a sum of float
+    weights; display-only where the count's values are not visible or the code computes a metric."""
+    ctx = rule.ctx
+    metric = metric_context(rule)
+    text = code(ctx, divisor)
+    integer = count.kind != "mask sum"  # count_nonzero, len(...), numel(): integers by construction
+    operand: Optional[cst.BaseExpression] = None
+    if count.kind == "mask sum" and isinstance(count.node, cst.Call):
+        tc = ctx.match(count.node)
+        operand = tc.operand if tc is not None else None
+        integer = operand is not None and zero_one(rule, operand, at)
+    if not count.tensor:
+        spec = FixSpec(UNSAFE, "take at least 1: `max(n, 1)` (a Python count)", (Replace(divisor, f"max({text}, 1)"),))
+        if not integer:
+            spec = FixSpec(DISPLAY_ONLY, f"{spec.message}; display-only: the mask's values are not visible (right "
+                                         "for a 0/1 mask, wrong for soft weights summing below 1)", spec.changes)
+    elif integer:
+        spec = FixSpec(UNSAFE, "clamp the count to at least 1 (an integer count: only 0 changes)",
+                       append_to(divisor, ".clamp_min(1)"))
+    elif operand is not None and rule.facts.kind(operand, at) == kinds.FLOAT_TENSOR:
+        # a sum of float weights: `clamp_min(1)` would rescale sums in (0, 1); an eps changes only a sum near 0
+        eps, changes, reason, receiver = eps_receiver(ctx, "divide", dtype_ref(operand, ctx.imports), divisor, at)
+        if eps is None:
+            return Built(reason=reason)
+        spec = FixSpec(UNSAFE, f"clamp the sum of weights at eps: `.clamp_min({eps})` (float weights: "
+                               "`clamp_min(1)` would change sums below 1)", append_to(divisor, f".clamp_min({eps})")
+                       + changes)
+        if metric:
+            spec = FixSpec(DISPLAY_ONLY, f"{spec.message}; display-only: {metric}, where an average over nothing "
+                                         "may be meant to be NaN", spec.changes)
+        return Built(spec, receiver=receiver)
+    else:
+        return Built(FixSpec(DISPLAY_ONLY, "clamp the count to at least 1; display-only: the mask's values are not "
+                                           "visible (right for a 0/1 mask, wrong for soft weights summing below 1)",
+                             append_to(divisor, ".clamp_min(1)")))
+    if metric:
+        spec = FixSpec(DISPLAY_ONLY, f"{spec.message}; display-only: {metric}, where an average over nothing may "
+                                     "be meant to be NaN (undefined), not 0", spec.changes)
+    return Built(spec)
 
 
 def _article(kind: str) -> str:

@@ -5,7 +5,7 @@ import libcst as cst
 
 from ..facts import At
 from ..patterns import code
-from .base import Witness
+from .base import NEVER, Witness
 from .nan103_divide_by_count import GuardTests, padding_like
 
 # Functional losses and their modules whose default reduction is a mean over the elements.
@@ -62,6 +62,8 @@ class MeanOfEmptySelection(GuardTests):
     name = "mean-of-empty-selection"
     summary = "mean over a boolean selection that can be empty (NaN loss)"
     rows = "40"
+    fix_availability = NEVER
+    fix_applicability = ()
     preview = True
     screen = re.compile(r"\bmean\b|nanmean|_loss\b|cross_entropy|Loss\b")
     witnesses = (

@@ -11,7 +11,7 @@ from ..analysis.triggers import EXPECTED
 from ..patterns import Root, code, division, root
 from ._guards import Built, clamp_inside_root, tensor_evidence
 from ._screens import ROOT
-from .base import Rule, Witness
+from .base import Rule, SOMETIMES, Witness
 
 
 class SqrtAtZero(Rule):
@@ -84,12 +84,19 @@ class SqrtAtZero(Rule):
 
     ## Fix safety
     The `abs` and `std` rewrites are safe; the rest change numerics and are unsafe.
+    The eps is read from a floating tensor (`torch.finfo(x.dtype)`): the
+    guarded value itself, a tensor the value analysis knows is floating, or one
+    that flows into a guarded float tensor; for an operand of unknown kind (an
+    int tensor or a list would make `torch.finfo` raise) there is no fix, and
+    `--show-fixes` says why (`fix-eps` sets a literal instead).
     """
 
     code = "NAN201"
     name = "sqrt-at-zero"
     summary = "square root of a value that can be exactly zero (infinite gradient)"
     rows = "3, 4, 9, 10, 12"
+    fix_availability = SOMETIMES
+    fix_applicability = (SAFE, UNSAFE)
     screen = re.compile(r"""
           hypot(?<!\whypot)(?!\w)  # torch.hypot
         | """ + ROOT, re.VERBOSE)

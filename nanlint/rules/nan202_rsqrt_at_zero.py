@@ -6,7 +6,8 @@ from ..analysis.triggers import ZERO_ROW
 from ..patterns import code, root
 from ._guards import add_eps
 from ._screens import RECIPROCAL_ROOT
-from .base import Rule, Witness
+from ..fixspec import UNSAFE
+from .base import Rule, SOMETIMES, Witness
 
 
 class RsqrtAtZero(Rule):
@@ -49,12 +50,19 @@ class RsqrtAtZero(Rule):
 
     ## Fix safety
     Adding eps changes the result slightly; unsafe fix.
+    The eps is read from a floating tensor (`torch.finfo(x.dtype)`): the
+    guarded value itself, a tensor the value analysis knows is floating, or one
+    that flows into a guarded float tensor; for an operand of unknown kind (an
+    int tensor or a list would make `torch.finfo` raise) there is no fix, and
+    `--show-fixes` says why (`fix-eps` sets a literal instead).
     """
 
     code = "NAN202"
     name = "rsqrt-at-zero"
     summary = "reciprocal square root of a variance that can be zero"
     rows = "5, 45"
+    fix_availability = SOMETIMES
+    fix_applicability = (UNSAFE,)
     screen = re.compile(RECIPROCAL_ROOT, re.VERBOSE)
     attribute_flow = False  # reports at the root its screen matches
     witnesses = (

@@ -10,7 +10,7 @@ from ..analysis import confidence
 from ..analysis.gradient import gradient_at
 from ..analysis.triggers import ORDINARY, Trigger
 from ..patterns import code
-from .base import Rule, Witness
+from .base import Rule, SOMETIMES, Witness
 
 
 # ``x.clamp(min=0) ** p`` is exactly 0 for every non-positive input: an ordinary trigger.
@@ -75,6 +75,8 @@ class FractionalPowAtZero(Rule):
     name = "fractional-pow-at-zero"
     summary = "fractional power of abs(x) or of a clamp at 0 (infinite / NaN gradient at 0)"
     rows = "31, 35, 36"
+    fix_availability = SOMETIMES
+    fix_applicability = (SAFE,)
     preview = True
     screen = re.compile(r"abs|clamp|clip")
     witnesses = (

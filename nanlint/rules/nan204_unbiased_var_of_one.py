@@ -2,7 +2,9 @@ import re
 
 import libcst as cst
 
-from .base import Rule, Witness
+from ..fixspec import UNSAFE, FixSpec, Replace
+from ._guards import biased_call
+from .base import SOMETIMES, Rule, Witness
 
 
 class UnbiasedVarOfOne(Rule):
@@ -42,6 +44,8 @@ class UnbiasedVarOfOne(Rule):
     name = "unbiased-var-of-one"
     summary = "unbiased std/var over a dimension that can have one element"
     rows = "7"
+    fix_availability = SOMETIMES
+    fix_applicability = (UNSAFE,)
     preview = True
     screen = re.compile(r"\b(?:std|var)\b")
     witnesses = (
@@ -72,8 +76,12 @@ class UnbiasedVarOfOne(Rule):
             return  # x.std(dim, False): positional unbiased flag
         if not self._pooling_context():
             return
+        biased = biased_call(self.ctx, node)
+        fix = FixSpec(UNSAFE, "Use the biased estimator: `correction=0` (0 for a single element, not NaN)",
+                      (Replace(node, biased),)) if biased is not None else None
         self.report(node, f"unbiased `{tc.key}` over a dimension that may hold one element is NaN (0/0); "
-                          "pass `correction=0` or guarantee at least two elements")
+                          "pass `correction=0` or guarantee at least two elements", fix=fix,
+                    **({} if fix else {"no_fix_reason": "the call's arguments leave no place for `correction=0`"}))
 
     def _pooling_context(self) -> bool:
         for ancestor in reversed(self.ctx.stack[:-1]):

@@ -8,7 +8,7 @@ from ..fixspec import SAFE, FixSpec, Replace
 from ..analysis.gradient import gradient_at
 from ..patterns import code
 from ..scope import lookup
-from .base import Rule, Witness
+from .base import Rule, SOMETIMES, Witness
 
 _LOGS = frozenset({"log", "log2", "log10"})
 
@@ -56,14 +56,19 @@ class LogOfSoftmax(Rule):
     (measured: at most 1.9e-6 apart in float32), and where it is -inf they return
     the finite value. The fix keeps the user's spelling (`F.`, `torch.`, `th.`,
     method form), and is offered through a variable only when the softmax input
-    is a plain name that still holds the same value at the `log`; with
-    `nn.Softmax` modules it is not offered.
+    is a plain name that still holds the same value at the `log`. With an
+    `nn.Softmax(dim=d)` module (a literal `d`) it writes `torch.log_softmax(x,
+    dim=d)`, with `nn.Sigmoid` `F.logsigmoid(x)`. A hand-written softmax inside
+    the `log` is first rewritten to `torch.softmax` by NAN303, then to
+    `log_softmax` by this rule (two fix passes).
     """
 
     code = "NAN301"
     name = "log-of-softmax"
     summary = "log of a softmax or sigmoid (-inf when it underflows); use log_softmax / logsigmoid"
     rows = "14, 15"
+    fix_availability = SOMETIMES
+    fix_applicability = (SAFE,)
     screen = re.compile(r"log(?<!\wlog)(?:1p|2|10)?\s*\(")  # literal-first (no leading \b): 25x faster
     witnesses = (
         Witness(
@@ -85,6 +90,16 @@ class LogOfSoftmax(Rule):
             setup="z = leaf(torch.tensor([20.0], dtype=dtype))",
             hazard="p = torch.sigmoid(z); y = torch.log(1 - p)",
             fixed="y = F.logsigmoid(-z)",
+        ),
+        Witness(  # an nn.Softmax module: the fix reads its dim
+            setup="x = leaf(torch.tensor([[0.0, 200.0]], dtype=dtype))",
+            hazard="softmax = torch.nn.Softmax(dim=-1); y = torch.log(softmax(x))",
+            fixed="y = torch.log_softmax(x, dim=-1)",
+        ),
+        Witness(  # a softmax written by hand: NAN303 makes it torch.softmax, then this rule log_softmax
+            setup="x = leaf(torch.tensor([[0.0, 200.0]], dtype=dtype))",
+            hazard="p = torch.softmax(x, dim=-1); y = torch.log(p)",
+            fixed="y = torch.log_softmax(x, dim=-1)",
         ),
     )
 
@@ -129,8 +144,10 @@ class LogOfSoftmax(Rule):
     def _fix(self, log_call: cst.Call, argument: cst.BaseExpression, found: Probability,
              at: At) -> Optional[FixSpec]:
         source = found.node
-        if found.module or not isinstance(source, cst.Call):
+        if not isinstance(source, cst.Call):
             return None
+        if found.module:
+            return self._module_fix(log_call, argument, source, found, at)
         tc = self.ctx.match(source)
         if tc is None or tc.operand is None:
             return None
@@ -158,6 +175,40 @@ class LogOfSoftmax(Rule):
         else:
             message = "use `F.logsigmoid`"
         return FixSpec(SAFE, message, (Replace(log_call, f"{callee}({operand})"),))
+
+    def _module_fix(self, log_call: cst.Call, argument: cst.BaseExpression, source: cst.Call, found: Probability,
+                    at: At) -> Optional[FixSpec]:
+        """``torch.log(self.softmax(x))`` with ``self.softmax = nn.Softmax(dim=-1)`` -> ``torch.log_softmax(x,
+        dim=-1)``; ``nn.Sigmoid`` -> ``F.logsigmoid(x)``. Only for a module call with one positional input
+        written in the ``log`` itself (or through a name whose input still holds the same value) and a literal
+        ``dim``."""
+        if not isinstance(source.func, (cst.Name, cst.Attribute)) or len(source.args) != 1 \
+                or source.args[0].keyword is not None or source.args[0].star:
+            return None
+        operand = source.args[0].value
+        if not _contains(argument, source) and not self._same_value(operand, found.at, at):
+            return None
+        constructed, _ = self.facts.resolve(source.func, found.at)
+        tc = self.ctx.match(constructed) if isinstance(constructed, cst.Call) else None
+        if tc is None:
+            return None
+        text = self.ctx.module.code_for_node(operand).strip()  # type: ignore[union-attr]
+        if tc.key == "nn.Softmax":
+            dim = tc.argument("dim", 0)
+            value = self.facts.literal(dim, found.at) if dim is not None else None
+            if value is None or value != int(value) or not isinstance(dim, (cst.Integer, cst.UnaryOperation)):
+                return None  # no dim (the deprecated implicit one) or one that may differ here
+            callee = self.facts.spell("log_softmax", log_call.func)
+            if callee is None:
+                return None
+            return FixSpec(SAFE, "use `log_softmax` (the module's dim)",
+                           (Replace(log_call, f"{callee}({text}, dim={int(value)})"),))
+        if tc.key == "nn.Sigmoid" and not found.complement:
+            callee = self.facts.spell("F.logsigmoid", log_call.func)
+            if callee is None:
+                return None
+            return FixSpec(SAFE, "use `F.logsigmoid`", (Replace(log_call, f"{callee}({text})"),))
+        return None
 
     def _log_softmax_call(self, source: cst.Call, key: str) -> Optional[cst.Call]:
         func = source.func

@@ -6,7 +6,7 @@ import libcst as cst
 from ..facts import At, Probability
 from ..analysis.gradient import gradient_at
 from ..patterns import code
-from .base import Rule, Witness
+from .base import NEVER, Rule, Witness
 
 _LOGS = frozenset({"log", "log_", "log2", "log10"})
 
@@ -71,6 +71,8 @@ class LogOfZero(Rule):
     name = "log-of-zero"
     summary = "log of a probability or other value that can be exactly 0"
     rows = "16, 17, 18, 20, 49"
+    fix_availability = NEVER
+    fix_applicability = ()
     screen = re.compile(r"log(?<!\wlog)(?:1p|2|10|_|it)?\s*\(|xlogy|entr(?<!\wentr)(?!\w)")  # literal-first: 10x faster
     witnesses = (
         Witness(

@@ -9,7 +9,7 @@ from ..fixspec import SAFE, UNSAFE, FixSpec, Replace
 from ..names import TorchCall
 from ..patterns import code, division
 from ..scope import lookup
-from .base import Rule, Witness
+from .base import Rule, SOMETIMES, Witness
 
 # Largest exp argument that cannot overflow a sum of a few exps (float32 overflows at 88.7, float16 at 11.09).
 _SAFE_BOUND = {"float32": 80.0, "float16": 5.0}
@@ -97,6 +97,8 @@ class HandWrittenSoftmax(Rule):
     name = "hand-written-softmax"
     summary = "softmax / logsumexp / softplus written with a bare exp (overflows)"
     rows = "21, 22"
+    fix_availability = SOMETIMES
+    fix_applicability = (SAFE, UNSAFE)
     screen = re.compile(r"exp(?<!\wexp)_?\s*\(")  # literal-first (no leading \b): 25x faster
     witnesses = (
         Witness(

@@ -6,7 +6,7 @@ import libcst as cst
 
 from ..facts import TRANSPARENT_OPS, At
 from ..patterns import code
-from .base import Rule, Witness
+from .base import NEVER, Rule, Witness
 
 # Largest argument whose exp is finite in float16 (max 65504).
 _LIMITS = {
@@ -67,8 +67,11 @@ class ExpOverflow(Rule):
     ## Use instead
     ```python
     std = torch.exp(0.5 * self.fc_logvar(h).clamp(max=20.0))   # 0.5 * 20 = 10 < 11.09
-    var = torch.exp(logvar.float().clamp(-30.0, 20.0))          # or compute it in float32
+    var = torch.exp(logvar.clamp(-30.0, 11.0))                  # exp(11) = 59874 < 65504
     ```
+    Computing it in float32 (`logvar.float().clamp(-30.0, 20.0).exp()`) is not
+    enough: the forward is finite, but the gradient exp(x) overflows when it
+    flows back into the float16 `logvar` (row 22).
 
     ## Fix safety
     No automatic fix: the right bound depends on the model.
@@ -78,6 +81,8 @@ class ExpOverflow(Rule):
     name = "exp-overflow"
     summary = "exp of an unbounded value in float16 code (overflows above 11.09)"
     rows = "22"
+    fix_availability = NEVER
+    fix_applicability = ()
     preview = True
     screen = re.compile(r"exp(?<!\wexp)(?:m1|2|_)?\s*\(")  # literal-first (no leading \b): 20x faster
     witnesses = (
@@ -93,6 +98,12 @@ class ExpOverflow(Rule):
             setup="half = torch.float16; logvar = leaf(torch.tensor([25.0], dtype=dtype))",
             hazard="y = torch.exp(logvar.clamp(-30.0, 20.0))",
             fixed="y = torch.exp(0.5 * logvar.clamp(-30.0, 20.0))",
+            hazard_dtypes=("float16",),
+        ),
+        Witness(  # an upcast fixes only the forward: the gradient exp(12) overflows back in float16 (row 22)
+            setup="half = torch.float16; logvar = leaf(torch.tensor([12.0, 25.0], dtype=dtype))",
+            hazard="y = torch.exp(logvar.float().clamp(-30.0, 20.0))",
+            fixed="y = torch.exp(logvar.clamp(-30.0, 11.0))",
             hazard_dtypes=("float16",),
         ),
     )

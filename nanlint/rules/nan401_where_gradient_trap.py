@@ -8,7 +8,7 @@ from ..names import dotted_name
 from ..patterns import code
 from ..singular import Singular, guard, in_no_grad, iter_singular, no_grad_value, plain_code, read_names, \
     torch_alias
-from .base import Rule, Witness
+from .base import Rule, SOMETIMES, Witness
 
 # calls in a condition that make evaluating it twice (the double-where fix) change the result
 _IMPURE = re.compile(r"rand|bernoulli|dropout|multinomial|normal_|uniform_|\bnext\b|\bpop\b|append|random")
@@ -76,6 +76,8 @@ class WhereGradientTrap(Rule):
     name = "where-gradient-trap"
     summary = "torch.where / masked_fill hides an infinite derivative on the unselected side"
     rows = "30"
+    fix_availability = SOMETIMES
+    fix_applicability = (UNSAFE,)
     preview = True
     screen = re.compile(r"where\b|masked_fill|\[[^\]\n]*(?:==|!=|<|>)[^\]\n]*\]\s*=[^=]")
     witnesses = (

@@ -5,6 +5,7 @@ from typing import Optional
 
 import libcst as cst
 
+from ..eps import DtypeRef
 from ..facts import At
 from ..fixspec import UNSAFE, FixSpec, Replace
 from ..analysis import confidence
@@ -15,7 +16,8 @@ from ..names import dotted_name
 from ..patterns import code
 from ..scope import lookup
 from ..singular import torch_alias
-from .base import Rule, Witness
+from ._guards import Built, float_receiver
+from .base import Rule, SOMETIMES, Witness
 
 _ONES = frozenset({"ones", "ones_like", "new_ones", "full", "full_like", "new_full"})
 
@@ -95,6 +97,8 @@ class NegInfMask(Rule):
     name = "neg-inf-mask"
     summary = "-inf attention mask reaching softmax: a fully masked row is NaN"
     rows = "24, 29"
+    fix_availability = SOMETIMES
+    fix_applicability = (UNSAFE,)
     screen = re.compile(r"(?:inf|Inf|INF)(?:inity)?\b")  # also NINF; no leading \b: 4x faster
     witnesses = (
         Witness(
@@ -210,23 +214,27 @@ class NegInfMask(Rule):
                 f"here {candidate.trigger}; fill with `torch.finfo(scores.dtype).min` instead, or use "
                 "`F.scaled_dot_product_attention`"
             )
-            self.report(fill.node, message, fix=self._fix(candidate), target=fill.value, confidence=candidate.level,
-                        trigger=candidate.trigger)
+            self.report(fill.node, message, target=fill.value, confidence=candidate.level,
+                        trigger=candidate.trigger, **self._fix(candidate).extra())
 
     leave_FunctionDef = _finish
     leave_Module = _finish
 
-    def _fix(self, candidate: _Candidate) -> Optional[FixSpec]:
+    def _fix(self, candidate: _Candidate) -> Built:
         fill = candidate.fill
         if candidate.additive or fill.receiver is None or fill.blank_receiver(self.ctx):
-            return None
+            return Built()
         torch = torch_alias(self.ctx)
         if torch is None:
-            return None
+            return Built()
+        receiver, why = float_receiver(self.ctx, DtypeRef(tensor=fill.receiver), fill.receiver, self.ctx.at())
+        if receiver is None:
+            return Built(reason=why)
         bound = finfo_bound(self.ctx, torch, fill.receiver, negative=True)
         if bound is None:
-            return None
-        return FixSpec(UNSAFE, f"Fill with `{bound}` instead of -inf", (Replace(fill.value, bound),))
+            return Built()
+        return Built(FixSpec(UNSAFE, f"Fill with `{bound}` instead of -inf", (Replace(fill.value, bound),)),
+                     receiver=receiver)
 
     # -- data flow --------------------------------------------------------
     def _sources(self, expr: cst.BaseExpression, at: At, depth: int, additive: bool,

@@ -4,13 +4,15 @@ from typing import Optional
 
 import libcst as cst
 
+from ..eps import DtypeRef
 from ..fixspec import UNSAFE, FixSpec, Replace
 from ..masking import Fill, as_fill, constant, finfo_bound
 from ..patterns import code
 from ..precision import FP16_MAX, Evidence, float16_excluded, fmt, fp16_evidence, may_have_fp16_evidence, spelled, \
     upcast
 from ..singular import torch_alias
-from .base import Rule, Witness
+from ._guards import Built, float_receiver
+from .base import Rule, SOMETIMES, Witness
 
 _MASKISH = re.compile(r"mask|pad|bias|attn|attention", re.I)
 _FULL = frozenset({"full_like", "new_full", "fill_", "full"})
@@ -62,6 +64,8 @@ class HalfOverflowingMask(Rule):
     name = "half-overflowing-mask"
     summary = "mask value beyond float16's range (-1e9) in code that runs in float16"
     rows = "25, 26"
+    fix_availability = SOMETIMES
+    fix_applicability = (UNSAFE,)
     screen = re.compile(r"\d(?:[eE]\+?0*(?:[5-9]|[1-9]\d)\b|(?<=\b[1-9])\d{5,}|(?<=\b[6-9])\d{4}\b)")
     may_fire = staticmethod(may_have_fp16_evidence)  # every finding needs float16 evidence
     witnesses = (
@@ -172,21 +176,24 @@ class HalfOverflowingMask(Rule):
             f"mask value {spelled(code(self.ctx, fill.value), fill.number)} is beyond float16's range (65504): on a "
             f"float16 tensor it {effect} (float16 evidence: {evidence.describe()}); "
             "use `torch.finfo(scores.dtype).min`",
-            fix=self._fix(fill),
             target=fill.value,
+            **self._fix(fill).extra(),
         )
 
-    def _fix(self, fill: Fill) -> Optional[FixSpec]:
+    def _fix(self, fill: Fill) -> Built:
         if fill.form not in ("masked_fill", "where", "index") or fill.receiver is None \
                 or fill.blank_receiver(self.ctx):
-            return None
+            return Built()
         torch = torch_alias(self.ctx)
         if torch is None:
-            return None
+            return Built()
+        receiver, why = float_receiver(self.ctx, DtypeRef(tensor=fill.receiver), fill.receiver, self.ctx.at())
+        if receiver is None:
+            return Built(reason=why)
         bound = finfo_bound(self.ctx, torch, fill.receiver, negative=fill.number < 0)
         if bound is None:
-            return None
-        return FixSpec(UNSAFE, f"Use `{bound}`", (Replace(fill.value, bound),))
+            return Built()
+        return Built(FixSpec(UNSAFE, f"Use `{bound}`", (Replace(fill.value, bound),)), receiver=receiver)
 
 
 def _too_big(number: float) -> bool:

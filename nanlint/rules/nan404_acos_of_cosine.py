@@ -1,13 +1,17 @@
 import re
+from typing import Optional
 
 import libcst as cst
 
+from ..eps import dtype_ref
 from ..facts import NORM_OPS, At
+from ..fixspec import UNSAFE, FixSpec, Replace, append_to
 from ..patterns import code, division
 from ..precision import SHORT, half_precisions, rounds_to_unit
 from ..analysis.gradient import gradient_at
 from ..analysis.triggers import swapped_by_where
-from .base import Rule, Witness
+from ._guards import Built, eps_receiver
+from .base import SOMETIMES, Rule, Witness
 
 _ACOS = {"acos": "acos", "arccos": "acos", "acos_": "acos", "asin": "asin", "arcsin": "asin", "asin_": "asin"}
 _SHAPE_OPS = frozenset({
@@ -59,14 +63,20 @@ class AcosOfCosine(Rule):
     use `torch.atan2(sin, cos)`, which is finite everywhere (row 13).
 
     ## Fix safety
-    No automatic fix: the clamp changes angles near 0 and pi, and the right
-    bound depends on the dtype.
+    The fix clamps one unit of the dtype inside +-1: an unclamped cosine gets
+    `.clamp(-1 + eps, 1 - eps)`, and a two-sided clamp with literal bounds
+    (`clamp(-1, 1)`, `clamp(c, -1 + 1e-7, 1 - 1e-7)`) gets those bounds, with
+    `eps = torch.finfo(c.dtype).eps` read from the cosine (only when the value
+    analysis shows it is a floating tensor, see `--show-fixes` otherwise). It is
+    unsafe: angles within about sqrt(2 eps) of 0 and pi change.
     """
 
     code = "NAN404"
     name = "acos-of-cosine"
     summary = "acos/asin of a cosine that can be exactly +-1 (no clamp, or a clamp that rounds to 1)"
     rows = "33"
+    fix_availability = SOMETIMES
+    fix_applicability = (UNSAFE,)
     screen = re.compile(r"acos|asin|arccos|arcsin")
     witnesses = (
         Witness(
@@ -90,6 +100,13 @@ class AcosOfCosine(Rule):
             hazard="a_n = F.normalize(a, dim=-1); b_n = F.normalize(b, dim=-1); y = (a_n * b_n).sum(-1).asin()",
             fixed="a_n = F.normalize(a, dim=-1); b_n = F.normalize(b, dim=-1); c = (a_n * b_n).sum(-1); "
                   "eps = torch.finfo(c.dtype).eps; y = c.clamp(-1 + eps, 1 - eps).asin()",
+        ),
+        Witness(  # the fix of `clamp(-1, 1)`, at both triggers: parallel (+1) and antiparallel (-1) vectors
+            setup="a = leaf(torch.tensor([[3.0, 4.0, 0.0, 0.0], [3.0, 4.0, 0.0, 0.0]], dtype=dtype)); "
+                  "b = torch.tensor([[3.0, 4.0, 0.0, 0.0], [-3.0, -4.0, 0.0, 0.0]], dtype=dtype)",
+            hazard="cos = F.cosine_similarity(a, b, dim=-1); y = torch.acos(cos.clamp(-1, 1))",
+            fixed="cos = F.cosine_similarity(a, b, dim=-1); "
+                  "y = torch.acos(cos.clamp(-1 + torch.finfo(cos.dtype).eps, 1 - torch.finfo(cos.dtype).eps))",
         ),
     )
 
@@ -115,7 +132,47 @@ class AcosOfCosine(Rule):
                 f"can round past +-1: {op}'s derivative there is infinite (NaN gradient, NaN forward past 1); "
                 "clamp it first: `c.clamp(-1 + eps, 1 - eps)` with `eps = torch.finfo(c.dtype).eps`",
                 target=tc.operand,
+                **self._wrap_fix(tc.operand).extra(),
             )
+
+    # -- fixes ------------------------------------------------------------
+    def _margin(self, clamped: cst.BaseExpression) -> "tuple[Optional[str], tuple, Built]":
+        """``torch.finfo(<clamped>.dtype).eps`` read from a floating tensor, the changes it needs, or why not."""
+        eps, changes, reason, receiver = eps_receiver(self.ctx, "divide", dtype_ref(clamped, self.ctx.imports),
+                                                      clamped, self.ctx.at())
+        if eps is None or receiver is None:
+            return None, (), Built(reason=reason or "the configured `fix-eps` is not a margin below 1")
+        return eps, changes, Built(receiver=receiver)
+
+    def _wrap_fix(self, operand: cst.BaseExpression) -> Built:
+        """``acos(c)`` -> ``acos(c.clamp(-1 + eps, 1 - eps))``, eps one unit below 1 in ``c``'s dtype."""
+        if self.ctx.options.get("fix-eps") is not None:
+            return Built(reason="the margin must be `torch.finfo(c.dtype).eps` (one unit below 1), not `fix-eps`")
+        eps, changes, built = self._margin(operand)
+        if eps is None:
+            return built
+        return Built(FixSpec(UNSAFE, f"Clamp the cosine one unit inside +-1: `.clamp(-1 + {eps}, 1 - {eps})`",
+                             append_to(operand, f".clamp(-1 + {eps}, 1 - {eps})") + changes), receiver=built.receiver)
+
+    def _bounds_fix(self, tc, low: Optional[cst.BaseExpression], high: Optional[cst.BaseExpression],
+                    at: At) -> Built:
+        """``clamp(c, -1, 1)`` / ``clamp(c, -1 + 1e-7, 1 - 1e-7)`` -> the bounds ``-+(1 - eps)`` of ``c``'s dtype."""
+        if self.ctx.options.get("fix-eps") is not None:
+            return Built(reason="the margin must be `torch.finfo(c.dtype).eps` (one unit below 1), not `fix-eps`")
+        if tc.key not in ("clamp", "clip") or low is None or high is None:
+            return Built(reason="only a two-sided `clamp(min, max)` gets its bounds replaced")
+        clamped = tc.operand
+        if clamped is None:
+            return Built(reason="the clamped value cannot be named")
+        values = [self.facts.literal(b, at) for b in (low, high)]
+        if values[0] is None or values[1] is None or not (values[0] < 0 < values[1]):
+            return Built(reason="the bounds are not literals around 0")
+        eps, changes, built = self._margin(clamped)
+        if eps is None:
+            return built
+        return Built(FixSpec(UNSAFE, f"Clamp one unit inside +-1: `-1 + {eps}`, `1 - {eps}`",
+                             (Replace(low, f"-1 + {eps}"), Replace(high, f"1 - {eps}")) + changes),
+                     receiver=built.receiver)
 
     # -- clamps -----------------------------------------------------------
     def _clamp(self, expr: cst.BaseExpression):
@@ -165,6 +222,7 @@ class AcosOfCosine(Rule):
             + f", where {op}'s derivative is infinite (NaN gradient); use `eps = torch.finfo(c.dtype).eps` and "
               "`c.clamp(-1 + eps, 1 - eps)`",
             target=tc.node,
+            **self._bounds_fix(tc, low, high, at).extra(),
         )
 
     # -- cosines ----------------------------------------------------------

@@ -3,16 +3,49 @@ from typing import Optional
 
 import libcst as cst
 
+from ..eps import format_literal, literal_problem
+from ..fixspec import UNSAFE, FixSpec, Replace
 from ..patterns import code
 from ..precision import FP16_MAX, Evidence, autocast_float32, float16_excluded, fmt, fp16_evidence, \
     fp16_param_evidence, may_have_fp16_evidence, fp16_tensor_evidence, spelled, underflows, upcast
 from ..singular import Guard, Singular, guard, no_grad_value, singular
-from .base import Rule, Witness
+from ._guards import Built
+from .base import SOMETIMES, Rule, Witness
 
 # optimizer -> default eps (torch 2.13); all but RAdam turn a zero gradient into NaN with float16 params
 _OPTIMIZERS = {"Adam": 1e-8, "AdamW": 1e-8, "NAdam": 1e-8, "RMSprop": 1e-8, "Adamax": 1e-8, "Adagrad": 1e-10}
 _EPS_LIKE = 1e-2  # a positive literal below this, added or clamped, is an eps
 _EVIDENCE = "float16 evidence: {}"
+
+
+# the growth of the guarded op's derivative at eps -> the kind of nanlint.eps whose float16 limits apply
+_FIX_KINDS = {"inverse": "divide", "rsqrt": "rsqrt", "sqrt": "divide-sqrt", "none": "sqrt"}
+# candidate literals, smallest first: the fix writes the first one float16 can use for the op
+_CANDIDATES = (1e-7, 2e-7, 5e-7, 1e-6, 2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 7e-4, 1e-3)
+
+
+def smallest_safe_literal(kind: str) -> float:
+    """The smallest of ``_CANDIDATES`` that neither rounds to 0 in float16 nor makes the gradient at the trigger
+    overflow there (``nanlint.eps.literal_problem``): 2e-5 for a division or a log (>= 1.53e-5), 7e-4 for
+    ``rsqrt(v + eps)`` (>= 6.1e-4)."""
+    for value in _CANDIDATES:
+        if literal_problem(value, "float16", kind) is None:
+            return value
+    raise ValueError(kind)
+
+
+def _literal_fix(eps: cst.BaseExpression, kind: str, value: float) -> Built:
+    """Replace an eps literal by the smallest literal float16 can use (only a literal written at the guard: a
+    named constant or a default argument may serve other code)."""
+    if not isinstance(eps, (cst.Float, cst.Integer)):
+        return Built(reason="the eps is not a literal written here: change its definition to at least "
+                            f"{format_literal(smallest_safe_literal(kind))} (or compute this in float32)")
+    new = smallest_safe_literal(kind)
+    if new <= value:
+        return Built(reason="no larger literal is safe")
+    text = format_literal(new)
+    return Built(FixSpec(UNSAFE, f"Use eps {text}, the smallest literal float16 can use here (finite forward "
+                                 "and gradient at the trigger)", (Replace(eps, text),)))
 
 
 class EpsUnderflowsFp16(Rule):
@@ -64,6 +97,8 @@ class EpsUnderflowsFp16(Rule):
 
     ## Use instead
     ```python
+    model = Model().half()
+    ...
     normed = (x - mean) / torch.sqrt(var + 1e-5)
     ```
     or compute the statistics in float32 (`x.float()`), use
@@ -72,13 +107,21 @@ class EpsUnderflowsFp16(Rule):
     Adam with float16 parameters.
 
     ## Fix safety
-    No automatic fix: the right eps depends on the scale of the data.
+    For an eps literal written at the guard of a `sqrt`, `rsqrt`, `log` or a
+    division, the fix writes the smallest literal float16 can use there: 2e-5
+    where the gradient at 0 is 1/eps (>= 1.53e-5), 7e-4 for `rsqrt(v + eps)`
+    (>= 6.1e-4), 1e-7 where eps only has to survive rounding. It is unsafe: a
+    larger eps changes values near 0. A named eps (a module constant, a default
+    argument, `self.eps`), the defaults of `F.normalize` / `F.cosine_similarity`
+    and optimizer eps get no fix (the reason is shown by `--show-fixes`).
     """
 
     code = "NAN501"
     name = "eps-underflows-fp16"
     summary = "eps too small for float16 (rounds to 0, or its 1/eps gradient overflows)"
     rows = "1, 34, 45, 46, §5.2"
+    fix_availability = SOMETIMES
+    fix_applicability = (UNSAFE,)
     screen = re.compile(r"[eE]-0*(?:[4-9]|[1-9]\d)\b|0\.000\d|normalize|osine|Adam|RMSprop|Adagrad|Adamax")
     _EVIDENT = "half = torch.float16"
     may_fire = staticmethod(may_have_fp16_evidence)  # every finding needs float16 evidence
@@ -88,19 +131,31 @@ class EpsUnderflowsFp16(Rule):
             hazard="mu = x.mean(-1, keepdim=True); var = ((x - mu) ** 2).mean(-1, keepdim=True); "
                    "y = (x - mu) / torch.sqrt(var + 1e-8)",
             fixed="mu = x.mean(-1, keepdim=True); var = ((x - mu) ** 2).mean(-1, keepdim=True); "
-                  "y = (x - mu) / torch.sqrt(var + 1e-5)",
+                  "y = (x - mu) / torch.sqrt(var + 1e-7)",  # the fix: the smallest literal float16 can use
             hazard_dtypes=("float16",),
         ),
         Witness(
             setup="p = leaf(torch.zeros(4, dtype=dtype)); " + _EVIDENT,
             hazard="y = torch.log(p + 1e-6)",
-            fixed="y = torch.log(p.clamp_min(1e-6))",
+            fixed="y = torch.log(p + 2e-5)",  # the fix
             hazard_dtypes=("float16",),
         ),
         Witness(
             setup="x = leaf(torch.zeros(2, 8, dtype=dtype)); " + _EVIDENT,
             hazard="y = x / (x.norm(dim=-1, keepdim=True) + 1e-6)",
-            fixed="y = x / (x.norm(dim=-1, keepdim=True) + 1e-4)",
+            fixed="y = x / (x.norm(dim=-1, keepdim=True) + 2e-5)",  # the fix
+            hazard_dtypes=("float16",),
+        ),
+        Witness(  # the fix of an rsqrt guard: 7e-4 (eps^-1.5 below 65504)
+            setup="x = leaf(torch.zeros(2, 8, dtype=dtype)); " + _EVIDENT,
+            hazard="var = x.pow(2).mean(-1, keepdim=True); y = x * torch.rsqrt(var + 1e-5)",
+            fixed="var = x.pow(2).mean(-1, keepdim=True); y = x * torch.rsqrt(var + 7e-4)",
+            hazard_dtypes=("float16",),
+        ),
+        Witness(  # the fix of a clamp that rounds to 0: 2e-5
+            setup="x = leaf(torch.zeros(2, 8, dtype=dtype)); " + _EVIDENT,
+            hazard="y = x / x.norm(dim=-1, keepdim=True).clamp_min(1e-12)",
+            fixed="y = x / x.norm(dim=-1, keepdim=True).clamp_min(2e-5)",
             hazard_dtypes=("float16",),
         ),
         Witness(
@@ -160,6 +215,8 @@ class EpsUnderflowsFp16(Rule):
             f"eps {name} in `{code(self.ctx, found.node)}` {problem} "
             f"({_EVIDENCE.format(evidence.describe())}); use a larger eps or compute this in float32",
             target=found.eps,
+            **_literal_fix(found.eps, _FIX_KINDS.get(op.growth, "divide") if op.kind != "division" else "divide",
+                           value).extra(),
         )
 
     def _problem(self, op: Singular, found: Guard, value: float, evidence: Evidence) -> Optional[str]:

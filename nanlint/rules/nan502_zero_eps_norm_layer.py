@@ -5,7 +5,7 @@ import libcst as cst
 
 from ..fixspec import UNSAFE, FixSpec, Replace
 from ..patterns import code
-from .base import Rule, Witness
+from .base import Rule, SOMETIMES, Witness
 
 # op key -> (positional index of eps after the operand, default eps as code)
 _NORMS: dict[str, tuple[int, str]] = {
@@ -60,6 +60,8 @@ class ZeroEpsNormLayer(Rule):
     name = "zero-eps-norm-layer"
     summary = "layer/group/RMS norm with eps=0: NaN on a constant or zero input"
     rows = "42, 43, 44"
+    fix_availability = SOMETIMES
+    fix_applicability = (UNSAFE,)
     # A call of torch's own norm (the name not glued to a longer one: ``LlamaRMSNorm(...)`` is not torch's)
     # that passes more than one simple argument (eps is a keyword or the 2nd+ positional), or an import
     # alias of one; ``nn.LayerNorm(dim)`` cannot hold a finding. Literal-first ("norm", then what precedes

@@ -2,8 +2,9 @@ import re
 
 import libcst as cst
 
+from ..fixspec import UNSAFE
 from ._training_loop import Event, LoopRule, clip_fix
-from .base import Witness
+from .base import SOMETIMES, Witness
 
 
 class MissingGradClipping(LoopRule):
@@ -71,6 +72,8 @@ class MissingGradClipping(LoopRule):
     name = "missing-grad-clipping"
     summary = "optimizer step after backward() with no gradient clipping"
     rows = "§5.3"
+    fix_availability = SOMETIMES
+    fix_applicability = (UNSAFE,)
     screen = re.compile(r"backward(?<!def backward)\s*\(")  # a call of backward / manual_backward
     _LOOP = (
         "opt = torch.optim.SGD(model.parameters(), lr=1.0)\n"

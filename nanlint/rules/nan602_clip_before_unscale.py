@@ -3,8 +3,9 @@ from typing import Optional
 
 import libcst as cst
 
+from ..fixspec import UNSAFE
 from ._training_loop import Event, LoopRule, unscale_fix
-from .base import Witness
+from .base import SOMETIMES, Witness
 
 
 class ClipBeforeUnscale(LoopRule):
@@ -54,6 +55,8 @@ class ClipBeforeUnscale(LoopRule):
     name = "clip-before-unscale"
     summary = "gradient clipping on scaled gradients (no scaler.unscale_ first)"
     rows = "§3, §5.3"
+    fix_availability = SOMETIMES
+    fix_applicability = (UNSAFE,)
     screen = re.compile(r"\.\s*scale\s*\(")  # scaler.scale(loss)
     _LOOP = (
         "opt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
@@ -64,6 +67,8 @@ class ClipBeforeUnscale(LoopRule):
         "torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=1.0)\n"
         "{late_unscale}"
         "norm = torch.nn.utils.get_total_norm([p.grad for p in model.parameters()])\n"
+        "scaler.step(opt)\n"
+        "scaler.update()\n"
     )
     witnesses = (
         Witness(

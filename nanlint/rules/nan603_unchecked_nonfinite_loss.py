@@ -3,7 +3,7 @@ import re
 import libcst as cst
 
 from ._training_loop import Event, LoopRule
-from .base import Witness
+from .base import NEVER, Witness
 
 # Anything that looks at non-finite values, or a tool that does it for you.
 _CHECKS = (
@@ -69,6 +69,8 @@ class UncheckedNonfiniteLoss(LoopRule):
     name = "unchecked-nonfinite-loss"
     summary = "training loop that never checks the loss for NaN/Inf"
     rows = "§5.3"
+    fix_availability = NEVER
+    fix_applicability = ()
     preview = True
     screen = re.compile(r"backward")
     _SETUP = ("torch.manual_seed(0); model = torch.nn.Linear(2, 1).to(dtype); "

@@ -9,7 +9,7 @@ from ..fixspec import SAFE, FixSpec, Replace
 from ..names import builtin_name
 from ..patterns import code
 from ..singular import plain_code, torch_alias
-from .base import Rule, Witness
+from .base import Rule, SOMETIMES, Witness
 
 _NAN_NAMES = frozenset({"numpy.NaN", "numpy.NAN", "numpy.nan", "math.nan", "torch.nan"})
 # torch functions (op keys) whose result is not a tensor
@@ -64,6 +64,8 @@ class NanEquality(Rule):
     name = "nan-equality"
     summary = "comparison with NaN by == / != (always False / True)"
     rows = "–"
+    fix_availability = SOMETIMES
+    fix_applicability = (SAFE,)
     # a NaN is named (``nan``, ``float("NaN")``) or made from a named infinity (``inf - inf``,
     # ``float("Infinity")``): facts never fold an overflow of finite literals into one. The word boundary
     # keeps ``info``/``inference`` out (without it, a cold run over the corpus took a third longer).
@@ -73,6 +75,11 @@ class NanEquality(Rule):
             setup="x = leaf(torch.tensor([float('nan'), 1.0], dtype=dtype))",
             hazard="y = torch.where(x == float('nan'), torch.zeros_like(x), x)",
             fixed="y = torch.where(torch.isnan(x), torch.zeros_like(x), x)",
+        ),
+        Witness(  # `x` visibly a tensor: the form nanlint's fix rewrites
+            setup="x = torch.tensor([float('nan'), 1.0], dtype=dtype)",
+            hazard="y = torch.where(x != torch.nan, x, torch.zeros_like(x))",
+            fixed="y = torch.where(~torch.isnan(x), x, torch.zeros_like(x))",
         ),
     )
 

@@ -5,7 +5,11 @@ use, and the CLI command, the pytest plugin and :func:`watch` import torch only
 when they run. The pieces:
 
 * :mod:`.runner` runs a script as ``__main__`` (its local modules through an
-  import hook), stops it after N optimizer steps and replays single steps;
+  import hook), stops it after N optimizer steps (N backward passes in a script
+  without an optimizer: each ``backward()`` / ``autograd.grad`` is then a step)
+  and replays single steps;
+* :mod:`.controller` finds the step boundaries (optimizer and GradScaler steps,
+  backward passes) and decides what each run checks there;
 * :mod:`.sentinel` is the cheap per-step check (finite loss, ``_foreach_norm`` of
   the gradients, flags kept on the device, read once per step) and the pre-step
   snapshot (parameters, optimizer, buffers, RNG);

@@ -5,8 +5,9 @@ from types import ModuleType
 
 from . import VerifyError
 
-INSTALL_HINT = ("nanlint verify needs PyTorch: install it with `pip install torch numpy` (the `verify` extra; "
-                "or your torch build)")
+INSTALL_HINT = ("nanlint verify needs PyTorch (the build you train with), and none is importable here: install it "
+                "into this environment, e.g. `pip install torch` (CPU-only: `pip install torch --index-url "
+                "https://download.pytorch.org/whl/cpu`); nanlint's `verify` extra does not install torch")
 
 
 def require_torch() -> ModuleType:

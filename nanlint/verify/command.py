@@ -16,7 +16,12 @@ EXIT_ERROR = 2
 @click.argument("script", type=click.Path(dir_okay=False))
 @click.argument("script_args", nargs=-1, type=click.UNPROCESSED)
 @click.option("--steps", type=click.IntRange(min=1), default=3, show_default=True,
-              help="Stop the script after this many optimizer steps.")
+              help="Stop the script after this many optimizer steps; in a script without an optimizer, after this "
+                   "many backward passes (each `backward()` or `torch.autograd.grad` call).")
+@click.option("--confidence", type=click.Choice(("high", "medium", "low")), default=None,
+              help="The lowest confidence of the findings verified, as for `nanlint check` (default: the "
+                   "configuration's `confidence`, else medium).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress lines on standard error.")
 @click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True,
               help="auto: CUDA when present. cpu hides CUDA from the script; cuda requires it. The choice is "
                    "also in the environment as NANLINT_VERIFY_DEVICE.")
@@ -27,15 +32,19 @@ EXIT_ERROR = 2
 @click.option("--output-format", type=click.Choice(["text", "json", "html"]), default="text", show_default=True)
 @click.option("-o", "--output", "output", type=click.Path(dir_okay=False), default=None,
               help="Write the report to this file instead of standard output.")
-def verify(script: str, script_args: tuple[str, ...], steps: int, device: str, inject: bool, precise: bool,
-           output_format: str, output: Optional[str]) -> None:
+def verify(script: str, script_args: tuple[str, ...], steps: int, confidence: Optional[str], quiet: bool,
+           device: str, inject: bool, precise: bool, output_format: str, output: Optional[str]) -> None:
     """Run SCRIPT (as `python SCRIPT ARGS` would) and confirm each static finding at runtime.
 
     Each finding in SCRIPT and in the local modules it imports is reported as
     confirmed (NaN/Inf appeared at that line, by itself or when nanlint injected
-    the rule's danger value), guarded (the injected value stayed finite) or
-    not-reached (the line never ran), with the evidence; NaN/Inf origins that no
-    finding predicted are listed too. Pass the script's own arguments after `--`:
+    the rule's danger value), guarded (the injected value was observed and the
+    run stayed finite), inconclusive (the line ran but nothing could be judged,
+    with the reason) or not-reached (the line never ran), with the evidence;
+    NaN/Inf origins that no finding predicted are listed too. The findings are
+    those `nanlint check` reports with the same configuration. Progress (a line
+    per step, and each replay) goes to standard error. Pass the script's own
+    arguments after `--`:
 
     \b
         nanlint verify train.py --steps 5 -- --lr 3e-4 --batch-size 32
@@ -53,7 +62,8 @@ def verify(script: str, script_args: tuple[str, ...], steps: int, device: str, i
 
         script_stdout = sys.stderr if output_format != "text" and output is None else None
         report = verify_script(script, script_args, steps=steps, device=device, inject=inject, precise=precise,
-                               script_stdout=script_stdout, keep_group=True)
+                               script_stdout=script_stdout, keep_group=True, confidence=confidence,
+                               progress=None if quiet else _progress)
     except VerifyError as exc:
         click.echo(f"nanlint verify: error: {exc}", err=True)
         sys.exit(EXIT_ERROR)
@@ -76,6 +86,10 @@ def verify(script: str, script_args: tuple[str, ...], steps: int, device: str, i
     dist.broadcast(code)
     _shutdown()
     sys.exit(code)
+
+
+def _progress(line: str) -> None:
+    click.echo(f"nanlint verify: {line}", err=True)
 
 
 def _emit(report: object, output_format: str, output: Optional[str]) -> None:

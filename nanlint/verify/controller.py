@@ -12,6 +12,14 @@ steps (the primary one; other optimizers step inside its steps). The
 *observation end* of a step is the first optimizer ``step()`` (or
 ``scaler.step``) in it: the gradients are ready and not yet applied.
 
+A script with no optimizer (a unit test, a notebook cell, a gradient check)
+still has checkpoints: while no optimizer has been constructed or stepped, each
+``backward()`` and ``torch.autograd.grad`` call is a step of its own, closed
+when the call returns. Its gradients are the ones that pass made: the gradient
+each leaf receives (a pre-hook on its ``AccumulateGrad`` node, so a NaN left in
+``.grad`` by an earlier pass is not counted again), or what ``autograd.grad``
+returns.
+
 Controllers: :class:`SentinelRun` (the first, cheap run), :class:`ReplayRun`
 (one step again under the tracer, optionally with an injection) and
 :class:`WatchController` (``nanlint.watch()`` and the pytest plugin).
@@ -75,6 +83,8 @@ class Hooks:
             torch.nn.modules.module.register_module_buffer_registration_hook(self._buffer),
         ]
         self._patch(torch.autograd, "backward", self._wrap_backward(torch.autograd.backward))
+        self._patch(torch.autograd, "grad", self._wrap_grad(torch.autograd.grad))
+        self._patch(torch.optim.Optimizer, "__init__", self._wrap_optimizer_init(torch.optim.Optimizer.__init__))
         scaler_class = torch.amp.GradScaler
         self._patch(scaler_class, "scale", self._wrap_scale(scaler_class.scale))
         self._patch(scaler_class, "step", self._wrap_step(scaler_class.step))
@@ -115,14 +125,54 @@ class Hooks:
         @functools.wraps(original)
         def backward(tensors: Any, grad_tensors: Any = None, *args: Any, **kwargs: Any) -> Any:
             controller = hooks.controller
-            if controller is not None:
-                if "grad_tensors" in kwargs:
-                    grad_tensors = kwargs.pop("grad_tensors")
-                with torch._C.DisableTorchFunction():
-                    grad_tensors = controller.on_backward(tensors, grad_tensors)
-            return original(tensors, grad_tensors, *args, **kwargs)
+            if controller is None:
+                return original(tensors, grad_tensors, *args, **kwargs)
+            if "grad_tensors" in kwargs:
+                grad_tensors = kwargs.pop("grad_tensors")
+            with torch._C.DisableTorchFunction():
+                grad_tensors = controller.on_backward(tensors, grad_tensors)
+                catcher = _LeafGrads.attach(tensors, kwargs.get("inputs")) if controller.pass_steps() else None
+            try:
+                result = original(tensors, grad_tensors, *args, **kwargs)
+            finally:
+                if catcher is not None:
+                    catcher.detach()
+            with torch._C.DisableTorchFunction():
+                controller.on_backward_end(catcher.grads if catcher is not None else [])
+            return result
 
         return backward
+
+    def _wrap_grad(self, original: Callable[..., Any]) -> Callable[..., Any]:
+        hooks = self
+
+        @functools.wraps(original)
+        def grad(outputs: Any, inputs: Any, grad_outputs: Any = None, *args: Any, **kwargs: Any) -> Any:
+            controller = hooks.controller
+            if controller is None:
+                return original(outputs, inputs, grad_outputs, *args, **kwargs)
+            if "grad_outputs" in kwargs:
+                grad_outputs = kwargs.pop("grad_outputs")
+            with torch._C.DisableTorchFunction():
+                grad_outputs = controller.on_backward(outputs, grad_outputs)
+            result = original(outputs, inputs, grad_outputs, *args, **kwargs)
+            with torch._C.DisableTorchFunction():
+                controller.on_backward_end([g for g in _tensors(result) if g is not None])
+            return result
+
+        return grad
+
+    def _wrap_optimizer_init(self, original: Callable[..., Any]) -> Callable[..., Any]:
+        hooks = self
+
+        @functools.wraps(original)
+        def __init__(optimizer: Any, *args: Any, **kwargs: Any) -> None:
+            original(optimizer, *args, **kwargs)
+            controller = hooks.controller
+            if controller is not None:
+                controller.on_optimizer_created(optimizer)
+
+        return __init__
 
     def _wrap_scale(self, original: Callable[..., Any]) -> Callable[..., Any]:
         hooks = self
@@ -160,6 +210,48 @@ class Hooks:
 HOOKS = Hooks()
 
 
+class _LeafGrads:
+    """The gradient each leaf receives in one ``backward()`` pass (pre-hooks on its ``AccumulateGrad`` node)."""
+
+    def __init__(self) -> None:
+        self.grads: list[torch.Tensor] = []
+        self._handles: list[Any] = []
+
+    @classmethod
+    def attach(cls, tensors: Any, inputs: Any) -> "_LeafGrads":
+        catcher = cls()
+        seen: set = set()
+        stack = [t.grad_fn for t in _tensors(tensors) if t.grad_fn is not None]
+        if inputs is not None:  # backward(inputs=...) accumulates into these only: their gradients
+            stack = []
+            for tensor in _tensors(inputs):
+                if tensor.requires_grad:
+                    catcher._handles.append(tensor.register_hook(catcher._keep))
+        while stack:
+            node = stack.pop()
+            if node is None or node in seen:
+                continue
+            seen.add(node)
+            if node.name().endswith("AccumulateGrad"):
+                catcher._handles.append(node.register_prehook(catcher._keep_all))
+                continue
+            stack.extend(child for child, _ in node.next_functions)
+        return catcher
+
+    def _keep(self, grad: Any) -> None:
+        if isinstance(grad, torch.Tensor):
+            self.grads.append(grad.detach())
+
+    def _keep_all(self, grad_outputs: tuple) -> None:
+        for grad in grad_outputs:
+            self._keep(grad)
+
+    def detach(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+
 def _tensors(value: Any) -> list:
     if isinstance(value, torch.Tensor):
         return [value]
@@ -185,6 +277,9 @@ class Controller:
         self._observed = False
         self._activity = False
         self._scaled: dict[int, Any] = {}
+        self.created: list[Any] = []  # weak references to the optimizers the script constructed
+        self.pass_steps_used = False  # a step was closed by a backward pass (the script has no optimizer)
+        self._late_step = False
 
     # -- registration -------------------------------------------------------------------
     def _register_optimizer(self, optimizer: Any) -> None:
@@ -199,6 +294,13 @@ class Controller:
 
     def on_buffer(self, module: Any, name: str) -> None:
         self.buffers.append((weakref.ref(module), name))
+
+    def on_optimizer_created(self, optimizer: Any) -> None:
+        self.created.append(weakref.ref(optimizer))
+
+    def pass_steps(self) -> bool:
+        """No optimizer has been constructed or stepped: each backward pass is a step of its own."""
+        return not self.optimizers and not any(ref() is not None for ref in self.created)
 
     # -- events ----------------------------------------------------------------------------
     def on_scale(self, scaler: Any, outputs: Any, scaled: Any) -> None:
@@ -223,7 +325,21 @@ class Controller:
                 tracer.record_loss(tensor)
         return self.modify_gradients(tensors, grad_tensors)
 
+    def on_backward_end(self, grads: list) -> None:
+        """A ``backward()`` or ``autograd.grad`` returned with ``grads`` (those of this pass, when collected)."""
+        if grads:
+            self.check_pass_grads(grads)
+        if self.pass_steps():
+            self.pass_steps_used = True
+            self._close_step(skipped=False)
+
     def on_opt_pre(self, optimizer: Any) -> None:
+        if self.pass_steps() and self.pass_steps_used and not self._activity:
+            # an optimizer made before the controller started (``nanlint.watch()`` around a loop): this step()
+            # belongs to the step its backward() already closed; from now on steps are optimizer steps
+            self._register_optimizer(optimizer)
+            self._late_step = True
+            return
         self._register_optimizer(optimizer)
         if optimizer is self.primary and not self._observed:
             self._observed = True
@@ -232,6 +348,9 @@ class Controller:
 
     def on_opt_post(self, optimizer: Any) -> None:
         self.post_count += 1
+        if self._late_step:
+            self._late_step = False
+            return
         if optimizer is self.primary:
             self._close_step(skipped=False)
 
@@ -265,6 +384,11 @@ class Controller:
     def run_end(self) -> None:
         """The script ended (or was stopped): close a step that had work but no optimizer step."""
         if self._activity or (self.tracer is not None and self.tracer.enabled):
+            if self._activity and not self._observed:
+                # backward() ran, no optimizer stepped after it: its gradients are still checked
+                stepped = self.optimizers or [ref() for ref in self.created if ref() is not None]
+                for optimizer in stepped:
+                    self.check_grads(optimizer)
             if not self._observed:
                 self._observed = True
                 self.observation_end()
@@ -282,6 +406,8 @@ class Controller:
     def check_loss(self, tensor: Any) -> None: ...
 
     def check_grads(self, optimizer: Any) -> None: ...
+
+    def check_pass_grads(self, grads: list) -> None: ...
 
     def modify_gradients(self, tensors: Any, grad_tensors: Any) -> Any:
         return grad_tensors
@@ -308,8 +434,11 @@ class SentinelRun(Controller):
         self.failure: Optional[Failure] = None
         self.failure_snapshot: Optional[Snapshot] = None
         self.failure_window: Optional[WindowResult] = None
+        self.failures: list[Failure] = []  # every step that went non-finite (the first is ``failure``)
+        self.windows_of: dict[int, WindowResult] = {}  # precise: the traced window of each failing step
         self.expected_skips: list[int] = []
         self.skipped_steps: set[int] = set()
+        self.on_step: Optional[Callable[[int, str, bool], None]] = None  # (step, unit, non-finite): progress
         self._snapshot: Optional[Snapshot] = None
         self._pending: Optional[WindowResult] = None
         if precise:
@@ -327,11 +456,14 @@ class SentinelRun(Controller):
     def check_grads(self, optimizer: Any) -> None:
         self.sentinel.grads(optimizer)
 
+    def check_pass_grads(self, grads: list) -> None:
+        self.sentinel.tensors(grads)
+
     def step_start(self) -> None:
         if self.failure is None and self.snapshots:
             self._snapshot = Snapshot.take(self.optimizers, self.buffers, self.scalers, reuse=self._snapshot)
-        if self.tracer is not None and self.failure is None:
-            self.tracer.begin()
+        if self.tracer is not None and (self.failure is None or self.pass_steps_used):
+            self.tracer.begin()  # backward passes without an optimizer do not share a failure: trace them all
 
     def observation_end(self) -> None:
         if self.tracer is not None and self.tracer.enabled:
@@ -343,14 +475,21 @@ class SentinelRun(Controller):
             self.skipped_steps.add(self.step)
         if skipped and not flags.loss_bad:
             self.expected_skips.append(self.step)  # the GradScaler's own business (numerics.md §3)
-        elif flags.bad and self.failure is None:
-            self.failure = Failure(self.step, flags)
-            self.failure_snapshot = self._snapshot
-            self.failure_window = self._pending
+        elif flags.bad:
+            self.failures.append(Failure(self.step, flags))
+            if self._pending is not None:
+                self.windows_of[self.step] = self._pending
+            if self.failure is None:
+                self.failure = self.failures[0]
+                self.failure_snapshot = self._snapshot
+                self.failure_window = self._pending
         self._pending = None
 
     def step_end(self, skipped: bool) -> None:
         self._judge(skipped)
+        if self.on_step is not None:
+            self.on_step(self.step, "backward pass" if self.pass_steps_used else "step",
+                         self.failures[-1].step == self.step if self.failures else False)
         if self.step + 1 >= self.max_steps:
             raise StopRun
 
@@ -422,6 +561,10 @@ class ReplayRun(Controller):
     def check_loss(self, tensor: Any) -> None:
         if self.tracer.enabled:
             self.sentinel.loss(tensor)
+
+    def check_pass_grads(self, grads: list) -> None:
+        if self.tracer.enabled:
+            self.sentinel.tensors(grads)
 
     def modify_gradients(self, tensors: Any, grad_tensors: Any) -> Any:
         injection = self.injection
@@ -515,6 +658,9 @@ class WatchController(Controller):
 
     def check_grads(self, optimizer: Any) -> None:
         self.sentinel.grads(optimizer)
+
+    def check_pass_grads(self, grads: list) -> None:
+        self.sentinel.tensors(grads)
 
     def _judge(self, skipped: bool) -> None:
         flags = self.sentinel.read()

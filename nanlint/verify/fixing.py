@@ -15,8 +15,8 @@ from ..finding import Finding
 from ..rules import BY_CODE
 from .source import SourceFile
 
-#: (source file, finding, settings precision) -> fixed text, or None
-Fixer = Callable[[SourceFile, Finding, Optional[tuple[str, ...]]], Optional[str]]
+#: (source file, finding, the file's lint request) -> fixed text, or None
+Fixer = Callable[[SourceFile, Finding, LintRequest], Optional[str]]
 
 
 def _offset(lines: list[str], line: int, column: int) -> int:
@@ -47,16 +47,19 @@ def _same_finding(item: Any, finding: Finding) -> bool:
     return code == finding.code and (line is None or line == finding.line)
 
 
-def nanlint_fix(source: SourceFile, finding: Finding, precision: Optional[tuple[str, ...]] = None) -> Optional[str]:
-    """The text of ``source`` with nanlint's fix for ``finding`` applied, or None when there is none."""
+def nanlint_fix(source: SourceFile, finding: Finding, request: LintRequest) -> Optional[str]:
+    """The text of ``source`` with nanlint's fix for ``finding`` applied, or None when there is none.
+
+    The fix is the one ``nanlint check --fix`` writes: the file's precision and rule options (``fix-eps``,
+    ``max-grad-norm``) from ``request``, only the finding's rule enabled."""
     try:
         from ..fixes import fix_source  # type: ignore[attr-defined]
     except ImportError:
         fix_source = None
     if fix_source is not None and finding.code in BY_CODE:
-        request = LintRequest((BY_CODE[finding.code],), precision)
+        only = LintRequest((BY_CODE[finding.code],), request.precision, request.options)
         try:
-            outcome = fix_source(source.display, source.text, request, unsafe=True)
+            outcome = fix_source(source.display, source.text, only, unsafe=True)
         except Exception:  # the fix engine refusing a file must not stop verification
             outcome = None
         if outcome is not None:

@@ -1,15 +1,28 @@
 """What ``nanlint verify`` found, and its text, JSON and HTML forms (no torch here).
 
-JSON (the schema of the issue, exactly)::
+JSON::
 
-    {"findings": [{"code", "path", "line", "column", "status", "evidence":
-                   {"how", "op", "phase", "kind", "dtype", "step", "fix_verified"} | null}],
+    {"steps": {"run", "unit"},
+     "findings": [{"code", "path", "line", "column", "status", "reason", "evidence":
+                   {"how", "op", "phase", "kind", "dtype", "step", "fix_verified", "fix"} | null}],
      "origins": [{"path", "line", "column", "op", "phase", "kind", "dtype", "step", "finding"}]}
 
-``status`` is ``confirmed`` | ``guarded`` | ``not-reached``; ``how`` is ``natural``
-(the run itself went non-finite there) or ``injected`` (nanlint substituted the
-rule's danger value); ``phase`` is ``forward`` | ``backward``; ``kind`` is ``nan``
-| ``inf``; ``step`` counts optimizer steps from 0; lines and columns are 1-based.
+``status`` says what was observed, never more:
+
+* ``confirmed``: NaN/Inf appeared at the finding, by itself or from the injected danger value;
+* ``guarded``: the rule's danger value was injected there, and the loss and gradients after it were observed
+  finite;
+* ``inconclusive``: the line ran, but nothing could be judged; ``reason`` says why (no value to inject, the
+  run's own earlier NaN/Inf, no checkpoint after the injection, ``--no-inject``);
+* ``not-reached``: the line never ran.
+
+``how`` is ``natural`` (the run itself went non-finite there) or ``injected``
+(nanlint substituted the rule's danger value); ``phase`` is ``forward`` |
+``backward``; ``kind`` is ``nan`` | ``inf``; ``step`` counts from 0 in the unit
+``steps.unit`` names: optimizer steps (``step``), or backward passes (``backward
+pass``) in a script without an optimizer. ``fix_verified`` is true / false when
+nanlint's fix was run and judged, else null, with ``fix`` saying why (``fix not
+checked: ...``). Lines and columns are 1-based.
 """
 from __future__ import annotations
 
@@ -18,7 +31,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-CONFIRMED, GUARDED, NOT_REACHED = "confirmed", "guarded", "not-reached"
+CONFIRMED, GUARDED, INCONCLUSIVE, NOT_REACHED = "confirmed", "guarded", "inconclusive", "not-reached"
+STATUSES = (CONFIRMED, GUARDED, INCONCLUSIVE, NOT_REACHED)
 
 
 @dataclass
@@ -36,7 +50,7 @@ class Evidence:
 
     def to_json(self) -> dict[str, Any]:
         return {"how": self.how, "op": self.op, "phase": self.phase, "kind": self.kind, "dtype": self.dtype,
-                "step": self.step, "fix_verified": self.fix_verified}
+                "step": self.step, "fix_verified": self.fix_verified, "fix": self.fix_detail or None}
 
 
 @dataclass
@@ -57,8 +71,10 @@ class FindingResult:
         return (self.path, self.line, self.column, self.code)
 
     def to_json(self) -> dict[str, Any]:
+        reason = self.evidence.detail if self.status == INCONCLUSIVE and self.evidence is not None else None
         return {"code": self.code, "path": self.path, "line": self.line, "column": self.column,
-                "status": self.status, "evidence": self.evidence.to_json() if self.evidence else None}
+                "status": self.status, "reason": reason,
+                "evidence": self.evidence.to_json() if self.evidence else None}
 
 
 @dataclass
@@ -96,6 +112,7 @@ class Report:
     origins: list[Origin] = field(default_factory=list)
     steps_run: int = 0
     steps_requested: int = 0
+    step_unit: str = "step"  # "step" (optimizer steps) | "backward pass" (a script without an optimizer)
     device: str = "cpu"
     failure_step: Optional[int] = None
     expected_skips: list[int] = field(default_factory=list)
@@ -123,7 +140,7 @@ class Report:
         return 1 if self.confirmed or self.origins else 0
 
     def counts(self) -> dict[str, int]:
-        out = {CONFIRMED: 0, GUARDED: 0, NOT_REACHED: 0}
+        out = dict.fromkeys(STATUSES, 0)
         for finding in self.findings:
             out[finding.status] = out.get(finding.status, 0) + 1
         return out
@@ -134,7 +151,8 @@ class Report:
 
     # -- formats -------------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
-        return {"findings": [f.to_json() for f in self.findings], "origins": [o.to_json() for o in self.origins]}
+        return {"steps": {"run": self.steps_run, "unit": self.step_unit},
+                "findings": [f.to_json() for f in self.findings], "origins": [o.to_json() for o in self.origins]}
 
     def json(self) -> str:
         return json.dumps(self.to_json(), indent=2) + "\n"
@@ -148,8 +166,15 @@ class Report:
     def summary(self) -> str:
         c = self.counts()
         unpredicted = len(self.unpredicted)
-        return (f"{c[CONFIRMED]} confirmed, {c[GUARDED]} guarded, {c[NOT_REACHED]} not reached; "
+        return (f"{c[CONFIRMED]} confirmed, {c[GUARDED]} guarded, {c[INCONCLUSIVE]} inconclusive, "
+                f"{c[NOT_REACHED]} not reached; "
                 f"{unpredicted} runtime origin{'s' if unpredicted != 1 else ''} no finding predicted")
+
+
+def steps_text(count: int, unit: str) -> str:
+    """``1 step``, ``3 steps``, ``2 backward passes``."""
+    plural = unit + ("es" if unit.endswith("s") else "s")
+    return f"{count} {unit if count == 1 else plural}"
 
 
 def _where(path: Optional[str], line: Optional[int], column: Optional[int]) -> str:
@@ -158,11 +183,12 @@ def _where(path: Optional[str], line: Optional[int], column: Optional[int]) -> s
     return f"{path}:{line}:{column}" if column else f"{path}:{line}"
 
 
-def describe_evidence(evidence: Optional[Evidence], status: str, steps: Optional[int] = None) -> str:
+def describe_evidence(evidence: Optional[Evidence], status: str, steps: Optional[int] = None,
+                      unit: str = "step") -> str:
     if evidence is None:
         if steps is None:
             return "the line never ran"
-        return f"the line never ran in the {steps} step{'s' if steps != 1 else ''} verified"
+        return f"the line never ran in the {steps_text(steps, unit)} verified"
     if evidence.detail:
         text = evidence.detail
     else:
@@ -177,14 +203,14 @@ def describe_evidence(evidence: Optional[Evidence], status: str, steps: Optional
     return text
 
 
-def describe_origin(origin: Origin) -> str:
+def describe_origin(origin: Origin, unit: str = "step") -> str:
     op = f"`{origin.op}`" if origin.op else "an unknown op"
     text = f"{origin.phase} {'NaN' if origin.kind == 'nan' else 'Inf'} from {op}"
     if origin.node:
         text += f" ({origin.node})"
     if origin.dtype:
         text += f", {origin.dtype}"
-    text += f", step {origin.step}"
+    text += f", {unit} {origin.step}"
     if origin.via:
         text += f"; the Inf came from {origin.via}"
     if origin.detail:
@@ -197,26 +223,26 @@ def describe_origin(origin: Origin) -> str:
 def format_text(report: Report) -> str:
     if report.script_error is not None:
         return (f"{report.script_error.rstrip()}\n\nnanlint verify {report.script}: the script failed "
-                f"(after {report.steps_run} step{'s' if report.steps_run != 1 else ''}); nothing was verified\n")
+                f"(after {steps_text(report.steps_run, report.step_unit)}); nothing was verified\n")
     lines: list[str] = []
-    head = f"nanlint verify {report.script}: {report.steps_run} step{'s' if report.steps_run != 1 else ''}"
+    head = f"nanlint verify {report.script}: {steps_text(report.steps_run, report.step_unit)}"
     head += f" on {report.device}"
     if report.world_size > 1:
         head += f" x {report.world_size} ranks"
     if report.failure_step is not None:
         how = "traced" if report.precise else "replayed under the tracer"
-        head += f"; non-finite at step {report.failure_step}, {how}"
+        head += f"; non-finite at {report.step_unit} {report.failure_step}, {how}"
     if report.expected_skips:
         steps = ", ".join(map(str, report.expected_skips))
         head += f"; GradScaler skipped step{'s' if len(report.expected_skips) > 1 else ''} {steps} (expected)"
     lines.append(head)
     if report.findings:
         lines.append("")
-        width = max(len(s) for s in (CONFIRMED, GUARDED, NOT_REACHED))
+        width = max(len(s) for s in STATUSES)
         for finding in report.findings:
             where = _where(finding.path, finding.line, finding.column)
             lines.append(f"{where}: {finding.code} {finding.status:<{width}}  "
-                         f"{describe_evidence(finding.evidence, finding.status, report.steps_run)}")
+                         f"{describe_evidence(finding.evidence, finding.status, report.steps_run, report.step_unit)}")
             if finding.source_line.strip():
                 lines.append(f"    {finding.source_line.strip()}")
     if report.origins:
@@ -224,7 +250,7 @@ def format_text(report: Report) -> str:
         lines.append("NaN/Inf origins:")
         for origin in report.origins:
             tag = f"[{origin.finding}] " if origin.finding else "[no finding] "
-            lines.append(f"  {_where(origin.path, origin.line, origin.column)}: {tag}{describe_origin(origin)}")
+            lines.append(f"  {_where(origin.path, origin.line, origin.column)}: {tag}{describe_origin(origin, report.step_unit)}")
             if origin.source_line.strip():
                 lines.append(f"      {origin.source_line.strip()}")
     for note in report.notes:
@@ -245,7 +271,8 @@ code,pre{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-s
 pre{margin:.3rem 0 0;padding:.35rem .5rem;background:#f6f8fa;border-radius:4px;overflow-x:auto;white-space:pre}
 mark{background:#ffe08a;padding:0 1px}
 .status{display:inline-block;padding:.05rem .5rem;border-radius:999px;font-weight:600;font-size:12px;color:#fff}
-.confirmed{background:#c62828}.guarded{background:#2e7d32}.not-reached{background:#757575}
+.confirmed{background:#c62828}.guarded{background:#2e7d32}.inconclusive{background:#b26a00}
+.not-reached{background:#757575}
 .origin{background:#6a1b9a}.msg{color:#444;margin-top:.2rem}.loc{white-space:nowrap}
 """
 
@@ -270,11 +297,12 @@ def format_html(report: Report) -> str:
         f"<title>nanlint verify: {e(report.script)}</title>", f"<style>{_CSS}</style></head><body>",
         f"<h1>nanlint verify <code>{e(report.script)}</code></h1>",
     ]
-    meta = f"{report.steps_run} step{'s' if report.steps_run != 1 else ''} on {e(report.device)}"
+    meta = f"{e(steps_text(report.steps_run, report.step_unit))} on {e(report.device)}"
     if report.world_size > 1:
         meta += f", {report.world_size} ranks"
     if report.failure_step is not None:
-        meta += f"; non-finite at step {report.failure_step}, {'traced' if report.precise else 'replayed under the tracer'}"
+        meta += (f"; non-finite at {e(report.step_unit)} {report.failure_step}, "
+                 f"{'traced' if report.precise else 'replayed under the tracer'}")
     if report.expected_skips:
         meta += f"; GradScaler skipped step(s) {', '.join(map(str, report.expected_skips))} (expected)"
     parts.append(f'<p class="meta">{meta}</p>')
@@ -290,7 +318,7 @@ def format_html(report: Report) -> str:
                      "</tr></thead><tbody>")
         for f in report.findings:
             source = _highlight(f.source_line, f.column, f.end_column, f.line == f.end_line)
-            evidence = describe_evidence(f.evidence, f.status, report.steps_run)
+            evidence = describe_evidence(f.evidence, f.status, report.steps_run, report.step_unit)
             parts.append(
                 f"<tr><td><code>{e(f.code)}</code><div class=\"msg\">{e(f.name)}</div></td>"
                 f"<td class=\"loc\"><code>{e(_where(f.path, f.line, f.column))}</code></td>"
@@ -311,7 +339,7 @@ def format_html(report: Report) -> str:
             parts.append(
                 f"<tr><td class=\"loc\"><code>{e(_where(o.path, o.line, o.column))}</code></td><td>{label}</td>"
                 f"<td>{f'<pre>{o.line:>5} | {source}</pre>' if o.source_line else ''}"
-                f"<div class=\"msg\">{e(describe_origin(o))}</div></td></tr>"
+                f"<div class=\"msg\">{e(describe_origin(o, report.step_unit))}</div></td></tr>"
             )
         parts.append("</tbody></table>")
     if report.notes:

@@ -27,21 +27,22 @@ import io
 import linecache
 import os
 import sys
+import time
 import traceback
 import types
 import warnings
 from dataclasses import dataclass
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 import torch
 
 from ..finding import Finding
 from . import VerifyError
-from .controller import HOOKS, Controller, ReplayRun, SentinelRun, StopRun, Window
+from .controller import HOOKS, Controller, Failure, ReplayRun, SentinelRun, StopRun, Window
 from .distributed import Dist, GroupKeeper, flag_reducer
 from .fixing import Fixer, nanlint_fix
 from .injection import FIX_NOT_JUDGED, GradInjection, Injection, injection_for, remap
-from .report import CONFIRMED, GUARDED, NOT_REACHED, Evidence, FindingResult, Origin, Report
+from .report import CONFIRMED, GUARDED, INCONCLUSIVE, NOT_REACHED, Evidence, FindingResult, Origin, Report
 from .sentinel import RngState
 from .source import PROBE_NAME, SourceFile, Span, display_path, instrument, load_source, norm_path, verify_settings
 from .tracer import RawOrigin
@@ -49,6 +50,8 @@ from .tracer import RawOrigin
 _NANLINT_DIR = norm_path(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _VERIFY_DIR = norm_path(os.path.dirname(os.path.abspath(__file__)))
 EXTRA_REPLAY_STEPS = 3
+#: Backward passes without an optimizer are independent: this many failing ones are traced, each for its origin.
+MAX_TRACED_FAILURES = 8
 
 
 @dataclass
@@ -269,6 +272,17 @@ class ScriptRunner:
         return "".join(te.format())
 
 
+def _original_line(original: str, fixed: str, line: int) -> Optional[int]:
+    """The line of ``original`` that line ``line`` of ``fixed`` is an unchanged copy of; None for a changed line."""
+    import difflib
+
+    matcher = difflib.SequenceMatcher(None, original.splitlines(), fixed.splitlines(), autojunk=False)
+    for tag, a0, _a1, b0, b1 in matcher.get_opcodes():
+        if tag == "equal" and b0 < line <= b1:
+            return a0 + (line - b0)
+    return None
+
+
 def _raised_by_nanlint(exc: BaseException) -> bool:
     tb = exc.__traceback__
     last = None
@@ -278,20 +292,33 @@ def _raised_by_nanlint(exc: BaseException) -> bool:
     return last is not None and norm_path(last.tb_frame.f_code.co_filename).startswith(_VERIFY_DIR + os.sep)
 
 
+def _no_compile(model: Any = None, **_options: Any) -> Any:
+    """``torch.compile`` in a traced run: the function or module itself (also as ``@torch.compile(...)``)."""
+    if model is None:
+        return lambda fn: fn
+    return model
+
+
 @contextlib.contextmanager
 def _eager() -> Iterator[None]:
-    """Traced runs run ``torch.compile``d code eagerly: the tracer sees ops one by one, not a compiled graph."""
+    """Traced runs run ``torch.compile``d code eagerly: the tracer sees ops one by one, not a compiled graph.
+
+    ``torch.compile`` called during the run returns its argument unchanged; code compiled before (dynamo
+    already loaded) runs with dynamo disabled.
+    """
+    saved_compile = torch.compile
+    torch.compile = _no_compile  # type: ignore[assignment]
     dynamo = sys.modules.get("torch._dynamo")
     config = getattr(dynamo, "config", None)
-    if config is None or not hasattr(config, "disable"):
-        yield
-        return
-    saved = config.disable
-    config.disable = True
+    saved = getattr(config, "disable", None)
+    if saved is not None:
+        config.disable = True  # type: ignore[union-attr]
     try:
         yield
     finally:
-        config.disable = saved
+        torch.compile = saved_compile  # type: ignore[assignment]
+        if saved is not None:
+            config.disable = saved  # type: ignore[union-attr]
 
 
 @contextlib.contextmanager
@@ -314,27 +341,48 @@ class _State:
 class Verifier:
     def __init__(self, script: str, args: Sequence[str] = (), steps: int = 3, device: str = "cpu",
                  inject: bool = True, precise: bool = False, select: Optional[Sequence[str]] = None,
-                 fixer: Optional[Fixer] = nanlint_fix, script_stdout: Any = None) -> None:
+                 fixer: Optional[Fixer] = nanlint_fix, script_stdout: Any = None,
+                 confidence: Optional[str] = None, progress: Optional[Callable[[str], None]] = None) -> None:
+        self.progress = progress
+        self._started = time.monotonic()
         self.steps = steps
         self.device = device
         self.inject = inject
         self.precise = precise
         self.fixer = fixer
         self.script_stdout = script_stdout
-        self.settings = verify_settings(script, select)
+        self.settings = verify_settings(script, select, confidence)
         self.runner = ScriptRunner(script, args, self.settings, device)
         self.report = Report(script, steps_requested=steps, device=device, precise=precise)
         self.states: dict[int, _State] = {}
         self.replays = 0
         self._primary: Any = None
+        self._first: Optional[SentinelRun] = None
 
     # -- helpers ------------------------------------------------------------------------------
-    def _replay(self, controller: ReplayRun, overrides: Optional[dict[str, str]] = None) -> RunOutcome:
+    def _say(self, line: str) -> None:
+        if self.progress is not None and Dist.current().rank == 0:
+            self.progress(line)
+
+    def _replay(self, controller: ReplayRun, why: str, overrides: Optional[dict[str, str]] = None) -> RunOutcome:
         self.replays += 1
+        self._say(f"replay {self.replays}: {self._step_word(controller.start_step)} {why} "
+                  f"({time.monotonic() - self._started:.1f} s)")
         outcome = self.runner.run(controller, overrides=overrides, quiet=True)
+        self._tracer_notes(controller)
         if outcome.status == "error" and outcome.internal:
             raise outcome.error  # type: ignore[misc]  # a nanlint bug: do not hide it
         return outcome
+
+    def _tracer_notes(self, controller: Controller) -> None:
+        """The tracer's own failures (it never raises them into the script) become one note of the report."""
+        tracer = controller.tracer
+        if tracer is None or not tracer.problem_count:
+            return
+        note = (f"the tracer could not record {tracer.problem_count} call{'s' if tracer.problem_count > 1 else ''} "
+                f"({'; '.join(tracer.problems)}); the script ran unchanged, but an origin there may be missed")
+        if note not in self.report.notes:
+            self.report.notes.append(note)
 
     def _source_for(self, span: Span) -> Optional[SourceFile]:
         return self.runner.sources.get(span.path)
@@ -383,7 +431,11 @@ class Verifier:
     def run(self) -> Report:
         runner = self.runner
         first = SentinelRun(self.steps, snapshots=True, precise=self.precise, reduce=flag_reducer())
+        first.on_step = lambda step, unit, bad: self._say(
+            f"{unit} {step + 1}/{self.steps} done ({time.monotonic() - self._started:.1f} s)"
+            + ("; non-finite" if bad else ""))
         outcome = runner.run(first, probes=True, stdout=self.script_stdout)
+        self._tracer_notes(first)
         if outcome.status == "error":
             if outcome.internal:
                 raise outcome.error  # type: ignore[misc]
@@ -398,21 +450,31 @@ class Verifier:
         reached = self._merged_reached(first, dist)
         failure_step = first.failure.step if first.failure is not None else None
         self.report.failure_step = failure_step
+        self.report.step_unit = "backward pass" if first.pass_steps_used else "step"
+        self._first = first
         origins: list[Origin] = []
-        if failure_step is not None:
-            origins = self._natural(first, failure_step, dist)
+        if first.failure is not None:
+            origins = self._natural(first, first.failure, dist)
+            # backward passes without an optimizer are independent: each failing one gets its own origin
+            for failure in (first.failures[1:MAX_TRACED_FAILURES] if first.pass_steps_used else []):
+                known = {o.key() for o in origins}
+                later = [o for o in self._natural(first, failure, dist) if o.key() not in known and not o.entered]
+                origins.extend(later)
+            if first.pass_steps_used and len(first.failures) > MAX_TRACED_FAILURES:
+                self.report.notes.append(f"{len(first.failures)} backward passes went non-finite; the first "
+                                         f"{MAX_TRACED_FAILURES} were traced")
         for entry_id, step in reached.items():
             state = self.states.setdefault(entry_id, _State())
             state.reached_step = step
         if self.inject:
-            self._injections(first, reached, failure_step, dist)
+            self._injections(first, reached, dist)
         else:
             for entry_id, state in self.states.items():
                 if state.status == NOT_REACHED and state.reached_step is not None:
-                    state.status = GUARDED
+                    state.status = INCONCLUSIVE
                     state.evidence = Evidence("natural", step=state.reached_step,
-                                              detail=f"reached at step {state.reached_step}; stayed finite "
-                                                     "(injection off: --no-inject)")
+                                              detail=f"reached at {self._step_word(state.reached_step)}, nothing injected "
+                                                     "(--no-inject); the run itself stayed finite there")
         self.report.origins = origins
         self.report.replays = self.replays
         self._finish_findings()
@@ -429,13 +491,28 @@ class Verifier:
         by_key = {e.key(): e.id for e in self.runner.entries}
         return {by_key[key]: step for key, step in merged.items() if key in by_key}
 
-    def _natural(self, first: SentinelRun, step: int, dist: Dist) -> list[Origin]:
-        if first.failure_window is not None:
-            window_result = first.failure_window
+    def _spoiled(self, step: int) -> Optional[int]:
+        """The run's own failing step that makes what step ``step`` shows meaningless for a finding, if any.
+
+        With an optimizer, a NaN/Inf spoils every later step (the weights carry it); backward passes without
+        one are independent, so only a pass that failed by itself is spoiled.
+        """
+        first = self._first
+        if first is None or first.failure is None:
+            return None
+        if first.pass_steps_used:
+            return step if any(f.step == step for f in first.failures) else None
+        return first.failure.step if step >= first.failure.step else None
+
+    def _natural(self, first: SentinelRun, failure: Failure, dist: Dist) -> list[Origin]:
+        step = failure.step
+        snapshot = first.failure_snapshot if failure is first.failure else None
+        if step in first.windows_of:
+            window_result = first.windows_of[step]
             windows = None
         else:
-            replay = ReplayRun(step, snapshot=first.failure_snapshot, max_steps=step + 1, agree=dist.any)
-            self._replay(replay)
+            replay = ReplayRun(step, snapshot=snapshot, max_steps=step + 1, agree=dist.any)
+            self._replay(replay, "again under the tracer, to find where its NaN/Inf was made")
             windows = replay.windows
             if replay.restore_problems:
                 self.report.notes.append("the replay could not restore all of the pre-step state: "
@@ -448,11 +525,11 @@ class Verifier:
                 raws.append(window_result.forward)
             elif window_result.backward is not None:
                 raws.append(window_result.backward)
-        flags = first.failure.flags if first.failure else None
+        flags = failure.flags
         if not raws:
             if window_result is None or (windows is not None and not any(w.bad for w in windows)):
-                self.report.notes.append(f"the non-finite values of step {step} did not come back when the step "
-                                         "was replayed (non-deterministic code or data?)")
+                self.report.notes.append(f"the non-finite values of {self._step_word(step)} did not come back when "
+                                         "it was replayed (non-deterministic code or data?)")
             kind = "nan" if flags and (flags.loss_nan or flags.grad_nan) else "inf"
             phase = "forward" if flags and flags.loss_bad else "backward"
             origin = Origin(None, None, None, None, phase, kind, None, step, ranks=[dist.rank] if dist.active else [],
@@ -461,8 +538,8 @@ class Verifier:
         matched: list[Entry] = []
         for loss in (window_result.losses or []) if window_result is not None else []:
             for entry in self.runner.entries:
-                if entry.span == loss.span or (loss.span.col < 0 and entry.span.path == loss.span.path
-                                               and entry.span.line == loss.span.line):
+                if (entry.span == loss.span or (loss.span.col < 0 and entry.span.path == loss.span.path
+                                                and entry.span.line == loss.span.line)) and not self._confirmed(entry):
                     self._confirm_loss(entry, loss, step)
                     matched.append(entry)
         for raw in raws:
@@ -470,16 +547,37 @@ class Verifier:
             entry = self._match(raw)
             if entry is not None:
                 origin.finding = entry.finding.code
-                self._confirm_natural(entry, raw, step)
-                matched.append(entry)
+                if not self._confirmed(entry):  # an earlier failing pass confirmed it already
+                    self._confirm_natural(entry, raw, step)
+                    matched.append(entry)
+            else:
+                self._name_hidden(origin, raw)
             origins.append(origin)
-        self._verify_natural_fixes(matched, step, first, dist)
+        self._verify_natural_fixes(matched, step, snapshot, dist)
         return origins
+
+    def _name_hidden(self, origin: Origin, raw: RawOrigin) -> None:
+        """An origin no reported finding predicted, at a finding below the reported confidence: say which."""
+        span = raw.span
+        source = self._source_for(span) if span is not None else None
+        if source is None or span is None:
+            return
+        hidden = [f for f in source.hidden if source.finding_span(f).contains(span)
+                  or (span.col < 0 and f.line <= span.line <= f.end_line)]
+        if hidden:
+            f = min(hidden, key=lambda f: source.finding_span(f).size())
+            note = (f"`nanlint check` reports {f.code} here at {f.confidence} confidence, below the "
+                    f"`--confidence {self.settings.confidence}` verified")
+            origin.detail = f"{origin.detail}; {note}" if origin.detail else note
+
+    def _confirmed(self, entry: Entry) -> bool:
+        state = self.states.get(entry.id)
+        return state is not None and state.status == CONFIRMED
 
     def _confirm_natural(self, entry: Entry, raw: RawOrigin, step: int) -> None:
         state = self.states.setdefault(entry.id, _State())
         kind_word = "NaN" if raw.kind == "nan" else "Inf"
-        detail = f"{raw.phase} {kind_word} at `{raw.op}` ({raw.dtype}) at step {step} of the run itself"
+        detail = f"{raw.phase} {kind_word} at `{raw.op}` ({raw.dtype}) at {self._step_word(step)} of the run itself"
         if raw.node:
             detail += f" ({raw.node})"
         state.status = CONFIRMED
@@ -491,11 +589,11 @@ class Verifier:
         kind_word = "NaN" if loss.kind == "nan" else "Inf"
         state.status = CONFIRMED
         state.evidence = Evidence("natural", "Tensor.backward", "forward", loss.kind, loss.dtype, step,
-                                  detail=f"a {kind_word} loss reached `backward()` at step {step} of the run itself, "
+                                  detail=f"a {kind_word} loss reached `backward()` at {self._step_word(step)} of the run itself, "
                                          "unchecked")
         state.reached_step = step if state.reached_step is None else min(state.reached_step, step)
 
-    def _verify_natural_fixes(self, matched: list[Entry], step: int, first: SentinelRun, dist: Dist) -> None:
+    def _verify_natural_fixes(self, matched: list[Entry], step: int, snapshot: Any, dist: Dist) -> None:
         """Replay the failing step with nanlint's fix of each confirmed finding (every rank, in the same order)."""
         keys: set[tuple] = set()
         for part in dist.all_gather([e.key() for e in matched]):
@@ -508,8 +606,9 @@ class Verifier:
             fixed = self._fixed_text(entry)
             if fixed is None:
                 continue
-            replay = ReplayRun(step, snapshot=first.failure_snapshot, max_steps=step + 1, agree=dist.any)
-            outcome = self._replay(replay, overrides={entry.source.path: fixed})
+            replay = ReplayRun(step, snapshot=snapshot, max_steps=step + 1, agree=dist.any)
+            outcome = self._replay(replay, f"with nanlint's fix of {self._entry_word(entry)}",
+                                   overrides={entry.source.path: fixed})
             state = self.states.get(entry.id)
             if state is None or state.status != CONFIRMED or state.evidence is None:
                 continue
@@ -517,21 +616,54 @@ class Verifier:
             if outcome.status == "error" and not replay.windows:
                 evidence.fix_verified = False
                 evidence.fix_detail = f"the fixed code raised {type(outcome.error).__name__}"
+            elif not replay.windows:
+                evidence.fix_detail = f"fix not checked: the fixed code did not reach {self._step_word(step)}"
             else:
-                evidence.fix_verified = bool(replay.windows) and not any(w.bad for w in replay.windows)
+                self._judge_fix(entry, fixed, evidence, next((w for w in replay.windows if w.bad), None))
+
+    def _judge_fix(self, entry: Entry, fixed: str, evidence: Evidence, bad: Optional[Window]) -> None:
+        """The fixed run stayed finite (verified), went non-finite at the fixed code (not verified), or went
+        non-finite somewhere else first: then the fix was not checked, and the report says where."""
+        if bad is None:
+            evidence.fix_verified = True
+            return
+        raw = bad.result.forward or bad.result.backward
+        elsewhere = self._elsewhere(entry, fixed, raw) if raw is not None else None
+        if elsewhere is None:
+            evidence.fix_verified = False
+            return
+        evidence.fix_detail = f"fix not checked: with it, the run's NaN/Inf at {elsewhere} comes first"
+
+    def _elsewhere(self, entry: Entry, fixed: str, raw: RawOrigin) -> Optional[str]:
+        """Where ``raw`` (seen in a run of the fixed text) is, when it is not at the fixed code; else None."""
+        span = raw.span
+        if span is None:
+            return None
+        line = span.line
+        if span.path == entry.source.path:
+            original = _original_line(entry.source.text, fixed, line)
+            if original is None or entry.span.line <= original <= entry.span.end_line:
+                return None  # a line the fix wrote, or the finding's own line: the fix did not keep it finite
+            line = original
+            display = entry.source.display
+        else:
+            source = self._source_for(span)
+            display = source.display if source is not None else display_path(span.path)
+        return f"{display}:{line} (`{raw.op}`)"
 
     def _fixed_text(self, entry: Entry) -> Optional[str]:
         if self.fixer is None:
             return None
         try:
-            return self.fixer(entry.source, entry.finding, self.settings.precision)
+            from ..request import build_request
+
+            return self.fixer(entry.source, entry.finding, build_request(self.settings, entry.source.path))
         except Exception as exc:  # a fix engine failure must not stop the verification
             self.report.notes.append(f"{entry.finding.code} at {entry.source.display}:{entry.finding.line}: "
                                      f"the fix could not be built ({type(exc).__name__}: {exc})")
             return None
 
-    def _injections(self, first: SentinelRun, reached: dict[int, int], failure_step: Optional[int],
-                    dist: Dist) -> None:
+    def _injections(self, first: SentinelRun, reached: dict[int, int], dist: Dist) -> None:
         confirmed: set[tuple] = set()  # confirmed on any rank: no rank injects it (the ranks stay in lockstep)
         local = [e.key() for e in self.runner.entries if self.states.get(e.id, _State()).status == CONFIRMED]
         for part in dist.all_gather(local):
@@ -543,16 +675,16 @@ class Verifier:
             injection = injection_for(entry.finding.code, entry.source, entry.span, entry.target)
             step = reached[entry.id]
             if injection is None:
-                state.status = GUARDED
+                state.status = INCONCLUSIVE
                 state.evidence = Evidence("natural", step=step, detail=(
-                    f"reached at step {step}; nanlint has no danger value to inject for {entry.finding.code}, "
-                    "and the run stayed finite"))
+                    f"reached at {self._step_word(step)}; nanlint has no danger value to inject for "
+                    f"{entry.finding.code}, and the run itself stayed finite there"))
                 continue
             if isinstance(injection, GradInjection):
                 step = self._unskipped_step(first, step)
             replay = ReplayRun(step, injection=injection, max_steps=self.steps + EXTRA_REPLAY_STEPS, agree=dist.any)
-            outcome = self._replay(replay)
-            self._judge_injection(entry, state, injection, replay, outcome, failure_step, dist)
+            outcome = self._replay(replay, f"injecting {injection.describe} ({self._entry_word(entry)})")
+            self._judge_injection(entry, state, injection, replay, outcome, dist)
             confirmed_here = state.status == CONFIRMED
             if entry.finding.code in FIX_NOT_JUDGED:
                 if confirmed_here and state.evidence is not None:
@@ -560,7 +692,14 @@ class Verifier:
                                                  "which makes the gradients NaN after any check")
             elif dist.any(confirmed_here):
                 self._verify_injected_fix(entry, state.evidence if confirmed_here else None, injection,
-                                          replay.start_step, failure_step, dist)
+                                          replay.start_step, dist)
+
+    @staticmethod
+    def _entry_word(entry: Entry) -> str:
+        return f"{entry.finding.code} at {entry.source.display}:{entry.finding.line}"
+
+    def _step_word(self, step: Optional[int]) -> str:
+        return f"{self.report.step_unit} {step}"
 
     @staticmethod
     def _unskipped_step(first: SentinelRun, step: int) -> int:
@@ -571,74 +710,85 @@ class Verifier:
         return step
 
     def _judge_injection(self, entry: Entry, state: _State, injection: Injection, replay: ReplayRun,
-                         outcome: RunOutcome, failure_step: Optional[int], dist: Dist) -> None:
+                         outcome: RunOutcome, dist: Dist) -> None:
+        """confirmed: the injected value made NaN/Inf; guarded: it was observed and everything stayed finite;
+        inconclusive: it could not be injected, or nothing after it could be judged (and why)."""
         fired = dist.any(injection.fired is not None)
         if injection.fired is None:
             if fired:
-                # another rank injected: this rank's windows carry no information about it
-                state.status = GUARDED
+                # another rank injected: this rank's windows carry no information about it (the merge prefers it)
+                state.status = INCONCLUSIVE
                 state.evidence = Evidence("injected", detail="injected on another rank")
                 return
             if injection.seen_site:
-                state.status = GUARDED
+                state.status = INCONCLUSIVE
                 state.evidence = Evidence("natural", step=state.reached_step, detail=(
-                    f"reached at step {state.reached_step}; could not inject ({injection.problem or 'no value'}); "
-                    "the run stayed finite"))
+                    f"reached at {self._step_word(state.reached_step)}; could not inject "
+                    f"({injection.problem or 'no value'}); the run itself stayed finite there"))
             else:
                 state.status = NOT_REACHED
                 state.evidence = None
                 self.report.notes.append(
-                    f"{entry.source.display}:{entry.finding.line}: the statement ran (step {state.reached_step}) "
-                    f"but the flagged op did not run in a traced step")
+                    f"{entry.source.display}:{entry.finding.line}: the statement ran "
+                    f"({self._step_word(state.reached_step)}) but the flagged op did not run in a traced step")
             return
         fired_info = injection.fired
         self._primary = replay.primary
         aborted = outcome.status == "error"
-        bad, confounded = self._first_bad(replay, fired_info.step, entry, failure_step, aborted)
-        if bad is None and confounded:
-            # what was seen before the run's own failure: the step after a spiked update, or the injected step
-            first_useful = fired_info.step + (1 if isinstance(injection, GradInjection) else 0)
-            clean = [w.step for w in replay.windows
-                     if first_useful <= w.step < (failure_step if failure_step is not None else w.step + 1)]
-            state.status = GUARDED
-            if clean:
-                detail = (f"{fired_info.what} at step {fired_info.step}: the loss and the gradients stayed finite "
-                          f"through step {max(clean)} (the run's own NaN/Inf at step {failure_step} ends the "
-                          "observation)")
-            else:
-                detail = (f"{fired_info.what} at step {fired_info.step}: inconclusive, the run's own NaN/Inf at "
-                          f"step {failure_step} comes first")
-            state.evidence = Evidence("injected", fired_info.op, None, None, fired_info.dtype, fired_info.step,
-                                      detail=detail)
+        what = f"{fired_info.what} at {self._step_word(fired_info.step)}"
+        bad, confounded = self._first_bad(replay, fired_info.step, entry, aborted)
+        if bad is not None:
+            state.status = CONFIRMED
+            state.evidence = self._injected_evidence(injection, bad, aborted, outcome)
             return
-        if bad is None:
+        # what was observed clean: the injected step, or for a gradient spike the steps after the spiked update
+        first_useful = fired_info.step + (1 if isinstance(injection, GradInjection) else 0)
+        clean = [w.step for w in replay.windows if w.step >= first_useful and self._spoiled(w.step) is None]
+        evidence = Evidence("injected", fired_info.op, None, None, fired_info.dtype, fired_info.step)
+        state.evidence = evidence
+        if clean and confounded is not None:
             state.status = GUARDED
-            state.evidence = Evidence("injected", fired_info.op, None, None, fired_info.dtype, fired_info.step,
-                                      detail=f"{fired_info.what} at step {fired_info.step}: the loss and the "
-                                             "gradients stayed finite")
-            return
-        state.status = CONFIRMED
-        state.evidence = self._injected_evidence(injection, bad, aborted, outcome)
+            evidence.detail = (f"{what}: the loss and the gradients stayed finite through "
+                               f"{self._step_word(max(clean))} (the run's own NaN/Inf at "
+                               f"{self._step_word(confounded)} ends the observation)")
+        elif clean:
+            state.status = GUARDED
+            evidence.detail = f"{what}: the loss and the gradients stayed finite"
+        elif confounded is not None:
+            state.status = INCONCLUSIVE
+            evidence.detail = f"{what}: the run's own NaN/Inf at {self._step_word(confounded)} comes first"
+        else:
+            state.status = INCONCLUSIVE
+            evidence.detail = (f"{what}: the script did not reach a checkpoint after it (no backward pass or "
+                               "optimizer step to observe)")
 
-    def _first_bad(self, replay: ReplayRun, fired_step: int, entry: Entry, failure_step: Optional[int],
-                   aborted: bool) -> tuple[Optional[Window], bool]:
-        """The first window after the injection that went non-finite because of it; and whether the run's own
-        failure (at ``failure_step``) got in the way."""
+    def _first_bad(self, replay: ReplayRun, fired_step: int, entry: Entry,
+                   aborted: bool) -> tuple[Optional[Window], Optional[int]]:
+        """The first window after the injection that went non-finite because of it; and the run's own failing
+        step that got in the way (None when none did)."""
         windows = [w for w in replay.windows if w.step >= fired_step]
         aborted_bad: Optional[Window] = None  # the script raised on the value it was given: judge what it made
         if aborted and windows and not any(w.bad for w in windows):
             last = windows[-1]
             if last.result.forward is not None or last.result.backward is not None:
                 aborted_bad = last
+        spoiler: Optional[int] = None
         for window in windows:
+            spoiled = self._spoiled(window.step)
             if not (window.bad or window is aborted_bad):
                 continue
-            if failure_step is not None and window.step >= failure_step:
+            if spoiled is not None:
                 origin = window.result.forward or window.result.backward
                 if origin is None or self._match(origin) is not entry:
-                    return None, True  # the run's own NaN/Inf, not the injected one
-            return window, False
-        return None, failure_step is not None and fired_step >= failure_step
+                    spoiler = spoiled if spoiler is None else spoiler  # the run's own NaN/Inf, not the injected one
+                    if self._first is not None and not self._first.pass_steps_used:
+                        return None, spoiled
+                    continue
+            return window, spoiler
+        if spoiler is None:
+            spoiler = next((sp for sp in map(self._spoiled, (w.step for w in windows)) if sp is not None),
+                           self._spoiled(fired_step))
+        return None, spoiler
 
     def _injected_evidence(self, injection: Injection, window: Window, aborted: bool,
                            outcome: RunOutcome) -> Evidence:
@@ -654,8 +804,9 @@ class Verifier:
                 source = self._source_for(origin.span)
                 where = f" ({source.display if source else display_path(origin.span.path)}:{origin.span.line})"
             kind_word = "NaN" if origin.kind == "nan" else "Inf"
-            detail = (f"{fired.what} at step {fired.step}: {origin.phase} {kind_word} at `{origin.op}`{where}"
-                      + (f" at step {window.step}" if window.step != fired.step else ""))
+            detail = (f"{fired.what} at {self._step_word(fired.step)}: {origin.phase} {kind_word} at "
+                      f"`{origin.op}`{where}" + (f" at {self._step_word(window.step)}" if window.step != fired.step
+                                                 else ""))
             evidence = Evidence("injected", origin.op, origin.phase, origin.kind, origin.dtype, window.step,
                                 detail=detail)
         elif window.params_bad:
@@ -667,14 +818,15 @@ class Verifier:
             kind = "nan" if (flags.loss_nan or flags.grad_nan) else "inf"
             phase = "forward" if flags.loss_bad else "backward"
             evidence = Evidence("injected", fired.op, phase, kind, fired.dtype, window.step,
-                                detail=f"{fired.what} at step {fired.step}: non-finite "
-                                       f"{'loss' if flags.loss_bad else 'gradients'} at step {window.step}")
+                                detail=f"{fired.what} at {self._step_word(fired.step)}: non-finite "
+                                       f"{'loss' if flags.loss_bad else 'gradients'} at "
+                                       f"{self._step_word(window.step)}")
         if aborted and outcome.error is not None:
             evidence.detail += f"; the script then raised {type(outcome.error).__name__}"
         return evidence
 
     def _verify_injected_fix(self, entry: Entry, evidence: Optional[Evidence], injection: Injection, step: int,
-                             failure_step: Optional[int], dist: Dist) -> None:
+                             dist: Dist) -> None:
         fixed = self._fixed_text(entry)
         if fixed is None:
             return
@@ -686,7 +838,8 @@ class Verifier:
             return
         assert again is not None
         replay = ReplayRun(step, injection=again, max_steps=self.steps + EXTRA_REPLAY_STEPS, agree=dist.any)
-        outcome = self._replay(replay, overrides={entry.source.path: fixed})
+        outcome = self._replay(replay, f"injecting again into nanlint's fix of {self._entry_word(entry)}",
+                               overrides={entry.source.path: fixed})
         if evidence is None:
             return
         if outcome.status == "error" and not replay.windows:
@@ -696,12 +849,12 @@ class Verifier:
         if again.fired is None:
             evidence.fix_detail = "the injected op did not run in the fixed code"
             return
-        bad, confounded = self._first_bad(replay, again.fired.step, entry, failure_step,
-                                          outcome.status == "error")
-        if bad is None and confounded:
-            evidence.fix_detail = f"the fix could not be judged: the run's own NaN/Inf at step {failure_step} comes first"
+        bad, confounded = self._first_bad(replay, again.fired.step, entry, outcome.status == "error")
+        if bad is None and confounded is not None:
+            evidence.fix_detail = (f"fix not checked: the run's own NaN/Inf at {self._step_word(confounded)} "
+                                   "comes first")
             return
-        evidence.fix_verified = bad is None
+        self._judge_fix(entry, fixed, evidence, bad)
 
     def _finish_findings(self) -> None:
         results: list[FindingResult] = []
@@ -724,7 +877,7 @@ class Verifier:
         parts = dist.gather(self.report)
         if dist.rank != 0 or parts is None:
             return
-        order = {CONFIRMED: 0, GUARDED: 1, NOT_REACHED: 2}
+        order = {CONFIRMED: 0, GUARDED: 1, INCONCLUSIVE: 2, NOT_REACHED: 3}
         merged: dict[tuple, FindingResult] = {}
         origins: dict[tuple, Origin] = {}
         notes: list[str] = []
@@ -775,7 +928,8 @@ def resolve_device(device: str) -> str:
 
 def verify_script(script: str, args: Sequence[str] = (), steps: int = 3, device: str = "auto",
                   inject: bool = True, precise: bool = False, select: Optional[Sequence[str]] = None,
-                  fixer: Optional[Fixer] = nanlint_fix, script_stdout: Any = None, keep_group: bool = False) -> Report:
+                  fixer: Optional[Fixer] = nanlint_fix, script_stdout: Any = None, keep_group: bool = False,
+                  confidence: Optional[str] = None, progress: Optional[Callable[[str], None]] = None) -> Report:
     """Verify ``script`` (run as ``__main__`` with ``args``) and return the report; see ``nanlint verify --help``.
 
     Under ``torchrun`` the report of rank 0 is the merged one (``report.rank`` says which rank this is);
@@ -784,7 +938,8 @@ def verify_script(script: str, args: Sequence[str] = (), steps: int = 3, device:
     if steps < 1:
         raise VerifyError("--steps must be at least 1")
     chosen = resolve_device(device)
-    verifier = Verifier(script, args, steps, chosen, inject, precise, select, fixer, script_stdout)
+    verifier = Verifier(script, args, steps, chosen, inject, precise, select, fixer, script_stdout, confidence,
+                        progress)
     try:
         return verifier.run()
     finally:

@@ -90,10 +90,13 @@ class Sentinel:
             self._reduce(0, pending)
 
     def grads(self, optimizer: Any) -> None:
+        self.tensors([p.grad for g in optimizer.param_groups for p in g["params"]])
+
+    def tensors(self, grads: Iterable[Any]) -> None:
+        """Gradients to check in this step (``None`` and sparse ones are skipped)."""
         self._flush_losses()
-        grads = [p.grad for g in optimizer.param_groups for p in g["params"]
-                 if p.grad is not None and not p.grad.is_sparse and (p.grad.is_floating_point() or p.grad.is_complex())]
-        self._reduce(2, grads)
+        self._reduce(2, [g for g in grads if isinstance(g, torch.Tensor) and not g.is_sparse
+                         and (g.is_floating_point() or g.is_complex())])
 
     def read(self, reduce: Optional[Any] = None) -> Flags:
         """The step's flags: one transfer per device (``reduce`` combines them across ranks)."""

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Iterable, Optional, Sequence
 
 from ..config import ConfigError, Settings
-from ..engine import LintRequest, lint_path, read_source
-from ..finding import Finding
+from ..engine import lint_path, read_source
+from ..finding import Finding, at_least
 from . import VerifyError
 
 #: Findings that are about the file, not about code that runs.
@@ -60,6 +60,7 @@ class SourceFile:
     display: str  # as shown to the user
     text: str
     findings: list[Finding] = field(default_factory=list)
+    hidden: list[Finding] = field(default_factory=list)  # below the reported confidence: named by origins only
 
     def __post_init__(self) -> None:
         self.lines = split_lines(self.text)
@@ -155,11 +156,13 @@ def _outer_parens_match(text: str) -> bool:
 
 # -- static findings -----------------------------------------------------------
 
-def verify_settings(script: str, select: Optional[Sequence[str]] = None) -> Settings:
-    """The project's settings for ``script``, with preview rules on (verification wants them all)."""
+def verify_settings(script: str, select: Optional[Sequence[str]] = None,
+                    confidence: Optional[str] = None) -> Settings:
+    """The settings ``nanlint check`` gives ``script``: the same configuration file, rules, confidence, ``fix-eps``
+    and ``max-grad-norm``; ``select`` and ``confidence`` act as ``check --select`` / ``--confidence`` do."""
     from ..request import Overrides, SettingsResolver
 
-    overrides = Overrides(select=tuple(select) if select is not None else None, preview=True)
+    overrides = Overrides(select=tuple(select) if select is not None else None, confidence=confidence)
     try:
         return SettingsResolver(overrides).for_path(script)
     except ConfigError as exc:
@@ -171,9 +174,12 @@ def load_source(path: str, display: str, settings: Settings) -> Optional[SourceF
     text, _, error = read_source(path)
     if error is not None or text is None:
         return None
-    result = lint_path(path, LintRequest(settings.rules_for(path), settings.precision), display)
-    findings = [f for f in result.findings if f.code not in NON_RUNTIME_CODES]
-    return SourceFile(norm_path(path), display, text, findings)
+    from ..request import build_request
+
+    result = lint_path(path, build_request(settings, path), display)
+    runtime = [f for f in result.findings if f.code not in NON_RUNTIME_CODES]
+    shown = [f for f in runtime if at_least(f.confidence, settings.confidence)]
+    return SourceFile(norm_path(path), display, text, shown, [f for f in runtime if f not in shown])
 
 
 def display_path(path: str) -> str:
@@ -233,6 +239,20 @@ def instrument(text: str, filename: str, probes: Iterable[tuple[int, Span]]) -> 
 
 # -- fixed sources ---------------------------------------------------------------
 
+def _call_end(text: str, position: int) -> Optional[int]:
+    """The offset just after the ``)`` that closes the call whose arguments continue at ``position``."""
+    depth = 1
+    for index in range(position, min(len(text), position + 2000)):
+        char = text[index]
+        if char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+            if depth == 0:
+                return index + 1
+    return None
+
+
 def map_span(old: SourceFile, new: SourceFile, span: Span) -> Optional[Span]:
     """Where the code of ``span`` in ``old`` is in ``new`` (a fixed version), or None when the fix removed it."""
     needle = old.text_of(span)
@@ -244,17 +264,26 @@ def map_span(old: SourceFile, new: SourceFile, span: Span) -> Optional[Span]:
         if a0 <= span.line - 1 < a1:
             expected = b0 + 1 + min(span.line - 1 - a0, max(b1 - b0 - 1, 0))
             break
-    starts: list[int] = []
+    starts: list[tuple[int, int]] = []  # (start, end) of each occurrence
     position = new.text.find(needle)
     while position != -1:
-        starts.append(position)
+        starts.append((position, position + len(needle)))
         position = new.text.find(needle, position + 1)
+    if not starts and needle.endswith(")"):
+        # a fix may add a keyword argument to the call the site names (`x.std(dim=0)` -> `x.std(dim=0,
+        # correction=0)`): the same call, found by its text up to the closing parenthesis
+        head = needle[:-1].rstrip()
+        position = new.text.find(head)
+        while position != -1:
+            end = _call_end(new.text, position + len(head))
+            if end is not None and new.text[position + len(head):end - 1].lstrip().startswith(","):
+                starts.append((position, end))
+            position = new.text.find(head, position + 1)
     best: Optional[tuple[int, int, Span]] = None
-    for start in starts:
+    for start, end in starts:
         line = new.text.count("\n", 0, start) + 1
         line_start = new.text.rfind("\n", 0, start) + 1
         col = len(new.text[line_start:start].encode("utf-8"))
-        end = start + len(needle)
         end_line = new.text.count("\n", 0, end) + 1
         end_line_start = new.text.rfind("\n", 0, end) + 1
         end_col = len(new.text[end_line_start:end].encode("utf-8"))

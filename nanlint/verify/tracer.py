@@ -40,8 +40,8 @@ _VERIFY_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _STDLIB_SKIP = {os.path.abspath(contextlib.__file__)}
 _HAS_POSITIONS = sys.version_info >= (3, 11)
 
-# code object -> normalised path of user code, or "" for torch/nanlint/stdlib glue
-_CODE_PATH: dict[CodeType, str] = {}
+# (code object, its file name) -> normalised path of user code, or "" for torch/nanlint/stdlib glue
+_CODE_PATH: dict[tuple[CodeType, str], str] = {}
 _CODE_POSITIONS: dict[CodeType, list] = {}
 
 # Calls that read metadata, convert to Python, or cannot make a value: never checked.
@@ -103,7 +103,10 @@ class WindowResult:
 
 
 def _code_path(code: CodeType) -> str:
-    path = _CODE_PATH.get(code)
+    # keyed with the file name: code objects compare equal across files (CPython's code equality ignores
+    # co_filename), so two files holding the same function would share one entry
+    key = (code, code.co_filename)
+    path = _CODE_PATH.get(key)
     if path is None:
         filename = code.co_filename
         absolute = os.path.abspath(filename) if not filename.startswith("<") else filename
@@ -112,7 +115,7 @@ def _code_path(code: CodeType) -> str:
             path = ""
         else:
             path = norm_path(filename) if not filename.startswith("<") else filename
-        _CODE_PATH[code] = path
+        _CODE_PATH[key] = path
     return path
 
 
@@ -207,6 +210,8 @@ class Tracer(TorchFunctionMode):
         super().__init__()
         self.enabled = False
         self.injector: Any = None
+        self.problems: list[str] = []  # the tracer's own failures (the first few), for the report's notes
+        self.problem_count = 0
         self._window = 0
         self._info: dict[Any, _FuncInfo] = {}
         self._reset()
@@ -242,28 +247,55 @@ class Tracer(TorchFunctionMode):
             info = self._info[func] = _FuncInfo(func)
         if info.skip:
             return func(*args, **kwargs)
-        site = user_site(sys._getframe(1))
+        try:
+            site = user_site(sys._getframe(1))
+        except Exception as exc:  # noqa: BLE001  # the tracer's failure is never the script's
+            self._problem("locating the caller", info, exc)
+            site = None
         if site is None:
             return func(*args, **kwargs)
         injector = self.injector
         if injector is not None and injector.armed:
-            args, kwargs = injector.before(info, args, kwargs, site)
+            try:
+                args, kwargs = injector.before(info, args, kwargs, site)
+            except Exception as exc:  # noqa: BLE001
+                self._problem("injecting", info, exc)
         grad_mode = torch.is_grad_enabled()
         torch._C._set_grad_enabled(False)
         try:
             inputs = self._inputs(info, args, kwargs)  # before the call: an in-place op changes its input
+        except Exception as exc:  # noqa: BLE001
+            self._problem("reading the inputs of", info, exc)
+            inputs = None
         finally:
             torch._C._set_grad_enabled(grad_mode)
         out = func(*args, **kwargs)
         if injector is not None and injector.armed:
-            out = injector.after(info, out, site)
-        grad_mode = torch.is_grad_enabled()  # again: the call may have been `torch._C._set_grad_enabled` itself
+            try:
+                out = injector.after(info, out, site)
+            except Exception as exc:  # noqa: BLE001
+                self._problem("injecting", info, exc)
+        if inputs is None:
+            return out
+        after_mode = torch.is_grad_enabled()  # again: the call may have been `torch._C._set_grad_enabled` itself
         torch._C._set_grad_enabled(False)
         try:
-            self._record(info, args, kwargs, out, site, inputs)
+            # an op run under no_grad creates no autograd node: nothing to stamp (and reading ``grad_fn`` of a
+            # view made under no_grad can raise, as ``nn.Embedding(padding_idx=...)`` does at construction)
+            self._record(info, args, kwargs, out, site, inputs, grad_mode and after_mode)
+        except Exception as exc:  # noqa: BLE001
+            self._problem("recording", info, exc)
         finally:
-            torch._C._set_grad_enabled(grad_mode)
+            torch._C._set_grad_enabled(after_mode)
         return out
+
+    def _problem(self, doing: str, info: _FuncInfo, exc: BaseException) -> None:
+        """The tracer's own failure: counted and reported as a verifier note, never raised into the script."""
+        self.problem_count += 1
+        if len(self.problems) < 3:
+            text = f"{doing} `{info.name}`: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            if text not in self.problems:
+                self.problems.append(text)
 
     def _mag(self, tensor: torch.Tensor) -> int:
         """Index of ``|tensor|.max()`` in the window's values; -1 for an empty tensor (nothing non-finite)."""
@@ -302,7 +334,7 @@ class Tracer(TorchFunctionMode):
         return inputs
 
     def _record(self, info: _FuncInfo, args: tuple, kwargs: dict, out: Any, site: Site,
-                inputs: list[tuple[int, int]]) -> None:
+                inputs: list[tuple[int, int]], graph: bool = True) -> None:
         outputs = list(_float_tensors(out))
         if info.inplace and args:
             outputs.extend(t for t in _float_tensors(args[0]) if not any(o is t for o in outputs))
@@ -324,8 +356,13 @@ class Tracer(TorchFunctionMode):
             self._producers[id(tensor)] = (weakref.ref(tensor), mag, index)
         deliberate = _has_inf_number(args) or _has_inf_number(list(kwargs.values()))
         self._ops.append((info.name, site.span, dtypes, inputs, out_mags, deliberate))
+        if not graph:
+            return
         for tensor in outputs:
-            node = tensor.grad_fn
+            try:
+                node = tensor.grad_fn
+            except RuntimeError:  # a view whose autograd history torch refuses to rebuild: not an origin of ours
+                continue
             if node is not None:
                 self._tag(node, index, (info.name, site.span))
 
@@ -351,6 +388,14 @@ class Tracer(TorchFunctionMode):
         def hook(grad_inputs: tuple, grad_outputs: tuple) -> None:
             if window != self._window or not self.enabled:
                 return
+            try:
+                record(grad_inputs, grad_outputs)
+            except Exception as exc:  # noqa: BLE001  # never break the user's backward pass
+                self.problem_count += 1
+                if len(self.problems) < 3:
+                    self.problems.append(f"hooking the backward of {name}: {type(exc).__name__}: {exc}")
+
+        def record(grad_inputs: tuple, grad_outputs: tuple) -> None:
             with torch._C.DisableTorchFunction(), torch.no_grad():
                 produced = [self._mag(g) for g in grad_inputs
                             if isinstance(g, torch.Tensor) and (g.is_floating_point() or g.is_complex())]

@@ -1,0 +1,294 @@
+"""The analysis's shared vocabulary: op tables, the records rules get back (zero sources, probabilities,
+counts, bounds) and the small syntactic helpers every question uses. One table of op names, not copies."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Optional
+
+import libcst as cst
+
+from ..names import dotted_name, match_call
+from ..scope import Scope
+
+if TYPE_CHECKING:
+    from ..facts import Facts
+
+_MAX_DEPTH = 16
+
+# What a norm is, whatever it is called.
+NORM_OPS = frozenset({"norm", "linalg.norm", "linalg.vector_norm", "linalg.matrix_norm", "dist"})
+# Reshaping and casting: the value (and whether it can be zero) is unchanged.
+TRANSPARENT_OPS = frozenset({
+    "detach", "unsqueeze", "squeeze", "view", "view_as", "reshape", "reshape_as", "expand", "expand_as",
+    "to", "float", "double", "half", "bfloat16", "type", "type_as", "contiguous", "clone", "flatten",
+    "permute", "transpose", "t", "item", "repeat", "repeat_interleave", "broadcast_to", "squeeze_",
+    "unsqueeze_", "cpu", "cuda", "movedim", "swapaxes", "mT", "T", "narrow", "select", "index_select",
+    "gather", "chunk", "split",
+})
+REDUCE_OPS = frozenset({"sum", "mean", "nansum", "nanmean"})
+# Tensor factories: their results never require grad (unless asked to).
+_FACTORIES = frozenset({
+    "arange", "linspace", "logspace", "ones", "zeros", "full", "eye", "tensor", "as_tensor", "meshgrid",
+    "ones_like", "zeros_like", "full_like", "randn", "rand", "randint", "empty",
+})
+
+# Kinds of zero, grouped by the rules that care about them.
+NORM_KINDS = frozenset({"norm", "hand-written norm"})
+STD_KINDS = frozenset({"standard deviation", "square root of a variance"})
+SQUARE_KINDS = frozenset({
+    "variance", "sum of squares", "mean of squares", "MSE", "squared difference", "square",
+    "one minus a squared cosine",
+})
+
+
+@dataclass(frozen=True)
+class ZeroSource:
+    """Why an expression can be exactly zero: ``kind`` and the node that makes it so."""
+
+    kind: str
+    node: cst.CSTNode
+
+    @property
+    def described(self) -> str:
+        """``a norm``, ``an MSE``: the kind with its article, for messages."""
+        vowel = self.kind[0] in "aeiouAEIMU" and not self.kind.startswith("one ")
+        return ("an " if vowel else "a ") + self.kind
+
+
+@dataclass(frozen=True)
+class At:
+    """Where an expression is read: the scope and the walk order of the reading."""
+
+    scope: Scope
+    order: int
+
+
+def _literal_index(expr: cst.Subscript) -> Optional[int]:
+    if len(expr.slice) != 1:
+        return None
+    element = expr.slice[0].slice
+    if isinstance(element, cst.Index) and isinstance(element.value, cst.Integer):
+        return int(element.value.value)
+    return None
+
+
+def _same_code(a: cst.BaseExpression, b: cst.BaseExpression) -> bool:
+    return a.deep_equals(b) if type(a) is type(b) else False
+
+
+def _is_difference(expr: cst.BaseExpression, facts: "Optional[Facts]" = None, at: Optional[At] = None) -> bool:
+    if isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, cst.Subtract):
+        return True
+    if facts is not None and at is not None and isinstance(expr, cst.Name):
+        value, _ = facts.resolve(expr, at)
+        return isinstance(value, cst.BinaryOperation) and isinstance(value.operator, cst.Subtract)
+    if isinstance(expr, cst.Call):  # torch.sub(a, b) / a.sub(b)
+        func = expr.func
+        return isinstance(func, cst.Attribute) and func.attr.value in ("sub", "subtract")
+    return False
+
+
+# -- probabilities, counts, bounds: records and vocabularies (NAN103/104/203/301-304) --
+@dataclass(frozen=True)
+class Probability:
+    """A value known to be a probability: ``kind`` softmax / sigmoid / normalised / hand-written softmax.
+
+    ``node`` is the call (or division) that produced it and ``at`` where it was evaluated.
+    ``direct``: the value *is* that call's result, reached only through names (``log`` of it can be
+    rewritten to ``log_softmax`` / ``logsigmoid``); ``complement``: the value is ``1 - sigmoid(x)``.
+    ``zero`` / ``one``: whether it can be exactly 0 / 1 (underflow, saturation) after any clamp seen.
+    ``module``: produced by an ``nn.Softmax`` / ``nn.Sigmoid`` module call.
+    """
+
+    kind: str
+    node: cst.CSTNode
+    at: At
+    direct: bool
+    zero: bool = True
+    one: bool = True
+    module: bool = False
+    complement: bool = False
+
+    def derived(self, zero: Optional[bool] = None, one: Optional[bool] = None) -> "Probability":
+        return Probability(self.kind, self.node, self.at, False, self.zero if zero is None else zero,
+                           self.one if one is None else one, self.module, False)
+
+
+@dataclass(frozen=True)
+class Count:
+    """A number of selected items (``kind``) computed by ``node``; ``names`` are what a guard would test;
+    ``origin`` the names the mask or selection was built from; ``tensor``: still a tensor
+    (``.clamp_min(1)`` applies), not a Python number."""
+
+    kind: str
+    node: cst.CSTNode
+    names: frozenset
+    origin: frozenset
+    tensor: bool
+
+    def with_names(self, extra: set) -> "Count":
+        return Count(self.kind, self.node, self.names | (frozenset(extra) - {""}), self.origin, self.tensor)
+
+    def as_number(self) -> "Count":
+        return Count(self.kind, self.node, self.names, self.origin, False)
+
+
+@dataclass(frozen=True)
+class Bound:
+    """An upper bound of an exp argument; ``shifted``: ``x - max(x)`` or a log-probability (its maximum
+    term is 1, so a sum of its exps can neither overflow nor underflow to 0)."""
+
+    value: float
+    shifted: bool = False
+
+
+SOFTMAX_OPS = frozenset({"softmax", "F.softmax", "special.softmax"})
+SIGMOID_OPS = frozenset({"sigmoid", "F.sigmoid", "special.expit"})
+_PROBABILITY_MODULES = {"nn.Softmax": "softmax", "nn.Softmax2d": "softmax", "nn.Sigmoid": "sigmoid"}
+_VALUE_COMPARISONS = (cst.Equal, cst.NotEqual, cst.LessThan, cst.LessThanEqual, cst.GreaterThan,
+                      cst.GreaterThanEqual)
+_MASK_OPS = frozenset({
+    "eq", "ne", "gt", "ge", "lt", "le", "greater", "greater_equal", "less", "less_equal", "not_equal",
+    "isfinite", "isnan", "isinf", "isneginf", "isposinf", "isin", "isclose", "logical_and", "logical_or",
+    "logical_not", "logical_xor", "bool", "bernoulli",
+})
+_CASTS = frozenset({"float", "long", "int", "bool", "to", "type", "type_as", "half", "double", "short", "byte"})
+_MODULE_CASTS = frozenset({"to", "cuda", "cpu", "half", "float", "double", "bfloat16", "train", "eval",
+                           "requires_grad_", "type"})
+_NEVER_ZERO_FACTORIES = frozenset({"ones", "ones_like", "new_ones"})
+# parameter names that mean a probability in [0, 1] (the name prior of docs/analysis.md)
+PROBABILITY_NAME = re.compile(r"^(p|probs?|probas?|probabilit(?:y|ies)|\w+_probs?|probs?_\w+|\w+_proba)$")
+_MASK_NAME = re.compile(r"(?i)(?:^|_)masks?(?:_|$)")
+_LOG_PROBABILITY_OPS = frozenset({
+    "log_softmax", "F.log_softmax", "special.log_softmax", "F.logsigmoid",
+})
+_UNIT_BOUNDED_OPS = frozenset({
+    "sigmoid", "F.sigmoid", "special.expit", "tanh", "F.tanh", "cos", "sin", "softmax", "F.softmax",
+    "special.softmax", "F.hardtanh", "F.cosine_similarity", "cosine_similarity", "F.hardsigmoid",
+})
+_NON_NEGATIVE_OPS = frozenset({
+    "abs", "absolute", "F.relu", "relu", "relu_", "F.relu6", "square", "exp", "F.softplus", "sqrt", "cdist",
+    "F.pairwise_distance", "pairwise_distance", "F.pdist", "pdist", "sigmoid", "F.sigmoid", "softmax",
+    "F.softmax", "numel", "count_nonzero", *NORM_OPS,
+})
+
+
+def _function_scope(scope: Scope) -> Scope:
+    while scope.kind == "class" and scope.parent is not None:
+        scope = scope.parent
+    return scope
+
+
+def names_in(expr: cst.CSTNode) -> frozenset:
+    """Every name and dotted name in an expression (``self.mask`` gives ``self.mask`` and ``self``)."""
+    found: set[str] = set()
+    stack: list[cst.CSTNode] = [expr]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, cst.Name):
+            found.add(node.value)
+        elif isinstance(node, cst.Attribute):
+            dotted = dotted_name(node)
+            if dotted is not None:
+                found.add(dotted)
+        elif isinstance(node, cst.SimpleString):
+            text = _string_value(node)
+            if text is not None and text.isidentifier():
+                found.add(text)  # ``batch["attention_mask"]``
+        stack.extend(node.children)
+    return frozenset(found - {"self", "cls", "torch", "F", "nn", "None", "True", "False"})
+
+
+def _squared_base(expr: cst.BaseExpression, facts: "Facts", at: At) -> Optional[cst.BaseExpression]:
+    """``c`` for ``c ** 2`` / ``c * c`` / ``c.pow(2)`` / ``c.square()``."""
+    if isinstance(expr, cst.BinaryOperation):
+        if isinstance(expr.operator, cst.Power) and facts.literal(expr.right, at) == 2:
+            return expr.left
+        if isinstance(expr.operator, cst.Multiply) and _same_code(expr.left, expr.right):
+            return expr.left
+    if isinstance(expr, cst.Call):
+        tc = match_call(expr, facts.imports)
+        if tc is not None and tc.operand is not None and (
+                tc.key in ("square",) or tc.key == "pow" and facts.literal(tc.argument("exponent", 0), at) == 2):
+            return tc.operand
+    return None
+
+
+COSINE_NAME = re.compile(r"(^|_)(cos|cosine|cos_theta|cosines|sim|similarity|cos_sim)($|_)", re.I)
+
+
+def _cosine_like(expr: cst.BaseExpression, facts: "Facts", at: At) -> bool:
+    """A cosine by provenance (``F.cosine_similarity``) or by name (``cos``, ``cosine``, ``sim``)."""
+    value, where = facts.resolve(expr, at)
+    if isinstance(value, cst.Call):
+        tc = match_call(value, facts.imports)
+        if tc is not None and tc.key in ("F.cosine_similarity", "cosine_similarity"):
+            return True
+    name = expr.value if isinstance(expr, cst.Name) else expr.attr.value if isinstance(expr, cst.Attribute) else ""
+    return bool(name) and COSINE_NAME.search(name) is not None
+
+
+def guard_names(test: cst.BaseExpression) -> frozenset:
+    """Names a condition tests for emptiness or zero: ``n > 0``, ``if n``, ``mask.any()``,
+    ``mask.sum() == 0``, ``len(idx)``, ``x.numel()``, ``x.shape[0]``. ``x is None``,
+    ``isinstance(x, T)`` and ``labels.dim() == 2`` say nothing about a count and are left out."""
+    if isinstance(test, cst.BooleanOperation):
+        return guard_names(test.left) | guard_names(test.right)
+    if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
+        return guard_names(test.expression)
+    if isinstance(test, cst.Comparison):
+        if any(isinstance(t.operator, (cst.Is, cst.IsNot, cst.In, cst.NotIn)) for t in test.comparisons):
+            return frozenset()
+        found = _guard_operand(test.left)
+        for target in test.comparisons:
+            found |= _guard_operand(target.comparator)
+        return found
+    return _guard_operand(test)
+
+
+_COUNTING_METHODS = frozenset({
+    "any", "all", "sum", "numel", "nelement", "nonzero", "count_nonzero", "item", "size", "max", "min", "bool",
+})
+
+
+def _guard_operand(expr: cst.BaseExpression) -> frozenset:
+    if isinstance(expr, cst.Name):
+        return frozenset({expr.value})
+    if isinstance(expr, cst.NamedExpr):  # ``if (n := mask.sum()) > 0:``
+        return _guard_operand(expr.target) | _guard_operand(expr.value)
+    if isinstance(expr, cst.Attribute):
+        if expr.attr.value == "shape":
+            return names_in(expr.value)
+        dotted = dotted_name(expr)
+        return frozenset({dotted}) if dotted is not None else frozenset()
+    if isinstance(expr, cst.Subscript):
+        return _guard_operand(expr.value)
+    if isinstance(expr, cst.UnaryOperation):
+        return _guard_operand(expr.expression)
+    if isinstance(expr, cst.BinaryOperation):
+        return _guard_operand(expr.left) | _guard_operand(expr.right)
+    if isinstance(expr, cst.Call):
+        func = expr.func
+        first = expr.args[0].value if expr.args else None
+        if isinstance(func, cst.Name) and func.value in ("len", "bool", "int", "float", "any", "all"):
+            return names_in(first) if first is not None else frozenset()
+        if isinstance(func, cst.Attribute) and func.attr.value in _COUNTING_METHODS:
+            found = names_in(func.value)
+            return found | names_in(first) if first is not None else found
+    return frozenset()
+
+
+def _string_index(expr: cst.Subscript) -> Optional[str]:
+    if len(expr.slice) != 1 or not isinstance(expr.slice[0].slice, cst.Index):
+        return None
+    value = expr.slice[0].slice.value
+    return _string_value(value) if isinstance(value, cst.SimpleString) else None
+
+
+def _string_value(node: cst.SimpleString) -> Optional[str]:
+    try:
+        text = node.evaluated_value
+    except Exception:  # an escape sequence ``ast.literal_eval`` rejects
+        return None
+    return text if isinstance(text, str) else None

@@ -1,0 +1,252 @@
+"""Can a value be exactly zero, and what kind of zero is it (a norm, a variance, an MSE...)?"""
+from __future__ import annotations
+
+from typing import Optional
+
+import libcst as cst
+
+from ..names import match_call
+from ..scope import Binding
+from .vocabulary import At, NORM_KINDS, NORM_OPS, REDUCE_OPS, SQUARE_KINDS, TRANSPARENT_OPS, ZeroSource, _FACTORIES, _MAX_DEPTH, _cosine_like, _is_difference, _literal_index, _same_code, _squared_base
+
+
+class ZeroSources:
+    """Can a value be exactly zero, and what kind of zero is it (a norm, a variance, an MSE...)?"""
+    # -- zero sources ---------------------------------------------------
+    def zero_source(self, expr: cst.BaseExpression, at: At, depth: int = 0) -> Optional[ZeroSource]:
+        if depth > _MAX_DEPTH:
+            return None
+        d = depth + 1
+        if isinstance(expr, (cst.Name, cst.Attribute)):
+            b = self.binding(expr, at)
+            if b is None or b.value is None:
+                return None
+            where = At(b.scope, b.order)
+            if b.operator is not None:
+                if isinstance(b.operator, cst.AddAssign) and self.is_positive(b.value, where):
+                    return None
+                if isinstance(b.operator, (cst.MultiplyAssign, cst.DivideAssign)) and b.previous is not None:
+                    return self._binding_source(b.previous, d)
+                return None
+            return self._binding_source(b, d)
+        if isinstance(expr, cst.Subscript):
+            index = _literal_index(expr)
+            if index is not None:
+                source = self._element_source(expr.value, index, at, d)
+                if source is not None:
+                    return source
+            return self.zero_source(expr.value, at, d)
+        if isinstance(expr, cst.Call):
+            return self._call_source(expr, at, d)
+        if isinstance(expr, cst.BinaryOperation):
+            return self._binary_source(expr, at, d)
+        return None
+
+    def _binding_source(self, b: Binding, depth: int) -> Optional[ZeroSource]:
+        if b.value is None:
+            return None
+        where = At(b.scope, b.order)
+        if b.index is not None:
+            return self._element_source(b.value, b.index, where, depth)
+        if b.is_parameter:
+            return None  # a default argument is not the value the caller passes
+        return self.zero_source(b.value, where, depth)
+
+    def _element_source(self, expr: cst.BaseExpression, index: int, at: At, depth: int) -> Optional[ZeroSource]:
+        """``torch.std_mean(x)[0]`` / ``std, mean = torch.std_mean(x)`` / ``a, b = x.norm(), y``."""
+        value, where = self.resolve(expr, at)
+        if isinstance(value, (cst.Tuple, cst.List)):
+            elements = value.elements
+            if index < len(elements) and not any(isinstance(e, cst.StarredElement) for e in elements):
+                return self.zero_source(elements[index].value, where, depth)
+            return None
+        found = self.call(expr, at)
+        if found is None:
+            return None
+        tc, _ = found
+        if tc.key == "std_mean" and index == 0:
+            return ZeroSource("standard deviation", tc.node)
+        if tc.key == "var_mean" and index == 0:
+            return ZeroSource("variance", tc.node)
+        return None
+
+    def _call_source(self, call: cst.Call, at: At, depth: int) -> Optional[ZeroSource]:
+        criterion = self._criterion_source(call, at)
+        if criterion is not None:
+            return criterion
+        tc = match_call(call, self.imports)
+        if tc is None:
+            return None
+        key = tc.key
+        operand = tc.operand
+        if key in NORM_OPS:
+            return ZeroSource("norm", call)
+        if key == "std":
+            return ZeroSource("standard deviation", call)
+        if key == "var":
+            return ZeroSource("variance", call)
+        if key in ("F.mse_loss",):
+            return ZeroSource("MSE", call)
+        if operand is None:
+            return None
+        if key in TRANSPARENT_OPS or key in ("abs", "absolute"):
+            if key in ("abs", "absolute"):
+                inner = self.zero_source(operand, at, depth)
+                return inner
+            return self.zero_source(operand, at, depth)
+        if key in ("clamp", "clip", "clamp_min", "maximum", "fmax", "clamp_", "clamp_min_"):
+            if self.clamp_guard(tc, at):
+                return None
+            return self.zero_source(operand, at, depth)
+        if key in ("square", "square_"):
+            return self._square_of(operand, call, at, depth)
+        if key == "pow" or key == "float_power":
+            exponent = self.literal(tc.argument("exponent", 0), at)
+            return self._power_source(operand, exponent, call, at, depth)
+        if key in ("sqrt", "sqrt_"):
+            return self._sqrt_of(operand, call, at, depth)
+        if key in REDUCE_OPS:
+            inner = self.zero_source(operand, at, depth)
+            if inner is None:
+                return None
+            if inner.kind == "weighted square":
+                return ZeroSource("sum of squares", call)
+            if inner.kind in ("square", "squared difference", "sum of squares", "mean of squares"):
+                if key in ("mean", "nanmean") and inner.kind == "squared difference":
+                    return ZeroSource("variance", call)  # ((x - mu) ** 2).mean()
+                return ZeroSource("mean of squares" if "mean" in key else "sum of squares", call)
+            if inner.kind in ("norm", "variance", "standard deviation", "MSE"):
+                return ZeroSource(inner.kind, call)
+            return None
+        return None
+
+    def _criterion_source(self, call: cst.Call, at: At) -> Optional[ZeroSource]:
+        """``criterion(pred, target)`` where ``criterion = nn.MSELoss()``."""
+        if not isinstance(call.func, (cst.Name, cst.Attribute)) or self.imports.is_module(call.func):
+            return None
+        target, _ = self.resolve(call.func, at)
+        if target is not call.func and isinstance(target, cst.Call):
+            tc = match_call(target, self.imports)
+            if tc is not None and tc.key == "nn.MSELoss":
+                return ZeroSource("MSE", call)
+        return None
+
+    def _binary_source(self, expr: cst.BinaryOperation, at: At, depth: int) -> Optional[ZeroSource]:
+        op = expr.operator
+        if isinstance(op, cst.Power):
+            return self._power_source(expr.left, self.literal(expr.right, at), expr, at, depth)
+        if isinstance(op, cst.Add):
+            if self.is_positive(expr.left, at) or self.is_positive(expr.right, at):
+                return None
+            left = self.zero_source(expr.left, at, depth)
+            right = self.zero_source(expr.right, at, depth)
+            if left and right and left.kind in SQUARE_KINDS | NORM_KINDS and right.kind in SQUARE_KINDS | NORM_KINDS:
+                return ZeroSource("sum of squares", expr)
+            return None
+        if isinstance(op, cst.Multiply):
+            if _same_code(expr.left, expr.right):
+                return ZeroSource(
+                    "squared difference" if _is_difference(expr.left) else "square", expr
+                )
+            for factor, weight in ((expr.left, expr.right), (expr.right, expr.left)):
+                inner = self.zero_source(factor, at, depth) if isinstance(factor, cst.BinaryOperation) else None
+                if inner is not None and inner.kind in ("square", "squared difference") \
+                        and self.literal(weight, at) is None:
+                    return ZeroSource("weighted square", expr)  # ``x * x * w``: a weighted second moment
+            left_const = self.literal(expr.left, at)
+            right_const = self.literal(expr.right, at)
+            if right_const is not None and right_const > 0:
+                return self.zero_source(expr.left, at, depth)
+            if left_const is not None and left_const > 0:
+                return self.zero_source(expr.right, at, depth)
+            return None
+        if isinstance(op, cst.Divide):
+            denominator = self.literal(expr.right, at)
+            inner = self.zero_source(expr.left, at, depth)
+            if inner is None:
+                return None
+            if inner.kind == "sum of squares" and denominator is None:
+                return ZeroSource("mean of squares", expr)
+            return ZeroSource(inner.kind, expr)
+        if isinstance(op, cst.Subtract):
+            # E[x^2] - E[x]^2: a variance that rounding can even make negative
+            if self.literal(expr.left, at) == 1.0:
+                base = _squared_base(expr.right, self, at)
+                if base is not None and _cosine_like(base, self, at):
+                    return ZeroSource("one minus a squared cosine", expr)  # sin(theta) at parallel vectors
+            left = self.zero_source(expr.left, at, depth)
+            right = self.zero_source(expr.right, at, depth)
+            if left and right and left.kind in ("mean of squares", "sum of squares") and right.kind == "square":
+                return ZeroSource("variance", expr)
+            return None
+        return None
+
+    def _power_source(self, base: cst.BaseExpression, exponent: Optional[float], node: cst.CSTNode,
+                      at: At, depth: int) -> Optional[ZeroSource]:
+        if exponent is None:
+            return None
+        if exponent == 2:
+            return self._square_of(base, node, at, depth)
+        if exponent == 0.5:
+            return self._sqrt_of(base, node, at, depth)
+        return None
+
+    def _square_of(self, base: cst.BaseExpression, node: cst.CSTNode, at: At, depth: int) -> ZeroSource:
+        return ZeroSource("squared difference" if _is_difference(base, self, at) else "square", node)
+
+    def _sqrt_of(self, operand: cst.BaseExpression, node: cst.CSTNode, at: At, depth: int) -> Optional[ZeroSource]:
+        inner = self.zero_source(operand, at, depth)
+        if inner is None:
+            return None
+        if inner.kind in ("variance",):
+            return ZeroSource("square root of a variance", node)
+        if inner.kind in ("sum of squares", "mean of squares", "square", "squared difference"):
+            return ZeroSource("hand-written norm", node)
+        if inner.kind == "MSE":
+            return ZeroSource("hand-written norm", node)
+        return None
+
+    def sqrt_hazard(self, operand: cst.BaseExpression, at: At) -> Optional[ZeroSource]:
+        """The zero source of a sqrt/rsqrt argument, when it is one of the squared kinds."""
+        inner = self.zero_source(operand, at)
+        if inner is not None and inner.kind in SQUARE_KINDS and not self.is_constant(operand, at):
+            return inner
+        return None
+
+    def is_constant(self, expr: cst.BaseExpression, at: At, depth: int = 0) -> bool:
+        """Built only from literals and factory calls (``arange``, ``linspace``...): no gradient flows.
+
+        ``torch.arange(n) ** 2 + ...`` grids never require grad, so an infinite
+        derivative there can never be taken.
+        """
+        if depth > _MAX_DEPTH:
+            return False
+        d = depth + 1
+        if isinstance(expr, (cst.Integer, cst.Float)):
+            return True
+        if isinstance(expr, (cst.Name, cst.Attribute)):
+            b = self.binding(expr, at)
+            if b is None or b.value is None or b.is_parameter or b.operator is not None:
+                return False
+            return self.is_constant(b.value, At(b.scope, b.order), d)
+        if isinstance(expr, cst.UnaryOperation):
+            return self.is_constant(expr.expression, at, d)
+        if isinstance(expr, cst.BinaryOperation):
+            return self.is_constant(expr.left, at, d) and self.is_constant(expr.right, at, d)
+        if isinstance(expr, cst.Subscript):
+            return self.is_constant(expr.value, at, d)
+        if isinstance(expr, cst.Call):
+            tc = match_call(expr, self.imports)
+            if tc is None:
+                return False
+            if tc.keyword("requires_grad") is not None:
+                return False
+            if not tc.is_method and tc.key in _FACTORIES:
+                return True
+            if tc.key in ("cat", "stack", "concat") and isinstance(tc.operand, (cst.Tuple, cst.List)):
+                return all(self.is_constant(e.value, at, d) for e in tc.operand.elements)
+            if tc.operand is not None and (tc.key in TRANSPARENT_OPS or tc.key in REDUCE_OPS or tc.key in (
+                    "pow", "square", "abs", "float", "repeat_interleave")):
+                return self.is_constant(tc.operand, at, d)
+        return False
+

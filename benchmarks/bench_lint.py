@@ -27,6 +27,13 @@ Configurations (whole corpus, and the timm slice):
 The findings of cold, warm and plain runs are compared (JSON output) and the
 table says whether they are identical. Targets (issue 6): cold <= 0.35 x the bare
 two-process parse, warm <= 5 % of cold, peak RSS not growing with the number of files.
+
+Then the issue 15 table, measured in the same run for this tree and, with ``--baseline DIR``, another
+nanlint source tree (``git archive main nanlint | tar -x -C DIR``): ``nanlint --version`` and ``rules``
+start-up, the pre-commit hook's second run with one changed file, a warm timm run interleaved with ruff's
+default rules ``--no-cache``, cold over the bare parse, and the language server typing 30 keystrokes into a
+2,026-line file 100 ms and 50 ms apart (latency p50/p95, publishes, diagnostics at rest = ``nanlint check``).
+``--quick`` (timm only, no TorchFix) takes a few minutes; ``--lean`` drops the lever rows and the plain path.
 """
 from __future__ import annotations
 
@@ -48,7 +55,7 @@ REPO = HERE.parent
 PACKAGES = ("diffusers", "pytorch_lightning", "timm", "transformers")
 SEED_RULES = "NAN101,NAN102,NAN201,NAN202,NAN601,NAN602"
 TOOLS = Path(tempfile.gettempdir()) / "nanlint-bench"
-RUFF_VERSION = "0.17.5"
+RUFF_VERSION = "0.17.6"
 
 
 # -- helpers that run inside the measured processes --------------------------------------------------
@@ -171,6 +178,197 @@ class Row:
                 f"{max(r.max_rss_kb for r in self.runs) / 1024:.0f}", ratio, self.note]
 
 
+# -- the language server ---------------------------------------------------------------------------------
+LSP_FILE = "transformers/transformers/models/wav2vec2/modeling_wav2vec2.py"  # 2,026 lines
+
+
+class LspSession:
+    """A minimal LSP client over stdio that timestamps every message the server sends."""
+
+    def __init__(self, command: list[str], env: dict[str, str], cwd: str) -> None:
+        import threading
+
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=subprocess.DEVNULL, env=env, cwd=cwd)
+        self.messages: list[tuple[float, dict]] = []
+        self.lock = threading.Lock()
+        self.next_id = 0
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        stream = self.process.stdout
+        assert stream is not None
+        while True:
+            length = 0
+            while True:
+                line = stream.readline()
+                if not line:
+                    return
+                if line in (b"\r\n", b"\n"):
+                    break
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            message = json.loads(stream.read(length))
+            with self.lock:
+                self.messages.append((time.perf_counter(), message))
+
+    def send(self, message: dict) -> float:
+        body = json.dumps(message).encode()
+        assert self.process.stdin is not None
+        sent = time.perf_counter()
+        self.process.stdin.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        self.process.stdin.flush()
+        return sent
+
+    def notify(self, method: str, params: dict) -> float:
+        return self.send({"jsonrpc": "2.0", "method": method, "params": params})
+
+    def request(self, method: str, params: dict, timeout: float = 60.0) -> dict:
+        self.next_id += 1
+        ident = self.next_id
+        self.send({"jsonrpc": "2.0", "id": ident, "method": method, "params": params})
+        return self.wait(lambda m: m.get("id") == ident, timeout)[1]
+
+    def wait(self, predicate, timeout: float = 60.0) -> tuple[float, dict]:
+        deadline = time.perf_counter() + timeout
+        while time.perf_counter() < deadline:
+            with self.lock:
+                for stamp, message in self.messages:
+                    if predicate(message):
+                        return stamp, message
+            time.sleep(0.002)
+        raise TimeoutError("no answer from the language server")
+
+    def publishes(self, uri: str) -> list[tuple[float, dict]]:
+        with self.lock:
+            return [(t, m["params"]) for t, m in self.messages
+                    if m.get("method") == "textDocument/publishDiagnostics" and m["params"]["uri"] == uri]
+
+    def close(self) -> None:
+        try:
+            self.request("shutdown", {}, timeout=10)
+            self.notify("exit", {})
+            self.process.wait(timeout=10)
+        except Exception:
+            self.process.kill()
+
+
+def lsp_typing(python: str, env: dict[str, str], work: Path, source: Path, edits: int = 30,
+               interval: float = 0.05, settle: float = 1.5) -> dict:
+    """Open a 2,000-line file in ``nanlint server`` and type ``edits`` keystrokes into one of its methods, one
+    every ``interval`` s (the first inserts a line ``_t = 1``, each next appends a digit: the text stays valid);
+    wait for the last version's diagnostics, then ``settle`` s for a confirmation.
+
+    A keystroke's latency is the time from sending it to the first publishDiagnostics for its version or a
+    later one (a superseded version is never published). Also returns the number of publishes after the
+    document was opened, and whether the diagnostics at rest equal `nanlint check` on the final text."""
+    import ast
+
+    folder = work / "lsp"
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / source.name
+    text = source.read_text(encoding="utf-8")
+    lines = text.split("\n")
+    middle = len(lines) // 2
+    at = next(i for i in range(middle, len(lines)) if lines[i].startswith("        ") and lines[i][8] != " "
+              and _parses("\n".join(lines[:i] + ["        _t = 1"] + lines[i:])))
+    target.write_text(text, encoding="utf-8")
+    uri = target.resolve().as_uri()
+    session = LspSession([python, "-m", "nanlint", "server"], env, str(folder))
+    try:
+        session.request("initialize", {"processId": os.getpid(), "rootUri": folder.resolve().as_uri(),
+                                       "capabilities": {"textDocument": {"publishDiagnostics":
+                                                                         {"versionSupport": True}}}})
+        session.notify("initialized", {})
+        session.notify("textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": "python", "version": 1,
+                                                                 "text": text}})
+        session.wait(lambda m: m.get("method") == "textDocument/publishDiagnostics"
+                     and m["params"].get("version") == 1, timeout=120)
+        opened = len(session.publishes(uri))
+        sent: list[float] = []
+        current = lines[:]
+        for k in range(edits):
+            if k == 0:
+                change = {"range": {"start": {"line": at, "character": 0}, "end": {"line": at, "character": 0}},
+                          "text": "        _t = 1\n"}
+                current.insert(at, "        _t = 1")
+            else:
+                column = len(current[at])
+                change = {"range": {"start": {"line": at, "character": column},
+                                    "end": {"line": at, "character": column}}, "text": str(k % 10)}
+                current[at] += str(k % 10)
+            sent.append(session.notify("textDocument/didChange", {"textDocument": {"uri": uri, "version": k + 2},
+                                                                  "contentChanges": [change]}))
+            time.sleep(interval)
+        final = "\n".join(current)
+        ast.parse(final)
+        session.wait(lambda m: m.get("method") == "textDocument/publishDiagnostics"  # a slow server drains its queue
+                     and (m["params"].get("version") or 0) >= edits + 1, timeout=600)
+        time.sleep(settle)  # a confirmation may follow
+        publishes = session.publishes(uri)[opened:]
+        latencies = []
+        for k, stamp in enumerate(sent):
+            answered = [t for t, p in publishes if (p.get("version") or 0) >= k + 2 and t >= stamp]
+            latencies.append(min(answered) - stamp if answered else float("inf"))
+        at_rest = publishes[-1][1]["diagnostics"] if publishes else None
+    finally:
+        session.close()
+    target.write_text(final, encoding="utf-8")
+    check = subprocess.run([python, "-m", "nanlint", "check", "--exit-zero", "--no-cache", "--output-format", "json",
+                            str(target)], env=env, cwd=str(folder), capture_output=True, text=True)
+    expected = sorted((f["code"], f["line"], f["column"]) for f in json.loads(check.stdout or "[]"))
+    shown = sorted((d["code"], d["range"]["start"]["line"] + 1, None) for d in at_rest or [])
+    same = [(c, l) for c, l, _ in shown] == [(c, l) for c, l, _ in expected]
+    ordered = sorted(latencies)
+    return {"p50": statistics.median(latencies), "p95": ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))],
+            "publishes": len(publishes), "edits": edits, "interval": interval, "same_as_check": same,
+            "findings": len(expected)}
+
+
+def _parses(text: str) -> bool:
+    import ast
+
+    try:
+        ast.parse(text)
+    except SyntaxError:
+        return False
+    return True
+
+
+# -- start-up, pre-commit ------------------------------------------------------------------------------------
+PRECOMMIT_FILES = ("timm/timm/layers/attention.py", "timm/timm/layers/norm.py", "timm/timm/layers/mlp.py",
+                   "timm/timm/layers/drop.py", "timm/timm/layers/pos_embed.py", "timm/timm/models/resnet.py",
+                   "timm/timm/models/vision_transformer.py", "timm/timm/models/convnext.py")
+PRECOMMIT_CHANGED = "timm/timm/layers/attention.py"  # a file the screens let through: it is analysed again
+
+
+def precommit_second_runs(python: str, env: dict[str, str], work: Path, corpus: Path, repeat: int) -> list[Run]:
+    """The pre-commit hook's command (`nanlint --force-exclude FILES`, default cache in the project) on eight
+    staged files, run once to fill the cache; then ``repeat`` times: one file changed, the hook run again."""
+    project = work / "precommit"
+    shutil.rmtree(project, ignore_errors=True)
+    project.mkdir(parents=True)
+    (project / "pyproject.toml").write_text("[tool.nanlint]\n", encoding="utf-8")
+    names = []
+    for relative in PRECOMMIT_FILES:
+        target = project / Path(relative).name
+        shutil.copyfile(corpus / relative, target)
+        names.append(target.name)
+    command = [python, "-m", "nanlint", "--force-exclude", "--exit-zero", *names]
+    measure(command, env, str(project))
+    changed = project / Path(PRECOMMIT_CHANGED).name
+    original = changed.read_text(encoding="utf-8")
+    runs = []
+    for k in range(repeat):
+        changed.write_text(original + f"\n# edit {k}\n", encoding="utf-8")
+        runs.append(measure(command, env, str(project)))
+    return runs
+
+
+def startup_runs(command: list[str], env: dict[str, str], cwd: str, repeat: int) -> list[Run]:
+    return [measure(command, env, cwd) for _ in range(repeat)]
+
+
 # -- the corpus ----------------------------------------------------------------------------------------
 def corpus_counts(corpus: Path) -> tuple[int, int]:
     files = lines = 0
@@ -227,6 +425,59 @@ def dump(path: Optional[Path], rows: list[Row], verdicts: list[str]) -> None:
             "verdicts": verdicts}, indent=1))
 
 
+def issue15_rows(args: argparse.Namespace, trees: dict[str, dict[str, str]], work: Path, corpus: Path,
+                 rows: list[Row], baselines: dict[str, float]) -> list[tuple[str, dict[str, str], str]]:
+    """Start-up, pre-commit, warm-vs-ruff and LSP, for this tree and the baseline, measured in this run."""
+    out: list[tuple[str, dict[str, str], str]] = []
+    timm = corpus / "timm"
+    repeat = max(args.repeat, 5)
+
+    def med(runs: list[Run]) -> float:
+        return statistics.median(r.seconds for r in runs)
+
+    python = startup_runs([sys.executable, "-c", "pass"], trees["this tree"], str(work), repeat)
+    out.append(("`python -c pass` (reference)", {t: f"{med(python):.3f} s" for t in trees}, ""))
+    version = {t: med(startup_runs([sys.executable, "-m", "nanlint", "--version"], e, str(work), repeat))
+               for t, e in trees.items()}
+    out.append(("`nanlint --version`", {t: f"{v:.3f} s" for t, v in version.items()}, "<= 0.08 s"))
+    rules = {t: med(startup_runs([sys.executable, "-m", "nanlint", "rules"], e, str(work), repeat))
+             for t, e in trees.items()}
+    out.append(("`nanlint rules`", {t: f"{v:.3f} s" for t, v in rules.items()}, ""))
+    precommit = {t: med(precommit_second_runs(sys.executable, e, work / t.replace(" ", "-"), corpus, repeat))
+                 for t, e in trees.items()}
+    out.append((f"pre-commit hook, second run, 1 of {len(PRECOMMIT_FILES)} files changed",
+                {t: f"{v:.3f} s" for t, v in precommit.items()}, "<= 0.2 s"))
+    ruff_default = next((r for r in rows if r.scope == "timm" and "(default rules)" in r.name), None)
+    if ruff_default is not None:
+        warm = {}
+        for tree, environ in trees.items():
+            cache = work / f"warm-{tree.replace(' ', '-')}"
+            command = nanlint_command(timm, "--cache-dir", str(cache))
+            measure(command, environ, str(work))  # fills the cache
+            runs, ruff_runs = [], []
+            for _ in range(repeat):  # interleaved: both see the same load
+                runs.append(measure(command, environ, str(work)))
+                ruff_runs.append(measure([args.ruff, "check", "--isolated", "--no-cache", "--exit-zero", "--quiet",
+                                          str(timm)], environ, str(work)))
+            warm[tree] = f"{med(runs):.3f} s / {med(ruff_runs):.3f} s = {med(runs) / med(ruff_runs):.2f} x"
+        out.append(("warm timm / ruff default `--no-cache` cold (interleaved)", warm, "<= 0.25 x"))
+    cold = next((r for r in rows if r.scope == "timm" and r.name.startswith("nanlint cold (")), None)
+    if cold is not None and "timm" in baselines:
+        out.append(("cold timm / bare 2-process libcst parse", {"this tree": f"{cold.median / baselines['timm']:.3f} x"},
+                    "<= 0.35 x"))
+    if not args.no_lsp:
+        for interval in (0.1, 0.05):
+            lsp = {}
+            for tree, environ in trees.items():
+                found = lsp_typing(sys.executable, environ, work / f"lsp-{tree.replace(' ', '-')}-{interval}",
+                                   corpus / LSP_FILE, interval=interval)
+                lsp[tree] = (f"p50 {1000 * found['p50']:.0f} ms, p95 {1000 * found['p95']:.0f} ms, "
+                             f"{found['publishes']} publishes; at rest = check: {'yes' if found['same_as_check'] else 'NO'}")
+            out.append((f"LSP, {Path(LSP_FILE).name} (2,026 lines), 30 keystrokes {1000 * interval:.0f} ms apart",
+                        lsp, "p95 <= 100 ms, far fewer than 30 publishes"))
+    return out
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", type=Path, default=Path(os.environ.get("NANLINT_CORPUS", REPO / "corpus")))
@@ -235,12 +486,20 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--slow-repeat", type=int, default=1,
                         help="runs of the slow references (plain path, no second stage, TorchFix)")
     parser.add_argument("--jobs", type=int, default=None, help="nanlint --jobs (default: nanlint's own default)")
-    parser.add_argument("--quick", action="store_true", help="only the timm slice")
+    parser.add_argument("--quick", action="store_true",
+                        help="only the timm slice, one run of each slow row, no TorchFix (about two minutes)")
     parser.add_argument("--setup-tools", action="store_true", help="create the ruff and TorchFix venvs first")
     parser.add_argument("--ruff", default=str(TOOLS / "ruff-venv" / "bin" / "ruff"))
     parser.add_argument("--torchfix", default=str(TOOLS / "torchfix-venv" / "bin" / "torchfix"))
     parser.add_argument("--torchfix-corpus", action="store_true", help="also run TorchFix on the whole corpus")
     parser.add_argument("--json", type=Path, help="write the raw measurements here")
+    parser.add_argument("--baseline", type=Path, default=None,
+                        help="a nanlint source tree (the folder holding nanlint/) to measure the start-up, pre-commit, "
+                             "warm and LSP rows of as well, in the same run (e.g. `git archive main | tar -x -C DIR`)")
+    parser.add_argument("--no-lsp", action="store_true", help="skip the language-server rows")
+    parser.add_argument("--lean", action="store_true",
+                        help="skip the lever rows (seed rules, no second stage) and the plain path (then only cold "
+                             "and warm findings are compared)")
     parser.add_argument("--_parse", nargs=3, metavar=("KIND", "ROOT", "PROCESSES"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args._parse:
@@ -261,6 +520,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     plain_env = dict(env, NANLINT_SECOND_STAGE="0")
     jobs = ["--jobs", str(args.jobs)] if args.jobs else []
     scopes = [("timm", corpus / "timm")] if args.quick else [("corpus", corpus), ("timm", corpus / "timm")]
+    if args.quick:
+        args.torchfix = ""
+    trees = {"this tree": env}
+    if args.baseline is not None:
+        shutil.copytree(args.baseline.resolve() / "nanlint", work / "baseline" / "nanlint",
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        trees["baseline"] = dict(env, PYTHONPATH=str(work / "baseline") + os.pathsep + os.environ.get("PYTHONPATH", ""))
     rows: list[Row] = []
     verdicts: list[str] = []
     baselines: dict[str, float] = {}
@@ -298,17 +564,23 @@ def main(argv: Optional[list[str]] = None) -> int:
                    nanlint_command(target, "--cache-dir", str(cache), *jobs), args.repeat, before=clear, keep=True)
         warm = row("nanlint warm (no file changed)", nanlint_command(target, "--cache-dir", str(cache), *jobs),
                    args.repeat, keep=True)
-        row("nanlint cold, seed rules only", nanlint_command(target, "--no-cache", "--select", SEED_RULES, *jobs),
-            args.repeat, note="screens tightened (NAN1/2/6 seed)")
-        row("nanlint cold, seed rules, no second-stage screen",
-            nanlint_command(target, "--no-cache", "--select", SEED_RULES, *jobs), args.slow_repeat, plain_env)
-        row("nanlint cold, no second-stage screen", nanlint_command(target, "--no-cache", *jobs),
-            args.slow_repeat, plain_env)
-        plain = row("nanlint plain (1 process, whole files, no cache)",
-                    nanlint_command(target, "--no-cache", "--jobs", "1"), args.slow_repeat, plain_env, keep=True)
-        reference = findings_of(plain.runs[0])
+        if not args.lean:
+            row("nanlint cold, seed rules only",
+                nanlint_command(target, "--no-cache", "--select", SEED_RULES, *jobs), args.repeat,
+                note="screens tightened (NAN1/2/6 seed)")
+            row("nanlint cold, seed rules, no second-stage screen",
+                nanlint_command(target, "--no-cache", "--select", SEED_RULES, *jobs), args.slow_repeat, plain_env)
+            row("nanlint cold, no second-stage screen", nanlint_command(target, "--no-cache", *jobs),
+                args.slow_repeat, plain_env)
+            plain = row("nanlint plain (1 process, whole files, no cache)",
+                        nanlint_command(target, "--no-cache", "--jobs", "1"), args.slow_repeat, plain_env, keep=True)
+            reference = findings_of(plain.runs[0])
+            compared = "cold, warm and plain"
+        else:
+            reference = findings_of(cold.runs[0])
+            compared = "cold and warm"
         same = all(findings_of(r) == reference for r in cold.runs + warm.runs)
-        verdicts.append(f"{scope}: findings of cold, warm and plain runs identical: {'yes' if same else 'NO'} "
+        verdicts.append(f"{scope}: findings of {compared} runs identical: {'yes' if same else 'NO'} "
                         f"({len(reference)} findings)")
         if Path(args.ruff).exists():
             row(f"ruff {RUFF_VERSION} --select ALL --no-cache",
@@ -316,10 +588,11 @@ def main(argv: Optional[list[str]] = None) -> int:
                  str(target)], args.repeat)
             row(f"ruff {RUFF_VERSION} (default rules) --no-cache",
                 [args.ruff, "check", "--isolated", "--no-cache", "--exit-zero", "--quiet", str(target)], args.repeat)
-        if Path(args.torchfix).exists() and (scope == "timm" or args.torchfix_corpus):
+        if args.torchfix and Path(args.torchfix).exists() and (scope == "timm" or args.torchfix_corpus):
             row("TorchFix 0.7.0 (default rules, all cores)", [args.torchfix, str(target)], args.slow_repeat)
         verdicts.append(f"{scope}: cold / bare 2-process parse = {cold.median / bare.median:.3f} (target <= 0.35); "
                         f"warm / cold = {warm.median / cold.median:.1%} (target <= 5 %)")
+    speed = issue15_rows(args, trees, work, corpus, rows, baselines)
     header = ["configuration", "files", "lines", "median s", "min s", "max s", "lines/s", "peak RSS tree MiB",
               "largest process MiB", "x bare libcst (2 proc)", "note"]
     for scope in dict.fromkeys(r.scope for r in rows):
@@ -335,6 +608,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     print()
     for line in verdicts:
         print(line)
+    print("\n### issue 15 targets (one run)\n")
+    print("| measure | " + " | ".join(trees) + " | target |")
+    print("|---|" + "---|" * len(trees) + "---|")
+    for name, values, target in speed:
+        print(f"| {name} | " + " | ".join(values.get(tree, "") for tree in trees) + f" | {target} |")
     print(f"load average at the end: {os.getloadavg()[0]:.1f}")
     dump(args.json, rows, verdicts)
     shutil.rmtree(work, ignore_errors=True)

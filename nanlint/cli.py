@@ -12,12 +12,16 @@ from . import __version__
 from .config import ConfigError, Settings
 from .docs import fix_contract, rule_text
 from .discovery import Target, discover
-from .engine import FileResult, decode_source, lint_source
+from .files import FileResult, decode_source
 from .finding import CONFIDENCES, Finding, at_least
+from .registry import ALL_RULES, BY_CODE
 from .report import FORMATTERS
 from .report.text import format_statistics
 from .request import Overrides, SettingsResolver
-from .rules import ALL_RULES, BY_CODE
+
+# Imports are kept to what each command needs: `--version`, `--help`, `rules` and `rule` read the rule index
+# (nanlint/registry.py) and import neither libcst nor a rule; a run whose files are all cache hits imports the
+# cache and the runner only; the engine (libcst, the rules, the analysis) is imported where a file is analysed.
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
@@ -209,7 +213,7 @@ def _fix(paths: Sequence[str], resolver: SettingsResolver, stdin_filename: Optio
          unsafe: bool, dry_run: bool, show_fixes: bool, output_format: str, exit_zero: bool,
          statistics: bool, out: Output) -> int:
     """``--fix`` (write) or ``--diff`` (print); returns the exit status."""
-    from .engine import file_error
+    from .files import file_error
     from .fixes import FileFix, finish, fix_file, fix_source
     from .notebook import fix_notebook_file, is_notebook
     from .report.text import format_fixed, format_unfixable
@@ -328,6 +332,8 @@ def _run(paths: Sequence[str], resolver: SettingsResolver, stdin_filename: Optio
         name = stdin_filename or "-"
         if not (force_exclude and stdin_filename and resolver.for_path(name).is_excluded_with_parents(name)):
             source, _, error = decode_source(name, sys.stdin.buffer.read())
+            from .engine import lint_source
+
             results = [FileResult(name, [error]) if error else lint_source(name, source or "",
                                                                            resolver.request_for(name))]
     else:

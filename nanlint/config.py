@@ -11,17 +11,20 @@ import functools
 import os
 import sys
 from dataclasses import dataclass, replace
-from typing import Any, Iterable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Optional, Sequence
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
-from pathspec import GitIgnoreSpec
-
 from .finding import CONFIDENCES, DEFAULT_CONFIDENCE
-from .rules import ALL_RULES, Rule
+from .registry import ALL_RULES, RuleInfo
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pathspec import GitIgnoreSpec
+
+    from .rules.base import Rule
 
 DTYPES = ("float32", "bfloat16", "float16")
 DEFAULT_EXCLUDES = (
@@ -97,32 +100,31 @@ class Settings:
         return tuple(options)
 
     # -- rules ----------------------------------------------------------
-    def enabled_rules(self) -> tuple[type[Rule], ...]:
-        chosen: list[type[Rule]] = []
-        selectors = self.select if self.select is not None else None
-        for rule in ALL_RULES:
-            if selectors is None:
-                on = rule.default_on() or self.preview
-            else:
-                on = _matches(rule.code, selectors)
-                if on and rule.preview and not self.preview and rule.code not in selectors:
-                    on = False
-            if not on and _matches(rule.code, self.extend_select):
-                on = not rule.preview or self.preview or rule.code in self.extend_select
-            if on and _matches(rule.code, self.ignore):
-                on = False
-            if on:
-                chosen.append(rule)
-        return tuple(chosen)
+    def enabled_codes(self) -> tuple[str, ...]:
+        """The codes of the enabled rules (from the rule index: no rule is imported)."""
+        return _enabled_codes(self.select, self.extend_select, self.ignore, self.preview)
 
-    def rules_for(self, path: str) -> tuple[type[Rule], ...]:
-        rules = self.enabled_rules()
+    def codes_for(self, path: str) -> tuple[str, ...]:
+        """The codes of the rules enabled for ``path`` (after per-file-ignores)."""
+        codes = self.enabled_codes()
         ignored = self.ignored_codes_for(path)
         if not ignored:
-            return rules
-        return tuple(r for r in rules if not _matches(r.code, ignored))
+            return codes
+        return tuple(code for code in codes if not _matches(code, ignored))
+
+    def enabled_rules(self) -> tuple[type[Rule], ...]:
+        from .rules import BY_CODE
+
+        return tuple(BY_CODE[code] for code in self.enabled_codes())
+
+    def rules_for(self, path: str) -> tuple[type[Rule], ...]:
+        from .rules import BY_CODE
+
+        return tuple(BY_CODE[code] for code in self.codes_for(path))
 
     def ignored_codes_for(self, path: str) -> tuple[str, ...]:
+        if not self.per_file_ignores:
+            return ()
         relative = self.relative(path)
         codes: list[str] = []
         for pattern, ignored in self.per_file_ignores:
@@ -174,6 +176,8 @@ def _matches(code: str, selectors: Iterable[str]) -> bool:
 
 @functools.lru_cache(maxsize=256)
 def _spec(patterns: tuple[str, ...]) -> GitIgnoreSpec:
+    from pathspec import GitIgnoreSpec  # here: `--version`, `rules` and `rule` need no globs
+
     return GitIgnoreSpec.from_lines(p[2:] if p.startswith("./") else p for p in patterns)
 
 
@@ -285,6 +289,28 @@ def settings_from_table(table: dict[str, Any], path: str) -> Settings:
         if "cache-dir" in table else None,
     )
     return settings
+
+
+@functools.lru_cache(maxsize=64)
+def _enabled_codes(select: Optional[tuple[str, ...]], extend_select: tuple[str, ...], ignore: tuple[str, ...],
+                   preview: bool) -> tuple[str, ...]:
+    """``Settings.enabled_codes``, once per selection (it is asked for every file)."""
+    chosen: list[RuleInfo] = []
+    selectors = select if select is not None else None
+    for rule in ALL_RULES:
+        if selectors is None:
+            on = rule.default_on() or preview
+        else:
+            on = _matches(rule.code, selectors)
+            if on and rule.preview and not preview and rule.code not in selectors:
+                on = False
+        if not on and _matches(rule.code, extend_select):
+            on = not rule.preview or preview or rule.code in extend_select
+        if on and _matches(rule.code, ignore):
+            on = False
+        if on:
+            chosen.append(rule)
+    return tuple(rule.code for rule in chosen)
 
 
 def check_selectors(selectors: Sequence[str], where: str) -> None:

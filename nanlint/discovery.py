@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Optional, Sequence
-
-from pathspec import GitIgnoreSpec
+from typing import TYPE_CHECKING, Callable, Iterator, Optional, Sequence
 
 from .config import Settings, own_verdict
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pathspec import GitIgnoreSpec
 
 SettingsFor = Callable[[str], Settings]  # a path's settings (request.SettingsResolver.for_path)
 
@@ -59,6 +60,8 @@ class GitIgnore:
                         lines.extend(handle.read().splitlines())
                 except OSError:
                     continue
+            from pathspec import GitIgnoreSpec  # here: `--version`, `rules` and `rule` need no globs
+
             self._specs[directory] = GitIgnoreSpec.from_lines(lines) if lines else None
         return self._specs[directory]
 

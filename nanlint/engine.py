@@ -2,17 +2,17 @@
 from __future__ import annotations
 
 import ast
-import io
 import os
 import sys
-import tokenize
-from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional, Sequence
+from typing import Mapping, Optional, Sequence
 
 import libcst as cst
 from libcst.metadata import CodeRange
 
 from .context import FileContext, RawFinding
+from .files import (FILE_ERROR_CODE, FILE_ERROR_NAME, INTERNAL_ERROR_CODE, INTERNAL_ERROR_NAME,  # noqa: F401
+                    MAX_FILE_BYTES, SUPPRESSIONS_OPTION, UNUSED_NOQA_CODE, FileResult, LintRequest, decode,
+                    decode_source, file_error, read_source)
 from .finding import Finding
 from .fixspec import FixSpec, to_fix
 from .lines import split_lines
@@ -26,98 +26,6 @@ from .walker import Walker
 # libcst's tree is a few times deeper than that. Python-to-Python calls do not use
 # the C stack in 3.11+, so a higher limit is safe for the walk.
 _WALK_RECURSION_LIMIT = 50_000
-
-FILE_ERROR_CODE = "NAN000"
-FILE_ERROR_NAME = "file-error"
-INTERNAL_ERROR_CODE = "NAN999"
-INTERNAL_ERROR_NAME = "internal-error"
-UNUSED_NOQA_CODE = "NAN001"  # rules/nan001_unused_noqa.py: checked here, after every other rule has run
-
-# LintRequest option (request.build_request(..., suppressions=True)): also return the findings a comment
-# suppresses, marked ``extra["suppressed"] = True`` (SARIF `suppressions`), and give every finding
-# ``extra["noqa_lines"]``, the lines whose comment would suppress it (``--add-noqa``).
-SUPPRESSIONS_OPTION = "suppressions"
-
-
-@dataclass
-class FileResult:
-    path: str
-    findings: list[Finding] = field(default_factory=list)
-    internal_error: bool = False
-    source: Optional[str] = None
-    encoding: str = "utf-8"
-
-
-@dataclass(frozen=True)
-class LintRequest:
-    """What to lint one file with: the enabled rule classes and per-file options."""
-
-    rules: tuple[type[Rule], ...]
-    precision: Optional[tuple[str, ...]] = None
-    options: tuple[tuple[str, Any], ...] = ()
-
-
-def decode(data: bytes) -> tuple[str, str]:
-    """Decode Python source the way the interpreter does (BOM, coding cookie); raises on failure.
-
-    Raises ``SyntaxError`` for a bad coding cookie and ``UnicodeDecodeError``
-    (with the offending byte's position) for bytes that are not in the encoding.
-    """
-    try:
-        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
-    except SyntaxError as exc:
-        if "invalid or missing encoding declaration" not in str(exc):
-            raise
-        encoding = "utf-8"  # undecodable bytes in the first lines: let decode() say where
-    return data.decode(encoding), encoding
-
-
-def file_error(path: str, message: str, line: int = 1, column: int = 1) -> Finding:
-    return Finding(FILE_ERROR_CODE, FILE_ERROR_NAME, message, path, line, column, line, column)
-
-
-# libcst holds ~60x a file's size in memory and parses ~20k lines/s: a 4 MB
-# generated file took 127 s, and a 50 MB one was killed by the OOM killer on a
-# 24 GB machine. Files above this size are reported, not analysed.
-MAX_FILE_BYTES = 8 * 1024 * 1024
-
-
-def read_source(path: str) -> tuple[Optional[str], str, Optional[Finding]]:
-    try:
-        with open(path, "rb") as handle:
-            size = os.fstat(handle.fileno()).st_size
-            if size > MAX_FILE_BYTES:
-                return None, "utf-8", file_error(
-                    path, f"not analysed: file is {size / 2**20:.1f} MiB, above nanlint's "
-                          f"{MAX_FILE_BYTES // 2**20} MiB limit (generated code?)")
-            data = handle.read()
-    except IsADirectoryError:
-        return None, "utf-8", file_error(path, "cannot read: is a directory")
-    except OSError as exc:
-        return None, "utf-8", file_error(path, f"cannot read: {exc.strerror or exc}")
-    return decode_source(path, data)
-
-
-def decode_source(path: str, data: bytes) -> tuple[Optional[str], str, Optional[Finding]]:
-    try:
-        text, encoding = decode(data)
-    except SyntaxError as exc:  # bad coding cookie
-        return None, "utf-8", file_error(path, f"cannot decode: {exc.msg}")
-    except (UnicodeDecodeError, LookupError) as exc:
-        if isinstance(exc, UnicodeDecodeError):
-            line = data.count(b"\n", 0, exc.start) + 1
-            column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
-            return None, "utf-8", file_error(
-                path, f"cannot decode as {exc.encoding}: byte 0x{data[exc.start]:02x} is not valid "
-                      f"(add a `# -*- coding: ... -*-` line or save the file as UTF-8)", line, column,
-            )
-        return None, "utf-8", file_error(path, f"cannot decode: {exc}")
-    if "\x00" in text:
-        index = text.index("\x00")
-        line = text.count("\n", 0, index) + 1
-        return None, encoding, file_error(path, "cannot parse: source contains a NUL byte", line)
-    return text, encoding, None
-
 
 def parse(path: str, source: str) -> tuple[Optional[cst.Module], Optional[Finding]]:
     """libcst's tree, or a NAN000 finding. Never crashes the process.
@@ -203,10 +111,40 @@ def _parse_screened(path: str, source: str, rules: list[type[Rule]],
 def lint_source(path: str, source: str, request: LintRequest) -> FileResult:
     """Lint decoded source. Never raises for bad input: errors become findings."""
     suppressions = parse_suppressions(source)
-    result = _lint_source(path, source, request, suppressions)
-    unused = next((rule for rule in request.rules if rule.code == UNUSED_NOQA_CODE), None)
+    return _unused_noqa(_lint_source(path, source, request, suppressions), path, request, suppressions)
+
+
+def lint_sliced(path: str, source: str, text: str, request: LintRequest, indent: Optional[str],
+                possible: Optional[Sequence[type[Rule]]] = None) -> Optional[FileResult]:
+    """The findings of ``source`` where libcst parses ``text`` instead: ``source`` with some definitions replaced
+    by line-preserving stubs (``screening.stub``), as the second stage does; the rules see the whole ``source``
+    (``ctx.source``). None when libcst rejects ``text`` or infers another indentation than ``indent`` (the
+    whole file's, which fixes use): the caller lints ``source`` instead. ``possible``: the rules whose file-level
+    condition (``may_fire``) holds on ``source``, if the caller knows them. A rule runs when its screen matches
+    ``text``: under the chunk-locality contract every finding in a kept definition or in module-level code has
+    its evidence there. Used by the language server to re-analyse only the definitions an edit changed."""
+    suppressions = parse_suppressions(source)
+    result = FileResult(path, source=source)
+    if possible is None:
+        possible = [rule for rule in request.rule_classes() if rule.may_fire(source, request.precision)]
+    rules = [rule for rule in possible if rule.screen.search(text)]
+    if rules:
+        try:
+            module = cst.parse_module(text)
+        except Exception:  # libcst's native parser raises several types
+            return None
+        if indent is None or module.default_indent != indent:
+            return None
+        result = _analyse(result, path, source, module, rules, request, suppressions)
+    return _unused_noqa(result, path, request, suppressions)
+
+
+def _unused_noqa(result: FileResult, path: str, request: LintRequest, suppressions: Suppressions) -> FileResult:
+    """NAN001 (a preview rule): after every other rule, the suppression comments that suppressed nothing."""
+    rules = request.rule_classes()
+    unused = next((rule for rule in rules if rule.code == UNUSED_NOQA_CODE), None)
     if unused is not None and not any(f.code in (FILE_ERROR_CODE, INTERNAL_ERROR_CODE) for f in result.findings):
-        enabled = frozenset(rule.code for rule in request.rules)
+        enabled = frozenset(rule.code for rule in rules)
         for comment, codes in suppressions.unused(enabled):
             if UNUSED_NOQA_CODE in suppressions.by_line.get(comment.line, ()) \
                     or suppressions.covers(UNUSED_NOQA_CODE, ()):  # NAN001 named on that line, or file-ignored
@@ -220,12 +158,13 @@ def lint_source(path: str, source: str, request: LintRequest) -> FileResult:
 
 def _lint_source(path: str, source: str, request: LintRequest, suppressions: Suppressions) -> FileResult:
     result = FileResult(path, source=source)
+    all_rules = request.rule_classes()
     if SECOND_STAGE:  # one scan per screen serves both stages (the same test as screened_rules)
-        possible = [rule for rule in request.rules if rule.may_fire(source, request.precision)]
+        possible = [rule for rule in all_rules if rule.may_fire(source, request.precision)]
         starts = screening.match_starts(possible, source)
         rules = [rule for rule in possible if starts[rule]]
     else:
-        rules = screened_rules(request.rules, source, request.precision)
+        rules = screened_rules(all_rules, source, request.precision)
     if not rules:
         # No rule can fire, so libcst is not needed; a syntax error is still reported
         # (the cheap stdlib parser finds it; libcst confirms before we say so).
@@ -244,6 +183,12 @@ def _lint_source(path: str, source: str, request: LintRequest, suppressions: Sup
         result.findings.append(error)
         return result
     assert module is not None
+    return _analyse(result, path, source, module, rules, request, suppressions)
+
+
+def _analyse(result: FileResult, path: str, source: str, module: cst.Module, rules: Sequence[type[Rule]],
+             request: LintRequest, suppressions: Suppressions) -> FileResult:
+    """One walk of ``module`` with ``rules``; findings located in ``source``."""
     ctx = FileContext(path, source, request.precision, dict(request.options))
     instances = [rule(ctx) for rule in rules]
     limit = sys.getrecursionlimit()

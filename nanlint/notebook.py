@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Optional
 
-from .engine import FileResult, LintRequest, file_error, lint_source
+from .files import FileResult, LintRequest, file_error
 from .finding import Finding, Fix
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -145,6 +145,8 @@ def lint_notebook(display: str, data: bytes, request: LintRequest) -> FileResult
     notebook, error = parse_bytes(data)
     if notebook is None:
         return FileResult(display, [file_error(display, error or "not a notebook")])
+    from .engine import lint_source  # libcst: only where a notebook is analysed
+
     result = lint_source(display, notebook.source, request)
     result.findings = [notebook.locate(f) for f in result.findings]
     result.source = None

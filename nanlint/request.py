@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
 from .config import DTYPES, ConfigError, Settings, check_selectors, find_config, load_config, with_overrides
-from .engine import SUPPRESSIONS_OPTION, LintRequest
+from .files import SUPPRESSIONS_OPTION, LintRequest
 
 __all__ = ["Overrides", "SettingsResolver", "build_request"]
 
@@ -37,7 +37,7 @@ def build_request(settings: Settings, path: str, suppressions: bool = False) -> 
     options = settings.lint_options()
     if suppressions:
         options += ((SUPPRESSIONS_OPTION, True),)
-    return LintRequest(settings.rules_for(path), settings.precision, options)
+    return LintRequest(settings.codes_for(path), settings.precision, options)  # codes: no rule imported here
 
 
 def _split(values: Sequence[str]) -> Optional[tuple[str, ...]]:

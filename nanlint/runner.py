@@ -21,21 +21,20 @@ boundary or be cached).
 """
 from __future__ import annotations
 
-import multiprocessing
 import os
 import sys
 import threading
 from collections import deque
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
-from typing import Any, Deque, Iterable, Iterator, Optional, Union
+from typing import TYPE_CHECKING, Any, Deque, Iterable, Iterator, Optional, Union
 
 from .cache import Cache, content_hash, entry_key, plain_extra, request_key
-from .engine import INTERNAL_ERROR_CODE, INTERNAL_ERROR_NAME, FileResult, LintRequest, decode_source, file_error, \
-    lint_source
+from .files import INTERNAL_ERROR_CODE, INTERNAL_ERROR_NAME, FileResult, LintRequest, decode_source, file_error
 from .finding import Finding
 from .notebook import is_notebook, lint_notebook
+
+if TYPE_CHECKING:  # pragma: no cover
+    from concurrent.futures import Future, ProcessPoolExecutor
 
 POOL_MIN_FILES = 16
 POOL_MIN_BYTES = 512 * 1024
@@ -76,6 +75,8 @@ def lint_files(jobs: Iterable[Job], processes: Optional[int] = None, cache: Opti
 def lint_bytes(path: str, display: str, data: bytes, request: LintRequest) -> FileResult:
     """Decode and lint, as ``engine.lint_path`` does (a decoding error names ``path``, as there); the result
     holds no source text, no tree, and only plain ``extra`` data."""
+    from .engine import lint_source  # here, not at the top: a run of cache hits never imports libcst or a rule
+
     if is_notebook(path):
         result = lint_notebook(display, data, request)
         encoding = "utf-8"
@@ -118,7 +119,7 @@ class _Task:
     request: LintRequest
     key: Optional[str]  # cache entry key (None: no cache)
     future: Optional["Future[FileResult]"] = None
-    pool: Optional[ProcessPoolExecutor] = None
+    pool: Optional["ProcessPoolExecutor"] = None
     result: Optional[FileResult] = None
 
 
@@ -126,7 +127,7 @@ class _Runner:
     def __init__(self, processes: int, cache: Optional[Cache]) -> None:
         self.processes = processes
         self.cache = cache
-        self.pool: Optional[ProcessPoolExecutor] = None
+        self.pool: Optional["ProcessPoolExecutor"] = None
         self._settings_keys: dict[LintRequest, str] = {}
 
     # -- main loop -----------------------------------------------------------------------------
@@ -171,7 +172,7 @@ class _Runner:
         if self.cache is not None:
             settings = self._settings_keys.get(job.request)
             if settings is None:
-                settings = request_key(job.request.rules, job.request.precision, job.request.options)
+                settings = request_key(job.request.codes, job.request.precision, job.request.options)
                 self._settings_keys[job.request] = settings
             key = entry_key(f"{job.path}\0{job.display}", settings, content_hash(data))
             found = self.cache.get(key)
@@ -206,7 +207,7 @@ class _Runner:
         try:
             task.future = self.pool.submit(lint_bytes, task.path, task.display, task.data, task.request)
             task.pool = self.pool
-        except BrokenProcessPool:
+        except _broken_pool():
             self._replace_pool(self.pool)
             self._retry_alone(task)
 
@@ -221,11 +222,11 @@ class _Runner:
         try:
             task.result = task.future.result()
             task.data = b""
-        except BrokenProcessPool:
+        except _broken_pool():
             self._replace_pool(task.pool)
             self._retry_alone(task)
 
-    def _replace_pool(self, broken: Optional[ProcessPoolExecutor]) -> None:
+    def _replace_pool(self, broken: Optional["ProcessPoolExecutor"]) -> None:
         """A worker died and took its pool down: the files still to come get a new pool."""
         if broken is not None and broken is self.pool:
             broken.shutdown(wait=False, cancel_futures=True)
@@ -236,14 +237,17 @@ class _Runner:
         pool = self._new_pool(1)
         try:
             task.result = pool.submit(lint_bytes, task.path, task.display, task.data, task.request).result()
-        except BrokenProcessPool:
+        except _broken_pool():
             task.result = _crashed(task.display)
         finally:
             pool.shutdown(wait=True)
         task.data = b""
 
-    def _new_pool(self, processes: Optional[int] = None) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(max_workers=processes or self.processes, mp_context=_context())
+    def _new_pool(self, processes: Optional[int] = None) -> "ProcessPoolExecutor":
+        import nanlint.engine  # noqa: F401  (forked workers inherit libcst, the rules and the analysis, imported once)
+
+        pool_class = sys.modules[__name__].ProcessPoolExecutor  # type: ignore[attr-defined]  # (module __getattr__)
+        return pool_class(max_workers=processes or self.processes, mp_context=_context())
 
     def close(self) -> None:
         if self.pool is not None:
@@ -254,6 +258,22 @@ class _Runner:
 def _context() -> Any:
     """``fork`` where it is safe (Linux, no other threads): workers start in milliseconds with nanlint
     already imported; ``spawn`` elsewhere."""
+    import multiprocessing
+
     if sys.platform.startswith("linux") and threading.active_count() == 1:
         return multiprocessing.get_context("fork")
     return multiprocessing.get_context("spawn")
+
+
+def _broken_pool() -> type:
+    return sys.modules[__name__].BrokenProcessPool  # type: ignore[no-any-return]  # (module __getattr__)
+
+
+def __getattr__(name: str) -> Any:
+    """``ProcessPoolExecutor`` and ``BrokenProcessPool``, imported when first asked for: multiprocessing costs
+    10-20 ms to import, and a run whose files are all cache hits (or too few for a pool) never starts one."""
+    if name in ("ProcessPoolExecutor", "BrokenProcessPool"):
+        from concurrent.futures import process
+
+        return getattr(process, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -181,7 +181,7 @@ def plan(source: str, rules: Sequence[type[Rule]], path: str = "<unknown>",
         previous = last
         kept -= last - first
     pieces.extend(lines[previous:])
-    return Plan("\n".join(pieces), chosen, sliced=True, indent=_first_indent(lines, body), kept_lines=kept,
+    return Plan("\n".join(pieces), chosen, sliced=True, indent=first_indent(lines, body), kept_lines=kept,
                 dropped=tuple((first, last) for first, last, _ in replaced))
 
 
@@ -218,7 +218,7 @@ def _regions(body: list[ast.stmt], lines: list[str]) -> list[_Region]:
             regions[index].members.add(len(regions))
             last = child.end_lineno or child.lineno
             regions.append(_Region(first, last, child, parent=index,
-                                   binds_attributes=_binds_attributes(child)))
+                                   binds_attributes=binds_attributes(child)))
     return regions
 
 
@@ -229,7 +229,7 @@ def _first_line(node: ast.stmt) -> int:
 _BLOCKS = ("body", "orelse", "finalbody", "handlers", "cases")
 
 
-def _binds_attributes(function: ast.AST) -> bool:
+def binds_attributes(function: ast.AST) -> bool:
     """Whether ``function`` assigns to ``name.attr`` (what the walker binds as ``self.attr``): an ``=`` /
     annotated target, a ``for`` target or a ``with ... as`` target, tuples included. Only statements are
     visited, not expressions: a fifth of the cost of ``ast.walk``."""
@@ -307,6 +307,11 @@ def _stub(lines: list[str], region: _Region) -> tuple[str, Optional[set[str]]]:
     if last == first:
         return f"{indent}{head} {imports}pass", names
     return f'{indent}{head} {imports}"""' + "\n" * (last - first) + '"""', names
+
+
+def stub(lines: list[str], first: int, last: int, node: ast.stmt) -> str:
+    """The line-preserving stub of the definition ``node`` spanning ``first``..``last`` (1-based) of ``lines``."""
+    return _stub(lines, _Region(first, last, node))[0]
 
 
 def bound_names(statement: ast.AST) -> Optional[set[str]]:
@@ -442,7 +447,7 @@ def _docstring_lines(lines: list[str], tree: ast.AST) -> list[tuple[int, int]]:
     return found
 
 
-def _first_indent(lines: list[str], body: list[ast.stmt]) -> Optional[str]:
+def first_indent(lines: list[str], body: list[ast.stmt]) -> Optional[str]:
     """The indentation of the file's first indented block (what libcst infers as ``default_indent``).
 
     None when it cannot be told cheaply (a ``match`` statement comes first); the

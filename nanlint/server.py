@@ -10,6 +10,13 @@
   LSP wants 0-based lines and columns in the negotiated position encoding, UTF-16
   code units unless the client offers another (so an emoji before a finding counts
   twice).
+* Typing: a change is linted after ``DEBOUNCE_S`` without a newer one, off the
+  event loop (one lint at a time), and published only if the document has not
+  changed meanwhile; a newer change cancels the older one's pending work. The
+  first lint after a change re-analyses only the top-level definitions it
+  touched (:mod:`nanlint.incremental`); that preview is confirmed by a full lint
+  once typing pauses for ``CONFIRM_S``, published again only if it differs. At
+  rest the diagnostics are exactly those of ``nanlint check``.
 * Code actions for findings that carry a fix: one quick fix per finding (preferred
   when the fix is safe; an unsafe fix says so in its title) and a
   ``source.fixAll.nanlint`` action applying every safe fix.
@@ -33,14 +40,17 @@ import click
 from . import __version__
 from .config import ConfigError
 from .docs import anchor
-from .engine import lint_source
+from .files import LintRequest
 from .finding import Edit, Finding, at_least
 from .lines import split_lines
+from .registry import BY_CODE
 from .report.levels import WARNING, level
 from .request import SettingsResolver
-from .rules import BY_CODE
 
 if TYPE_CHECKING:  # pragma: no cover
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
     from lsprotocol import types as lsp
 
 log = logging.getLogger("nanlint.server")
@@ -49,6 +59,8 @@ SOURCE = "nanlint"
 FIX_ALL_KIND = "source.fixAll.nanlint"
 PYTHON_SUFFIXES = (".py", ".pyi")
 INSTALL_HINT = "nanlint server needs pygls (the `lsp` extra): pip install 'pygls>=2,<3'"
+DEBOUNCE_S = 0.025  # a change waits this long for the next keystroke before it is linted
+CONFIRM_S = 0.3  # a preview (changed definitions re-analysed) is confirmed by a full lint after this pause
 
 
 # -- positions (no pygls needed: tested directly) --------------------------------------------------------------------
@@ -80,6 +92,8 @@ class DocumentLint:
     lines: list[str]
     key: tuple[Optional[int], str] = ("", "")  # (version, text digest)
     fixed_all: Optional[str] = None  # the text after `--fix` (safe fixes), once a fixAll action asked for it
+    exact: bool = True  # False for a preview: only the changed definitions were re-analysed
+    layout: Any = None  # the text's nanlint.incremental.Layout, once a preview needed it
 
 
 @dataclass
@@ -87,6 +101,15 @@ class NanlintState:
     docs_url: Optional[str] = None
     cache: dict[str, DocumentLint] = field(default_factory=dict)
     shown_errors: set[str] = field(default_factory=set)
+    pending: dict[str, "asyncio.Task[None]"] = field(default_factory=dict)  # the latest change's work, per document
+    # every lint after a change runs here, one at a time, off the event loop (which keeps reading changes)
+    executor: "ThreadPoolExecutor" = field(default_factory=lambda: _lint_thread())
+
+
+def _lint_thread() -> "ThreadPoolExecutor":
+    from concurrent.futures import ThreadPoolExecutor  # here: `nanlint --version` imports this module
+
+    return ThreadPoolExecutor(1, "nanlint-lint")
 
 
 def document_path(uri: str, fs_path: Optional[str]) -> str:
@@ -96,14 +119,49 @@ def document_path(uri: str, fs_path: Optional[str]) -> str:
     return os.path.join(os.getcwd(), uri.rsplit("/", 1)[-1] or "untitled.py")
 
 
-def lint_document(path: str, text: str) -> list[Finding]:
-    """Findings for the document text at ``path``; [] for an excluded file. Raises ConfigError."""
+def request_for(path: str) -> Optional[tuple[LintRequest, str]]:
+    """The request ``nanlint check`` would lint ``path`` with, and the lowest confidence it reports; None for an
+    excluded file. Raises ConfigError."""
     resolver = SettingsResolver()  # the same settings and request as `nanlint check` gives this file
     settings = resolver.for_path(path)
     if settings.is_excluded_with_parents(path):
+        return None
+    return resolver.request_for(path), settings.confidence
+
+
+def _shown(findings: list[Finding], confidence: str) -> list[Finding]:
+    return sorted((f for f in findings if at_least(f.confidence, confidence)), key=Finding.sort_key)
+
+
+def lint_document(path: str, text: str) -> list[Finding]:
+    """Findings for the document text at ``path``; [] for an excluded file. Raises ConfigError."""
+    from .engine import lint_source
+
+    found = request_for(path)
+    if found is None:
         return []
-    result = lint_source(path, text, resolver.request_for(path))
-    return sorted((f for f in result.findings if at_least(f.confidence, settings.confidence)), key=Finding.sort_key)
+    request, confidence = found
+    return _shown(lint_source(path, text, request).findings, confidence)
+
+
+def preview_document(path: str, text: str, previous: Optional[DocumentLint]) -> tuple[list[Finding], bool, Any]:
+    """(findings, exact, layout) for a changed document: the definitions that differ from ``previous`` re-analysed
+    and its other findings reused (``nanlint.incremental``; exact=False), or a full lint where that cannot be done
+    (exact=True). Raises ConfigError."""
+    from .incremental import layout, relint
+
+    found = request_for(path)
+    if found is None:
+        return [], True, None
+    request, confidence = found
+    if previous is not None:  # a preview too: what it reused stays as exact as it was; the confirmation decides
+        before = previous.layout if previous.layout is not None else layout(previous.text, path)
+        if before is not None:
+            previous.layout = before
+            done = relint(path, request, before, previous.findings, text)
+            if done is not None:
+                return _shown(done.findings, confidence), not done.changed, done.layout
+    return lint_document(path, text), True, None
 
 
 def fix_all_safe(path: str, text: str) -> Optional[str]:
@@ -183,6 +241,9 @@ def overlaps(a: tuple[tuple[int, int], tuple[int, int]], b: tuple[tuple[int, int
 # -- the server -------------------------------------------------------------------------------------------------------
 def create_server() -> Any:
     """Build the pygls server (imports pygls; raises ImportError when it is missing)."""
+    import asyncio
+    from concurrent.futures import Future
+
     from lsprotocol import types as lsp
     from pygls.lsp.server import LanguageServer
 
@@ -217,7 +278,7 @@ def create_server() -> Any:
         text = document.source
         key = (document.version, hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest())
         cached = state.cache.get(uri)
-        if cached is not None and cached.key == key:
+        if cached is not None and cached.key == key and cached.exact:
             return cached
         try:
             findings = lint_document(document_path(uri, document.path), text)
@@ -241,16 +302,71 @@ def create_server() -> Any:
             source=SOURCE,
         )
 
+    def send(uri: str, version: Optional[int], linted: DocumentLint) -> None:
+        server.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(
+            uri=uri, version=version, diagnostics=[diagnostic(linted, f) for f in linted.findings],
+        ))
+
     def publish(uri: str, force: bool = False) -> None:
+        cancel(uri)
         if force:
             state.cache.pop(uri, None)
         linted = lint(uri)
         if linted is None:
             return
+        send(uri, server.workspace.get_text_document(uri).version, linted)
+
+    def cancel(uri: str) -> None:
+        """Drop the pending work of an older version: its debounce, its queued lint (a lint already running
+        finishes in its thread, and its result is not published)."""
+        task = state.pending.pop(uri, None)
+        if task is not None and not task.done():
+            task.cancel()
+
+    def current(uri: str, version: Optional[int], text: str) -> bool:
+        document = server.workspace.text_documents.get(uri)
+        return document is not None and document.version == version and document.source == text
+
+    async def in_thread(work: Callable[..., Any], *args: Any) -> Any:
+        future: Future[Any] = state.executor.submit(work, *args)
+        return await asyncio.wrap_future(future)  # cancelling this cancels the lint if it has not started
+
+    async def refresh(uri: str) -> None:
+        """After a change: wait out the burst, preview, publish, then confirm with a full lint once typing pauses."""
+        await asyncio.sleep(DEBOUNCE_S)
         document = server.workspace.get_text_document(uri)
-        server.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(
-            uri=uri, version=document.version, diagnostics=[diagnostic(linted, f) for f in linted.findings],
-        ))
+        if not is_python(document):
+            return
+        version, text = document.version, document.source
+        path = document_path(uri, document.path)
+        key = (version, hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest())
+        try:
+            findings, exact, layout = await in_thread(preview_document, path, text, state.cache.get(uri))
+        except ConfigError as exc:
+            report_error(f"nanlint: {exc}")
+            findings, exact, layout = [], True, None
+        if not current(uri, version, text):
+            return  # a newer change has its own task
+        linted = DocumentLint(findings, text, split_lines(text), key, exact=exact, layout=layout)
+        state.cache[uri] = linted
+        send(uri, version, linted)
+        if exact:
+            return
+        await asyncio.sleep(CONFIRM_S)
+        try:
+            confirmed = await in_thread(lint_document, path, text)
+        except ConfigError as exc:
+            report_error(f"nanlint: {exc}")
+            return
+        if not current(uri, version, text):
+            return
+        state.cache[uri] = DocumentLint(confirmed, text, linted.lines, key, layout=layout)
+        if confirmed != findings:
+            send(uri, version, state.cache[uri])
+
+    def schedule(uri: str) -> None:
+        cancel(uri)
+        state.pending[uri] = asyncio.ensure_future(refresh(uri))
 
     def workspace_edit(uri: str, version: Optional[int], edits: list[lsp.TextEdit]) -> lsp.WorkspaceEdit:
         capabilities = server.client_capabilities
@@ -279,7 +395,7 @@ def create_server() -> Any:
 
     @server.feature(lsp.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(params: lsp.DidChangeTextDocumentParams) -> None:
-        publish(params.text_document.uri)
+        schedule(params.text_document.uri)
 
     @server.feature(lsp.TEXT_DOCUMENT_DID_SAVE)
     def did_save(params: lsp.DidSaveTextDocumentParams) -> None:
@@ -287,6 +403,7 @@ def create_server() -> Any:
 
     @server.feature(lsp.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(params: lsp.DidCloseTextDocumentParams) -> None:
+        cancel(params.text_document.uri)
         state.cache.pop(params.text_document.uri, None)
         server.text_document_publish_diagnostics(
             lsp.PublishDiagnosticsParams(uri=params.text_document.uri, diagnostics=[]))

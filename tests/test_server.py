@@ -22,7 +22,8 @@ from helpers import ROOT, lint
 pytest.importorskip("pygls", reason="nanlint server needs the `lsp` extra (pygls)")
 
 from nanlint.finding import Edit  # noqa: E402
-from nanlint.server import apply_edits, minimal_edit, to_lsp_position, units_counter  # noqa: E402
+from nanlint.server import DocumentLint, apply_edits, lint_document, minimal_edit, preview_document, \
+    to_lsp_position, units_counter  # noqa: E402
 
 TIMEOUT = 20.0  # seconds for any one answer; a cold start (imports, first lint) takes about 1 s here
 EMOJI = "\U0001F600"  # outside the BMP: 1 code point, 2 UTF-16 code units, 4 UTF-8 bytes
@@ -491,3 +492,90 @@ def test_missing_pygls_gives_a_clear_message(tmp_path: Path):
     assert done.returncode == 2
     assert "pip install 'pygls>=2,<3'" in done.stderr.decode()
     assert done.stdout == b""
+
+
+# -- typing: debounced, superseded work dropped, previews confirmed ------------------------------------------------
+TYPED = '''import torch
+
+
+class Model(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.scale = 2.0
+
+    def unit(self, x):
+        return x / x.norm()
+
+    def other(self, x):
+        y = x * self.scale
+        return y
+
+
+def train(model, batch):
+    return model(batch).half()
+'''
+
+
+def test_rapid_typing_publishes_in_order_and_at_rest_what_check_reports(project: Path, session):
+    client, _ = session()
+    path = project / "typed.py"
+    uri = open_document(client, path, TYPED)
+    client.diagnostics(uri, version=1)
+    lines = TYPED.split("\n")
+    at = lines.index("        y = x * self.scale")
+    text = TYPED
+    # a new line in `other` above the others, then one character at a time: every version is valid Python
+    for version, insert in enumerate(["        _t = 1\n", *"234567890"], start=2):
+        if version == 2:
+            change = {"range": {"start": {"line": at, "character": 0}, "end": {"line": at, "character": 0}},
+                      "text": insert}
+            text = "\n".join(lines[:at] + ["        _t = 1"] + lines[at:])
+        else:
+            column = len(text.split("\n")[at])
+            change = {"range": {"start": {"line": at, "character": column}, "end": {"line": at, "character": column}},
+                      "text": insert}
+            typed = text.split("\n")
+            typed[at] += insert
+            text = "\n".join(typed)
+        client.notify("textDocument/didChange", {"textDocument": {"uri": uri, "version": version},
+                                                 "contentChanges": [change]})
+    final = 2 + len("234567890")
+    expected = [(f.code, f.line - 1, f.message) for f in lint(text, path=str(path))]
+    assert [code for code, _, _ in expected] == ["NAN101"]
+
+    def at_rest(message: dict[str, Any]) -> bool:  # the preview, or the confirmation that replaces it
+        if message.get("method") != "textDocument/publishDiagnostics" or message["params"]["uri"] != uri:
+            return False
+        params = message["params"]
+        return params.get("version") == final and [(d["code"], d["range"]["start"]["line"], d["message"])
+                                                   for d in params["diagnostics"]] == expected
+
+    client.wait(at_rest, "the diagnostics of the last version")
+    versions = [m["params"].get("version") for m in client.seen
+                if m.get("method") == "textDocument/publishDiagnostics" and m["params"]["uri"] == uri]
+    assert versions == sorted(versions)  # a superseded version is never published after a newer one
+
+
+def test_a_preview_that_moved_float16_evidence_is_confirmed(project: Path, session):
+    """The edit moves the float16 evidence `.half()` inside `train`: the preview re-analyses `train` only and reuses
+    the finding in `unit`, whose message names the evidence's old line; what is shown at rest names the new one."""
+    source = TYPED.replace("return x / x.norm()", "return x.masked_fill(x > 0, -1e9)")  # NAN403
+    client, _ = session()
+    path = project / "evidence.py"
+    uri = open_document(client, path, source)
+    client.diagnostics(uri, version=1)
+    edited = source.replace("def train(model, batch):\n", "def train(model, batch):\n    batch = batch\n")
+    client.notify("textDocument/didChange", {"textDocument": {"uri": uri, "version": 2},
+                                             "contentChanges": [{"text": edited}]})
+    expected = [(f.code, f.message) for f in lint_document(str(path), edited)]
+    assert [code for code, _ in expected] == ["NAN403"] and "`.half()` on line 19" in expected[0][1]
+    assert "`.half()` on line 18" in preview_document(str(path), edited, DocumentLint(
+        lint_document(str(path), source), source, source.splitlines(True)))[0][0].message  # the preview's
+
+    def confirmed(message: dict[str, Any]) -> bool:
+        params = message.get("params") or {}
+        return (message.get("method") == "textDocument/publishDiagnostics" and params.get("uri") == uri
+                and params.get("version") == 2 and [(d["code"], d["message"]) for d in params["diagnostics"]]
+                == expected)
+
+    client.wait(confirmed, "the confirmed diagnostics")

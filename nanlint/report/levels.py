@@ -6,7 +6,7 @@ The engine's ``NAN000`` (file not linted) and ``NAN999`` (nanlint bug) are error
 """
 from __future__ import annotations
 
-from ..rules import BY_CODE
+from ..registry import BY_CODE
 
 ERROR, WARNING = "error", "warning"
 

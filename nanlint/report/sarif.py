@@ -29,10 +29,10 @@ from urllib.parse import quote
 
 from .. import __version__
 from ..docs import first_paragraph, numerics_rows, rests_on, section
-from ..engine import FILE_ERROR_CODE, FILE_ERROR_NAME, INTERNAL_ERROR_CODE, INTERNAL_ERROR_NAME, decode
+from ..files import FILE_ERROR_CODE, FILE_ERROR_NAME, INTERNAL_ERROR_CODE, INTERNAL_ERROR_NAME, decode
 from ..finding import Edit, Finding
 from ..lines import split_lines
-from ..rules import ALL_RULES, BY_CODE, Rule
+from ..registry import ALL_RULES, BY_CODE, RuleInfo as Rule
 from .levels import level
 
 SCHEMA_URI = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"

@@ -1,0 +1,127 @@
+"""What runs around the analysis, without libcst or the rules: reading and decoding a file, the request
+(which rules, precision, options) and the result types.
+
+A run whose every file is answered by the cache (:mod:`nanlint.runner`) imports only this, the
+configuration, the rule index (:mod:`nanlint.registry`) and the cache: the rule classes, libcst and the
+analysis are imported where a file is analysed (:meth:`LintRequest.rule_classes`, :mod:`nanlint.engine`).
+"""
+from __future__ import annotations
+
+import io
+import os
+import tokenize
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Optional, Union
+
+from .finding import Finding
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .rules.base import Rule
+
+FILE_ERROR_CODE = "NAN000"
+FILE_ERROR_NAME = "file-error"
+INTERNAL_ERROR_CODE = "NAN999"
+INTERNAL_ERROR_NAME = "internal-error"
+UNUSED_NOQA_CODE = "NAN001"  # rules/nan001_unused_noqa.py: checked by the engine, after every other rule has run
+
+# LintRequest option (request.build_request(..., suppressions=True)): also return the findings a comment
+# suppresses, marked ``extra["suppressed"] = True`` (SARIF `suppressions`), and give every finding
+# ``extra["noqa_lines"]``, the lines whose comment would suppress it (``--add-noqa``).
+SUPPRESSIONS_OPTION = "suppressions"
+
+
+@dataclass
+class FileResult:
+    path: str
+    findings: list[Finding] = field(default_factory=list)
+    internal_error: bool = False
+    source: Optional[str] = None
+    encoding: str = "utf-8"
+
+
+@dataclass(frozen=True)
+class LintRequest:
+    """What to lint one file with: the enabled rules and per-file options.
+
+    ``rules`` holds rule classes or rule codes (``"NAN101"``): the command line passes codes, so that
+    building a request, keying the cache and sending the request to a worker import no rule;
+    :meth:`rule_classes` resolves them where a file is analysed.
+    """
+
+    rules: tuple[Union[type[Rule], str], ...]
+    precision: Optional[tuple[str, ...]] = None
+    options: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def codes(self) -> tuple[str, ...]:
+        return tuple(rule if isinstance(rule, str) else rule.code for rule in self.rules)
+
+    def rule_classes(self) -> tuple[type[Rule], ...]:
+        if all(not isinstance(rule, str) for rule in self.rules):
+            return self.rules  # type: ignore[return-value]
+        from .rules import BY_CODE
+
+        return tuple(BY_CODE[rule] if isinstance(rule, str) else rule for rule in self.rules)
+
+
+def decode(data: bytes) -> tuple[str, str]:
+    """Decode Python source the way the interpreter does (BOM, coding cookie); raises on failure.
+
+    Raises ``SyntaxError`` for a bad coding cookie and ``UnicodeDecodeError``
+    (with the offending byte's position) for bytes that are not in the encoding.
+    """
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+    except SyntaxError as exc:
+        if "invalid or missing encoding declaration" not in str(exc):
+            raise
+        encoding = "utf-8"  # undecodable bytes in the first lines: let decode() say where
+    return data.decode(encoding), encoding
+
+
+def file_error(path: str, message: str, line: int = 1, column: int = 1) -> Finding:
+    return Finding(FILE_ERROR_CODE, FILE_ERROR_NAME, message, path, line, column, line, column)
+
+
+# libcst holds ~60x a file's size in memory and parses ~20k lines/s: a 4 MB
+# generated file took 127 s, and a 50 MB one was killed by the OOM killer on a
+# 24 GB machine. Files above this size are reported, not analysed.
+MAX_FILE_BYTES = 8 * 1024 * 1024
+
+
+def read_source(path: str) -> tuple[Optional[str], str, Optional[Finding]]:
+    try:
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size > MAX_FILE_BYTES:
+                return None, "utf-8", file_error(
+                    path, f"not analysed: file is {size / 2**20:.1f} MiB, above nanlint's "
+                          f"{MAX_FILE_BYTES // 2**20} MiB limit (generated code?)")
+            data = handle.read()
+    except IsADirectoryError:
+        return None, "utf-8", file_error(path, "cannot read: is a directory")
+    except OSError as exc:
+        return None, "utf-8", file_error(path, f"cannot read: {exc.strerror or exc}")
+    return decode_source(path, data)
+
+
+def decode_source(path: str, data: bytes) -> tuple[Optional[str], str, Optional[Finding]]:
+    try:
+        text, encoding = decode(data)
+    except SyntaxError as exc:  # bad coding cookie
+        return None, "utf-8", file_error(path, f"cannot decode: {exc.msg}")
+    except (UnicodeDecodeError, LookupError) as exc:
+        if isinstance(exc, UnicodeDecodeError):
+            line = data.count(b"\n", 0, exc.start) + 1
+            column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+            return None, "utf-8", file_error(
+                path, f"cannot decode as {exc.encoding}: byte 0x{data[exc.start]:02x} is not valid "
+                      f"(add a `# -*- coding: ... -*-` line or save the file as UTF-8)", line, column,
+            )
+        return None, "utf-8", file_error(path, f"cannot decode: {exc}")
+    if "\x00" in text:
+        index = text.index("\x00")
+        line = text.count("\n", 0, index) + 1
+        return None, encoding, file_error(path, "cannot parse: source contains a NUL byte", line)
+    return text, encoding, None
+

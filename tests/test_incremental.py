@@ -1,0 +1,85 @@
+"""The language server's preview (nanlint/incremental.py): re-analysing only the definitions an edit changed gives
+the findings of a full lint, except where a message names the line of float16 evidence that the edit itself moved
+(the server confirms every preview with a full lint; tests/test_server.py checks what it shows at rest)."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from helpers import FIXTURES
+
+from nanlint.engine import LintRequest, lint_source
+from nanlint.finding import Finding
+from nanlint.incremental import layout, relint
+from nanlint.rules import ALL_RULES
+
+REQUEST = LintRequest(ALL_RULES, None, (("max-grad-norm", 1.0),))
+EVIDENCE = re.compile(r"` on line (\d+)")
+FILES = sorted(p for p in FIXTURES.rglob("*.py") if (lambda lay: lay is not None and lay.definitions)(
+    layout(p.read_text(encoding="utf-8"))))
+
+
+def identity(findings: list[Finding]) -> list[tuple]:
+    return sorted((f.code, f.line, f.column, f.end_line, f.end_column, f.message, f.fix, f.confidence,
+                   f.extra.get("target_span")) for f in findings)
+
+
+def edits(lines: list[str], line: int) -> dict[str, list[str]]:
+    """A blank line, a statement and a comment at ``line`` (1-based) of a definition."""
+    current = lines[line - 1]
+    indent = current[:len(current) - len(current.lstrip())]
+    return {"blank": lines[:line - 1] + [""] + lines[line - 1:],
+            "statement": lines[:line - 1] + [indent + "zz = 1"] + lines[line - 1:],
+            "comment": lines[:line - 1] + [current + "  # edited"] + lines[line:]}
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: str(p.relative_to(FIXTURES)))
+def test_preview_equals_a_full_lint(path: Path):
+    text = path.read_text(encoding="utf-8")
+    before = layout(text, str(path))
+    assert before is not None
+    findings = lint_source(str(path), text, REQUEST).findings
+    lines = text.split("\n")
+    evidence = {int(n) for f in findings for n in EVIDENCE.findall(f.message)}
+    previewed = 0
+    for definition in before.definitions:
+        span = range(definition.first + 1, definition.last + 1)
+        if not span:
+            continue
+        for line in sorted({span[0], span[len(span) // 2], span[-1]}):  # its start, middle and end
+            for kind, changed in edits(lines, line).items():
+                new = "\n".join(changed)
+                preview = relint(str(path), REQUEST, before, findings, new)
+                if preview is None:
+                    continue  # declined: the server lints the whole text
+                previewed += 1
+                full = lint_source(str(path), new, REQUEST).findings
+                if line in evidence or line - 1 in evidence:  # the edit moved the evidence a message names
+                    assert [EVIDENCE.sub("", m[5]) for m in identity(preview.findings)] == \
+                        [EVIDENCE.sub("", m[5]) for m in identity(full)], (kind, line)
+                else:
+                    assert identity(preview.findings) == identity(full), (kind, line)
+    assert previewed
+
+
+def test_preview_declines_what_it_cannot_do():
+    text = "import torch\n\nEPS = 0\n\n\ndef f(x):\n    return x / x.norm()\n\n\ndef g(x):\n    return x\n"
+    before = layout(text)
+    findings = lint_source("m.py", text, REQUEST).findings
+    assert [f.code for f in findings] == ["NAN101"]
+    # module-level code changed, a definition renamed, added, or a syntax error: the whole text is linted
+    for changed in (text.replace("EPS = 0", "EPS = 1"), text.replace("def g(", "def h("),
+                    text + "\n\ndef h():\n    pass\n", text.replace("return x\n", "return x +\n")):
+        assert relint("m.py", REQUEST, before, findings, changed) is None
+    # an edit inside g: f's finding is reused, moved by the line g did not gain
+    preview = relint("m.py", REQUEST, before, findings, text.replace("    return x\n", "    y = x\n    return y\n"))
+    assert preview is not None and preview.changed == 1
+    assert identity(preview.findings) == identity(findings)
+    # an edit inside f that adds a line above the hazard moves it
+    edited = text.replace("def f(x):\n", "def f(x):\n    x = x + 1\n")
+    preview = relint("m.py", REQUEST, before, findings, edited)
+    assert preview is not None
+    assert identity(preview.findings) == identity(lint_source("m.py", edited, REQUEST).findings)
+    assert [f.line for f in preview.findings] == [8]

@@ -56,6 +56,9 @@ def gradient_at(ctx: "FileContext", values: Iterable[cst.BaseExpression] = ()) -
     return FLOWS
 
 
+# base-class suffixes of data preprocessing (Hugging Face feature extractors, image processors, tokenizers)
+_PREPROCESSING = ("FeatureExtractor", "ImageProcessor", "ImageProcessorFast", "Processor", "ProcessorMixin",
+                  "Tokenizer", "TokenizerFast", "FeatureExtractionMixin", "ImageProcessingMixin")
 _DETACHING = frozenset({"detach", "item", "tolist", "numpy", "detach_"})
 
 
@@ -100,6 +103,9 @@ def grad_mode(ctx: "FileContext") -> Optional[str]:
             bases = {_last(arg.value) for arg in node.bases}
             if bases & OPTIMIZER_BASES or any(b.endswith("Scheduler") for b in bases):
                 return "in an optimizer or scheduler class, which works on `.grad` tensors outside autograd"
+            if any(b.endswith(_PREPROCESSING) for b in bases):
+                return "in a preprocessing class (feature extractor, image processor, tokenizer): no model is " \
+                       "trained through it"
             break
     if any(region.kind == "class" and {"Optimizer", "LRScheduler"} & set(region.bases)
            for region in ctx.summary.regions):

@@ -8,7 +8,7 @@ two that sit on other lines:
 * a test of the dangerous value before the operation, in the same function
   (``if n > limit: y = y * (limit / n)``; ``if m.sum() == 0: return``), recorded by
   the walker for every rule;
-* a repair of the result after it (``y = torch.where(torch.isfinite(y), y, finfo.min)``,
+* a repair of the result around it (``torch.nansum(p * torch.log(p / q))``) or after it (``y = torch.where(torch.isfinite(y), y, finfo.min)``,
   ``y.nan_to_num()``, ``y[torch.isnan(y)] = 0``): the author expected the NaN
   and replaced it.
 """
@@ -45,6 +45,24 @@ def repaired_later(ctx: "FileContext") -> bool:
         rf"(?:isfinite|isnan|isinf|nan_to_num|isneginf|isposinf)\(\s*{name}\b|\b{name}\s*\.\s*"
         rf"(?:isfinite|isnan|isinf|nan_to_num|isneginf|isposinf)\(")
     return repair.search(text) is not None
+
+
+_INLINE_REPAIRS = frozenset({"nan_to_num", "nansum", "nanmean", "nanmedian", "nan_to_num_"})
+
+
+def repaired_inline(ctx: "FileContext") -> bool:
+    """The node being walked sits inside ``torch.nansum(...)`` / ``nanmean`` / ``nan_to_num``: its NaN is
+    dropped or replaced before it goes further (``nansum(p * log(p / q))`` in a metric)."""
+    for node in reversed(ctx.stack[:-1]):
+        if isinstance(node, cst.Call):
+            func = node.func
+            name = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(
+                func, cst.Name) else ""
+            if name in _INLINE_REPAIRS:
+                return True
+        elif isinstance(node, (cst.BaseSmallStatement, cst.BaseCompoundStatement)):
+            return False
+    return False
 
 
 def _assigned_name(ctx: "FileContext") -> Optional[str]:

@@ -129,15 +129,14 @@ def trigger_of(facts: "Facts", expr: cst.BaseExpression, at: "At", depth: int = 
             if _is_self_attribute(expr):
                 return PARAMETER  # module state: weights, buffers, fixed windows
             if binding is not None and binding.is_parameter:
-                prior = _prior(name)
-                if prior is not None:
-                    return prior
+                # what the module's callers pass is more specific than the parameter's name
                 function = binding.scope.node
                 if isinstance(function, cst.FunctionDef) and facts.summary is not None:
                     passed = parameter_trigger(facts.summary, function, name)
                     if passed is not None:
                         return passed
-                return INPUT
+                prior = _prior(name)
+                return prior if prior is not None else INPUT
             prior = _prior(name)
             return prior if prior is not None else UNKNOWN
         where = type(at)(binding.scope, binding.order)

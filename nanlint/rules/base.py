@@ -129,7 +129,7 @@ class Rule:
         torch hazard), a boolean filter kept only non-zero entries (``e[e != 0]``), or the statement's result
         is repaired afterwards (``torch.where(torch.isfinite(y), y, ...)``)."""
         from ..analysis import kinds
-        from ..analysis.guards import repaired_later
+        from ..analysis.guards import repaired_inline, repaired_later
         from ..analysis.triggers import IMPOSSIBLE
 
         at = self.ctx.at()
@@ -137,7 +137,7 @@ class Rule:
             return True
         if self.facts.trigger(value, at).likelihood == IMPOSSIBLE:
             return True
-        return repaired_later(self.ctx)
+        return repaired_later(self.ctx) or repaired_inline(self.ctx)
 
     def judge(self, value: cst.BaseExpression, gradient_only: bool = False,
               values: Sequence[cst.BaseExpression] = (), floor: "Optional[Trigger]" = None) -> "Optional[Judgement]":

@@ -165,10 +165,15 @@ class SqrtAtZero(Rule):
         self._note_division(node)
         tc = self.ctx.match(node)
         if tc is not None and tc.key == "hypot":
-            if self.ctx.in_no_grad():
+            other = tc.positional(0)
+            if tc.operand is None or other is None:
                 return
-            self.report(node, "`torch.hypot` has a NaN gradient when both inputs are 0; use "
-                              "`torch.linalg.vector_norm(torch.stack([a, b]), dim=0)`", **self._hypot_fix(tc).extra())
+            judged = self.judge(tc.operand, gradient_only=True, values=(tc.operand, other))
+            if judged is None:
+                return
+            self.report(node, f"`torch.hypot` has a NaN gradient when both inputs are 0, {judged.reached_by}; use "
+                              "`torch.linalg.vector_norm(torch.stack([a, b]), dim=0)`",
+                        **judged.extra(), **self._hypot_fix(tc).extra())
             return
         self._check(node)
 

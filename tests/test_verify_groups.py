@@ -186,7 +186,7 @@ def test_fix_check_says_not_checked_when_another_nan_comes_first() -> None:
 
 
 def test_transformers_models_run_unchanged_under_the_tracer() -> None:
-    pytest.importorskip("transformers", reason="optional: transformers is not in the test extra")
+    pytest.importorskip("transformers", reason="transformers (in the test extra) is not installed")
     out = io.StringIO()
     report = verify_script("fixtures/verify/hf_models.py", steps=5, device="cpu", script_stdout=out, precise=True)
     assert report.script_error is None, report.script_error

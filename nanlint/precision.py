@@ -7,7 +7,7 @@ Two questions the precision rules (NAN403, NAN404, NAN501) ask:
   ``struct``'s ``'e'`` format), bfloat16 (the upper 16 bits of the float32
   pattern) and float32, without importing torch. ``1e-8`` becomes 0 in float16,
   ``1 - 1e-7`` becomes 1 in float16 and bfloat16, ``-1e9`` becomes -inf in float16
-  (numerics.md §5.2 lists the measured values these functions agree with).
+  (docs/probe.md §5.2 lists the measured values these functions agree with).
 * *Can this file run in float16, and why do we think so?* :func:`fp16_evidence`
   returns an :class:`Evidence` (the config's ``precision``, or a line of the
   file) or None. Evidence comes in kinds, because they do not mean the same:

@@ -3,7 +3,7 @@
 Importing the rules imports libcst and the analysis (about 0.4 s). Selecting rules
 (``select``, ``ignore``, per-file-ignores), keying the cache, ``nanlint rules``,
 ``nanlint rule CODE``, ``--help`` and ``--version`` need only each rule's code,
-name, summary, numerics.md rows, preview status and documentation: this module
+name, summary, docs/probe.md rows, preview status and documentation: this module
 reads them from ``nanlint/_rule_index.py``, a file generated from the rules
 (``python -m nanlint.registry --write``; ``tests/test_registry.py`` fails when it
 is stale, as ``tests/test_docs.py`` does for ``docs/rules.md``). The rule classes

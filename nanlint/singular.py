@@ -7,7 +7,7 @@ Shared by NAN401 (the where trap: a singular op on the unselected side of a
 A :class:`Singular` is an op whose value or derivative is infinite at one
 argument: ``sqrt``/``rsqrt``/fractional powers at 0, ``log`` at 0, ``log1p`` at
 -1, a division or ``reciprocal`` at a zero divisor, ``acos``/``asin``/``atanh``
-at +-1 (numerics.md rows 17, 30, 33, 35, 37; extra measurements in
+at +-1 (docs/probe.md rows 17, 30, 33, 35, 37; extra measurements in
 docs/numerics-extra.md).
 """
 from __future__ import annotations

@@ -72,7 +72,7 @@ def test_rule_docs_have_the_expected_sections(rule):
     assert not missing, f"{rule.code}'s docstring lacks the section(s) {missing} (docs/architecture.md §1: the docstring IS the docs)"
     assert all(body.strip() for _, body in doc_sections(rule)), f"{rule.code} has an empty docstring section"
     assert re.search(r"\brows?\b|§", rule.docs()) or rule.rows in ("–", "-"), \
-        f"{rule.code}'s docs should cite the numerics.md row(s) they rest on"
+        f"{rule.code}'s docs should cite the docs/probe.md row(s) they rest on"
 
 
 def test_module_cli_check_and_write(tmp_path: Path):

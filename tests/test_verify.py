@@ -111,7 +111,7 @@ def _anomaly_blamed_line(rmse_file: Path) -> tuple[str, int]:
 
 
 def test_rmse_attribution_differs_from_detect_anomaly(monkeypatch: Any) -> None:
-    """numerics.md §3: anomaly mode blames mse_loss (where inf * 0 becomes NaN); nanlint blames the sqrt."""
+    """docs/probe.md §3: anomaly mode blames mse_loss (where inf * 0 becomes NaN); nanlint blames the sqrt."""
     monkeypatch.chdir(ROOT)
     anomaly_code, anomaly_line = _anomaly_blamed_line(FIXTURES / "rmse.py")
     assert anomaly_code == "mse = F.mse_loss(pred, target)" and anomaly_line == 18

@@ -251,7 +251,7 @@ def _contains(tree: cst.CSTNode, node: cst.CSTNode) -> bool:
 def clamp_divisor(ctx: FileContext, divisor: cst.BaseExpression, source: ZeroSource, at: At,
                   what: str) -> Built:
     """``x / d`` -> ``x / d.clamp_min(eps)`` for a norm or a standard deviation (their backward is masked
-    at 0, so a clamp after them is enough; numerics.md rows 2 and 6)."""
+    at 0, so a clamp after them is enough; docs/probe.md rows 2 and 6)."""
     if python_number(divisor, ctx, at):
         return Built(reason="the divisor is a Python number (`.item()`), not a tensor")
     if not (tensor_evidence(divisor, ctx, at) or tensor_evidence(source.node, ctx, at)):
@@ -290,7 +290,7 @@ def clamp_divisor(ctx: FileContext, divisor: cst.BaseExpression, source: ZeroSou
 
 def clamp_inside_root(ctx: FileContext, found: Root, kind: str, what: str) -> Built:
     """``sqrt(v)`` -> ``sqrt(v.clamp_min(eps))`` (any spelling of the root): the clamp must come *before*
-    the root, whose own gradient is infinite at 0 (numerics.md rows 3, 4, 10)."""
+    the root, whose own gradient is infinite at 0 (docs/probe.md rows 3, 4, 10)."""
     operand = found.operand
     if python_number(operand, ctx, ctx.at()):
         return Built(reason="the value is a Python number (`.item()`), not a tensor")
@@ -378,7 +378,7 @@ _SPREAD_OPS = frozenset({"std", "var", "std_mean", "var_mean"})
 def biased_call(ctx: FileContext, call: cst.BaseExpression) -> Optional[cst.Call]:
     """``x.std(dim)`` -> ``x.std(dim, correction=0)`` (also ``var``, ``std_mean``, ``var_mean``), or None when
     ``call`` is not an unbiased spread whose correction can be set here (``correction=``/``unbiased=`` given, or a
-    positional ``unbiased`` flag). The unbiased estimator of one element is 0/0 = NaN (numerics.md row 7), and
+    positional ``unbiased`` flag). The unbiased estimator of one element is 0/0 = NaN (docs/probe.md row 7), and
     ``clamp_min`` of NaN is NaN: only ``correction=0`` removes that trigger."""
     if not isinstance(call, cst.Call):
         return None

@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Witness:
-    """An executable proof of the rule (numerics.md rows): run by the test suite with torch.
+    """An executable proof of the rule (docs/probe.md rows): run by the test suite with torch.
 
     ``setup`` builds the inputs; it sees ``torch``, ``F``, ``dtype`` and ``leaf(t)``
     (marks a tensor as requiring grad). ``hazard`` must produce a non-finite value
@@ -97,7 +97,7 @@ class Rule:
     code: ClassVar[str]
     name: ClassVar[str]
     summary: ClassVar[str]
-    rows: ClassVar[str]  # rows of numerics.md §1 (or section) the rule rests on
+    rows: ClassVar[str]  # rows of docs/probe.md §1 (or section) the rule rests on
     preview: ClassVar[bool] = False
     screen: ClassVar[re.Pattern[str]]
     site: ClassVar[Optional[re.Pattern[str]]] = None

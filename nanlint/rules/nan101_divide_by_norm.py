@@ -23,7 +23,7 @@ class DivideByNorm(Rule):
     A norm is exactly 0 for a zero vector: an all-padding embedding, a dead
     feature row, a zero gradient. `0 / 0` is NaN in the forward pass and the
     gradient is NaN as well, in float32, bfloat16 and float16 alike
-    (numerics.md row 1; row 3 for the hand-written norm). The norm itself is
+    (docs/probe.md row 1; row 3 for the hand-written norm). The norm itself is
     safe: PyTorch masks its gradient at 0 (row 2), so `x.norm()` alone is never
     flagged; only dividing by it is.
 

@@ -22,7 +22,7 @@ class DivideByStd(Rule):
     The standard deviation is exactly 0 for a constant input: a batch of equal
     rewards (advantage normalisation in RL), a constant feature, a zero-padded
     frame. Then `(x - mean) / std` is `0 / 0`: NaN in the forward pass, in every
-    dtype (numerics.md rows 4 and 6). `x.std()` on its own is safe — PyTorch
+    dtype (docs/probe.md rows 4 and 6). `x.std()` on its own is safe — PyTorch
     masks its gradient at 0 (row 6) — only the division is the hazard. Dividing
     by `torch.sqrt(var)` is worse still: the square root's gradient is infinite at
     0 (row 4), so the same line is also reported as NAN201.

@@ -67,7 +67,7 @@ class DivideByCount(GuardTests):
     ## Why is this bad?
     When nothing is selected (a batch whose labels are all `ignore_index`, no
     masked tokens, no positive anchors) the count is 0 and the masked sum is 0:
-    `0 / 0` is NaN, forward and backward, in every dtype (numerics.md row 39).
+    `0 / 0` is NaN, forward and backward, in every dtype (docs/probe.md row 39).
     One such batch makes the loss NaN and, through the optimizer, every weight.
 
     ## Example

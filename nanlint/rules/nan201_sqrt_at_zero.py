@@ -31,7 +31,7 @@ class SqrtAtZero(Rule):
     ## Why is this bad?
     The forward value is fine, but d/dv sqrt(v) = 1 / (2 sqrt(v)) is infinite at
     v = 0, and the chain rule multiplies it by the 0 gradient of the squares:
-    inf * 0 = NaN in every dtype (numerics.md rows 3, 4, 9, 10, 12). An RMSE loss
+    inf * 0 = NaN in every dtype (docs/probe.md rows 3, 4, 9, 10, 12). An RMSE loss
     therefore turns NaN exactly when the model fits a batch perfectly.
 
     The mean absolute error is *not* a hazard: `F.l1_loss` and `(p - t).abs()`

@@ -20,7 +20,7 @@ class RsqrtAtZero(Rule):
     ## Why is this bad?
     For a constant (LayerNorm) or all-zero (RMSNorm, padding) input the variance
     is exactly 0: `rsqrt(0)` is +Inf in the forward pass and the gradient is NaN,
-    in every dtype (numerics.md row 5).
+    in every dtype (docs/probe.md row 5).
 
     ## Example
     ```python

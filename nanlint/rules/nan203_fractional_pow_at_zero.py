@@ -29,7 +29,7 @@ class FractionalPowAtZero(Rule):
     ## Why is this bad?
     The derivative of x^p (p < 1) is infinite at 0. A clamp at 0 passes the
     gradient through at its boundary, so `sqrt(x.clamp(min=0))` has a +Inf
-    gradient at x = 0 (numerics.md row 31); `abs` multiplies the infinite
+    gradient at x = 0 (docs/probe.md row 31); `abs` multiplies the infinite
     derivative by sign(0) = 0, which gives NaN (row 36); a plain `x ** 0.5` at 0
     is already Inf (row 35). Exactly-zero inputs are ordinary here: the clamp
     exists because the value goes negative (a distance computed as

@@ -19,7 +19,7 @@ class UnbiasedVarOfOne(Rule):
     The unbiased estimator divides by `n - 1`. When the pooled dimension has a
     single element (an utterance of one frame, a sequence of length one, a
     group with one member) that is `0 / 0`: NaN in the forward pass with only a
-    UserWarning, in every dtype (numerics.md row 7).
+    UserWarning, in every dtype (docs/probe.md row 7).
 
     ## Why preview?
     Whether a dimension can have size one depends on the data, which a static

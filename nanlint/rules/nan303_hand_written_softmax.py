@@ -50,7 +50,7 @@ class HandWrittenSoftmax(Rule):
 
     ## Why is this bad?
     `exp` overflows to inf above 88.7 in float32/bfloat16 and above 11.09 in
-    float16 (numerics.md row 22), and `inf / inf` is NaN: a hand-written softmax
+    float16 (docs/probe.md row 22), and `inf / inf` is NaN: a hand-written softmax
     of logits `[1000, 0]` is NaN forward and backward in every dtype, and a
     hand-written logsumexp is +inf with a NaN gradient (row 21).
     `log(1 + exp(x))` overflows to inf at x = 89 (float32) or x = 12 (float16),

@@ -48,7 +48,7 @@ class ExpOverflow(Rule):
 
     ## Why is this bad?
     float16's largest value is 65504, so `exp(x)` is inf for x > 11.09
-    (`exp2` for x > 16) and its gradient is inf too (numerics.md row 22; the
+    (`exp2` for x > 16) and its gradient is inf too (docs/probe.md row 22; the
     bounds are measured in docs/numerics-extra.md). In pure float16 (`.half()`)
     the forward overflows. Under CUDA autocast `exp` runs in float32, but the
     gradient flowing back into the float16 layer output is exp(x) again and

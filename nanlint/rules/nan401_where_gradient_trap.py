@@ -46,7 +46,7 @@ class WhereGradientTrap(Rule):
     everywhere, and backward multiplies the unselected side's derivative by 0.
     At the excluded point that derivative is infinite (or NaN), and `0 * inf`
     is NaN: the forward is finite but every gradient that flows through `x` is
-    NaN, in float32, bfloat16 and float16 (numerics.md row 30 for sqrt, 1/x,
+    NaN, in float32, bfloat16 and float16 (docs/probe.md row 30 for sqrt, 1/x,
     log and `masked_fill`; docs/numerics-extra.md "where trap" for rsqrt,
     powers, log1p, reciprocal, acos, asin and the `y[mask] = 0` form). `detect_anomaly`
     blames the sqrt, far from the `where` that was meant to protect it.

@@ -67,7 +67,7 @@ class NegInfMask(Rule):
     A row whose every slot is masked (a fully padded sample, left padding under
     a causal mask, an empty retrieval set) is all `-inf`; softmax computes
     `exp(-inf - (-inf)) = NaN` for the whole row, in float32, bfloat16 and
-    float16 (numerics.md row 24), and `attn @ v` spreads it. `0 * -inf` is NaN
+    float16 (docs/probe.md row 24), and `attn @ v` spreads it. `0 * -inf` is NaN
     in IEEE arithmetic (docs/numerics-extra.md "neg-inf").
 
     ## Example

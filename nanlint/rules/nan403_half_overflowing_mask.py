@@ -35,7 +35,7 @@ class HalfOverflowingMask(Rule):
     ## Why is this bad?
     float16 cannot hold -1e9. `masked_fill(m, -1e9)`, `fill_`, `full_like` and
     `new_full` on a float16 tensor raise `RuntimeError: value cannot be
-    converted to type c10::Half without overflow` (numerics.md row 25); the
+    converted to type c10::Half without overflow` (docs/probe.md row 25); the
     arithmetic forms are silent: `m.half() * -1e9`, `torch.where(m, -1e9, s)`
     and `s[m] = -1e9` give `-inf`, and a fully masked row becomes NaN after
     softmax (row 26; docs/numerics-extra.md "float16 mask values"). bfloat16

@@ -43,7 +43,7 @@ class AcosOfCosine(Rule):
     itself (or a parallel one) is exactly 1 in float32 for many inputs, and
     float16/bfloat16 rounding pushes it past 1 (`F.cosine_similarity` returns
     1.001 in float16 and 1.0078 in bfloat16): the gradient is NaN, and past 1
-    the forward too (numerics.md row 33). Clamping to exactly [-1, 1] does not
+    the forward too (docs/probe.md row 33). Clamping to exactly [-1, 1] does not
     help: `acos(1)` still has a -inf derivative, and `1 - 1e-7` is 1 in
     float16 and bfloat16 (rows 20, 33; docs/numerics-extra.md "acos clamp"
     measures `1 - 1e-3` rounding to 1 in bfloat16).

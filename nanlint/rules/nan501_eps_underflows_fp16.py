@@ -78,7 +78,7 @@ class EpsUnderflowsFp16(Rule):
 
     ## Why is this bad?
     float16's smallest subnormal is 6e-8: `1e-8` becomes 0, so `var + 1e-8` is
-    no guard at all and a constant input gives NaN (numerics.md rows 45, 46;
+    no guard at all and a constant input gives NaN (docs/probe.md rows 45, 46;
     §5.2: `x.norm().clamp_min(1e-12)` is 0). A surviving eps of 1e-6 still
     makes a gradient of 1e6, which is Inf in float16 (row 1: `x / (norm + 1e-6)`;
     docs/numerics-extra.md "fp16 eps" for log, clamp and rsqrt thresholds).

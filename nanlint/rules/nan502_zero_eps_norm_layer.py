@@ -36,7 +36,7 @@ class ZeroEpsNormLayer(Rule):
     A constant input row (LayerNorm, GroupNorm) or an all-zero row (RMSNorm: a
     padding position, a dead channel) has variance exactly 0, and with eps=0
     the output and the gradient are NaN, in float32, bfloat16 and float16
-    (numerics.md row 42; docs/numerics-extra.md "zero-eps norm modules" for
+    (docs/probe.md row 42; docs/numerics-extra.md "zero-eps norm modules" for
     the `nn` modules).
 
     ## Example

@@ -26,7 +26,7 @@ class MissingGradClipping(LoopRule):
     ## Why is this bad?
     One bad batch makes a gradient spike; without clipping, a single SGD/Adam
     step moves the weights by that spike, the next forward pass overflows and
-    the loss is Inf, then NaN (numerics.md §5.3: a deep stack's loss goes from
+    the loss is Inf, then NaN (docs/probe.md §5.3: a deep stack's loss goes from
     1.8e19 to inf). Clipping bounds the step. It does not repair gradients that
     are already non-finite — `clip_grad_norm_` turns Inf into NaN — so it belongs
     with a finite-loss check, but it is the standard guard against the spike

@@ -18,7 +18,7 @@ class ClipBeforeUnscale(LoopRule):
 
     ## Why is this bad?
     Under a `GradScaler` the gradients are multiplied by the loss scale (65536
-    by default, numerics.md §3/§5.3). Clipping them before unscaling compares
+    by default, docs/probe.md §3/§5.3). Clipping them before unscaling compares
     the *scaled* norm with `max_norm`: every step is clipped to
     `max_norm / scale`, a update thousands of times too small, and a real spike
     is no longer bounded in the units you chose. The PyTorch AMP recipe unscales

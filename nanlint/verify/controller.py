@@ -474,7 +474,7 @@ class SentinelRun(Controller):
         if skipped:
             self.skipped_steps.add(self.step)
         if skipped and not flags.loss_bad:
-            self.expected_skips.append(self.step)  # the GradScaler's own business (numerics.md §3)
+            self.expected_skips.append(self.step)  # the GradScaler's own business (docs/probe.md §3)
         elif flags.bad:
             self.failures.append(Failure(self.step, flags))
             if self._pending is not None:

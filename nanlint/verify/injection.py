@@ -1,6 +1,6 @@
 """Danger values: what nanlint substitutes at a flagged op to confirm a finding that ordinary data does not trigger.
 
-Each rule names the value that makes its hazard real (numerics.md §1): a norm,
+Each rule names the value that makes its hazard real (docs/probe.md §1): a norm,
 standard deviation, variance, MSE or count of exactly 0 (rows 1-5, 10, 39), a
 log argument of 0 (rows 14-18), a cosine of exactly 1 (row 33), a mask row with
 every slot masked (rows 24, 29), a reduction over one element (row 7) or over

@@ -14,7 +14,7 @@ A replay runs the script again from the start in the same process: the RNG
 states of the first run's start are restored, the steps before the target one
 run untraced, and at the target step's start the first run's snapshot (weights,
 optimizer state, buffers, scaler, RNG) is put back, so the replayed step sees
-exactly the state it failed with (numerics.md §3 recommendation).
+exactly the state it failed with (docs/probe.md §3 recommendation).
 """
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ column span of the calling instruction from ``co_positions()``, so two calls on
 one line are told apart. The first op that makes a NaN from inputs without NaN,
 or an Inf from finite inputs (not a deliberate ``-inf`` fill: an op given an
 infinite Python number, like ``masked_fill(m, float('-inf'))``), is the forward
-origin (numerics.md §3, §5.5).
+origin (docs/probe.md §3, §5.5).
 
 Backward: the same mode stamps the op into ``grad_fn.metadata['nanlint']`` of
 every node the op created, and hooks each node (``Node.register_hook``); the

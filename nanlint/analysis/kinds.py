@@ -15,6 +15,7 @@ from ..names import builtin_name
 
 if TYPE_CHECKING:
     from ..facts import At, Facts
+    from ..scope import Binding
 
 FLOAT_TENSOR = "float tensor"
 INT_TENSOR = "int tensor"
@@ -138,10 +139,11 @@ def _binary(facts: "Facts", expr: cst.BinaryOperation, at: "At", depth: int) -> 
 
 def _named(facts: "Facts", expr: "cst.Name | cst.Attribute", at: "At", depth: int) -> str:
     binding = facts.binding(expr, at)
+    if binding is not None and binding.is_parameter:
+        # a default argument is not what callers pass; an annotation (``width: int``) says what they may
+        return _annotated(binding, expr.value if isinstance(expr, cst.Name) else "")
     if binding is None or binding.value is None:
         return UNKNOWN
-    if binding.is_parameter:
-        return UNKNOWN  # a default argument is not what callers pass
     where = type(at)(binding.scope, binding.order)
     if binding.operator is not None:
         previous = binding.previous
@@ -162,6 +164,31 @@ def _named(facts: "Facts", expr: "cst.Name | cst.Attribute", at: "At", depth: in
                 return kind(facts, element.value, value_at, depth)
         return UNKNOWN
     return kind(facts, binding.value, where, depth)
+
+
+_ANNOTATION_KINDS = {
+    "int": PY_INT, "float": PY_FLOAT, "bool": PY_INT, "complex": PY_FLOAT,
+    "ndarray": NUMPY, "list": SEQUENCE, "tuple": SEQUENCE, "List": SEQUENCE, "Tuple": SEQUENCE,
+    "Sequence": SEQUENCE, "LongTensor": INT_TENSOR, "BoolTensor": BOOL_TENSOR, "FloatTensor": FLOAT_TENSOR,
+}
+
+
+def _annotated(binding: "Binding", name: str) -> str:
+    """The kind a parameter's annotation names (``x: int``, ``mask: torch.BoolTensor``); unions of several
+    kinds (``Union[Tensor, float]``) and anything else are unknown."""
+    function = binding.scope.node
+    if not name or not isinstance(function, cst.FunctionDef):
+        return UNKNOWN
+    params = function.params
+    for param in (*params.posonly_params, *params.params, *params.kwonly_params):
+        if param.name.value == name and param.annotation is not None:
+            annotation = param.annotation.annotation
+            if isinstance(annotation, cst.Subscript):
+                annotation = annotation.value  # ``List[int]`` -> ``List``
+            last = annotation.attr.value if isinstance(annotation, cst.Attribute) else \
+                annotation.value if isinstance(annotation, cst.Name) else ""
+            return _ANNOTATION_KINDS.get(last, UNKNOWN)
+    return UNKNOWN
 
 
 def _match(facts: "Facts", call: cst.Call):  # type: ignore[no-untyped-def]

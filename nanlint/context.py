@@ -53,6 +53,7 @@ class FileContext:
         self.findings: list[RawFinding] = []
         self._matches: dict[int, tuple[cst.Call, int, Optional[TorchCall]]] = {}
         self._summary: Optional[ModuleSummary] = None
+        self._function_sources: dict[int, tuple[cst.FunctionDef, str]] = {}
 
     @property
     def summary(self) -> ModuleSummary:
@@ -85,6 +86,25 @@ class FileContext:
         while scope is not None and scope.kind != "function":
             scope = scope.parent
         return scope.node if scope is not None else None
+
+    def enclosing_def(self) -> Optional[cst.FunctionDef]:
+        """The innermost ``def`` the walk is in (a lambda does not count), or None at module level."""
+        for node in reversed(self.stack):
+            if isinstance(node, cst.FunctionDef):
+                return node
+        return None
+
+    def function_source(self) -> str:
+        """The code of :meth:`enclosing_def` ("" at module level), rendered once per definition: guards that
+        sit on other lines of the function (a later ``isfinite`` repair, a ``p > 0`` test) are searched in it."""
+        function = self.enclosing_def()
+        if function is None or self.module is None:
+            return ""
+        cached = self._function_sources.get(id(function))
+        if cached is None or cached[0] is not function:
+            cached = (function, self.module.code_for_node(function))
+            self._function_sources[id(function)] = cached
+        return cached[1]
 
     def fp16_evidence(self) -> Optional[str]:
         """Why nanlint believes this file runs in float16, or None.

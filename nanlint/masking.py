@@ -172,7 +172,7 @@ def mask_trigger(mask: Optional[cst.BaseExpression], ctx: "FileContext", at: "At
     if mask is None:
         return Trigger("a row whose every slot is masked", PLAUSIBLE)
     text = _mask_text(mask, ctx, at)
-    function = _enclosing_function_code(ctx)
+    function = ctx.function_source()
     for name in set(re.findall(r"[A-Za-z_]\w*", text)):
         if re.search(_KEEPS_FIRST.format(name=re.escape(name)), function):
             return Trigger("nothing: the mask keeps slot 0 of every row", IMPOSSIBLE)
@@ -181,13 +181,6 @@ def mask_trigger(mask: Optional[cst.BaseExpression], ctx: "FileContext", at: "At
     if _KEY_PADDING.search(text):
         return Trigger("an empty (all-padding) sequence", DEGENERATE)
     return Trigger("a row whose every slot is masked (an empty sequence, an isolated node)", PLAUSIBLE)
-
-
-def _enclosing_function_code(ctx: "FileContext") -> str:
-    for node in reversed(ctx.stack):
-        if isinstance(node, cst.FunctionDef) and ctx.module is not None:
-            return ctx.module.code_for_node(node)
-    return ""
 
 
 def causal_only(mask: Optional[cst.BaseExpression], ctx: "FileContext", at: "At") -> bool:

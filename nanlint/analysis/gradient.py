@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Iterable, Optional
 import libcst as cst
 
 from . import kinds
-from .summary import OPTIMIZER_BASES
+from .summary import GRAD_OFF, GRAD_ON, OPTIMIZER_BASES
 
 if TYPE_CHECKING:
     from ..context import FileContext
@@ -127,7 +127,7 @@ def _mode_of(ctx: "FileContext", expr: cst.BaseExpression) -> Optional[str]:
     """``"on"``, a reason autograd is off, or None, for a decorator or a ``with`` item."""
     name = _last(expr)
     call = expr if isinstance(expr, cst.Call) else None
-    if name in ("no_grad", "inference_mode"):
+    if name in GRAD_OFF:
         if name == "inference_mode" and call is not None and call.args:
             mode = call.args[0].value
             if isinstance(mode, cst.Name) and mode.value == "False":
@@ -139,7 +139,7 @@ def _mode_of(ctx: "FileContext", expr: cst.BaseExpression) -> Optional[str]:
             return "under `torch.set_grad_enabled(False)`" if mode.value == "False" else (
                 "on" if mode.value == "True" else None)
         return None
-    if name == "enable_grad":
+    if name in GRAD_ON:
         return "on"
     if name == "once_differentiable":
         return "in a `@once_differentiable` backward"

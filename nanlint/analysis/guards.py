@@ -36,10 +36,7 @@ def repaired_later(ctx: "FileContext") -> bool:
     target = _assigned_name(ctx)
     if target is None:
         return False
-    function = _function(ctx)
-    if function is None or ctx.module is None:
-        return False
-    text = ctx.module.code_for_node(function)
+    text = ctx.function_source()
     name = re.escape(target)
     repair = re.compile(
         rf"(?:isfinite|isnan|isinf|nan_to_num|isneginf|isposinf)\(\s*{name}\b|\b{name}\s*\.\s*"
@@ -75,9 +72,3 @@ def _assigned_name(ctx: "FileContext") -> Optional[str]:
             return small.target.value
     return None
 
-
-def _function(ctx: "FileContext") -> Optional[cst.FunctionDef]:
-    for node in reversed(ctx.stack):
-        if isinstance(node, cst.FunctionDef):
-            return node
-    return None

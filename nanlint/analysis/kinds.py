@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import libcst as cst
 
-from ..names import builtin_name
+from ..names import builtin_name, match_call
 
 if TYPE_CHECKING:
     from ..facts import At, Facts
@@ -155,7 +155,7 @@ def _named(facts: "Facts", expr: "cst.Name | cst.Attribute", at: "At", depth: in
         if isinstance(value, cst.Attribute) and value.attr.value == "shape":
             return PY_INT  # H, W = x.shape
         if isinstance(value, cst.Call):
-            tc = _match(facts, value)
+            tc = match_call(value, facts.imports)
             if tc is not None and tc.key in ("size",) and tc.is_method:
                 return PY_INT
         if isinstance(value, (cst.Tuple, cst.List)) and binding.index < len(value.elements):
@@ -191,12 +191,6 @@ def _annotated(binding: "Binding", name: str) -> str:
     return UNKNOWN
 
 
-def _match(facts: "Facts", call: cst.Call):  # type: ignore[no-untyped-def]
-    from ..names import match_call
-
-    return match_call(call, facts.imports)
-
-
 def _call(facts: "Facts", call: cst.Call, at: "At", depth: int) -> str:
     name = builtin_name(call, facts.imports)
     if name == "len" or name == "int" or name == "round":
@@ -220,7 +214,7 @@ def _call(facts: "Facts", call: cst.Call, at: "At", depth: int) -> str:
                     else PY_INT
             if root == "numpy":
                 return NUMPY
-    tc = _match(facts, call)
+    tc = match_call(call, facts.imports)
     if tc is None:
         if isinstance(func, cst.Attribute) and func.attr.value in ("numpy", "tolist"):
             return NUMPY if func.attr.value == "numpy" else SEQUENCE

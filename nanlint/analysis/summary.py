@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 # Decorators and context managers that switch autograd off (last name of the dotted call).
-_GRAD_OFF = frozenset({"no_grad", "inference_mode"})
-_GRAD_ON = frozenset({"enable_grad"})
+# Decorators and context managers that switch autograd off or back on (last name of the dotted call);
+# gradient.py reads the same names on libcst nodes.
+GRAD_OFF = frozenset({"no_grad", "inference_mode"})
+GRAD_ON = frozenset({"enable_grad"})
 # Methods that PyTorch or Python call for the module (never "only called under no_grad" by their callers).
 _IMPLICIT = frozenset({"forward", "__call__", "__init__", "backward", "step", "training_step", "main", "run"})
 OPTIMIZER_BASES = frozenset({"Optimizer", "LRScheduler", "_LRScheduler", "SchedulerMixin", "Sampler"})
@@ -27,8 +29,6 @@ class Function:
     name: str
     start: int
     end: int
-    owner: Optional[str]  # the top-level class that holds it, if any
-    grad: Optional[str]  # "off: <why>" / "on" from its decorators, None when it inherits its caller's mode
 
 
 @dataclass(frozen=True)
@@ -56,8 +56,6 @@ class ModuleSummary:
     # spans of string literals and comparisons: ((line, col), (end_line, end_col)), 1-based lines, 0-based cols
     strings: list[tuple[tuple[int, int], tuple[int, int]]] = field(default_factory=list)
     comparisons: list[tuple[tuple[int, int], tuple[int, int]]] = field(default_factory=list)
-    # names each top-level region mentions
-    mentions: dict[str, set[str]] = field(default_factory=dict)
     _region_starts: list[int] = field(default_factory=list)
     _no_grad_only: dict[str, Optional[str]] = field(default_factory=dict)
 
@@ -75,22 +73,6 @@ class ModuleSummary:
             if function.start <= line <= function.end and (best is None or function.start >= best.start):
                 best = function
         return best
-
-    def grad_off_at(self, line: int) -> Optional[str]:
-        """Why autograd is off at ``line`` (a ``with``, a decorator, or a function only called with it off)."""
-        best: Optional[tuple[int, int, str]] = None
-        for interval in self.modes:
-            start, end, mode = interval
-            if start <= line <= end and (best is None or (start, -end) >= (best[0], -best[1])):
-                best = interval
-        if best is not None and best[2].startswith("off"):
-            return best[2][5:]
-        if best is not None and best[2] == "on":
-            return None
-        function = self.function_at(line)
-        if function is not None:
-            return self.no_grad_only(function.name)
-        return None
 
     def no_grad_only(self, name: str, _seen: Optional[set[str]] = None) -> Optional[str]:
         """Why ``name`` runs without autograd when every reference to it in the module is a call made with
@@ -115,6 +97,8 @@ class ModuleSummary:
         return result
 
     def _site_off(self, line: int, callee: str, seen: set[str]) -> Optional[str]:
+        """Why a call of ``callee`` on ``line`` runs with autograd off: the innermost ``with`` or decorator
+        around it, else its caller's own callers."""
         best: Optional[tuple[int, int, str]] = None
         for interval in self.modes:
             start, end, _ = interval
@@ -129,20 +113,12 @@ class ModuleSummary:
             return None
         return self.no_grad_only(caller.name, seen)
 
-    def owner_class(self, line: int) -> Optional[Region]:
-        region = self.region_at(line)
-        return region if region is not None and region.kind == "class" else None
-
     def in_string(self, line: int, col: int) -> bool:
         return _inside(self.strings, line, col)
 
     def in_comparison(self, line: int, col: int) -> bool:
         return _inside(self.comparisons, line, col)
 
-    def optimizer_class_at(self, line: int) -> bool:
-        region = self.owner_class(line)
-        return region is not None and any(base in OPTIMIZER_BASES or base.endswith("Scheduler")
-                                          for base in region.bases)
 
 
 def _inside(spans: list[tuple[tuple[int, int], tuple[int, int]]], line: int, col: int) -> bool:
@@ -165,7 +141,7 @@ def _last_name(node: ast.AST) -> str:
 def _mode_of(expr: ast.AST) -> Optional[str]:
     """``off: why`` / ``on`` for a grad-mode decorator or context manager, else None."""
     name = _last_name(expr)
-    if name in _GRAD_OFF:
+    if name in GRAD_OFF:
         if name == "inference_mode" and isinstance(expr, ast.Call) and expr.args:
             arg = expr.args[0]
             if isinstance(arg, ast.Constant) and arg.value is False:
@@ -178,7 +154,7 @@ def _mode_of(expr: ast.AST) -> Optional[str]:
         if isinstance(arg, ast.Constant) and arg.value is True:
             return "on"
         return None
-    if name in _GRAD_ON:
+    if name in GRAD_ON:
         return "on"
     if name == "once_differentiable":
         return "off: in a `@once_differentiable` backward"
@@ -199,7 +175,6 @@ def summarize(source: str, tree: Optional[ast.Module] = None) -> ModuleSummary:
             region = Region(node.name, "class" if isinstance(node, ast.ClassDef) else "def", start,
                             node.end_lineno or node.lineno, bases)
             summary.regions.append(region)
-            summary.mentions[node.name] = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
     summary._region_starts = [r.start for r in summary.regions]
     _Visitor(summary).visit(tree)
     return summary
@@ -208,32 +183,19 @@ def summarize(source: str, tree: Optional[ast.Module] = None) -> ModuleSummary:
 class _Visitor(ast.NodeVisitor):
     def __init__(self, summary: ModuleSummary) -> None:
         self.summary = summary
-        self.owner: Optional[str] = None
-        self.depth = 0
-        self.function: Optional[ast.AST] = None
-
-    def visit_ClassDef(self, node: ast.ClassDef) -> None:
-        outer = self.owner
-        if self.depth == 0:
-            self.owner = node.name
-        self.depth += 1
-        self.generic_visit(node)
-        self.depth -= 1
-        self.owner = outer
+        self.function: Optional[ast.AST] = None  # the innermost function being visited
 
     def _function(self, node: "ast.FunctionDef | ast.AsyncFunctionDef") -> None:
         end = node.end_lineno or node.lineno
         mode = None
         for decorator in node.decorator_list:
             mode = _mode_of(decorator) or mode
-        self.summary.functions.append(Function(node.name, node.lineno, end, self.owner, mode))
+        self.summary.functions.append(Function(node.name, node.lineno, end))
         # a function body inherits its caller's mode, not the mode around its definition
         self.summary.modes.append((node.lineno, end, mode or "inherit"))
-        self.depth += 1
         outer, self.function = self.function, node
         self.generic_visit(node)
         self.function = outer
-        self.depth -= 1
 
     visit_FunctionDef = _function
     visit_AsyncFunctionDef = _function

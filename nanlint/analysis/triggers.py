@@ -310,11 +310,6 @@ def at_least_plausible(trigger: Trigger, floor: Trigger) -> Trigger:
     return trigger if _RANK[trigger.likelihood] >= _RANK[floor.likelihood] else floor
 
 
-def name_prior(name: str) -> Optional[Trigger]:
-    """The trigger a value's name implies when its origin is unseen (:data:`NAME_PRIORS`)."""
-    return _prior(name)
-
-
 def _prior(name: str) -> Optional[Trigger]:
     for pattern, trigger in NAME_PRIORS:
         if pattern.search(name):

@@ -124,10 +124,11 @@ class Rule:
             extra["fix"] = fix
         self.ctx.report(self, node, message, extra)
 
-    def silenced(self, value: cst.BaseExpression) -> bool:
+    def silenced(self, value: cst.BaseExpression, trigger: "Optional[Trigger]" = None) -> bool:
         """The hazard on ``value`` cannot happen: ``value`` is a Python number, numpy or a sequence (not a
         torch hazard), a boolean filter kept only non-zero entries (``e[e != 0]``), or the statement's result
-        is repaired afterwards (``torch.where(torch.isfinite(y), y, ...)``)."""
+        is repaired afterwards (``torch.where(torch.isfinite(y), y, ...)``). ``trigger``: ``value``'s, when the
+        caller has it already."""
         from ..analysis import kinds
         from ..analysis.guards import repaired_inline, repaired_later
         from ..analysis.triggers import IMPOSSIBLE
@@ -135,7 +136,7 @@ class Rule:
         at = self.ctx.at()
         if self.facts.kind(value, at) in (kinds.NUMBERS | {kinds.NUMPY, kinds.SEQUENCE}):
             return True
-        if self.facts.trigger(value, at).likelihood == IMPOSSIBLE:
+        if (trigger or self.facts.trigger(value, at)).likelihood == IMPOSSIBLE:
             return True
         return repaired_later(self.ctx) or repaired_inline(self.ctx)
 
@@ -153,10 +154,10 @@ class Rule:
         from ..analysis.gradient import gradient_at
 
         at = self.ctx.at()
-        if self.silenced(value):
+        trigger = self.facts.trigger(value, at)
+        if self.silenced(value, trigger):
             return None
         gradient = gradient_at(self.ctx, values or (value,))
-        trigger = self.facts.trigger(value, at)
         if floor is not None:
             from ..analysis.triggers import at_least_plausible
 

@@ -147,12 +147,9 @@ class LogOfZero(Rule):
 
     def _compared_to_zero(self, argument: cst.BaseExpression) -> bool:
         """The enclosing function compares ``argument`` (a name) with 0 somewhere."""
-        if not isinstance(argument, cst.Name) or self.ctx.module is None:
+        if not isinstance(argument, cst.Name):
             return False
-        function = next((n for n in reversed(self.ctx.stack) if isinstance(n, cst.FunctionDef)), None)
-        if function is None:
-            return False
-        return _zero_test(argument.value).search(self.ctx.module.code_for_node(function)) is not None
+        return _zero_test(argument.value).search(self.ctx.function_source()) is not None
 
     def _check_log(self, node: cst.Call, argument: cst.BaseExpression, at: At) -> None:
         if self.silenced(argument):

@@ -21,12 +21,18 @@ class SqrtAtZero(Rule):
     has no eps: a variance (`torch.sqrt(var)`, `x.var(dim=0).sqrt()`,
     `((x - mu) ** 2).mean() ** 0.5`), a mean or sum of squares (a hand-written
     norm or RMS), an MSE (`torch.sqrt(F.mse_loss(pred, target))`, the RMSE loss),
-    a squared difference (`torch.sqrt((p - t) ** 2)`, a hand-written abs), and
-    `torch.hypot`. Written as `torch.sqrt(v)`, `v.sqrt()`, `v ** 0.5` or
-    `v.pow(0.5)`, directly or through local variables. Silent where no gradient
-    is taken: under `torch.no_grad()` / `inference_mode()` (as a context or a
-    decorator, e.g. an optimizer's `step`) and on tensors built only from
-    factories such as `torch.arange` (position grids).
+    a squared difference (`torch.sqrt((p - t) ** 2)`, a hand-written abs), a hand
+    or weighted variance (`(x * x * w).sum() - mu * mu`, `E[x**2] - E[x]**2`), the
+    angular-margin sine `torch.sqrt(1 - cos ** 2)` of a cosine, any root with an eps
+    added *outside* it (`torch.sqrt(d) + 1e-8`: the eps shows `d == 0` was expected),
+    and `torch.hypot`. Written as `torch.sqrt(v)`, `v.sqrt()`, `v ** 0.5` or
+    `v.pow(0.5)`, directly or through local variables. The message names the
+    trigger (a perfect prediction, a constant row, parallel vectors) and the
+    finding's confidence follows it (docs/analysis.md). Silent where no gradient
+    is taken (docs/analysis.md, "Gradient flow"): under `torch.no_grad()` /
+    `inference_mode()`, in functions only called there, on tensors built only
+    from factories such as `torch.arange`, on Python numbers and on a result
+    detached at once.
 
     ## Why is this bad?
     The forward value is fine, but d/dv sqrt(v) = 1 / (2 sqrt(v)) is infinite at

@@ -17,6 +17,9 @@ class LogOfZero(Rule):
     Flags a logarithm of a value that is visibly able to be exactly 0, with no
     clamp or eps:
 
+    * a parameter named like a probability (`p`, `probs`, `*_prob`; the name priors
+      of docs/analysis.md), at medium confidence, unless the function compares it
+      with 0 (a guard, or NAN401's `where` trap);
     * a probability derived from a softmax or sigmoid: an element picked by
       `gather` or indexing, the probability of the target `(probs * onehot).sum(-1)`,
       the focal-loss `pt = torch.where(y == 1, p, 1 - p)`, `1 - p` of a softmax,

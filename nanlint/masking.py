@@ -162,10 +162,13 @@ def mask_trigger(mask: Optional[cst.BaseExpression], ctx: "FileContext", at: "At
 
     * a causal mask combined with a padding mask: the first queries of a left-padded sample see only
       padding -- ordinary in batched decoding;
+    * the outer product of a query mask and a key mask (``q_mask[:, :, None] * kv_mask[:, None, :]``): the
+      row of every padded query masks every key -- ordinary whenever a batch is padded;
     * a mask that keeps slot 0 of every row (``remove[..., 0] = False`` in top-p sampling): never;
-    * a key-padding mask broadcast over the queries (``mask[:, None, None, :]``): only an empty sequence,
-      which real inputs (with a CLS/BOS token) never are -- degenerate;
-    * any other mask (a parameter, a graph's adjacency): a row with no visible key is plausible.
+    * a key-padding mask broadcast over the queries (``mask[:, None, None, :]``), or a mask handed in by the
+      caller and used as it is: a row is fully masked only for an empty sequence, which real inputs (with a
+      CLS/BOS token, an image with pixels) never are -- degenerate;
+    * any other mask built here (a graph's adjacency, a threshold): a row with no visible key is plausible.
     """
     from .analysis.triggers import DEGENERATE, IMPOSSIBLE, ORDINARY, PLAUSIBLE
 
@@ -173,14 +176,84 @@ def mask_trigger(mask: Optional[cst.BaseExpression], ctx: "FileContext", at: "At
         return Trigger("a row whose every slot is masked", PLAUSIBLE)
     text = _mask_text(mask, ctx, at)
     function = ctx.function_source()
-    for name in set(re.findall(r"[A-Za-z_]\w*", text)):
+    for name in set(re.findall(r"[A-Za-z_]\w*", _mask_text(mask, ctx, at, blank=False))):
         if re.search(_KEEPS_FIRST.format(name=re.escape(name)), function):
             return Trigger("nothing: the mask keeps slot 0 of every row", IMPOSSIBLE)
     if _CAUSAL.search(text) and _PADDING.search(text):
         return Trigger("a left-padded sample under a causal mask (its first queries see only padding)", ORDINARY)
-    if _KEY_PADDING.search(text):
+    if _outer_product(mask, ctx, at):
+        return Trigger("a padded query position (its row masks every key)", ORDINARY)
+    if _KEY_PADDING.search(text) or _from_parameters(mask, ctx, at):
         return Trigger("an empty (all-padding) sequence", DEGENERATE)
     return Trigger("a row whose every slot is masked (an empty sequence, an isolated node)", PLAUSIBLE)
+
+
+def _strip(expr: cst.BaseExpression) -> cst.BaseExpression:
+    """The mask under ``~``, ``logical_not`` and parentheses."""
+    while True:
+        if isinstance(expr, cst.UnaryOperation) and isinstance(expr.operator, (cst.BitInvert, cst.Not)):
+            expr = expr.expression
+        elif isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute) \
+                and expr.func.attr.value in ("logical_not", "bool") and not expr.args:
+            expr = expr.func.value
+        else:
+            return expr
+
+
+def _outer_product(mask: cst.BaseExpression, ctx: "FileContext", at: "At") -> bool:
+    """``q_mask[:, :, None] * kv_mask[:, None, :]`` (or ``&``): two different masks broadcast against each
+    other, so a query the first one drops has no key left."""
+    expr = _strip(mask)
+    if isinstance(expr, cst.Name):
+        binding = ctx.facts.binding(expr, at)
+        if binding is not None and binding.value is not None and not binding.is_parameter \
+                and binding.index is None:
+            expr = _strip(binding.value)
+    if not (isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, (cst.Multiply, cst.BitAnd))):
+        return False
+    sides = []
+    for side in (expr.left, expr.right):
+        code = _code(ctx, side)
+        if not re.search(r"\bNone\b|unsqueeze", code):
+            return False
+        names = [n for n in _names(side) if isinstance(n, cst.Name)]
+        if not names:
+            return False
+        sides.append(names[0].value)
+    return sides[0] != sides[1]
+
+
+# parameters that by name are an attention or key-padding mask prepared by the caller (Hugging Face's
+# ``attention_mask``, ``nn.MultiheadAttention``'s ``key_padding_mask``, DETR's ``pixel_mask``)
+_ATTENTION_MASK_PARAMETER = re.compile(
+    r"^(encoder_)?(attention_mask|attn_mask|\w*key_padding_mask|padding_mask|pixel_mask|text_mask|src_mask)$")
+
+
+def _from_parameters(mask: cst.BaseExpression, ctx: "FileContext", at: "At") -> bool:
+    """The mask is an attention mask the caller prepared (every name it is built from is a parameter named
+    like one): it keeps a CLS/BOS token or real pixels, so only an empty input masks a whole row. A generic
+    ``mask`` parameter (a masked softmax utility, a graph's adjacency) proves nothing."""
+    leaves: list[bool] = []
+    stack: list[tuple[cst.BaseExpression, "At", int]] = [(mask, at, 0)]
+    while stack:
+        node, where, depth = stack.pop()
+        for name in _names(node):
+            if ctx.imports.is_module(name) or isinstance(name, cst.Attribute) and ctx.imports.is_module(name.value):
+                continue  # ``torch``, ``torch.inf``: not data
+            if not isinstance(name, cst.Name):
+                return False
+            binding = ctx.facts.binding(name, where)
+            if binding is None:
+                return False
+            if binding.is_parameter:
+                if not _ATTENTION_MASK_PARAMETER.match(name.value):
+                    return False
+                leaves.append(True)
+            elif binding.value is not None and depth < 3:
+                stack.append((binding.value, At(binding.scope, binding.order), depth + 1))
+            else:
+                return False
+    return bool(leaves)
 
 
 def causal_only(mask: Optional[cst.BaseExpression], ctx: "FileContext", at: "At") -> bool:
@@ -192,19 +265,25 @@ def causal_only(mask: Optional[cst.BaseExpression], ctx: "FileContext", at: "At"
     return bool(_CAUSAL.search(text)) and not _PADDING.search(text)
 
 
-def _mask_text(mask: cst.BaseExpression, ctx: "FileContext", at: "At") -> str:
+def _mask_text(mask: cst.BaseExpression, ctx: "FileContext", at: "At", blank: bool = True) -> str:
     """The mask's code and the code of what its names were assigned (a few steps), for the checks above."""
-    texts = [_code(ctx, mask)]
+    # a name assigned here is what it was assigned (``attention_mask = ~ones(...).tril()`` is causal only,
+    # whatever it is called); a parameter or an expression is read as written
+    texts = [] if blank and _assigned_here(mask, ctx, at) else [_code(ctx, mask)]
+    function = ctx.function_source()
     stack: list[tuple[cst.BaseExpression, "At", int]] = [(mask, at, 0)]
     while stack:
         node, where, depth = stack.pop()
         for name in _names(node):
             if depth >= 3:
                 continue
+            if isinstance(name, cst.Name) and re.search(rf"\b{re.escape(name.value)}\s*\.\s*(tril_|triu_)\(", function):
+                texts.append(".tril_()")  # made triangular in place: ``m = ones(...); m.tril_()``
             binding = ctx.facts.binding(name, where)
             if binding is not None and binding.value is not None and not binding.is_parameter:
                 # also ``a, b = scores.max(-1)`` and ``m = ...`` followed by ``m |= ...``
-                texts.append(_code(ctx, binding.value))
+                texts.append(_without_local_names(binding.value, ctx, At(binding.scope, binding.order)) if blank
+                             else _code(ctx, binding.value))
                 stack.append((binding.value, At(binding.scope, binding.order), depth + 1))
             elif isinstance(name, cst.Attribute):
                 buffer = _buffer(name, ctx)
@@ -213,11 +292,46 @@ def _mask_text(mask: cst.BaseExpression, ctx: "FileContext", at: "At") -> str:
     return "\n".join(texts)
 
 
+def _without_local_names(expr: cst.BaseExpression, ctx: "FileContext", at: "At") -> str:
+    """``expr``'s code with the names assigned in the function blanked out: ``~attention_mask`` after
+    ``attention_mask = ones(...).tril_()`` says nothing about padding; what the name holds is read from
+    its own assignment."""
+    text = _code(ctx, expr)
+    for name in _names(expr):
+        if isinstance(name, cst.Name) and _assigned_here(name, ctx, at):
+            text = re.sub(rf"\b{re.escape(name.value)}\b", "_", text)
+    return text
+
+
+def _assigned_here(mask: cst.BaseExpression, ctx: "FileContext", at: "At") -> bool:
+    if not isinstance(_strip(mask), cst.Name):
+        return False
+    binding = ctx.facts.binding(_strip(mask), at)
+    return binding is not None and binding.value is not None and not binding.is_parameter
+
+
+def _METADATA_ARG(arg: cst.Arg) -> bool:
+    return arg.keyword is not None and arg.keyword.value in ("dtype", "device", "layout", "out")
+
+
 def _names(expr: cst.CSTNode) -> list[cst.BaseExpression]:
+    """The names and dotted attributes a mask expression reads (a method's receiver, not the method)."""
     out: list[cst.BaseExpression] = []
     stack = [expr]
     while stack:
         node = stack.pop()
+        if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
+            stack.append(node.func.value)
+            stack.extend(arg.value for arg in node.args if not _METADATA_ARG(arg))
+            continue
+        if isinstance(node, cst.Call):
+            stack.append(node.func)
+            stack.extend(arg.value for arg in node.args if not _METADATA_ARG(arg))
+            continue
+        if isinstance(node, cst.Attribute) and node.attr.value in ("dtype", "device", "shape", "ndim"):
+            continue  # ``dtype=scores.dtype``: the mask's type, not its content
+        if isinstance(node, cst.Name) and node.value in ("None", "True", "False"):
+            continue
         if isinstance(node, cst.Name) or (isinstance(node, cst.Attribute) and dotted_name(node) is not None):
             out.append(node)  # type: ignore[arg-type]
             continue

@@ -59,6 +59,14 @@ class NegInfMask(Rule):
     `max`, `topk` and `exp` consumers, and when the softmax output goes
     through `nan_to_num` or a `masked_fill` afterwards.
 
+    Confidence follows where the mask comes from: a causal mask combined with a
+    padding mask, or the outer product of a query mask and a key mask
+    (`q_mask[:, :, None] * kv_mask[:, None, :]`: every padded query's row is
+    fully masked), is high; a key-padding mask broadcast over the queries, or an
+    attention mask the caller prepared (a parameter named `attention_mask`,
+    `attn_mask`, `key_padding_mask`, `pixel_mask`...) used as it is, is low:
+    it keeps a CLS/BOS token or real pixels, so only an empty input masks a row.
+
     `nn.MultiheadAttention(key_padding_mask=...)` with an all-padded sample is
     also NaN (row 29), but whether a sample can be all padding depends on the
     data, not the code; nanlint does not flag it.

@@ -5,7 +5,8 @@ Evidence found by :mod:`nanlint.precision`'s patterns counts for a value only wh
 
 * it is code, not a docstring, a string or a comment;
 * it is not a dtype *test* (``if x.dtype == torch.float16: x = x.float()`` is the
-  upcast branch: the code after it runs in float32) nor ``autocast(enabled=False)``;
+  upcast branch: the code after it runs in float32), ``autocast(enabled=False)``, nor a
+  round trip (``x.half().float()`` quantises and is float32 again);
 * it lies in the same top-level definition (the class or function that owns the
   value), in module-level code, or in a top-level function (a script's
   ``model = Net().half()``, a training loop under autocast), never in
@@ -23,6 +24,9 @@ if TYPE_CHECKING:
     from ..context import FileContext
 
 _DISABLED_AUTOCAST = re.compile(r"autocast\s*\([^)]*enabled\s*=\s*False")
+# ``x.half().float()``: a round trip through float16 (to quantise, or to compare at half precision), after
+# which the value is float32 again
+_ROUND_TRIP = re.compile(r"\s*\.\s*(float\(\s*\)|to\(\s*(dtype\s*=\s*)?torch\.float32\s*\)|type\(\s*torch\.float32\s*\))")
 
 
 def walk_owner(ctx: "FileContext") -> Optional[str]:
@@ -46,6 +50,8 @@ def applies(ctx: "FileContext", offset: int) -> bool:
         return False  # a comment
     line_end = source.find("\n", offset)
     if _DISABLED_AUTOCAST.search(source, line_start, line_end if line_end >= 0 else len(source)):
+        return False
+    if source.startswith(".half()", offset) and _ROUND_TRIP.match(source, offset + len(".half()")):
         return False
     summary = ctx.summary
     if summary.in_string(line, column) or summary.in_comparison(line, column):

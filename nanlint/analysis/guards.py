@@ -72,3 +72,38 @@ def _assigned_name(ctx: "FileContext") -> Optional[str]:
             return small.target.value
     return None
 
+
+
+_CAPS = frozenset({"minimum", "min", "fmin", "clamp_max", "clamp_max_"})
+
+
+def capped_reciprocal(ctx: "FileContext", numerator: Optional[cst.BaseExpression]) -> bool:
+    """``torch.minimum(ones, c / n)`` / ``torch.min(0.5 / d)`` / ``(c / n).clamp(max=1)``: a non-zero number
+    divided by a vanishing ``n`` is +-inf, not NaN (0 / 0 needs the numerator to vanish too), and the
+    cap around it takes the other operand (or the finite entries) -- a gradient-norm or step-size cap."""
+    from . import kinds
+
+    if numerator is None:
+        return False
+    if isinstance(numerator, (cst.Integer, cst.Float)):
+        if float(numerator.value.replace("_", "")) == 0:
+            return False
+    elif ctx.facts.kind(numerator, ctx.at()) not in kinds.NUMBERS:
+        return False
+    division = ctx.stack[-1]
+    for node in reversed(ctx.stack[:-1]):
+        if isinstance(node, (cst.Arg, cst.Attribute)):
+            continue
+        if isinstance(node, cst.Call):
+            func = node.func
+            name = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(
+                func, cst.Name) else ""
+            if name in _CAPS:
+                return any(arg.value is division for arg in node.args) or (
+                    isinstance(func, cst.Attribute) and func.value is division)
+            if name in ("clamp", "clip", "clamp_", "clip_"):
+                capped = any(arg.keyword is not None and arg.keyword.value == "max" for arg in node.args) or (
+                    isinstance(func, cst.Attribute) and func.value is division and len(node.args) >= 2)
+                return capped
+        return False
+    return False

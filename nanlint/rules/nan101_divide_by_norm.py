@@ -3,7 +3,7 @@ import re
 import libcst as cst
 
 from ..facts import NORM_KINDS
-from ..analysis.guards import branch_guarded
+from ..analysis.guards import branch_guarded, capped_reciprocal
 from ..patterns import code, division
 from ._guards import Built, clamp_divisor, clamp_inside_root, divisor_root
 from ._screens import DIVISION, DIVISION_RENAMED, ROOT
@@ -18,6 +18,11 @@ class DivideByNorm(Rule):
     `x / torch.linalg.norm(x, dim=-1, keepdim=True)`, `x / torch.linalg.vector_norm(x)`,
     a hand-written norm `x / torch.sqrt((x ** 2).sum())`, also when the norm was
     stored in a variable first (`n = x.norm(dim=1, keepdim=True)` ... `x / n`).
+
+    Silent where a non-zero number is divided by the norm and a cap takes the
+    result (`torch.minimum(ones, c / n)`, `torch.min(0.5 / d)`,
+    `(c / n).clamp(max=1)`): `c / 0` is +inf, not NaN, and the cap returns the
+    other side (docs/analysis.md, "Guards on other lines").
 
     ## Why is this bad?
     A norm is exactly 0 for a zero vector: an all-padding embedding, a dead
@@ -118,7 +123,7 @@ class DivideByNorm(Rule):
         if source is None or source.kind not in NORM_KINDS:
             return
         judged = self.judge(source.node)
-        if judged is None or branch_guarded(self.ctx, found.divisor):
+        if judged is None or branch_guarded(self.ctx, found.divisor) or capped_reciprocal(self.ctx, found.numerator):
             return
         inner = divisor_root(self.ctx, source)
         if inner is not None:

@@ -3,6 +3,7 @@ import re
 import libcst as cst
 
 from ..fixspec import UNSAFE
+from ..patterns import code
 from ._training_loop import Event, LoopRule, clip_fix
 from .base import SOMETIMES, Witness
 
@@ -22,6 +23,11 @@ class MissingGradClipping(LoopRule):
     `training_step` code (`Trainer(gradient_clip_val=...)`), Hugging Face
     `Trainer` (`max_grad_norm`), DeepSpeed engines (`engine.backward(loss)`;
     `engine.step()`, clipping set in the DeepSpeed config).
+
+    Low confidence (not shown by default) where the optimizer is built over a
+    literal list of tensors (`torch.optim.SGD([x_in], lr=...)`): it updates an
+    input or a latent being optimised at inference (pix2pix-zero's guidance
+    step, an adversarial example), not a model's weights.
 
     ## Why is this bad?
     One bad batch makes a gradient spike; without clipping, a single SGD/Adam
@@ -110,10 +116,31 @@ class MissingGradClipping(LoopRule):
                 unscaled = True
             elif event.kind == "step" and last_backward is not None:
                 if not clipped:
+                    tensors = self._optimized_tensors(event)
                     self.report(
                         event.node,
                         "optimizer step after `backward()` with no gradient clipping in between; a gradient "
-                        "spike becomes an Inf/NaN weight: call `torch.nn.utils.clip_grad_norm_(...)` first",
+                        "spike becomes an Inf/NaN weight: call `torch.nn.utils.clip_grad_norm_(...)` first"
+                        + (f" (the optimizer updates {tensors}, an input or a latent, not a model's weights)"
+                           if tensors else ""),
+                        confidence="low" if tensors else "high",
                         **clip_fix(self.ctx, last_backward, event, unscaled).extra(),
                     )
                 last_backward = None
+
+    def _optimized_tensors(self, step: Event) -> str:
+        """``opt = torch.optim.SGD([x_in], lr=...)``: an optimizer built over a literal list of tensors (a
+        latent, an input image being optimised at inference), not over ``model.parameters()`` -- ``"`[x_in]`"``
+        for the message, "" otherwise."""
+        call = step.node
+        if step.at is None or not (isinstance(call.func, cst.Attribute) and isinstance(call.func.value, cst.Name)):
+            return ""
+        binding = self.facts.binding(call.func.value, step.at)
+        built = binding.value if binding is not None and not binding.is_parameter else None
+        if not isinstance(built, cst.Call) or not built.args:
+            return ""
+        first = built.args[0].value
+        if isinstance(first, (cst.List, cst.Tuple)) and first.elements and all(
+                isinstance(e.value, cst.Name) for e in first.elements):
+            return f"`{code(self.ctx, first)}`"
+        return ""

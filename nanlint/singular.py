@@ -337,6 +337,9 @@ _PROPAGATING = frozenset({
     "clip", "floor", "ceil", "round", "sqrt", "log", "exp", "pow", "stack", "cat", "concat", "where", "masked_fill",
     "repeat", "repeat_interleave", "tril", "triu", "flip", "roll", "gather", "index_select", "t", "T", "mul", "div",
     "add", "sub", "square", "reciprocal", "sign", "unbind", "chunk", "split", "narrow", "select", "diff", "outer",
+    "norm", "vector_norm", "linalg.norm", "linalg.vector_norm", "einsum", "matmul", "bmm", "mm", "dot", "cdist",
+    "dist", "std", "var", "sin", "cos", "tan", "acos", "asin", "atan", "atan2", "hypot", "rsqrt", "log1p", "expm1",
+    "cross", "minimum", "maximum", "sort", "topk",
 })
 
 
@@ -345,11 +348,20 @@ RAW_INPUT = re.compile(r"^(input_(values|features|ids)|pixel_values|waveforms?|r
                        r"input_features_mask|attention_mask|labels?|token_ids|images?_raw)$")
 
 
+def _passed_gradient_free(ctx: "FileContext", name: str) -> bool:
+    from .analysis.gradient import method_owner
+
+    function = ctx.enclosing_def()
+    if function is None:
+        return False
+    return ctx.summary.gradient_free_parameter(function.name.value, method_owner(ctx, function), name)
+
+
 def no_grad_value(expr: cst.BaseExpression, ctx: "FileContext", at: "At", depth: int = 0) -> bool:
     """True when ``expr`` visibly cannot carry a gradient: it is built only from literals, comparisons
     (masks), tensor constructors (``arange``, ``meshgrid``, ``zeros``...), ``.detach()``, shapes and sizes,
     through arithmetic and shape/reduction ops. Anything unseen (a parameter, a module call) is False."""
-    if depth > 10:
+    if depth > 24:
         return False
     d = depth + 1
     if isinstance(expr, (cst.Integer, cst.Float, cst.Imaginary, cst.SimpleString, cst.Comparison)):
@@ -362,6 +374,8 @@ def no_grad_value(expr: cst.BaseExpression, ctx: "FileContext", at: "At", depth:
         binding = ctx.facts.binding(expr, at)
         if binding is not None and binding.is_parameter and RAW_INPUT.search(expr.value):
             return True  # ``input_values``, ``pixel_values``: a batch of data never requires grad
+        if binding is not None and binding.is_parameter and _passed_gradient_free(ctx, expr.value):
+            return True  # every caller in the module passes indices, constants or integers
         if binding is None or binding.is_parameter:
             return False  # what callers pass is unseen
         if binding.index is not None and binding.value is not None and binding.operator is None:

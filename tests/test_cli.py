@@ -68,7 +68,7 @@ def test_json_format_keys(tmp_path: Path) -> None:
 def test_select_ignore_prefixes(tmp_path: Path) -> None:
     write(tmp_path, "m.py", """\
         import torch
-        def f(x, v):
+        def loss(x, v):
             a = x / x.norm()
             return a, torch.sqrt(v.var())
         """)
@@ -106,9 +106,9 @@ def test_config_from_pyproject(tmp_path: Path) -> None:
         extend-exclude = ["generated"]
         per-file-ignores = { "tests/*" = ["NAN2"] }
         """)
-    write(tmp_path, "src/m.py", HAZARD + "\ndef g(v):\n    import torch\n    return torch.sqrt(v.var())\n")
-    write(tmp_path, "tests/t.py", "import torch\ndef g(v):\n    return torch.sqrt(v.var())\n")
-    write(tmp_path, "generated/g.py", HAZARD + "import torch\ndef h(v):\n    return torch.sqrt(v.var())\n")
+    write(tmp_path, "src/m.py", HAZARD + "\ndef g_loss(v):\n    import torch\n    return torch.sqrt(v.var())\n")
+    write(tmp_path, "tests/t.py", "import torch\ndef g_loss(v):\n    return torch.sqrt(v.var())\n")
+    write(tmp_path, "generated/g.py", HAZARD + "import torch\ndef h_loss(v):\n    return torch.sqrt(v.var())\n")
     result = run(["."], tmp_path)
     assert [line.split(":")[0] for line in result.output.splitlines()[:-1]] == ["src/m.py"]
     assert "NAN201" in result.output and "NAN101" not in result.output
@@ -156,7 +156,7 @@ def test_suppressions(tmp_path: Path) -> None:
 
 
 def test_file_level_ignore(tmp_path: Path) -> None:
-    write(tmp_path, "f.py", "# nanlint: file-ignore[NAN101]\n" + HAZARD + "def g(v):\n    return torch.sqrt(v.var())\n")
+    write(tmp_path, "f.py", "# nanlint: file-ignore[NAN101]\n" + HAZARD + "def g_loss(v):\n    return torch.sqrt(v.var())\n")
     out = run(["f.py"], tmp_path).output
     assert "NAN101" not in out and "NAN201" in out
 

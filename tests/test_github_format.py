@@ -60,7 +60,7 @@ def test_preview_rules_are_warnings():
 
 
 def test_cli_prints_one_command_per_finding(tmp_path: Path, monkeypatch):
-    source = "import torch\n\n\ndef unit(x):\n    return x / x.norm()\n\n\ndef rms(v):\n    return torch.sqrt(v.var())\n"
+    source = "import torch\n\n\ndef unit(x):\n    return x / x.norm()\n\n\ndef rms_loss(v):\n    return torch.sqrt(v.var())\n"
     (tmp_path / "pkg").mkdir()
     (tmp_path / "pkg" / "m.py").write_text(source, encoding="utf-8")
     monkeypatch.chdir(tmp_path)

@@ -29,15 +29,20 @@ def confidence(trigger: Trigger, gradient: Gradient, gradient_only: bool = False
     * ``high``: an ordinary trigger (an all-padding row, a perfect prediction) where a gradient flows;
     * ``medium``: a plausible edge case, or an ordinary trigger in code that records no gradient (the
       forward NaN still reaches an output);
-    * ``low``: only a degenerate trigger (a learned projection or a Gaussian sample exactly 0).
+    * ``low``: only a degenerate trigger (a learned projection or a Gaussian sample exactly 0); a
+      plausible edge case in code that records no gradient (one inference output or metric value, not a
+      training run); a gradient-only hazard in code that nothing shows training differentiates (a metric,
+      a solver, a detector's post-processing: :func:`nanlint.analysis.gradient.evidence`).
 
     A gradient-only hazard (finite value, infinite derivative) where no gradient flows is None.
     """
     if trigger.likelihood == IMPOSSIBLE or gradient_only and not gradient.flows:
         return None
     level = _BY_LIKELIHOOD[trigger.likelihood]
-    if level == HIGH and not gradient.flows:
-        return MEDIUM
+    if gradient_only and not gradient.evidence:
+        return LOW
+    if not gradient.flows:
+        return MEDIUM if level == HIGH else LOW
     return level
 
 

@@ -19,6 +19,7 @@ the ``where`` trap) is not reported where no gradient flows; a forward hazard
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable, Optional
 
@@ -36,9 +37,11 @@ if TYPE_CHECKING:
 class Gradient:
     flows: bool
     reason: str = ""  # why no gradient flows, for messages
+    # where one may flow: why this is code that training differentiates ("" when nothing shows it)
+    evidence: str = ""
 
 
-FLOWS = Gradient(True)
+FLOWS = Gradient(True, evidence="assumed")
 
 
 def gradient_at(ctx: "FileContext", values: Iterable[cst.BaseExpression] = ()) -> Gradient:
@@ -49,11 +52,115 @@ def gradient_at(ctx: "FileContext", values: Iterable[cst.BaseExpression] = ()) -
     detached = detached_result(ctx)
     if detached is not None:
         return Gradient(False, f"its result is detached at once (`.{detached}()`)")
+    converted = converted_result(ctx)
+    if converted is not None:
+        return Gradient(False, f"its result becomes a Python or numpy number (`{converted}(...)`)")
     at = ctx.at()
     values = list(values)
     if values and all(not carries_gradient(ctx, value, at) for value in values):
         return Gradient(False, "its operand carries no gradient (constants, integers, numpy or detached values)")
-    return FLOWS
+    return Gradient(True, evidence=evidence(ctx, values, at) or "")
+
+
+# parameters that by name hold what a model computes (a gradient reaches them in training)
+_MODEL_OUTPUT = re.compile(r"^(pred|prediction|predictions|y_pred|y_hat|yhat|logits?|outputs?|out|"
+                           r"\w*_logits|\w*_pred|pred_\w+|embeddings?|\w*_embeddings?|recon\w*|x_hat|"
+                           r"hidden_states?)$")
+# code that by name computes a metric (``_ergas_compute``, ``accuracy``, ``class MeanIoU(Metric)``, a
+# ``metrics/`` package): its NaN is a reported number, not a weight, and no training differentiates it
+_METRIC = re.compile(r"(?i)metric|accuracy|precision|recall|f1|fbeta|iou|jaccard|dice|auroc|auc|_score$|^score|"
+                     r"_compute$|_update$|psnr|ssim|evaluat")
+_METRIC_PATH = re.compile(r"(?i)(^|/)[^/]*(metric|accuracy|evaluat)[^/]*(/|\.py$)")
+
+
+def metric_code(ctx: "FileContext") -> str:
+    """Why the walk's current position computes a metric, or "": autograd is off, an enclosing function or
+    class is named like a metric (or derives from one), or the module lives in a metrics package."""
+    mode = grad_mode(ctx)
+    if mode is not None:
+        return mode
+    for ancestor in reversed(ctx.stack):
+        if isinstance(ancestor, (cst.FunctionDef, cst.ClassDef)) and "loss" in ancestor.name.value.lower():
+            return ""  # ``dice_loss``, ``GIoULoss``: a loss, trained through
+        if isinstance(ancestor, (cst.FunctionDef, cst.ClassDef)) and _METRIC.search(ancestor.name.value):
+            return f"`{ancestor.name.value}` computes a metric"
+        if isinstance(ancestor, cst.ClassDef) and any(_METRIC.search(_last(b.value)) for b in ancestor.bases):
+            return f"`{ancestor.name.value}` is a metric class"
+    if ctx.path and _METRIC_PATH.search(ctx.path.replace("\\", "/")):
+        return f"`{ctx.path}` is a metrics module"
+    return ""
+_LOSS_CALL = re.compile(r"(?i)loss|criterion")
+
+
+def evidence(ctx: "FileContext", values: Iterable[cst.BaseExpression] = (), at: "Optional[At]" = None
+             ) -> Optional[str]:
+    """Why the walk's current position is differentiable code that training reaches, or None (a metric, a
+    solver, a detector's post-processing). Evidence is either the code's place (a model's or a loss's
+    method, a function they call, a training script: :meth:`ModuleSummary.gradient_evidence`) or what
+    ``values`` are made of (a loss's output, a parameter named like a model's output). A gradient-only
+    hazard without evidence is reported at low confidence."""
+    trains = ctx.summary.training_line()
+    if trains is not None:
+        return f"the module runs `backward()` (line {trains})"
+    if metric_code(ctx):
+        return None
+    placed = _placed(ctx, ctx.enclosing_def())
+    if placed is not None:
+        return placed
+    if at is not None:
+        for value in values:
+            made_of = _made_of(ctx, value, at)
+            if made_of is not None:
+                return made_of
+    return None
+
+
+def _made_of(ctx: "FileContext", value: cst.BaseExpression, at: "At") -> Optional[str]:
+    """A loss call or a model-output parameter that ``value`` is computed from (a few assignments back)."""
+    from ..singular import follow
+
+    stack: list[tuple[cst.CSTNode, "At", int]] = [(value, at, 0)]
+    while stack:
+        node, where, depth = stack.pop()
+        if isinstance(node, cst.Call):
+            called = node.func.attr.value if isinstance(node.func, cst.Attribute) else (
+                node.func.value if isinstance(node.func, cst.Name) else "")
+            if _LOSS_CALL.search(called):
+                return f"it is computed from a loss (`{called}(...)`)"
+        if isinstance(node, cst.Name):
+            binding = ctx.facts.binding(node, where)
+            if binding is not None and binding.is_parameter:
+                if _MODEL_OUTPUT.match(node.value):
+                    return f"`{node.value}` is named like a model's output"
+                continue
+            if depth < 4:
+                followed, there = follow(node, ctx, where)
+                if followed is not node:
+                    stack.append((followed, there, depth + 1))
+            continue
+        if isinstance(node, cst.Attribute):
+            stack.append((node.value, where, depth))
+            continue
+        if isinstance(node, cst.Arg):
+            stack.append((node.value, where, depth))
+            continue
+        stack.extend((child, where, depth) for child in node.children)
+    return None
+
+
+def _placed(ctx: "FileContext", function: Optional[cst.FunctionDef]) -> Optional[str]:
+    if function is None:
+        return ctx.summary.gradient_evidence(None)
+    return ctx.summary.gradient_evidence(function.name.value, method_owner(ctx, function))
+
+
+def method_owner(ctx: "FileContext", function: cst.FunctionDef) -> Optional[str]:
+    """The class whose body defines ``function`` (on the walk's stack), None for a plain or nested def."""
+    index = max(i for i, node in enumerate(ctx.stack) if node is function)
+    for node in reversed(ctx.stack[:index]):
+        if isinstance(node, (cst.ClassDef, cst.FunctionDef)):
+            return node.name.value if isinstance(node, cst.ClassDef) else None
+    return None
 
 
 # base-class suffixes of data preprocessing (Hugging Face feature extractors, image processors, tokenizers)
@@ -77,6 +184,24 @@ def detached_result(ctx: "FileContext") -> Optional[str]:
         if attribute.attr.value not in ("cpu", "float", "view", "reshape", "squeeze", "flatten", "mean", "sum"):
             return None
         index -= 2
+    return None
+
+
+def converted_result(ctx: "FileContext") -> Optional[str]:
+    """``math.acos(torch.dot(a, b) / torch.norm(a))``, ``float(...)``, ``np.sqrt(...)``: the expression being
+    visited is (inside) an argument of a call that turns it into a Python or numpy number, which no gradient
+    crosses."""
+    for node in reversed(ctx.stack[:-1]):
+        if isinstance(node, (cst.BaseSmallStatement, cst.BaseCompoundStatement, cst.Lambda)):
+            return None
+        if not isinstance(node, cst.Call) or not isinstance(node.func, (cst.Name, cst.Attribute)):
+            continue
+        if isinstance(node.func, cst.Name) and node.func.value in ("float", "int") \
+                and ctx.facts.binding(node.func, ctx.at()) is None:
+            return node.func.value
+        qualified = ctx.imports.qualify(node.func)
+        if qualified is not None and qualified.split(".")[0] in ("math", "numpy"):
+            return qualified
     return None
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import bisect
+import re
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -29,6 +30,19 @@ class Function:
     name: str
     start: int
     end: int
+    owner: Optional[str] = None  # the class whose body defines it (a method), else None
+    node: Optional[ast.AST] = field(default=None, compare=False, hash=False, repr=False)
+
+
+# What makes code differentiable: a class deriving from a model, layer or loss (the base's last name), a
+# function named like a loss or a forward pass, and a module that runs backward (a training script).
+_DIFFERENTIABLE_BASE = re.compile(
+    r"Module|Loss|Function|Model|Net|Layer|Block|Criterion|Head|Encoder|Decoder|Attention|Embedding|"
+    r"Sequential|Conv|Norm|Transformer|Backbone|MLP|Lightning|Network|Policy|Critic|Actor|Flow|VAE|GAN")
+_DIFFERENTIABLE_NAME = re.compile(
+    r"loss|criterion|objective|penalt|regulari|forward|training_step|train_step|^_?train|likelihood|elbo|"
+    r"kl_div|divergence", re.I)
+_TRAINING_CALLS = ("backward", "manual_backward", "zero_grad")
 
 
 @dataclass(frozen=True)
@@ -56,8 +70,11 @@ class ModuleSummary:
     # spans of string literals and comparisons: ((line, col), (end_line, end_col)), 1-based lines, 0-based cols
     strings: list[tuple[tuple[int, int], tuple[int, int]]] = field(default_factory=list)
     comparisons: list[tuple[tuple[int, int], tuple[int, int]]] = field(default_factory=list)
+    # class name -> its bases' last names (every class, nested ones too)
+    classes: dict[str, tuple[str, ...]] = field(default_factory=dict)
     _region_starts: list[int] = field(default_factory=list)
     _no_grad_only: dict[str, Optional[str]] = field(default_factory=dict)
+    _evidence: dict[str, Optional[str]] = field(default_factory=dict)
 
     # -- queries ----------------------------------------------------------
     def region_at(self, line: int) -> Optional[Region]:
@@ -113,12 +130,201 @@ class ModuleSummary:
             return None
         return self.no_grad_only(caller.name, seen)
 
+    def gradient_evidence(self, function: Optional[str], owner: Optional[str] = None) -> Optional[str]:
+        """Why code in ``function`` (a method of class ``owner``; None: module level) is differentiable code
+        that training reaches, or None when nothing shows it.
+
+        Evidence: the module runs ``backward()`` (a training script or notebook); the function is named like a
+        loss or a forward pass; it is a method of a model, layer or loss class; or a function of the module
+        that is so calls it. A metric, a geometry solver or a detector's post-processing in a library shows
+        none.
+        """
+        trains = self.training_line()
+        if trains is not None:
+            return f"the module runs `backward()` (line {trains})"
+        if function is None:
+            return None
+        for candidate in self.functions:
+            if candidate.name == function and candidate.owner == owner:
+                return self._function_evidence(candidate, set(), root=True)
+        return self._function_evidence(Function(function, 0, 0, owner), set(), root=True)
+
+    def training_line(self) -> Optional[int]:
+        for name in _TRAINING_CALLS:
+            if self.calls.get(name):
+                return self.calls[name][0]
+        return None
+
+    def _function_evidence(self, function: Function, seen: set[str], root: bool = False) -> Optional[str]:
+        key = f"{function.owner}.{function.name}"
+        if key in self._evidence:
+            return self._evidence[key]
+        if key in seen:
+            return None
+        seen.add(key)
+        result: Optional[str] = None
+        if _DIFFERENTIABLE_NAME.search(function.name):
+            result = f"`{function.name}` is named like a loss or a forward pass"
+        elif function.owner is not None and self.differentiable_class(function.owner):
+            result = f"`{function.name}` is a method of `{function.owner}`, a model, layer or loss class"
+        else:
+            for call_line in self.calls.get(function.name, []):
+                caller = self.function_at(call_line)
+                if caller is None or caller == function:
+                    continue
+                reason = self._function_evidence(caller, seen)
+                if reason is not None:
+                    result = f"`{function.name}` is called from `{caller.name}` (line {call_line})"
+                    break
+        # evidence is final; its absence only when the search started here (a cycle may have cut it short)
+        if result is not None or root:
+            self._evidence[key] = result
+        return result
+
+    def differentiable_class(self, name: str, _seen: Optional[set[str]] = None) -> bool:
+        """A class deriving (directly or through classes of this module) from a model, layer or loss."""
+        seen = _seen if _seen is not None else set()
+        if name in seen:
+            return False
+        seen.add(name)
+        for base in self.classes.get(name, ()):
+            if base in self.classes:
+                if self.differentiable_class(base, seen):
+                    return True
+            elif _DIFFERENTIABLE_BASE.search(base):
+                return True
+        return False
+
+    def gradient_free_parameter(self, function: str, owner: Optional[str], name: str,
+                                _seen: Optional[set[tuple[str, str]]] = None) -> bool:
+        """Every call of ``function`` in the module passes, as parameter ``name``, a value no gradient can
+        reach: indices (``torch.where(m)``, ``nonzero``, ``argmax``), constructors (``arange``, ``zeros``),
+        integers and shapes, detached values, or what another function of the module returns only such
+        values for (``junctions = prob_to_junctions(prob)``) -- followed through callers' parameters."""
+        seen = _seen if _seen is not None else set()
+        if (function, name) in seen:
+            return False
+        seen.add((function, name))
+        definition = next((f for f in self.functions if f.name == function and f.owner == owner), None)
+        sites = self.call_sites.get(function, ())
+        if definition is None or not isinstance(definition.node, (ast.FunctionDef, ast.AsyncFunctionDef)) \
+                or not sites:
+            return False
+        arguments = definition.node.args
+        params = [a.arg for a in (*arguments.posonlyargs, *arguments.args)]
+        if name not in params and name not in {a.arg for a in arguments.kwonlyargs}:
+            return False
+        bound = bool(params) and params[0] in ("self", "cls")
+        for call, caller in sites:
+            argument = argument_of(call, params, name, bound and isinstance(call.func, ast.Attribute))
+            if argument is None or not self._gradient_free(argument, caller, call.lineno, 0, seen):
+                return False
+        return True
+
+    def _gradient_free(self, node: ast.AST, caller: Optional[ast.AST], line: int, depth: int,
+                       seen: set[tuple[str, str]]) -> bool:
+        if depth > 16:
+            return False
+        d = depth + 1
+        if isinstance(node, ast.Constant):
+            return True
+        if isinstance(node, ast.Compare):
+            return True
+        if isinstance(node, ast.Name):
+            value = _last_assignment(caller, node.id, line)
+            if value is not None:
+                return self._gradient_free(value, caller, getattr(value, "lineno", line), d, seen)
+            if isinstance(caller, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.id in {
+                    a.arg for a in (*caller.args.posonlyargs, *caller.args.args, *caller.args.kwonlyargs)}:
+                owner = next((f.owner for f in self.functions if f.node is caller), None)
+                return self.gradient_free_parameter(caller.name, owner, node.id, seen)
+            return False
+        if isinstance(node, ast.Attribute):
+            return node.attr in ("shape", "ndim", "device", "dtype")
+        if isinstance(node, ast.Subscript):
+            return self._gradient_free(node.value, caller, line, d, seen)
+        if isinstance(node, ast.UnaryOp):
+            return self._gradient_free(node.operand, caller, line, d, seen)
+        if isinstance(node, ast.BinOp):
+            return self._gradient_free(node.left, caller, line, d, seen) and self._gradient_free(
+                node.right, caller, line, d, seen)
+        if isinstance(node, (ast.Tuple, ast.List)):
+            return bool(node.elts) and all(self._gradient_free(e, caller, line, d, seen) for e in node.elts)
+        if isinstance(node, ast.Call):
+            func = node.func
+            last = _last_name(func)
+            if last in _INDEX_OPS or last == "where" and len(node.args) == 1:
+                return True
+            if isinstance(func, ast.Attribute) and last in _KEEPS_GRADIENT_FREE:
+                receiver_free = self._gradient_free(func.value, caller, line, d, seen)
+                if not (isinstance(func.value, ast.Name) and func.value.id == "torch"):
+                    return receiver_free
+                return bool(node.args) and all(self._gradient_free(a, caller, line, d, seen) for a in node.args)
+            if isinstance(func, ast.Name):
+                for function in self.functions:
+                    if function.name == func.id and function.owner is None and function.node is not None:
+                        returns = [r.value for r in ast.walk(function.node)
+                                   if isinstance(r, ast.Return) and r.value is not None]
+                        return bool(returns) and all(
+                            self._gradient_free(r, function.node, r.lineno, d, seen) for r in returns)
+            return False
+        return False
+
     def in_string(self, line: int, col: int) -> bool:
         return _inside(self.strings, line, col)
 
     def in_comparison(self, line: int, col: int) -> bool:
         return _inside(self.comparisons, line, col)
 
+
+
+# calls whose result carries no gradient, whatever their input: indices, integer results, constructors
+_INDEX_OPS = frozenset({
+    "nonzero", "argmax", "argmin", "argsort", "arange", "linspace", "logspace", "meshgrid", "zeros", "ones",
+    "zeros_like", "ones_like", "full", "full_like", "eye", "randint", "randperm", "rand", "randn", "long", "int",
+    "bool", "detach", "item", "numpy", "tolist", "unique", "bucketize", "searchsorted", "len", "range",
+    "new_zeros", "new_ones", "new_full", "floor_divide", "count_nonzero"})
+# ops that keep a gradient-free value gradient-free (and, as ``torch.op(...)``, need all inputs free)
+_KEEPS_GRADIENT_FREE = frozenset({
+    "float", "double", "half", "to", "type", "view", "reshape", "flatten", "unsqueeze", "squeeze", "expand",
+    "permute", "transpose", "contiguous", "clone", "stack", "cat", "round", "floor", "ceil", "clamp", "flip",
+    "repeat", "sort", "index_select", "gather", "t", "unbind", "chunk", "split", "cpu", "cuda", "triu", "tril",
+    "abs", "max", "min", "sum", "mean"})
+
+
+def argument_of(call: ast.Call, params: list[str], name: str, bound: bool) -> Optional[ast.AST]:
+    """What ``call`` passes as parameter ``name`` of a function with positional ``params`` (``bound``: a
+    method called through an attribute, ``self`` not passed), or None."""
+    for keyword in call.keywords:
+        if keyword.arg == name:
+            return keyword.value
+    if any(isinstance(a, ast.Starred) for a in call.args) or name not in params:
+        return None
+    index = params.index(name) - (1 if bound else 0)
+    return call.args[index] if 0 <= index < len(call.args) else None
+
+
+def _last_assignment(function: Optional[ast.AST], name: str, line: int) -> Optional[ast.AST]:
+    """The value last assigned to ``name`` in ``function`` before ``line`` (plain and tuple assignments;
+    a tuple target gives the matching element of a tuple value, else the whole value)."""
+    if function is None:
+        return None
+    best: Optional[tuple[int, ast.AST]] = None
+    for node in ast.walk(function):
+        if not isinstance(node, ast.Assign) or node.lineno >= line:
+            continue
+        for target in node.targets:
+            value: Optional[ast.AST] = None
+            if isinstance(target, ast.Name) and target.id == name:
+                value = node.value
+            elif isinstance(target, ast.Tuple):
+                for index, element in enumerate(target.elts):
+                    if isinstance(element, ast.Name) and element.id == name:
+                        value = node.value.elts[index] if isinstance(node.value, ast.Tuple) and len(
+                            node.value.elts) == len(target.elts) else node.value
+            if value is not None and (best is None or node.lineno > best[0]):
+                best = (node.lineno, value)
+    return best[1] if best is not None else None
 
 
 def _inside(spans: list[tuple[tuple[int, int], tuple[int, int]]], line: int, col: int) -> bool:
@@ -184,18 +390,26 @@ class _Visitor(ast.NodeVisitor):
     def __init__(self, summary: ModuleSummary) -> None:
         self.summary = summary
         self.function: Optional[ast.AST] = None  # the innermost function being visited
+        self.owner: Optional[str] = None  # the class whose body is being visited
+
+    def visit_ClassDef(self, node: ast.ClassDef) -> None:
+        self.summary.classes.setdefault(node.name, tuple(_last_name(b) for b in node.bases))
+        outer, self.owner = self.owner, node.name
+        self.generic_visit(node)
+        self.owner = outer
 
     def _function(self, node: "ast.FunctionDef | ast.AsyncFunctionDef") -> None:
         end = node.end_lineno or node.lineno
         mode = None
         for decorator in node.decorator_list:
             mode = _mode_of(decorator) or mode
-        self.summary.functions.append(Function(node.name, node.lineno, end))
+        self.summary.functions.append(Function(node.name, node.lineno, end, self.owner, node))
         # a function body inherits its caller's mode, not the mode around its definition
         self.summary.modes.append((node.lineno, end, mode or "inherit"))
         outer, self.function = self.function, node
+        owner, self.owner = self.owner, None  # a nested def is no method
         self.generic_visit(node)
-        self.function = outer
+        self.function, self.owner = outer, owner
 
     visit_FunctionDef = _function
     visit_AsyncFunctionDef = _function

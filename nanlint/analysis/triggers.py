@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Optional
 import libcst as cst
 
 from ..names import TorchCall, match_call
+from .summary import argument_of
 
 if TYPE_CHECKING:
     from ..facts import At, Facts
@@ -172,6 +173,8 @@ def trigger_of(facts: "Facts", expr: cst.BaseExpression, at: "At", depth: int = 
                 return trigger_of(facts, expr.left, at, d)
             if facts.literal(expr.left, at) is not None:
                 return trigger_of(facts, expr.right, at, d)
+            if _mean_of(facts, expr.right, expr.left, at):
+                return INPUT  # ``x - x.mean(dim)``: 0 only where x is constant along dim
             return EQUAL
         if isinstance(op, cst.Multiply):
             left, right = trigger_of(facts, expr.left, at, d), trigger_of(facts, expr.right, at, d)
@@ -301,6 +304,27 @@ def _nonzero_filter(facts: "Facts", expr: cst.Subscript, at: "At") -> bool:
     return facts.literal(target.comparator, at) == 0
 
 
+_MEANS = frozenset({"mean", "nanmean", "average"})
+
+
+def _mean_of(facts: "Facts", expr: cst.BaseExpression, of: cst.BaseExpression, at: "At") -> bool:
+    """``expr`` is a mean of ``of`` (``x.mean(1, keepdim=True)``, ``torch.mean(x, dim=0)``, or a name for one)."""
+    if isinstance(expr, cst.Name):
+        value, _ = facts.resolve(expr, at)
+        if value is expr:
+            return False
+        expr = value
+    if not isinstance(expr, cst.Call):
+        return False
+    func = expr.func
+    if isinstance(func, cst.Attribute) and func.attr.value in _MEANS:
+        operand = func.value
+        if isinstance(operand, cst.Name) and operand.value in ("torch", "np", "numpy") and expr.args:
+            operand = expr.args[0].value
+        return isinstance(operand, cst.Name) and isinstance(of, cst.Name) and operand.value == of.value
+    return False
+
+
 def _is_self_attribute(expr: cst.BaseExpression) -> bool:
     return isinstance(expr, cst.Attribute) and isinstance(expr.value, cst.Name) and expr.value.value in ("self",)
 
@@ -335,7 +359,7 @@ def parameter_trigger(summary: "ModuleSummary", function: cst.FunctionDef, name:
         return None
     found: list[Trigger] = []
     for call, caller in summary.call_sites.get(function.name.value, ()):
-        argument = _argument(call, params, name, bound=bool(params) and params[0] in ("self", "cls")
+        argument = argument_of(call, params, name, bound=bool(params) and params[0] in ("self", "cls")
                              and isinstance(call.func, ast.Attribute))
         if argument is None:
             continue
@@ -346,16 +370,6 @@ def parameter_trigger(summary: "ModuleSummary", function: cst.FunctionDef, name:
     for trigger in found[1:]:
         best = _most_likely(best, trigger)
     return best
-
-
-def _argument(call: ast.Call, params: list[str], name: str, bound: bool) -> Optional[ast.AST]:
-    for keyword in call.keywords:
-        if keyword.arg == name:
-            return keyword.value
-    if any(isinstance(a, ast.Starred) for a in call.args) or name not in params:
-        return None
-    index = params.index(name) - (1 if bound else 0)
-    return call.args[index] if 0 <= index < len(call.args) else None
 
 
 _AST_TRANSPARENT = _TRANSPARENT | {"sum", "mean", "abs", "pow", "square", "float", "reshape"}
@@ -411,3 +425,31 @@ def _assigned_before(function: Optional[ast.AST], name: str, line: int) -> Optio
             if best is None or node.lineno > best.lineno:
                 best = node
     return best.value if best is not None else None
+
+
+def zero_at_every_call(summary: "ModuleSummary", function: cst.FunctionDef, name: str) -> bool:
+    """Every call of ``function`` in the module passes exactly 0 as parameter ``name`` (``0``, ``0.0``,
+    ``torch.zeros(...)``, or a name the caller assigned one): the parameter is a constant 0 (a pinhole
+    camera's ``xi``), whatever its type says."""
+    params = [p.name.value for p in (*function.params.posonly_params, *function.params.params)]
+    sites = summary.call_sites.get(function.name.value, ())
+    if not sites or name not in params and name not in {p.name.value for p in function.params.kwonly_params}:
+        return False
+    for call, caller in sites:
+        argument = argument_of(call, params, name, bound=bool(params) and params[0] in ("self", "cls")
+                             and isinstance(call.func, ast.Attribute))
+        if isinstance(argument, ast.Name):
+            argument = _assigned_before(caller, argument.id, call.lineno)
+        if not _ast_zero(argument):
+            return False
+    return True
+
+
+def _ast_zero(node: Optional[ast.AST]) -> bool:
+    if isinstance(node, ast.Constant):
+        return not isinstance(node.value, bool) and node.value == 0
+    if isinstance(node, ast.Call):
+        func = node.func
+        last = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+        return last in _ZERO_FACTORIES
+    return False

@@ -4,8 +4,8 @@ from typing import Iterable, Optional
 import libcst as cst
 
 from ..analysis import kinds
-from ..analysis.gradient import grad_mode, gradient_at
-from ..analysis.triggers import FIXED, MASKED_MODELLING, PARAMETER
+from ..analysis.gradient import gradient_at, metric_code
+from ..analysis.triggers import FIXED, MASKED_MODELLING, PADDING, PARAMETER
 from ..eps import dtype_ref
 from ..facts import At, Count, names_in
 from ..fixspec import DISPLAY_ONLY, UNSAFE, FixSpec, Replace, append_to
@@ -90,6 +90,13 @@ class DivideByCount(GuardTests):
     parameter named like a mask could hold soft weights) and in metric code
     (autograd off, or a function or class named like a metric), where NaN may be
     the intended result of an average over an empty class.
+
+    ## Confidence
+    Low (not shown by default) in metric code (a function, class or module
+    named like a metric: the NaN of an empty class is the metric's value), for a
+    whole-batch `mask.sum()` of a padding mask (0 only when every position of
+    the batch is padding), and for a selection over module state or a
+    masked-modelling ratio (0 only for a configuration that selects nothing).
     """
 
     code = "NAN103"
@@ -160,10 +167,16 @@ class DivideByCount(GuardTests):
         if built.receiver is not None:  # a sum of float weights: the fix clamps at a dtype-aware eps
             advice = "`.clamp_min(torch.finfo(w.dtype).eps)` on the sum of weights"
         gradient = gradient_at(self.ctx)
+        trigger = self.facts.trigger(found.divisor, at)
         configured = bool(count.origin) and all(name.startswith("self.") for name in count.origin) \
-            or self.facts.trigger(found.divisor, at) in (PARAMETER, FIXED, MASKED_MODELLING)
+            or trigger in (PARAMETER, FIXED, MASKED_MODELLING)
+        metric = metric_code(self.ctx)
         if configured:  # a selection over module state (``self.weights > 0``) or a masked-modelling ratio
             effect, level = f"(0 / 0 = NaN) if the configuration {_SELECTS_NOTHING}", "low"
+        elif trigger == PADDING and _whole_batch(count):
+            effect, level = "(0 / 0 = NaN) only for a batch that is padding everywhere", "low"
+        elif metric:  # a metric's average over an empty class is NaN by design (torchmetrics' zero_division)
+            effect, level = f"(0 / 0 = NaN in a metric: {metric}; NaN may be its intended value)", "low"
         elif gradient.flows:
             effect, level = "(0 / 0 = NaN in the loss and its gradient)", "high"
         else:  # statistics or a metric: the NaN reaches a number, not the weights
@@ -176,8 +189,6 @@ class DivideByCount(GuardTests):
 _SELECTS_NOTHING = "selects nothing"
 
 
-# Names of metric code, where NaN is the intended result of an average over nothing (an empty class).
-_METRIC = re.compile(r"(?i)metric|accuracy|precision|recall|f1|fbeta|iou|jaccard|dice|auroc|auc|score|compute")
 _ZERO_ONE_OPS = frozenset({
     "isnan", "isinf", "isfinite", "isneginf", "isposinf", "eq", "ne", "gt", "lt", "ge", "le", "logical_not",
     "logical_and", "logical_or", "logical_xor", "bool", "any", "all", "isclose", "isin", "bernoulli",
@@ -189,18 +200,11 @@ _VALUE_KEEPING = frozenset({
 })
 
 
-def metric_context(rule: Rule) -> str:
-    """Why NaN may be the intended result here (autograd off; a metric's class or function), or ''."""
-    mode = grad_mode(rule.ctx)
-    if mode is not None:
-        return mode
-    for ancestor in reversed(rule.ctx.stack):
-        if isinstance(ancestor, (cst.FunctionDef, cst.ClassDef)) and _METRIC.search(ancestor.name.value):
-            return f"`{ancestor.name.value}` computes a metric"
-        if isinstance(ancestor, cst.ClassDef) and any(
-                _METRIC.search(rule.ctx.module.code_for_node(b.value)) for b in ancestor.bases):  # type: ignore
-            return f"`{ancestor.name.value}` is a metric class"
-    return ""
+def _whole_batch(count: Count) -> bool:
+    """``mask.sum()`` with no dim: 0 only when nothing in the whole batch is selected."""
+    node = count.node
+    return isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value == "sum" \
+        and not node.args
 
 
 def zero_one(rule: Rule, expr: cst.BaseExpression, at: At, depth: int = 0) -> bool:
@@ -242,7 +246,7 @@ def count_fix(rule: Rule, divisor: cst.BaseExpression, count: Count, at: At) -> 
     ``count_nonzero``, a length), ``max(n, 1)`` for a Python count, a dtype-aware eps for a sum of float
     weights; display-only where the count's values are not visible or the code computes a metric."""
     ctx = rule.ctx
-    metric = metric_context(rule)
+    metric = metric_code(rule.ctx)
     text = code(ctx, divisor)
     integer = count.kind != "mask sum"  # count_nonzero, len(...), numel(): integers by construction
     operand: Optional[cst.BaseExpression] = None

@@ -4,7 +4,7 @@ from typing import Optional
 import libcst as cst
 
 from ..facts import At, Probability
-from ..analysis.gradient import gradient_at
+from ..analysis.gradient import gradient_at, metric_code
 from ..patterns import code
 from .base import NEVER, Rule, Witness
 
@@ -167,11 +167,12 @@ class LogOfZero(Rule):
             complement = isinstance(value, cst.BinaryOperation) and isinstance(value.operator, cst.Subtract)
             advice = "clamp `1 - p` first: `.clamp_min(torch.finfo(p.dtype).tiny)`" if complement else _advice(found)
             gradient = gradient_at(self.ctx, (argument,))
-            if gradient.flows:
+            metric = metric_code(self.ctx)
+            if gradient.flows and not metric:
                 # a probability known only by its parameter's name is a plausible edge case, not a certainty
                 effect, level = "-inf and a NaN gradient", "medium" if found.kind.endswith("(by its name)") else "high"
             else:  # a metric or a decoding step: -inf in an output, no loss is trained through it
-                effect, level = f"-inf (no gradient flows here: {gradient.reason})", "low"
+                effect, level = f"-inf (no gradient flows here: {gradient.reason or metric})", "low"
             self.report(node, f"`{code(self.ctx, node)}`: {_described(self, found)} can be exactly 0 "
                               f"(underflow or saturation), giving {effect}; {advice}", target=argument,
                         confidence=level)

@@ -25,6 +25,13 @@ _CLAMPS = frozenset({"clamp", "clip", "clamp_", "clip_", "clamp_max", "clamp_max
                      "hardtanh", "F.hardtanh"})
 
 
+_SHAPE_ONLY = frozenset({"expand", "expand_as", "view", "reshape", "to", "float", "double", "unsqueeze", "squeeze",
+                         "flatten", "contiguous", "clone"})
+
+
+_CONVERTER = re.compile(r"^_?(to|as)_?tensor|^_?to_tensor")
+
+
 class AcosOfCosine(Rule):
     """
     ## What it does
@@ -192,6 +199,8 @@ class AcosOfCosine(Rule):
 
     def _check_clamp(self, node: cst.Call, op: str, clamp, at: At) -> None:
         tc, low, high = clamp
+        if self._zero_numerator(tc.operand, at):
+            return
         exact: list[str] = []
         rounding: dict[tuple[str, ...], list[str]] = {}
         reasons: dict[str, str] = {}
@@ -216,14 +225,46 @@ class AcosOfCosine(Rule):
             problems.append(f"{' and '.join(bounds)} {verb} to +-1 in " + ", ".join(reasons[d] for d in dtypes))
         if not problems:
             return
+        # the clamp keeps the forward finite: only the gradient at +-1 is infinite, so it matters where
+        # training differentiates this code (nanlint.analysis.gradient.evidence)
+        evident = gradient_at(self.ctx, (tc.operand,) if tc.operand is not None else ()).evidence
         self.report(
             node,
             f"`{op}` of a clamp that does not keep its argument off +-1: " + "; ".join(problems)
             + f", where {op}'s derivative is infinite (NaN gradient); use `eps = torch.finfo(c.dtype).eps` and "
               "`c.clamp(-1 + eps, 1 - eps)`",
             target=tc.node,
+            confidence="high" if evident else "low",
             **self._bounds_fix(tc, low, high, at).extra(),
         )
+
+    def _zero_numerator(self, operand: Optional[cst.BaseExpression], at: At) -> bool:
+        """``(xi / denom).clamp(-1, 1)`` where every caller passes ``xi = torch.zeros(...)``: the clamped value
+        is 0, far from the bounds."""
+        from ..analysis.triggers import zero_at_every_call
+
+        while isinstance(operand, cst.BinaryOperation) and isinstance(operand.operator, (cst.Divide, cst.Multiply)):
+            operand = operand.left
+        function = self.ctx.enclosing_def()
+        for _ in range(4):  # ``xi = xi.expand(B)``: through reshapes to the parameter
+            if not isinstance(operand, cst.Name) or function is None:
+                return False
+            binding = self.facts.binding(operand, at)
+            if binding is None:
+                return False
+            if binding.is_parameter:
+                return zero_at_every_call(self.ctx.summary, function, operand.value)
+            value = binding.value
+            while isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) \
+                    and value.func.attr.value in _SHAPE_ONLY:
+                value = value.func.value
+            if isinstance(value, cst.Call) and isinstance(value.func, cst.Name) \
+                    and _CONVERTER.match(value.func.value) and len(value.args) == 1:
+                value = value.args[0].value  # ``to_tensor_1d(xi)``: a conversion keeps 0
+            if not isinstance(value, cst.Name):
+                return False
+            operand, at = value, At(binding.scope, binding.order)
+        return False
 
     # -- cosines ----------------------------------------------------------
     def _unwrap(self, expr: cst.BaseExpression, at: At) -> tuple[cst.BaseExpression, At]:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Iterator, Optional
 
 import libcst as cst
 
+from .analysis import kinds
 from .names import builtin_name, dotted_name
 from .patterns import division
 
@@ -348,6 +349,11 @@ RAW_INPUT = re.compile(r"^(input_(values|features|ids)|pixel_values|waveforms?|r
                        r"input_features_mask|attention_mask|labels?|token_ids|images?_raw)$")
 
 
+def _called_name(call: cst.Call) -> str:
+    func = call.func
+    return func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else ""
+
+
 def _passed_gradient_free(ctx: "FileContext", name: str) -> bool:
     from .analysis.gradient import method_owner
 
@@ -374,8 +380,10 @@ def no_grad_value(expr: cst.BaseExpression, ctx: "FileContext", at: "At", depth:
         binding = ctx.facts.binding(expr, at)
         if binding is not None and binding.is_parameter and RAW_INPUT.search(expr.value):
             return True  # ``input_values``, ``pixel_values``: a batch of data never requires grad
-        if binding is not None and binding.is_parameter and _passed_gradient_free(ctx, expr.value):
-            return True  # every caller in the module passes indices, constants or integers
+        if binding is not None and binding.is_parameter and (
+                _passed_gradient_free(ctx, expr.value)
+                or kinds.kind(ctx.facts, expr, at) in kinds.GRADIENT_FREE):
+            return True  # every caller in the module passes indices, constants or integers; ``n: int``
         if binding is None or binding.is_parameter:
             return False  # what callers pass is unseen
         if binding.index is not None and binding.value is not None and binding.operator is None:
@@ -410,6 +418,8 @@ def no_grad_value(expr: cst.BaseExpression, ctx: "FileContext", at: "At", depth:
         if qualified is not None and qualified.split(".")[0] in ("math", "numpy", "np"):
             return True
         tc = ctx.match(expr)
+        if tc is None and _called_name(expr).endswith("meshgrid"):
+            return True  # ``create_meshgrid(h, w)``: pixel coordinates, built from sizes
         if tc is None or tc.keyword("requires_grad") is not None:
             return False
         key = tc.key.split(".")[-1]

@@ -228,6 +228,8 @@ def grad_mode(ctx: "FileContext") -> Optional[str]:
             bases = {_last(arg.value) for arg in node.bases}
             if bases & OPTIMIZER_BASES or any(b.endswith("Scheduler") for b in bases):
                 return "in an optimizer or scheduler class, which works on `.grad` tensors outside autograd"
+            if any(b.endswith("GenerationMixin") for b in bases) or _last(node.name).endswith("GenerationMixin"):
+                return "in generation code (`GenerationMixin.generate` runs under `torch.no_grad()`)"
             if any(b.endswith(_PREPROCESSING) for b in bases):
                 return "in a preprocessing class (feature extractor, image processor, tokenizer): no model is " \
                        "trained through it"

@@ -6,7 +6,7 @@ from typing import Optional
 import libcst as cst
 
 from ..eps import DtypeRef
-from ..facts import At
+from ..facts import At, names_in
 from ..fixspec import UNSAFE, FixSpec, Replace
 from ..analysis import confidence
 from ..analysis.gradient import gradient_at
@@ -36,6 +36,22 @@ class _Candidate:
 class _FunctionState:
     candidates: list[_Candidate] = field(default_factory=list)
     cleaned: set[str] = field(default_factory=set)  # names passed through nan_to_num / masked_fill after softmax
+    repaired: set[str] = field(default_factory=set)  # names passed through nan_to_num
+    derived: dict[str, set[str]] = field(default_factory=dict)  # name -> names it is assigned from
+
+    def repairs(self, name: str) -> bool:
+        """A value computed from ``name`` later in the function goes through ``nan_to_num``
+        (``attn = softmax(s); out = attn @ v; out = out.nan_to_num()``): the NaN row is replaced."""
+        frontier, seen = [name], {name}
+        while frontier:
+            current = frontier.pop()
+            if current in self.repaired:
+                return True
+            for target, sources in self.derived.items():
+                if current in sources and target not in seen:
+                    seen.add(target)
+                    frontier.append(target)
+        return False
 
 
 class NegInfMask(Rule):
@@ -148,6 +164,8 @@ class NegInfMask(Rule):
         if tc is not None and tc.key in ("nan_to_num", "nan_to_num_", "masked_fill", "masked_fill_") \
                 and isinstance(tc.operand, cst.Name):
             self._state().cleaned.add(tc.operand.value)
+            if tc.key.startswith("nan_to_num"):
+                self._state().repaired.add(tc.operand.value)
         operand = softmax_operand(node, self.ctx)
         if operand is None:
             return
@@ -165,7 +183,11 @@ class NegInfMask(Rule):
                 _Candidate(fill, node, self._assigned_name(node), additive, level, trigger.text))
 
     def visit_Assign(self, node: cst.Assign) -> None:
-        """``scores[mask] = float('-inf')``."""
+        """``scores[mask] = float('-inf')``; and what each assigned name is computed from."""
+        sources = set(names_in(node.value))
+        for target in node.targets:
+            for name in names_in(target.target):
+                self._state().derived.setdefault(name, set()).update(sources)
         if len(node.targets) != 1:
             return
         target = node.targets[0].target
@@ -210,6 +232,8 @@ class NegInfMask(Rule):
         for candidate in state.candidates:
             if candidate.result_name is not None and candidate.result_name in state.cleaned \
                     and not candidate.additive:
+                continue
+            if candidate.result_name is not None and state.repairs(candidate.result_name):
                 continue
             fill = candidate.fill
             if id(fill.node) in seen:

@@ -72,6 +72,9 @@ class ModuleSummary:
     comparisons: list[tuple[tuple[int, int], tuple[int, int]]] = field(default_factory=list)
     # class name -> its bases' last names (every class, nested ones too)
     classes: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # function name -> how it runs backward itself: "plain" / "scaled" (``scaler.scale(loss).backward()``) /
+    # "clipped" (it also clips): a training step split across helper methods (a PPO ``ppo_step``)
+    backward_helpers: dict[str, str] = field(default_factory=dict)
     _region_starts: list[int] = field(default_factory=list)
     _no_grad_only: dict[str, Optional[str]] = field(default_factory=dict)
     _evidence: dict[str, Optional[str]] = field(default_factory=dict)
@@ -430,6 +433,14 @@ class _Visitor(ast.NodeVisitor):
 
     def visit_Call(self, node: ast.Call) -> None:
         name = _last_name(node.func)
+        if isinstance(self.function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            helper = self.function.name
+            if name in ("backward", "manual_backward") and self.summary.backward_helpers.get(helper) != "clipped":
+                receiver = node.func.value if isinstance(node.func, ast.Attribute) else None
+                scaled = isinstance(receiver, ast.Call) and _last_name(receiver.func) == "scale"
+                self.summary.backward_helpers[helper] = "scaled" if scaled else "plain"
+            elif "clip" in name.lower() and helper in self.summary.backward_helpers:
+                self.summary.backward_helpers[helper] = "clipped"
         if name:
             self.summary.calls.setdefault(name, []).append(node.lineno)
             self.summary.call_sites.setdefault(name, []).append((node, self.function))

@@ -85,6 +85,11 @@ def _classify(call: cst.Call, ctx: FileContext) -> Optional[Event]:
             and receiver.func.attr.value == "scale"
         )
         return Event("backward", call, ctx.order, scaled=scaled)
+    helper = _backward_helper(attr, receiver, ctx)
+    if helper == "clipped":
+        return Event("clip", call, ctx.order, torch_clip=True)
+    if helper is not None:
+        return Event("backward", call, ctx.order, scaled=helper == "scaled")
     if attr == "step" and receiver is not None:
         receiver_name = dotted_name(receiver) or ""
         if "scaler" in receiver_name.lower() and call.args:
@@ -92,6 +97,19 @@ def _classify(call: cst.Call, ctx: FileContext) -> Optional[Event]:
         if not call.args and _is_optimizer(receiver, ctx):
             return Event("step", call, ctx.order)
     return None
+
+
+def _backward_helper(attr: str, receiver: Optional[cst.BaseExpression], ctx: FileContext) -> Optional[str]:
+    """``self.ppo_step(batch)`` / ``train_step(model, batch)``: a call of a function of the module that runs
+    ``backward()`` itself (a training step split across helpers) is a backward here -- or a clip, when the
+    helper clips after its backward."""
+    if receiver is not None and not (isinstance(receiver, cst.Name) and receiver.value in ("self", "cls")):
+        return None
+    how = ctx.summary.backward_helpers.get(attr)
+    enclosing = ctx.enclosing_def()
+    if how is None or enclosing is not None and enclosing.name.value == attr:
+        return None
+    return how
 
 
 def _is_optimizer(receiver: cst.BaseExpression, ctx: FileContext) -> bool:
@@ -157,8 +175,8 @@ def _one_line(ctx: FileContext, node: cst.CSTNode) -> Optional[str]:
 
 def _framework_backward(event: Event) -> Optional[str]:
     func = event.node.func
-    if not isinstance(func, cst.Attribute):
-        return None
+    if not isinstance(func, cst.Attribute) or func.attr.value not in ("backward", "manual_backward"):
+        return None  # a helper of the module that runs ``loss.backward()`` itself
     receiver = dotted_name(func.value) or ""
     if func.attr.value == "manual_backward":
         return f"`{receiver}.manual_backward(...)` belongs to Lightning: set `gradient_clip_val` or call " \

@@ -17,7 +17,10 @@ class MissingGradClipping(LoopRule):
     `accelerator.clip_grad_norm_`, `fabric.clip_gradients`, or any helper whose
     name says it clips. Recognises `loss.backward()`,
     `scaler.scale(loss).backward()`, `accelerator.backward(loss)`, and
-    `optimizer.step()` / `scaler.step(optimizer)`.
+    `optimizer.step()` / `scaler.step(optimizer)`. A training step split across
+    methods counts: a call of a function of the module that runs `backward()`
+    itself (a PPO trainer's `self.ppo_step(batch)`) is the backward before the
+    step, and one that also clips is a clip.
 
     Silent where a framework owns the loop and clips for you: Lightning
     `training_step` code (`Trainer(gradient_clip_val=...)`), Hugging Face

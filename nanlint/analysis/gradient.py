@@ -63,9 +63,10 @@ def gradient_at(ctx: "FileContext", values: Iterable[cst.BaseExpression] = ()) -
 
 
 # parameters that by name hold what a model computes (a gradient reaches them in training)
+# (not ``pred_cond`` / ``noise_pred``: a diffusion model's prediction is mostly combined at inference, and a
+# training loss on it calls a loss function, which is evidence of its own)
 _MODEL_OUTPUT = re.compile(r"^(pred|prediction|predictions|y_pred|y_hat|yhat|logits?|outputs?|out|"
-                           r"\w*_logits|\w*_pred|pred_\w+|embeddings?|\w*_embeddings?|recon\w*|x_hat|"
-                           r"hidden_states?)$")
+                           r"\w*_logits|embeddings?|\w*_embeddings?|recon\w*|x_hat|hidden_states?)$")
 # code that by name computes a metric (``_ergas_compute``, ``accuracy``, ``class MeanIoU(Metric)``, a
 # ``metrics/`` package): its NaN is a reported number, not a weight, and no training differentiates it
 _METRIC = re.compile(r"(?i)metric|accuracy|precision|recall|f1|fbeta|iou|jaccard|dice|auroc|auc|_score$|^score|"

@@ -80,7 +80,9 @@ _CAPS = frozenset({"minimum", "min", "fmin", "clamp_max", "clamp_max_"})
 def capped_reciprocal(ctx: "FileContext", numerator: Optional[cst.BaseExpression]) -> bool:
     """``torch.minimum(ones, c / n)`` / ``torch.min(0.5 / d)`` / ``(c / n).clamp(max=1)``: a non-zero number
     divided by a vanishing ``n`` is +-inf, not NaN (0 / 0 needs the numerator to vanish too), and the
-    cap around it takes the other operand (or the finite entries) -- a gradient-norm or step-size cap."""
+    cap around it takes the other operand (or the finite entries) -- a gradient-norm or step-size cap.
+    The forward is finite; the gradient through the cap is still 0 * -inf = NaN (docs/probe.md section 4),
+    so the hazard becomes gradient-only."""
     from . import kinds
 
     if numerator is None:

@@ -40,7 +40,7 @@ _DIFFERENTIABLE_BASE = re.compile(
     r"Module|Loss|Function|Model|Net|Layer|Block|Criterion|Head|Encoder|Decoder|Attention|Embedding|"
     r"Sequential|Conv|Norm|Transformer|Backbone|MLP|Lightning|Network|Policy|Critic|Actor|Flow|VAE|GAN")
 _DIFFERENTIABLE_NAME = re.compile(
-    r"loss|criterion|objective|penalt|regulari|forward|training_step|train_step|^_?train|likelihood|elbo|"
+    r"loss|criterion|objective|penalt|regulari|training_step|train_step|^_?train|likelihood|elbo|"
     r"kl_div|divergence", re.I)
 _TRAINING_CALLS = ("backward", "manual_backward", "zero_grad")
 
@@ -138,9 +138,9 @@ class ModuleSummary:
         that training reaches, or None when nothing shows it.
 
         Evidence: the module runs ``backward()`` (a training script or notebook); the function is named like a
-        loss or a forward pass; it is a method of a model, layer or loss class; or a function of the module
-        that is so calls it. A metric, a geometry solver or a detector's post-processing in a library shows
-        none.
+        loss or a training step; it is a method of a model, layer or loss class; or a function of the module
+        that is so calls it. A metric, a geometry solver, a detector's post-processing or a ``forward`` of a
+        class that is no module (a diffusers guider) shows none.
         """
         trains = self.training_line()
         if trains is not None:
@@ -167,7 +167,7 @@ class ModuleSummary:
         seen.add(key)
         result: Optional[str] = None
         if _DIFFERENTIABLE_NAME.search(function.name):
-            result = f"`{function.name}` is named like a loss or a forward pass"
+            result = f"`{function.name}` is named like a loss or a training step"
         elif function.owner is not None and self.differentiable_class(function.owner):
             result = f"`{function.name}` is a method of `{function.owner}`, a model, layer or loss class"
         else:

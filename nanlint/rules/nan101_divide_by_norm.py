@@ -19,10 +19,12 @@ class DivideByNorm(Rule):
     a hand-written norm `x / torch.sqrt((x ** 2).sum())`, also when the norm was
     stored in a variable first (`n = x.norm(dim=1, keepdim=True)` ... `x / n`).
 
-    Silent where a non-zero number is divided by the norm and a cap takes the
-    result (`torch.minimum(ones, c / n)`, `torch.min(0.5 / d)`,
-    `(c / n).clamp(max=1)`): `c / 0` is +inf, not NaN, and the cap returns the
-    other side (docs/analysis.md, "Guards on other lines").
+    Where a non-zero number is divided by the norm and a cap takes the result
+    (`torch.minimum(ones, c / n)`, `torch.min(0.5 / d)`, `(c / n).clamp(max=1)`),
+    `c / 0` is +inf, not NaN, and the cap returns the other side: the forward is
+    finite, but the gradient is still NaN (0 * -inf through the cap; measured in
+    docs/probe.md section 4). It is then a gradient-only hazard: silent where no
+    gradient flows, low without gradient evidence.
 
     ## Why is this bad?
     A norm is exactly 0 for a zero vector: an all-padding embedding, a dead
@@ -102,6 +104,11 @@ class DivideByNorm(Rule):
             hazard="y = x / torch.sqrt((x ** 2).sum())",
             fixed="y = x / x.norm().clamp_min(1e-4)",
         ),
+        Witness(  # a capped reciprocal: forward 1, gradient NaN (docs/probe.md section 4.1)
+            setup="x = leaf(torch.zeros(4, dtype=dtype))",
+            hazard="y = torch.minimum(torch.ones((), dtype=dtype), 1.0 / x.norm())",
+            fixed="y = torch.minimum(torch.ones((), dtype=dtype), 1.0 / x.norm().clamp_min(1e-4))",
+        ),
         Witness(  # the text the fix writes
             setup="x = leaf(torch.zeros(2, 4, dtype=dtype))",
             hazard="y = x / x.norm(dim=-1, keepdim=True)",
@@ -122,8 +129,10 @@ class DivideByNorm(Rule):
         source = self.facts.zero_source(found.divisor, at)
         if source is None or source.kind not in NORM_KINDS:
             return
-        judged = self.judge(source.node)
-        if judged is None or branch_guarded(self.ctx, found.divisor) or capped_reciprocal(self.ctx, found.numerator):
+        # ``minimum(ones, c / n)``: the cap keeps the forward finite, the gradient is still NaN (docs/probe.md §4)
+        capped = capped_reciprocal(self.ctx, found.numerator)
+        judged = self.judge(source.node, gradient_only=capped)
+        if judged is None or branch_guarded(self.ctx, found.divisor):
             return
         inner = divisor_root(self.ctx, source)
         if inner is not None:
@@ -135,7 +144,9 @@ class DivideByNorm(Rule):
         self.report(
             node,
             f"division by `{code(self.ctx, found.divisor)}`, {source.described} that is 0 for a zero vector, "
-            f"here {judged.trigger.text} ({judged.forward()}); use `F.normalize` or `.clamp_min(eps)` on the norm",
+            f"here {judged.trigger.text} ("
+            + ("forward finite: the cap takes the other side, NaN gradient" if capped else judged.forward())
+            + "); use `F.normalize` or `.clamp_min(eps)` on the norm",
             target=found.divisor,
             **judged.extra(),
             **built.extra(),

@@ -78,6 +78,7 @@ class ModuleSummary:
     _region_starts: list[int] = field(default_factory=list)
     _no_grad_only: dict[str, Optional[str]] = field(default_factory=dict)
     _evidence: dict[str, Optional[str]] = field(default_factory=dict)
+    _gradient_free_answers: dict[tuple[str, Optional[str], str], bool] = field(default_factory=dict)
 
     # -- queries ----------------------------------------------------------
     def region_at(self, line: int) -> Optional[Region]:
@@ -204,7 +205,13 @@ class ModuleSummary:
         reach: indices (``torch.where(m)``, ``nonzero``, ``argmax``), constructors (``arange``, ``zeros``),
         integers and shapes, detached values, or what another function of the module returns only such
         values for (``junctions = prob_to_junctions(prob)``) -- followed through callers' parameters."""
-        seen = _seen if _seen is not None else set()
+        key = (function, owner, name)
+        if key in self._gradient_free_answers:
+            return self._gradient_free_answers[key]
+        if _seen is None:  # a root question: its answer is final (a nested one may be cut short by a cycle)
+            self._gradient_free_answers[key] = result = self.gradient_free_parameter(function, owner, name, set())
+            return result
+        seen = _seen
         if (function, name) in seen:
             return False
         seen.add((function, name))

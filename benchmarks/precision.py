@@ -66,9 +66,13 @@ def main() -> int:
     parser.add_argument("--sample", type=int, default=0, help="print N random default findings with their source")
     parser.add_argument("--seed", type=int, default=12)
     parser.add_argument("--threshold", default="medium", choices=("high", "medium", "low"))
+    parser.add_argument("--select", default="", help="comma-separated codes to measure instead of the default "
+                                                     "rules (a preview rule, before it leaves preview)")
     args = parser.parse_args()
 
-    request = LintRequest(tuple(rule for rule in ALL_RULES if rule.default_on()))
+    selected = {code.strip() for code in args.select.split(",") if code.strip()}
+    request = LintRequest(tuple(rule for rule in ALL_RULES
+                                if (rule.code in selected if selected else rule.default_on())))
     files = python_files(Path(args.corpus), CORPUS_ROOTS)
     if args.libs:
         files += python_files(Path(args.libs), LIB_ROOTS)

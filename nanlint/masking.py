@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Optional
 import libcst as cst
 
 from .analysis.triggers import Trigger
+from .analysis.vocabulary import FLOAT_MAX
 
 from .names import dotted_name
 
@@ -56,9 +57,26 @@ def constant(expr: Optional[cst.BaseExpression], ctx: "FileContext", at: "At") -
         expr = expr.expression
     if isinstance(expr, cst.Attribute):
         found = _INF_NAMES.get(ctx.imports.qualify(expr) or "")
+        if found is None:
+            found = _finfo_limit(expr, ctx)
         if found is not None:
             return -found if negate else found
     return None
+
+
+def _finfo_limit(expr: cst.Attribute, ctx: "FileContext") -> Optional[float]:
+    """``torch.finfo(torch.float32).min`` / ``.max`` of a dtype named in the code (not ``scores.dtype``)."""
+    if expr.attr.value not in ("min", "max") or not isinstance(expr.value, cst.Call):
+        return None
+    call = expr.value
+    if ctx.imports.qualify(call.func) != "torch.finfo" or len(call.args) != 1:
+        return None
+    dtype = ctx.imports.qualify(call.args[0].value) if isinstance(call.args[0].value, (cst.Name, cst.Attribute)) \
+        else None
+    limit = FLOAT_MAX.get(dtype[len("torch."):]) if dtype and dtype.startswith("torch.") else None
+    if limit is None:
+        return None
+    return -limit if expr.attr.value == "min" else limit
 
 
 @dataclass(frozen=True)

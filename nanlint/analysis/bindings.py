@@ -22,7 +22,7 @@ class Bindings:
         self.imports = imports
         # recorded by the walker (``nanlint.walker``), read by every rule: in-place calls on local names and
         # the names each guard test examines, by function scope
-        self._in_place: dict[tuple[int, str], list[int]] = {}
+        self._in_place: dict[tuple[int, str], list[tuple[int, cst.Call]]] = {}
         self._guard_tests: dict[int, list[tuple[int, frozenset]]] = {}
         # the whole-module summary (set by the file context), for questions about callers
         self.summary_source: Optional[Callable[[], "ModuleSummary"]] = None
@@ -118,6 +118,8 @@ class Bindings:
                     return None
                 named = isinstance(text, str) and ("inf" in text.lower() or "nan" in text.lower())
                 return value if math.isfinite(value) or named else None
+            if name == "float" and len(expr.args) == 1 and expr.args[0].keyword is None and not expr.args[0].star:
+                return self.literal(expr.args[0].value, at, depth + 1)  # ``float(-1e30)``
             return None
         return self._literal_name(expr, at, depth)
 
@@ -185,13 +187,18 @@ class Bindings:
         name = func.attr.value
         if not name.endswith("_") or name.startswith("_") or self.imports.is_module(func.value):
             return
-        self._in_place.setdefault((id(_function_scope(at.scope)), func.value.value), []).append(at.order)
+        self._in_place.setdefault((id(_function_scope(at.scope)), func.value.value), []).append((at.order, call))
 
     def mutated_in_place(self, name: str, binding: Binding, at: At) -> bool:
+        return bool(self.in_place_calls(name, binding, at))
+
+    def in_place_calls(self, name: str, binding: Binding, at: At) -> list[tuple[cst.Call, int]]:
+        """The in-place calls on ``name`` after ``binding`` and before ``at`` (``denom.index_add_(...)``), with
+        the order each was read at."""
         if not self._in_place:
-            return False
-        orders = self._in_place.get((id(_function_scope(binding.scope)), name), ())
-        return any(binding.order < order < at.order for order in orders)
+            return []
+        calls = self._in_place.get((id(_function_scope(binding.scope)), name), ())
+        return [(call, order) for order, call in calls if binding.order < order < at.order]
 
     def note_guard_test(self, test: cst.BaseExpression, at: At) -> None:
         """Record the names an ``if``/``assert``/``while``/``x if c else y``/``where(c, ...)`` test examines.

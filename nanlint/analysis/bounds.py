@@ -7,7 +7,8 @@ from typing import Optional
 import libcst as cst
 
 from ..names import TorchCall, builtin_name, match_call
-from .vocabulary import At, Bound, REDUCE_OPS, TRANSPARENT_OPS, _LOG_PROBABILITY_OPS, _MAX_DEPTH, _NON_NEGATIVE_OPS, _UNIT_BOUNDED_OPS, _same_code
+from .vocabulary import At, Bound, REDUCE_OPS, SEGMENT_FUNCTIONS, SEGMENT_HELPER, SEGMENT_METHODS, TRANSPARENT_OPS, \
+    _LOG_PROBABILITY_OPS, _MAX_DEPTH, _NON_NEGATIVE_OPS, _SEGMENT_REDUCTIONS, _UNIT_BOUNDED_OPS, _same_code
 
 
 class Bounds:
@@ -125,8 +126,86 @@ class Bounds:
             return self.upper_bound(tc.operand, at, depth)
         return None
 
+    # -- segment (scatter) reductions -------------------------------------------
+    def segment_reduction(self, expr: cst.BaseExpression, at: At) -> Optional[tuple[str, cst.BaseExpression, At]]:
+        """``expr`` as a per-segment reduction read back at each element, through names: ``("sum", src, at)``
+        for ``denom[index]`` / ``denom.index_select(0, index)`` / ``denom.gather(...)`` with ``denom =
+        zeros(n).index_add_(0, index, src)`` (or ``denom.index_add_(...)`` as a statement), ``scatter_add_``,
+        ``scatter_reduce(..., "sum")``, ``torch_scatter.scatter(src, index)``, ``segment_sum(src, ...)``;
+        ``("max", src, at)`` for ``scatter_max(src, index)[0][index]``, ``scatter(src, index, reduce="max")``,
+        ``scatter_reduce(..., "amax")``. Also the reduction itself, unindexed, and with an eps added."""
+        value, where = expr, at
+        for _ in range(8):  # names, ``[index]``, ``[0]`` (scatter_max's values), ``.index_select(0, index)``
+            if isinstance(value, cst.Name):
+                in_place = self._segment_in_place(value, where)
+                if in_place is not None:
+                    return in_place
+                followed, where = self.resolve(value, where)
+                if followed is value:
+                    return None
+                value = followed
+                continue
+            if isinstance(value, cst.Subscript):
+                value = value.value
+                continue
+            if isinstance(value, cst.BinaryOperation) and isinstance(value.operator, cst.Add):
+                eps = self.literal(value.right, where)  # ``scatter(e, index) + 1e-16``
+                if eps is None or eps <= 0:
+                    return None
+                value = value.left
+                continue
+            if isinstance(value, cst.Call):
+                tc = match_call(value, self.imports)
+                if tc is not None and tc.operand is not None and tc.key in ("index_select", "gather") \
+                        and tc.is_method:
+                    value = tc.operand
+                    continue
+                return self._segment_call(value, where)
+            return None
+        return None
+
+    def _segment_call(self, call: cst.Call, at: At) -> Optional[tuple[str, cst.BaseExpression, At]]:
+        qualified = self.imports.qualify(call.func) if isinstance(call.func, (cst.Name, cst.Attribute)) else None
+        helper = call.func.value if isinstance(call.func, cst.Name) else None
+        if qualified in SEGMENT_FUNCTIONS or qualified is None and helper and SEGMENT_HELPER.match(helper):
+            kind = SEGMENT_FUNCTIONS.get(qualified or "") or ("max" if "max" in (helper or "") else "sum")
+            positional = [a.value for a in call.args if a.keyword is None and not a.star]
+            reduce = next((a.value for a in call.args if a.keyword is not None and a.keyword.value == "reduce"), None)
+            if reduce is not None:
+                kind = _SEGMENT_REDUCTIONS.get(reduce.evaluated_value) if isinstance(reduce, cst.SimpleString) \
+                    else None  # type: ignore[assignment]
+            return (kind, positional[0], at) if positional and kind else None
+        tc = match_call(call, self.imports)
+        if tc is None or tc.key not in SEGMENT_METHODS or tc.operand is None:
+            return None
+        index, keyword = SEGMENT_METHODS[tc.key]
+        source = tc.argument(keyword, index)
+        if tc.key.startswith(("scatter_reduce", "index_reduce")):
+            reduce = tc.argument("reduce", index + 1)
+            kind = _SEGMENT_REDUCTIONS.get(reduce.evaluated_value) if isinstance(reduce, cst.SimpleString) else None
+        else:
+            kind = "sum"
+        return (kind, source, at) if source is not None and kind else None  # type: ignore[return-value]
+
+    def _segment_in_place(self, name: cst.BaseExpression, at: At) -> Optional[tuple[str, cst.BaseExpression, At]]:
+        """``denom = torch.zeros(n); denom.index_add_(0, index, src)``: the in-place reduction into a name."""
+        b = self.binding(name, at)
+        if b is None or not isinstance(name, cst.Name):
+            return None
+        for call, order in self.in_place_calls(name.value, b, at):
+            found = self._segment_call(call, At(at.scope, order))
+            if found is not None:
+                return found
+        return None
+
     def _is_max_of(self, m: cst.BaseExpression, x: cst.BaseExpression, at: At, reduced: bool = False) -> bool:
-        """``m`` is ``x.max(...)[0]``, ``x.max(...).values``, ``x.amax(...)``, ``x.logsumexp(...)``, ``x.max()``."""
+        """``m`` is ``x.max(...)[0]``, ``x.max(...).values``, ``x.amax(...)``, ``x.logsumexp(...)``, ``x.max()``,
+        or ``x``'s per-segment max read back at each element (``scatter_max(x, index)[0][index]``)."""
+        segment = self.segment_reduction(m, at)
+        if segment is not None and segment[0] == "max":
+            source, _ = self.resolve(_undetached(segment[1]), segment[2])
+            target, _ = self.resolve(x, at)
+            return _same_code(_undetached(segment[1]), x) or _same_code(source, target)
         value, where = self.resolve(m, at)
         if isinstance(value, cst.Subscript):
             value, where = self.resolve(value.value, where)
@@ -186,3 +265,11 @@ class Bounds:
                 return self.non_negative(tc.operand, at, d)
         return False
 
+
+
+def _undetached(expr: cst.BaseExpression) -> cst.BaseExpression:
+    """``x.detach()`` -> ``x`` (a max taken without gradient shifts the same values)."""
+    while isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute) and expr.func.attr.value == "detach" \
+            and not expr.args:
+        expr = expr.func.value
+    return expr

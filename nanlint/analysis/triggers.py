@@ -77,8 +77,12 @@ FIXED = Trigger("nothing data-dependent: a tensor computed from constants", DEGE
 ZERO_ROW = Trigger("a zero hidden row (an `nn.Embedding` padding_idx row is 0)", PLAUSIBLE)
 
 MASKED_MODELLING = Trigger("a masked-modelling batch with no masked position (a mask ratio of 0)", DEGENERATE)
+# a log-variance / log-std a layer predicts (a VAE's or a Gaussian policy's head): exactly 0 only by accident,
+# but unbounded above, so ``exp`` of it overflows once training drifts (:func:`overflow_trigger`)
+LOG_SCALE = Trigger("a predicted log-scale (log-variance, log-std) exactly 0", DEGENERATE)
 # Parameter names that say what callers pass (documented in docs/analysis.md).
 NAME_PRIORS: tuple[tuple[re.Pattern[str], Trigger], ...] = (
+    (re.compile(r"(^|_)log_?(var(iance)?s?|std(dev)?s?|sigmas?|scales?)$", re.I), LOG_SCALE),
     (re.compile(r"noise|latent|eps_pred|v_pred|model_output|sample$", re.I), SAMPLE),
     (re.compile(r"(^|_)(logits?|hidden(_states?)?|last_hidden|pooled|pooler_output|proj(ection)?s?|pred_u?n?cond|"
                 r"u?n?cond_pred|noise_pred|pred_text|pred_uncond|model_pred|"
@@ -327,6 +331,48 @@ def _mean_of(facts: "Facts", expr: cst.BaseExpression, of: cst.BaseExpression, a
 
 def _is_self_attribute(expr: cst.BaseExpression) -> bool:
     return isinstance(expr, cst.Attribute) and isinstance(expr.value, cst.Name) and expr.value.value in ("self",)
+
+
+# provenances whose values stay small in practice: ``exp`` of them does not overflow (a Gaussian sample, a
+# learnable log-scale parameter that starts near 0, a constant table)
+_SMALL_IN_PRACTICE = (SAMPLE, PARAMETER, FIXED, CONSTANT, MASKED_MODELLING)
+
+
+def overflow_trigger(facts: "Facts", expr: cst.BaseExpression, at: "At", limit: float, dtype: str,
+                     noun: str = "an argument") -> Trigger:
+    """The input that makes ``exp(expr)`` overflow: ``expr`` above ``limit`` (88.7 in float32, 11.09 in
+    float16), and how plausible that is. A data-dependent value (a logit, a score, a predicted log-scale, a
+    function's input) crossing it is a plausible edge case (a diverging head, an unscaled score); module
+    state, a Gaussian sample or a constant table is not. ``noun`` names ``expr`` (a log-scale prior wins)."""
+    origin = trigger_of(facts, expr, at)
+    likelihood = DEGENERATE if origin in _SMALL_IN_PRACTICE else PLAUSIBLE
+    scaled = _scaled_log_scale(facts, expr, at)
+    if scaled is not None:  # ``exp(0.5 * logvar)`` overflows for a log-variance above 2 * limit
+        name, scale = scaled
+        return Trigger(f"`{name}` above {limit / scale:.4g} ({dtype})", likelihood)
+    return Trigger(f"{noun} above {limit:.4g} ({dtype})", likelihood)
+
+
+def is_log_scale(name: str) -> bool:
+    """``logvar``, ``log_std``, ``log_sigma``...: the name prior of a predicted log-scale."""
+    return _prior(name) is LOG_SCALE
+
+
+def _scaled_log_scale(facts: "Facts", expr: cst.BaseExpression, at: "At") -> Optional[tuple[str, float]]:
+    """``logvar`` -> ("logvar", 1), ``0.5 * logvar`` / ``logvar / 2`` -> ("logvar", 0.5): a name with the
+    log-scale prior, and the positive literal factor it is scaled by."""
+    scale = 1.0
+    while isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, (cst.Multiply, cst.Divide)):
+        right = facts.literal(expr.right, at)
+        left = facts.literal(expr.left, at) if isinstance(expr.operator, cst.Multiply) else None
+        if right is not None and right > 0:
+            scale, expr = (scale * right if isinstance(expr.operator, cst.Multiply) else scale / right), expr.left
+        elif left is not None and left > 0:
+            scale, expr = scale * left, expr.right
+        else:
+            return None
+    name = expr.value if isinstance(expr, cst.Name) else expr.attr.value if isinstance(expr, cst.Attribute) else ""
+    return (name, scale) if name and is_log_scale(name) and not _is_self_attribute(expr) else None
 
 
 def at_least_plausible(trigger: Trigger, floor: Trigger) -> Trigger:

@@ -27,6 +27,30 @@ TRANSPARENT_OPS = frozenset({
     "gather", "chunk", "split",
 })
 REDUCE_OPS = frozenset({"sum", "mean", "nansum", "nanmean"})
+# Segment (scatter) reductions: a GNN's per-node softmax sums ``exp`` over each node's edges with one of these.
+# Tensor methods ``dst.index_add_(dim, index, src)`` (also ``torch.index_add(dst, dim, index, src)``): the
+# position of ``src`` among the arguments after ``dst``, and its keyword.
+SEGMENT_METHODS = {"index_add": (2, "source"), "index_add_": (2, "source"), "scatter_add": (2, "src"),
+                   "scatter_add_": (2, "src"), "scatter_reduce": (2, "src"), "scatter_reduce_": (2, "src"),
+                   "index_reduce": (2, "source"), "index_reduce_": (2, "source")}
+# Library functions that take ``src`` first: torch_scatter / PyG (``reduce=`` says which reduction, "sum" by
+# default for ``scatter``), and helpers named like one (``segment_sum``, ``unsorted_segment_sum``).
+SEGMENT_FUNCTIONS = {
+    "torch_scatter.scatter": "sum", "torch_scatter.scatter_add": "sum", "torch_scatter.scatter_sum": "sum",
+    "torch_scatter.segment_csr": "sum", "torch_scatter.segment_coo": "sum", "torch_scatter.segment_sum_csr": "sum",
+    "torch_scatter.segment_sum_coo": "sum", "torch_geometric.utils.scatter": "sum",
+    "torch_scatter.scatter_max": "max", "torch_scatter.segment_max_csr": "max",
+    "torch_scatter.segment_max_coo": "max",
+}
+SEGMENT_HELPER = re.compile(r"^(?:unsorted_)?segment_(sum|max)$|^scatter_(add|sum|max)$")
+_SEGMENT_REDUCTIONS = {"sum": "sum", "add": "sum", "amax": "max", "max": "max"}
+# ``torch.finfo(d).max`` of each float dtype, by the names torch spells them (``-max`` is ``finfo(d).min``).
+# float32's max is beyond bfloat16's (3.39e38): ``finfo(torch.float32).min`` overflows both half types.
+FLOAT_MAX = {
+    "float16": 65504.0, "half": 65504.0, "bfloat16": 3.3895313892515355e38,
+    "float32": 3.4028234663852886e38, "float": 3.4028234663852886e38,
+    "float64": 1.7976931348623157e308, "double": 1.7976931348623157e308,
+}
 # Tensor factories: their results never require grad (unless asked to).
 _FACTORIES = frozenset({
     "arange", "linspace", "logspace", "ones", "zeros", "full", "eye", "tensor", "as_tensor", "meshgrid",

@@ -141,20 +141,24 @@ class Rule:
         return repaired_later(self.ctx) or repaired_inline(self.ctx)
 
     def judge(self, value: cst.BaseExpression, gradient_only: bool = False,
-              values: Sequence[cst.BaseExpression] = (), floor: "Optional[Trigger]" = None) -> "Optional[Judgement]":
+              values: Sequence[cst.BaseExpression] = (), floor: "Optional[Trigger]" = None,
+              trigger: "Optional[Trigger]" = None) -> "Optional[Judgement]":
         """Ask the analysis whether the hazard on ``value`` (the vector that must be exactly 0) matters here.
 
         None means silence: ``value`` is a Python number, numpy or a sequence (not a torch hazard), or the
         hazard is gradient-only and no gradient flows (:mod:`nanlint.analysis.gradient`). Otherwise the
         trigger that reaches it, the gradient context and the finding's confidence
         (:func:`nanlint.analysis.confidence`). ``values`` (default: ``value``) are what must carry the
-        gradient; ``floor`` is a trigger the hazard always has, whatever the provenance shows.
+        gradient; ``floor`` is a trigger the hazard always has, whatever the provenance shows; ``trigger``
+        replaces the zero trigger for a hazard that is not a zero (``exp`` overflowing:
+        :func:`nanlint.analysis.triggers.overflow_trigger`).
         """
         from ..analysis import confidence
         from ..analysis.gradient import gradient_at
 
         at = self.ctx.at()
-        trigger = self.facts.trigger(value, at)
+        if trigger is None:
+            trigger = self.facts.trigger(value, at)
         if self.silenced(value, trigger):
             return None
         gradient = gradient_at(self.ctx, values or (value,))

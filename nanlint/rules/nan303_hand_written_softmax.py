@@ -1,18 +1,23 @@
+import math
 import re
 from dataclasses import dataclass
 from typing import Optional
 
 import libcst as cst
 
+from ..analysis.triggers import overflow_trigger
+from ..analysis.vocabulary import FLOAT_MAX
 from ..facts import At, Bound
 from ..fixspec import SAFE, UNSAFE, FixSpec, Replace
 from ..names import TorchCall
 from ..patterns import code, division
 from ..scope import lookup
-from .base import Rule, SOMETIMES, Witness
+from .base import Judgement, Rule, SOMETIMES, Witness
 
 # Largest exp argument that cannot overflow a sum of a few exps (float32 overflows at 88.7, float16 at 11.09).
 _SAFE_BOUND = {"float32": 80.0, "float16": 5.0}
+# Where exp itself overflows: ln(finfo.max) (docs/probe.md row 22).
+_EXP_LIMIT = {"float32": math.log(FLOAT_MAX["float32"]), "float16": math.log(FLOAT_MAX["float16"])}
 
 
 @dataclass(frozen=True)
@@ -38,7 +43,17 @@ class HandWrittenSoftmax(Rule):
       `e = x.exp(); e / e.sum(-1, keepdim=True)`);
     * `torch.log(torch.exp(x).sum(dim))`, `x.exp().sum(-1).log()`, and
       `torch.log(torch.exp(a) + torch.exp(b))`;
-    * `torch.log(1 + torch.exp(x))` and `torch.log1p(torch.exp(x))`.
+    * softplus in any spelling: `torch.log(1 + torch.exp(x))`, `torch.log(torch.exp(x) + 1)`,
+      `(1 + x.exp()).log()`, `x.exp().add(1).log()`, `torch.log1p(torch.exp(x))`;
+    * a per-segment softmax (GNN attention over each node's edges) that sums `exp` with
+      `index_add_`, `scatter_add_`, `scatter_reduce(..., "sum")`, `torch_scatter.scatter_add` /
+      `scatter`, or a `segment_sum`-style helper, and divides by the sum read back at each element
+      (`e = alpha.exp(); e / zeros(n).index_add_(0, index, e)[index]`), without first subtracting
+      each segment's max (`alpha - scatter_max(alpha, index)[0][index]`).
+
+    Softplus and segment-softmax findings are judged by the value analysis: `exp(x)` overflows for x
+    above 88.72 (float32) or 11.09 (float16, where the code shows it); a data-dependent x is a plausible
+    edge case (medium), module state or a Gaussian sample a degenerate one (low).
 
     It stays silent when the argument is shifted by its maximum
     (`exp(x - x.max(dim, keepdim=True).values)`, `x - logsumexp(x)`), is a
@@ -54,7 +69,11 @@ class HandWrittenSoftmax(Rule):
     of logits `[1000, 0]` is NaN forward and backward in every dtype, and a
     hand-written logsumexp is +inf with a NaN gradient (row 21).
     `log(1 + exp(x))` overflows to inf at x = 89 (float32) or x = 12 (float16),
-    with a NaN gradient. `torch.softmax`, `torch.logsumexp`, `torch.logaddexp`
+    with a NaN gradient (exp / (1 + exp) = inf / inf; row 53). A segment softmax of scores
+    `[100, 0, 1]` over segments `[0, 0, 1]` is NaN forward and backward in every dtype (row 54);
+    subtracting a global max (`alpha - alpha.max()`) fixes the overflow but not segments whose
+    maxima lie far apart (every term of such a segment underflows to 0, and 0 / 0 is NaN: measured
+    in row 54; not reported, like any never-positive argument below). `torch.softmax`, `torch.logsumexp`, `torch.logaddexp`
     and `F.softplus` subtract the maximum (or switch to the linear branch)
     internally and stay finite.
 
@@ -96,7 +115,7 @@ class HandWrittenSoftmax(Rule):
     code = "NAN303"
     name = "hand-written-softmax"
     summary = "softmax / logsumexp / softplus written with a bare exp (overflows)"
-    rows = "21, 22"
+    rows = "21, 22, 53, 54"
     fix_availability = SOMETIMES
     fix_applicability = (SAFE, UNSAFE)
     screen = re.compile(r"exp(?<!\wexp)_?\s*\(")  # literal-first (no leading \b): 25x faster
@@ -120,6 +139,18 @@ class HandWrittenSoftmax(Rule):
             setup="x = leaf(torch.tensor([100.0], dtype=dtype))",
             hazard="y = torch.log(1 + torch.exp(x))",
             fixed="y = F.softplus(x)",
+        ),
+        Witness(
+            setup="x = leaf(torch.tensor([100.0], dtype=dtype))",
+            hazard="y = x.exp().add(1).log()",
+            fixed="y = torch.logaddexp(x, torch.zeros_like(x))",
+        ),
+        Witness(  # a per-node softmax over edges (GNN attention): edges 0 and 1 point at node 0, edge 2 at node 1
+            setup="alpha = leaf(torch.tensor([100.0, 0.0, 1.0], dtype=dtype)); idx = torch.tensor([0, 0, 1])",
+            hazard="e = alpha.exp(); denom = torch.zeros(2, dtype=dtype).index_add_(0, idx, e); y = e / denom[idx]",
+            fixed="m = torch.full((2,), float('-inf'), dtype=dtype).scatter_reduce(0, idx, alpha.detach(), 'amax'); "
+                  "e = (alpha - m[idx]).exp(); denom = torch.zeros(2, dtype=dtype).index_add_(0, idx, e); "
+                  "y = e / denom[idx]",
         ),
     )
 
@@ -155,6 +186,7 @@ class HandWrittenSoftmax(Rule):
         divisor, where, eps = _strip_eps(self, found.divisor, at)
         total = self._sum_of_exp(divisor, where)
         if total is None:
+            self._check_segment(node, numerator, divisor, where)
             return
         summed, sum_call = total
         if summed.call.node is not numerator.call.node and not summed.call.node.deep_equals(numerator.call.node):
@@ -167,6 +199,23 @@ class HandWrittenSoftmax(Rule):
             fix = self._softmax_fix(node, numerator, sum_call, at)
         self.report(node, f"hand-written softmax `{code(self.ctx, node)}`: {_WHY[verdict]}; use "
                           f"`torch.softmax(x, dim)`", fix=fix, target=numerator.argument)
+
+    # -- exp(x) / scatter_sum(exp(x), index)[index]: a per-segment softmax (GNN attention) --------
+    def _check_segment(self, node: cst.CSTNode, numerator: _Exp, divisor: cst.BaseExpression, at: At) -> None:
+        segment = self.facts.segment_reduction(divisor, at)
+        if segment is None or segment[0] != "sum":
+            return
+        summed = self._exp(segment[1], segment[2])
+        if summed is None or summed.call.node is not numerator.call.node \
+                and not summed.call.node.deep_equals(numerator.call.node):
+            return
+        judged = self._overflow(numerator, "a score")
+        if judged is None:
+            return
+        self.report(node, f"hand-written segment softmax `{code(self.ctx, node)}`: exp overflows to inf "
+                          f"{judged.reached_by} and inf / inf is NaN; subtract each segment's max first "
+                          "(`x - scatter_max(x, index)[0][index]`) or use `torch_geometric.utils.softmax`",
+                    target=numerator.argument, **judged.extra())
 
     # -- log(sum(exp(x))), log(exp(a) + exp(b)), log(1 + exp(x)) ----------
     def _check_log(self, node: cst.Call, tc: TorchCall) -> None:
@@ -184,9 +233,11 @@ class HandWrittenSoftmax(Rule):
                               "`torch.logsumexp(x, dim)`", fix=fix, target=found.argument)
             return
         value, where = self.facts.resolve(inner, inner_at)
-        if not (isinstance(value, cst.BinaryOperation) and isinstance(value.operator, cst.Add)):
+        terms = self._terms(value)
+        if terms is None:
             return
-        left, right = self._exp(value.left, where), self._exp(value.right, where)
+        first, second = terms
+        left, right = self._exp(first, where), self._exp(second, where)
         if left is not None and right is not None:
             if self._danger(left) == "overflow" or self._danger(right) == "overflow":
                 fix = self._logaddexp_fix(node, left, right, at) if not tc.args else None
@@ -194,15 +245,36 @@ class HandWrittenSoftmax(Rule):
                                   "arguments (NaN gradient); use `torch.logaddexp(a, b)`", fix=fix,
                             target=left.argument)
             return
-        for one, other in ((value.left, right), (value.right, left)):
+        for one, other in ((first, right), (second, left)):
             if other is not None and self.facts.literal(one, where) == 1.0:
                 self._softplus(node, other, tc.args)
                 return
 
-    def _softplus(self, node: cst.Call, found: _Exp, args) -> None:
+    def _terms(self, value: cst.BaseExpression) -> Optional[tuple[cst.BaseExpression, cst.BaseExpression]]:
+        """The two terms of ``a + b``, ``a.add(b)`` or ``torch.add(a, b)`` (without ``alpha=``)."""
+        if isinstance(value, cst.BinaryOperation) and isinstance(value.operator, cst.Add):
+            return value.left, value.right
+        if isinstance(value, cst.Call):
+            tc = self.ctx.match(value)
+            if tc is not None and tc.key == "add" and tc.operand is not None and len(tc.args) == 1 \
+                    and tc.args[0].keyword is None and not tc.args[0].star:
+                return tc.operand, tc.args[0].value
+        return None
+
+    def _overflow(self, found: _Exp, noun: str) -> "Optional[Judgement]":
+        """The analysis's judgement of ``exp(argument)`` overflowing (None: it cannot, or nothing matters)."""
+        fp16 = self.ctx.fp16_evidence() is not None
+        limit, dtype = (_EXP_LIMIT["float16"], "float16") if fp16 else (_EXP_LIMIT["float32"], "float32")
         bound = self.facts.upper_bound(found.argument, found.at)
-        limit = 11.0 if self.ctx.fp16_evidence() else 88.0
-        if bound is not None and bound.value <= limit or self.facts.is_constant(found.argument, found.at):
+        if bound is not None and (bound.shifted or bound.value <= limit) \
+                or self.facts.is_constant(found.argument, found.at):
+            return None
+        trigger = overflow_trigger(self.facts, found.argument, found.at, limit, dtype, noun)
+        return self.judge(found.argument, trigger=trigger)
+
+    def _softplus(self, node: cst.Call, found: _Exp, args) -> None:
+        judged = self._overflow(found, "an argument")
+        if judged is None:
             return
         fix = None
         callee = self.facts.spell("F.softplus", _callee(node))
@@ -217,9 +289,9 @@ class HandWrittenSoftmax(Rule):
                               "is NaN where exp(x) overflows (x above 88 in float32); use `F.softplus(x)`",
                         fix=fix, target=found.argument, confidence="low")
             return
-        self.report(node, f"hand-written softplus `{code(self.ctx, node)}` overflows to inf for x above 88 "
-                          "(float32) or 11 (float16), with a NaN gradient; use `F.softplus(x)`", fix=fix,
-                    target=found.argument)
+        self.report(node, f"hand-written softplus `{code(self.ctx, node)}`: exp overflows to inf "
+                          f"{judged.reached_by}, with a NaN gradient (exp / (1 + exp) = inf / inf); use "
+                          "`F.softplus(x)`", fix=fix, target=found.argument, **judged.extra())
 
     def _selected_below(self, node: cst.CSTNode, argument: cst.BaseExpression) -> bool:
         """``node`` is a branch of ``where(x > c, ..., node)`` testing its own argument ``x`` from above."""

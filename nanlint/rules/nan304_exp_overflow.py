@@ -4,6 +4,7 @@ from typing import Optional
 
 import libcst as cst
 
+from ..analysis.triggers import is_log_scale, overflow_trigger
 from ..facts import TRANSPARENT_OPS, At
 from ..patterns import code
 from .base import NEVER, Rule, Witness
@@ -35,7 +36,15 @@ class ExpOverflow(Rule):
       `torch.exp(logvar.clamp(-30, 20))` (exp(20) = 4.9e8);
     * an argument that comes straight from a learnable layer or a matrix
       product, with no clamp: `torch.exp(self.log_std(h))`,
-      `mean, logvar = self.enc(x).chunk(2, -1)` ... `logvar.exp()`, `torch.exp(q @ k.T)`.
+      `mean, logvar = self.enc(x).chunk(2, -1)` ... `logvar.exp()`, `torch.exp(q @ k.T)`;
+    * the reparameterisation trick on a value named like a predicted log-scale
+      (`logvar`, `logstd`, `log_sigma`...: the name prior of docs/analysis.md) that
+      nothing bounds: `std = torch.exp(0.5 * logvar)` in `reparameterize(mu, logvar)`,
+      `logstd.exp()`, `mean, log_sigma = params.chunk(2, -1)` ... `log_sigma.exp()`.
+
+    Its confidence comes from the value analysis (an overflow trigger: `logvar` above
+    22.18 for `exp(0.5 * logvar)`): medium where a gradient flows, low in code that
+    records none (a `@torch.no_grad()` sampler).
 
     A learnable log-scale parameter (`self.logit_scale.exp()`) is not reported:
     such parameters start near 0 and stay small in practice (all six findings of
@@ -49,14 +58,20 @@ class ExpOverflow(Rule):
     ## Why is this bad?
     float16's largest value is 65504, so `exp(x)` is inf for x > 11.09
     (`exp2` for x > 16) and its gradient is inf too (docs/probe.md row 22; the
-    bounds are measured in docs/numerics-extra.md). In pure float16 (`.half()`)
+    bounds are measured in docs/numerics-extra.md). `mu + exp(0.5 * logvar) * eps` is
+    inf in float16 for a log-variance of 23 (row 55). In pure float16 (`.half()`)
     the forward overflows. Under CUDA autocast `exp` runs in float32, but the
     gradient flowing back into the float16 layer output is exp(x) again and
     overflows when cast to float16 (row 22: upcasting fixes only the forward).
 
     ## Why preview?
     Whether a layer output ever exceeds 11 depends on training; nanlint cannot
-    see it, so this rule is opt-in (`preview = true` or `--select NAN304`).
+    see it, so this rule is opt-in (`preview = true` or `--select NAN304`). On the
+    precision corpus (5,558 files of transformers, diffusers, timm, lightning, kornia,
+    pytorch-metric-learning and torchmetrics; `benchmarks/precision.py --select NAN304`)
+    it finds nothing at any confidence: those libraries clamp their log-variances
+    (`logvar.clamp(-30, 20)`) or run them in float32, so there is no evidence yet that
+    its findings are real, and it stays in preview.
 
     ## Example
     ```python
@@ -80,7 +95,7 @@ class ExpOverflow(Rule):
     code = "NAN304"
     name = "exp-overflow"
     summary = "exp of an unbounded value in float16 code (overflows above 11.09)"
-    rows = "22"
+    rows = "22, 55"
     fix_availability = NEVER
     fix_applicability = ()
     preview = True
@@ -106,6 +121,13 @@ class ExpOverflow(Rule):
             fixed="y = torch.exp(logvar.clamp(-30.0, 11.0))",
             hazard_dtypes=("float16",),
         ),
+        Witness(  # the reparameterisation trick: std = exp(0.5 * logvar) is inf for a log-variance above 22.18
+            setup="half = torch.float16; mu = leaf(torch.zeros(2, dtype=dtype)); "
+                  "logvar = leaf(torch.tensor([0.0, 23.0], dtype=dtype)); noise = torch.ones(2, dtype=dtype)",
+            hazard="y = mu + torch.exp(0.5 * logvar) * noise",
+            fixed="y = mu + torch.exp(0.5 * logvar.clamp(-30.0, 20.0)) * noise",
+            hazard_dtypes=("float16",),
+        ),
     )
 
     def visit_Call(self, node: cst.Call) -> None:
@@ -122,15 +144,19 @@ class ExpOverflow(Rule):
         if bound is not None:
             if bound.shifted or bound.value <= limit:
                 return
-            why = f"its argument is bounded only by {bound.value:g} and {name}({bound.value:g}) overflows float16 " \
-                  f"(max 65504, reached at {limit:.2f})"
+            why = f"its argument is bounded only by {bound.value:g}, and {name}({bound.value:g}) is beyond " \
+                  "float16's 65504"
         else:
             origin = self._unbounded_origin(tc.operand, at)
             if origin is None:
                 return
-            why = f"its argument is {origin} with no bound, and {name} overflows float16 above {limit:.2f}"
-        self.report(node, f"`{code(self.ctx, node)}`: {why} (inf, and an inf gradient); clamp the argument "
-                          f"or compute it in float32. float16 evidence: {evidence}", target=tc.operand)
+            why = f"its argument is {origin}, with no bound"
+        judged = self.judge(tc.operand, trigger=overflow_trigger(self.facts, tc.operand, at, limit, "float16"))
+        if judged is None:
+            return
+        self.report(node, f"`{code(self.ctx, node)}`: {why}; {name} overflows to inf, with an inf gradient, "
+                          f"{judged.reached_by}; clamp the argument or compute it in float32. float16 evidence: "
+                          f"{evidence}", target=tc.operand, **judged.extra())
 
     def _inside_hand_pattern(self, node: cst.Call) -> bool:
         """Part of a hand-written softmax / logsumexp / softplus in the same expression (NAN303's finding)."""
@@ -155,9 +181,16 @@ class ExpOverflow(Rule):
         d = depth + 1
         if isinstance(expr, (cst.Name, cst.Attribute)):
             b = self.facts.binding(expr, at)
+            name = expr.value if isinstance(expr, cst.Name) else expr.attr.value
+            # named like a predicted log-scale (``reparameterize(mu, logvar)``, ``mean, logvar =
+            # params.chunk(2, dim=1)``, ``logvar = self.encode(h)``); module state (``self.log_std``, an
+            # ``nn.Parameter`` that starts near 0) is not: :data:`nanlint.analysis.triggers.NAME_PRIORS`
+            prior = is_log_scale(name) and not (isinstance(expr, cst.Attribute) and isinstance(
+                expr.value, cst.Name) and expr.value.value == "self")
+            by_name = f"`{name}`, a predicted log-scale by its name" if prior else None
             if b is None or b.value is None or b.is_parameter or b.operator is not None:
-                return None
-            return self._unbounded_origin(b.value, At(b.scope, b.order), d)
+                return by_name if b is None or b.is_parameter else None
+            return self._unbounded_origin(b.value, At(b.scope, b.order), d) or by_name
         if isinstance(expr, cst.UnaryOperation) and isinstance(expr.operator, (cst.Minus, cst.Plus)):
             return self._unbounded_origin(expr.expression, at, d)
         if isinstance(expr, cst.Subscript):

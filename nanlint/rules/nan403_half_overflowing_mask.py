@@ -8,8 +8,8 @@ from ..eps import DtypeRef
 from ..fixspec import UNSAFE, FixSpec, Replace
 from ..masking import Fill, as_fill, constant, finfo_bound
 from ..patterns import code
-from ..precision import FP16_MAX, Evidence, float16_excluded, fmt, fp16_evidence, may_have_fp16_evidence, spelled, \
-    upcast
+from ..precision import FP16_MAX, Evidence, autocast_float32, float16_excluded, fmt, fp16_evidence, \
+    may_have_fp16_evidence, spelled, upcast
 from ..singular import torch_alias
 from ._guards import Built, float_receiver
 from .base import Rule, SOMETIMES, Witness
@@ -22,15 +22,17 @@ class HalfOverflowingMask(Rule):
     """
     ## What it does
     In code that can run in float16, flags a mask value beyond float16's range
-    (|v| > 65504: `-1e9`, `-1e10`, `1e9`, `-1e5`, also through a constant or a
-    default argument): as a `masked_fill` / `masked_fill_` value, in
+    (|v| > 65504: `-1e9`, `-1e10`, `1e9`, `-1e5`, `float(-1e30)`,
+    `torch.finfo(torch.float32).min`, also through a constant or a default argument): as a `masked_fill` / `masked_fill_` value, in
     `torch.where(m, -1e9, s)`, in `s[m] = -1e9`, in `torch.full_like(s, -1e9)` /
     `s.new_full(..., -1e9)` / `s.fill_(-1e9)`, or as an additive bias
     `s + (1 - mask) * -1e9`. The message names the evidence that the file runs
     in float16 (`.half()`, `torch.float16`, a CUDA `autocast()`, a `GradScaler`,
     `fp16=True`, or `precision` in the config); without evidence the rule is
     silent, and it is silent when the scores are visibly upcast first
-    (`scores.float().masked_fill(m, -1e9)`).
+    (`scores.float().masked_fill(m, -1e9)`), or when the only evidence is CUDA
+    autocast and the scores come from an op autocast runs in float32
+    (`F.log_softmax(logits, -1).masked_fill(pad, -1e9)`: the AMP docs' float32 list).
 
     ## Why is this bad?
     float16 cannot hold -1e9. `masked_fill(m, -1e9)`, `fill_`, `full_like` and
@@ -39,7 +41,11 @@ class HalfOverflowingMask(Rule):
     arithmetic forms are silent: `m.half() * -1e9`, `torch.where(m, -1e9, s)`
     and `s[m] = -1e9` give `-inf`, and a fully masked row becomes NaN after
     softmax (row 26; docs/numerics-extra.md "float16 mask values"). bfloat16
-    holds -1e9 (it rounds to -9.98e8), so only float16 is affected.
+    holds -1e9 (it rounds to -9.98e8), so only float16 is affected by `-1e9`; but
+    `torch.finfo(torch.float32).min` (-3.40e38) is beyond bfloat16's range too (-3.39e38):
+    `torch.where(m, torch.finfo(torch.float32).min, s)` is -inf in both half types, and
+    `masked_fill` raises in both (row 56). A float32 bias cast afterwards,
+    `(s.float() + m * -1e9).half()`, is -inf as well.
 
     ## Example
     ```python
@@ -63,10 +69,12 @@ class HalfOverflowingMask(Rule):
     code = "NAN403"
     name = "half-overflowing-mask"
     summary = "mask value beyond float16's range (-1e9) in code that runs in float16"
-    rows = "25, 26"
+    rows = "25, 26, 56"
     fix_availability = SOMETIMES
     fix_applicability = (UNSAFE,)
-    screen = re.compile(r"\d(?:[eE]\+?0*(?:[5-9]|[1-9]\d)\b|(?<=\b[1-9])\d{5,}|(?<=\b[6-9])\d{4}\b)")
+    # a literal beyond 65504, or ``finfo(torch.float32)`` (its min is -3.4e38)
+    screen = re.compile(r"\d(?:[eE]\+?0*(?:[5-9]|[1-9]\d)\b|(?<=\b[1-9])\d{5,}|(?<=\b[6-9])\d{4}\b)|"
+                        r"finfo\s*\(\s*(?:\w+\s*\.\s*)?(?:float(?:32|64)?|double)\s*\)")
     may_fire = staticmethod(may_have_fp16_evidence)  # every finding needs float16 evidence
     witnesses = (
         Witness(
@@ -82,6 +90,19 @@ class HalfOverflowingMask(Rule):
             hazard="y = torch.softmax(torch.where(m, -1e9, s), dim=-1)",
             fixed="y = torch.softmax(torch.where(m, torch.finfo(s.dtype).min, s), dim=-1)",
             hazard_dtypes=("float16",),
+        ),
+        Witness(  # float32's min is beyond bfloat16's range too (3.40e38 > 3.39e38)
+            setup="s = leaf(torch.randn(2, 3, dtype=dtype)); m = torch.tensor([[True, True, True], [False, True, True]]); "
+                  "half = torch.float16",
+            hazard="y = torch.softmax(torch.where(m, torch.finfo(torch.float32).min, s), dim=-1)",
+            fixed="y = torch.softmax(torch.where(m, torch.finfo(s.dtype).min, s), dim=-1)",
+            hazard_dtypes=("float16", "bfloat16"),
+        ),
+        Witness(  # a float32 bias cast to half afterwards
+            setup="s = leaf(torch.randn(2, 3, dtype=dtype)); m = torch.tensor([[1.0, 1.0, 1.0], [0.0, 1.0, 1.0]]); "
+                  "half = torch.float16",
+            hazard="y = torch.softmax((s.float() + m * -1e9).half(), dim=-1)",
+            fixed="y = torch.softmax((s.float() + m * -1e4).half(), dim=-1)",
         ),
     )
 
@@ -149,7 +170,7 @@ class HalfOverflowingMask(Rule):
             if upcast(other, self.ctx):
                 return
             evidence = self._fp16()
-            if evidence is None:
+            if evidence is None or self._float32_under_autocast(evidence, other):
                 return
             self.report(
                 node,
@@ -166,7 +187,7 @@ class HalfOverflowingMask(Rule):
         if fill.receiver is not None and upcast(fill.receiver, self.ctx):
             return
         evidence = self._fp16()
-        if evidence is None:
+        if evidence is None or fill.receiver is not None and self._float32_under_autocast(evidence, fill.receiver):
             return
         raises = fill.form in ("masked_fill", "full_like", "new_full", "fill_", "full")
         effect = ("raises `RuntimeError: value cannot be converted to type c10::Half without overflow`" if raises
@@ -179,6 +200,11 @@ class HalfOverflowingMask(Rule):
             target=fill.value,
             **self._fix(fill).extra(),
         )
+
+    def _float32_under_autocast(self, evidence: Evidence, scores: cst.BaseExpression) -> bool:
+        """The only float16 evidence is CUDA autocast, and ``scores`` come from an op autocast runs in float32
+        (``softmax``, ``log_softmax``, ``sum``...): a float32 tensor holds the value."""
+        return evidence.kind == "autocast" and autocast_float32(scores, self.ctx)
 
     def _fix(self, fill: Fill) -> Built:
         if fill.form not in ("masked_fill", "where", "index") or fill.receiver is None \

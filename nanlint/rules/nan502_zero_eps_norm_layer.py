@@ -110,12 +110,13 @@ class ZeroEpsNormLayer(Rule):
         index, default = spec
         at = self.ctx.at()
         eps = tc.argument("eps", index)
-        where, passed = at, ""
+        where, passed, target = at, "", eps
         if eps is None:  # ``nn.LayerNorm(d, **norm_kwargs)`` with ``norm_kwargs = {"eps": 0.0}``
             for arg in node.args:
                 entry = self.facts.entry(arg.value, "eps", at) if arg.star == "**" else None
                 if entry is not None:
                     (eps, where), passed = entry, f" (`**{code(self.ctx, arg.value)}` holds eps=0)"
+                    target = arg.value  # the finding points into the call, not at the dict elsewhere
                     break
             else:
                 return
@@ -133,5 +134,5 @@ class ZeroEpsNormLayer(Rule):
             f"`{layer}` with eps=0{origin}: a constant (or, for RMS norm, all-zero) input row has variance 0 and "
             f"the output and gradient are NaN; keep the default eps ({'finfo.eps' if default == 'None' else default})",
             fix=fix,
-            target=eps,
+            target=target,
         )

@@ -148,10 +148,54 @@ class Bindings:
                 return math.inf
             if qualified in ("math.nan", "torch.nan", "numpy.nan"):
                 return math.nan
+        if isinstance(expr, cst.Subscript) and len(expr.slice) == 1 and isinstance(expr.slice[0].slice, cst.Index) \
+                and isinstance(expr.slice[0].slice.value, cst.SimpleString):
+            key = expr.slice[0].slice.value.evaluated_value  # ``cfg["eps"]`` of ``cfg = {"eps": 0.0}``
+            entry = self.entry(expr.value, key, at) if isinstance(key, str) else None
+            return self.literal(entry[0], entry[1], depth + 1) if entry is not None else None
         b = self.binding(expr, at)
+        if b is None and isinstance(expr, cst.Attribute) and not self.imports.is_module(expr.value):
+            entry = self.entry(expr.value, expr.attr.value, at)  # ``config.eps`` of ``config = Config(eps=0)``
+            return self.literal(entry[0], entry[1], depth + 1) if entry is not None else self._field(expr, at)
         if b is None or b.value is None or b.index is not None or b.operator is not None:
             return None
         return self.literal(b.value, At(b.scope, b.order), depth + 1)
+
+    def entry(self, mapping: cst.BaseExpression, key: str, at: At) -> Optional[tuple[cst.BaseExpression, At]]:
+        """The value stored under ``key`` in a config the module builds as a literal: a dict display
+        (``{"eps": 0.0}``), ``dict(eps=0.0)`` or a call with that keyword (``Config(eps=0.0)``,
+        ``SimpleNamespace(eps=0.0)``). None when unknown, or when the module writes that key or attribute
+        anywhere (``cfg["eps"] = 1e-5``, ``config.eps = 1e-5``)."""
+        summary = self.summary
+        if summary is None or key in summary.stored_keys:
+            return None
+        value, where = self.resolve(mapping, at)
+        if value is mapping and self.binding(mapping, at) is None:
+            return None
+        if isinstance(value, cst.Dict):
+            for element in value.elements:
+                if isinstance(element, cst.DictElement) and isinstance(element.key, cst.SimpleString) \
+                        and element.key.evaluated_value == key:
+                    return element.value, where
+            return None
+        if isinstance(value, cst.Call) and not self.imports.is_module(value.func):
+            for arg in value.args:
+                if arg.keyword is not None and arg.keyword.value == key:
+                    return arg.value, where
+        return None
+
+    def _field(self, expr: cst.Attribute, at: At) -> Optional[float]:
+        """``config.eps`` of ``config = Config()`` with ``class Config: eps: float = 0.0`` in the module."""
+        summary = self.summary
+        if summary is None or expr.attr.value in summary.stored_keys:
+            return None
+        value, _ = self.resolve(expr.value, at)
+        if not isinstance(value, cst.Call) or not isinstance(value.func, cst.Name) or value.func is expr.value:
+            return None
+        if any(arg.keyword is None or arg.keyword.value == expr.attr.value for arg in value.args):
+            return None  # a positional argument or ``**kw`` may set the field
+        fields = summary.class_fields.get(value.func.value)
+        return fields.get(expr.attr.value) if fields is not None else None
 
     # -- guards ---------------------------------------------------------
     def is_positive(self, expr: Optional[cst.BaseExpression], at: At) -> bool:

@@ -9,8 +9,8 @@ two that sit on other lines:
   (``if n > limit: y = y * (limit / n)``; ``if m.sum() == 0: return``), recorded by
   the walker for every rule;
 * a repair of the result around it (``torch.nansum(p * torch.log(p / q))``) or after it (``y = torch.where(torch.isfinite(y), y, finfo.min)``,
-  ``y.nan_to_num()``, ``y[torch.isnan(y)] = 0``): the author expected the NaN
-  and replaced it.
+  ``y.nan_to_num()``, ``y[torch.isnan(y)] = 0``, ``y[y == float('inf')] = 0``): the author expected the
+  NaN or inf and replaced it.
 """
 from __future__ import annotations
 
@@ -40,7 +40,9 @@ def repaired_later(ctx: "FileContext") -> bool:
     name = re.escape(target)
     repair = re.compile(
         rf"(?:isfinite|isnan|isinf|nan_to_num|isneginf|isposinf)\(\s*{name}\b|\b{name}\s*\.\s*"
-        rf"(?:isfinite|isnan|isinf|nan_to_num|isneginf|isposinf)\(")
+        rf"(?:isfinite|isnan|isinf|nan_to_num|isneginf|isposinf)\("
+        # ``d[d == float('inf')] = 0``, ``d.masked_fill_(d == math.inf, 0)`` (PyG's repair of ``deg ** -0.5``)
+        rf"|\b{name}\s*==\s*(?:float\(\s*['\"]inf['\"]\s*\)|(?:math|torch|np|numpy)\.inf\b)")
     return repair.search(text) is not None
 
 

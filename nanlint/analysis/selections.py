@@ -5,8 +5,9 @@ from typing import Optional
 
 import libcst as cst
 
-from ..names import builtin_name, dotted_name, match_call
-from .vocabulary import At, Count, TRANSPARENT_OPS, _CASTS, _MASK_NAME, _MASK_OPS, _MAX_DEPTH, _NEVER_ZERO_FACTORIES, _VALUE_COMPARISONS, _string_index, names_in
+from ..names import TorchCall, builtin_name, dotted_name, match_call
+from ..scope import Binding
+from .vocabulary import ADJACENCY_NAME, At, Count, DEGREE_FUNCTIONS, SCATTER_COUNTS, SELF_LOOP_NAME, TRANSPARENT_OPS, _CASTS, _MASK_NAME, _MASK_OPS, _MAX_DEPTH, _NEVER_ZERO_FACTORIES, _VALUE_COMPARISONS, _string_index, names_in
 
 
 class Selections:
@@ -84,11 +85,18 @@ class Selections:
             if b is None or b.value is None or b.is_parameter or b.index is not None or b.operator is not None:
                 return None
             if isinstance(expr, cst.Name) and self.mutated_in_place(expr.value, b, at):
-                return None  # ``n.clamp_(min=1)`` between the assignment and this read
+                # ``deg = zeros(N); deg.scatter_add_(0, row, ones)`` builds a degree; ``n.clamp_(min=1)`` guards
+                built = self._degree_in_place(expr.value, b, at, d)
+                return built.with_names({expr.value}) if built is not None else None
             inner = self.count(b.value, At(b.scope, b.order), d)
             return inner.with_names({dotted_name(expr) or ""}) if inner is not None else None
         if isinstance(expr, cst.Subscript):
-            return self.count(expr.value, at, d)
+            inner = self.count(expr.value, at, d)
+            if inner is not None and ("degree" in inner.kind or "bin count" in inner.kind) and inner.origin \
+                    and len(expr.slice) == 1 and isinstance(expr.slice[0].slice, cst.Index) \
+                    and names_in(expr.slice[0].slice.value) == inner.origin:
+                return None  # ``deg[dst]`` read back at the index it was built from: every read slot counted one
+            return inner
         if isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, cst.Multiply):
             for c, other in ((expr.left, expr.right), (expr.right, expr.left)):
                 scale = self.literal(other, at)
@@ -97,6 +105,9 @@ class Selections:
             return None
         if not isinstance(expr, cst.Call):
             return None
+        degree = self.degree(expr, at, d)
+        if degree is not None:
+            return degree
         builtin = builtin_name(expr, self.imports)
         if builtin in ("float", "int") and len(expr.args) == 1:
             inner = self.count(expr.args[0].value, at, d)
@@ -110,7 +121,13 @@ class Selections:
         key = tc.key
         if key == "count_nonzero":
             return Count("count of nonzero elements", expr, names_in(tc.operand), names_in(tc.operand), True)
+        if key in ("sqrt", "sqrt_", "float_power") or key in ("pow", "pow_") and (
+                self.literal(tc.argument("exponent", 0), at) or 0) > 0:
+            return self.count(tc.operand, at, d)  # ``deg.sqrt()`` is 0 where ``deg`` is
         if key in ("sum", "nansum"):
+            if tc.args and self._adjacency(tc.operand, at, d):
+                # ``adj.sum(-1)``: the degree of each node of a dense adjacency matrix
+                return Count("node degree", expr, names_in(tc.operand), names_in(tc.operand), True)
             selected = self.mask(tc.operand, at, d)
             return Count("mask sum", expr, selected, selected, True) if selected is not None else None
         if key == "numel":
@@ -124,6 +141,117 @@ class Selections:
                 return None
             return inner.as_number() if key in ("item", "tolist") else inner
         return None
+
+    # -- node degrees and bin counts (graph normalisation, per-expert token counts) ------
+    def degree(self, expr: cst.BaseExpression, at: At, depth: int = 0) -> Optional["Count"]:
+        """A count per node or bin that is 0 for an isolated node / an empty bin: ``degree(row, N)``
+        (torch_geometric), ``torch.bincount(idx, minlength=N)``, ``zeros(N).scatter_add_(0, row, ones)``,
+        ``zeros(N).index_add_(0, row, ones)``, ``g.in_degrees()``. None where the index had self-loops added
+        first (every node then has degree at least 1)."""
+        if not isinstance(expr, cst.Call) or depth > _MAX_DEPTH:
+            return None
+        qualified = self.imports.qualify(expr.func) if isinstance(expr.func, (cst.Name, cst.Attribute)) else None
+        if qualified in DEGREE_FUNCTIONS:
+            index = expr.args[0].value if expr.args and expr.args[0].keyword is None else None
+            return self._degree_count("node degree", expr, index, at, depth)
+        tc = match_call(expr, self.imports)
+        if tc is None:
+            return None
+        if tc.is_method and tc.key in ("in_degrees", "out_degrees") and not tc.args:
+            return Count("node degree", expr, names_in(expr), names_in(expr), True)  # DGL
+        if tc.key == "bincount" and tc.operand is not None and self.is_tensor_method(tc) \
+                and tc.keyword("minlength") is not None:
+            kind = "weighted bin count" if tc.argument("weights", 0) is not None else "bin count"
+            return self._degree_count(kind, expr, tc.operand, at, depth)
+        if tc.key in SCATTER_COUNTS and tc.operand is not None:
+            return self._scatter_count(tc, tc.operand, at, depth)
+        return None
+
+    def _scatter_count(self, tc: "TorchCall", target: cst.BaseExpression, at: At, depth: int) -> Optional["Count"]:
+        """``zeros(N).scatter_add_(0, index, src)`` / ``index_add_(0, index, src)``: per-index sums of ``src``
+        into zeros; ``src`` of ones counts the entries of each index."""
+        if not self._zeros(target, at):
+            return None
+        index, src = tc.argument("index", 1), tc.argument("src", 2) if tc.key.startswith("scatter") else \
+            tc.argument("source", 2)
+        if index is None or src is None:
+            return None
+        kind = "node degree" if self._ones(src, at) else "weighted node degree"
+        return self._degree_count(kind, tc.node, index, at, depth)
+
+    def _degree_in_place(self, name: str, b: "Binding", at: At, depth: int) -> Optional["Count"]:
+        """``deg = torch.zeros(N); deg.scatter_add_(0, row, ones)``: a degree built in place."""
+        calls = self.in_place_calls(name, b, at)
+        if len(calls) != 1 or b.value is None:
+            return None
+        tc = match_call(calls[0][0], self.imports)
+        if tc is None or tc.key not in SCATTER_COUNTS:
+            return None
+        return self._scatter_count(tc, b.value, At(b.scope, b.order), depth + 1)
+
+    def _degree_count(self, kind: str, node: cst.CSTNode, index: Optional[cst.BaseExpression], at: At,
+                      depth: int) -> Optional["Count"]:
+        if index is not None and self._self_loops(index, at, depth):
+            return None
+        names = names_in(index) if index is not None else frozenset()
+        return Count(kind, node, names, names, True)
+
+    def _self_loops(self, expr: cst.BaseExpression, at: At, depth: int) -> bool:
+        """The edge index was returned by ``add_self_loops`` / ``add_remaining_self_loops`` (through names,
+        tuple unpacking and ``edge_index[0]``): every node has an edge to itself."""
+        for _ in range(_MAX_DEPTH - depth):
+            if isinstance(expr, cst.Subscript):
+                expr = expr.value
+                continue
+            if isinstance(expr, cst.Call):
+                callee = dotted_name(expr.func) or ""
+                if SELF_LOOP_NAME.search(callee.rsplit(".", 1)[-1]):
+                    return True
+                tc = match_call(expr, self.imports)
+                if tc is not None and tc.operand is not None and (tc.key in TRANSPARENT_OPS or tc.key in _CASTS):
+                    expr = tc.operand
+                    continue
+                return False
+            b = self.binding(expr, at)
+            if b is None or b.value is None or b.operator is not None:
+                return False
+            expr, at = b.value, At(b.scope, b.order)
+        return False
+
+    def _adjacency(self, expr: cst.BaseExpression, at: At, depth: int) -> bool:
+        """A dense adjacency matrix (named ``adj`` / ``adjacency``...) with no self-loops added: ``adj + I``,
+        ``adj + torch.eye(N)``, ``fill_diagonal_`` make every degree at least 1."""
+        value, where = self.resolve(expr, at)
+        if isinstance(value, cst.BinaryOperation) and isinstance(value.operator, cst.Add):
+            return False
+        if isinstance(value, cst.Call):
+            tc = match_call(value, self.imports)
+            if tc is not None and tc.operand is not None and tc.key in TRANSPARENT_OPS | _CASTS and depth < _MAX_DEPTH:
+                return self._adjacency(tc.operand, where, depth + 1)
+        b = self.binding(expr, at) if isinstance(expr, cst.Name) else None
+        if b is not None and self.mutated_in_place(expr.value, b, at):  # type: ignore[union-attr]
+            return False  # ``adj.fill_diagonal_(1)``
+        last = expr.value if isinstance(expr, cst.Name) else expr.attr.value if isinstance(expr, cst.Attribute) else ""
+        return bool(last) and ADJACENCY_NAME.search(last) is not None
+
+    def _zeros(self, expr: cst.BaseExpression, at: At) -> bool:
+        found = self.call(expr, at)
+        return found is not None and found[0].key in ("zeros", "zeros_like", "new_zeros")
+
+    def _ones(self, expr: cst.BaseExpression, at: At) -> bool:
+        if self.literal(expr, at) == 1:
+            return True
+        found = self.call(expr, at)
+        if found is None:
+            return False
+        tc, where = found
+        if tc.key in _NEVER_ZERO_FACTORIES:
+            return True
+        if tc.key in ("full", "new_full", "full_like"):
+            return self.literal(tc.argument("fill_value", 1), where) == 1
+        if tc.key in TRANSPARENT_OPS | _CASTS and tc.operand is not None:
+            return self._ones(tc.operand, where)
+        return False
 
     def selection(self, expr: cst.BaseExpression, at: At, depth: int = 0) -> Optional[frozenset]:
         """Names behind ``expr`` when it is a boolean-mask selection that may be empty: ``x[mask]``,

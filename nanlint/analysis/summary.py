@@ -75,6 +75,11 @@ class ModuleSummary:
     # function name -> how it runs backward itself: "plain" / "scaled" (``scaler.scale(loss).backward()``) /
     # "clipped" (it also clips): a training step split across helper methods (a PPO ``ppo_step``)
     backward_helpers: dict[str, str] = field(default_factory=dict)
+    # class name -> its class-level numeric defaults (``eps: float = 0.0`` in a dataclass config)
+    class_fields: dict[str, dict[str, float]] = field(default_factory=dict)
+    # attribute names and string keys written anywhere outside ``self`` (``cfg["eps"] = 1e-5``,
+    # ``config.eps = 1e-5``): a config literal that is written later is not the value read
+    stored_keys: set[str] = field(default_factory=set)
     _region_starts: list[int] = field(default_factory=list)
     _no_grad_only: dict[str, Optional[str]] = field(default_factory=dict)
     _evidence: dict[str, Optional[str]] = field(default_factory=dict)
@@ -302,6 +307,16 @@ _KEEPS_GRADIENT_FREE = frozenset({
     "abs", "max", "min", "sum", "mean"})
 
 
+def _number(node: Optional[ast.AST]) -> Optional[float]:
+    """A numeric literal (``0.0``, ``-1e-5``), not a bool."""
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        inner = _number(node.operand)
+        return -inner if inner is not None else None
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
+        return float(node.value)
+    return None
+
+
 def argument_of(call: ast.Call, params: list[str], name: str, bound: bool) -> Optional[ast.AST]:
     """What ``call`` passes as parameter ``name`` of a function with positional ``params`` (``bound``: a
     method called through an attribute, ``self`` not passed), or None."""
@@ -404,6 +419,13 @@ class _Visitor(ast.NodeVisitor):
 
     def visit_ClassDef(self, node: ast.ClassDef) -> None:
         self.summary.classes.setdefault(node.name, tuple(_last_name(b) for b in node.bases))
+        fields = self.summary.class_fields.setdefault(node.name, {})
+        for statement in node.body:
+            target = statement.target if isinstance(statement, ast.AnnAssign) else \
+                statement.targets[0] if isinstance(statement, ast.Assign) and len(statement.targets) == 1 else None
+            value = _number(statement.value) if isinstance(statement, (ast.AnnAssign, ast.Assign)) else None
+            if isinstance(target, ast.Name) and value is not None:
+                fields[target.id] = value
         outer, self.owner = self.owner, node.name
         self.generic_visit(node)
         self.owner = outer
@@ -458,11 +480,20 @@ class _Visitor(ast.NodeVisitor):
                 continue
             self.visit(child)
 
+    def visit_Subscript(self, node: ast.Subscript) -> None:
+        if isinstance(node.ctx, ast.Store) and isinstance(node.slice, ast.Constant) and isinstance(
+                node.slice.value, str):
+            self.summary.stored_keys.add(node.slice.value)
+        self.generic_visit(node)
+
     def visit_Name(self, node: ast.Name) -> None:
         if isinstance(node.ctx, ast.Load):
             self.summary.references.setdefault(node.id, []).append(node.lineno)
 
     def visit_Attribute(self, node: ast.Attribute) -> None:
+        if isinstance(node.ctx, ast.Store) and not (isinstance(node.value, ast.Name) and node.value.id in (
+                "self", "cls")):
+            self.summary.stored_keys.add(node.attr)
         if isinstance(node.ctx, ast.Load) and isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"):
             self.summary.references.setdefault(node.attr, []).append(node.lineno)
         self.generic_visit(node)

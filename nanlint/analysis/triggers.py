@@ -76,6 +76,14 @@ FIXED = Trigger("nothing data-dependent: a tensor computed from constants", DEGE
 # (``nn.Embedding(padding_idx=...)`` initialises it to zeros)
 ZERO_ROW = Trigger("a zero hidden row (an `nn.Embedding` padding_idx row is 0)", PLAUSIBLE)
 
+# counts (NAN103): what makes a number of selected items, a degree or a bin count 0
+EMPTY_SELECTION = Trigger("an empty selection", ORDINARY)
+IGNORED_ROW = Trigger("a row whose labels are all `ignore_index` (a prompt-only row)", ORDINARY)
+IGNORED_BATCH = Trigger("a batch whose labels are all `ignore_index`", PLAUSIBLE)
+ISOLATED = Trigger("an isolated node (no edge, degree 0)", ORDINARY)
+EMPTY_BIN = Trigger("an empty bin (an isolated node, an expert or class that no entry falls in)", ORDINARY)
+_LABELS = re.compile(r"(?i)(?:^|_)(?:labels?|targets?|ignore_index|ignore_idx)$")
+
 MASKED_MODELLING = Trigger("a masked-modelling batch with no masked position (a mask ratio of 0)", DEGENERATE)
 # a log-variance / log-std a layer predicts (a VAE's or a Gaussian policy's head): exactly 0 only by accident,
 # but unbounded above, so ``exp`` of it overflows once training drifts (:func:`overflow_trigger`)
@@ -373,6 +381,19 @@ def _scaled_log_scale(facts: "Facts", expr: cst.BaseExpression, at: "At") -> Opt
             return None
     name = expr.value if isinstance(expr, cst.Name) else expr.attr.value if isinstance(expr, cst.Attribute) else ""
     return (name, scale) if name and is_log_scale(name) and not _is_self_attribute(expr) else None
+
+
+def count_trigger(kind: str, origin: frozenset, whole_batch: bool) -> Trigger:
+    """What makes a count 0 (NAN103): an isolated node for a degree, an empty bin for a ``bincount``, all
+    labels ignored for a mask of labels (per row: a prompt-only row is ordinary in SFT; for the whole batch
+    only plausible), else an empty selection."""
+    if "degree" in kind:
+        return ISOLATED
+    if "bin count" in kind:
+        return EMPTY_BIN
+    if any(_LABELS.search(name.rsplit(".", 1)[-1]) for name in origin):
+        return IGNORED_BATCH if whole_batch else IGNORED_ROW
+    return EMPTY_SELECTION
 
 
 def at_least_plausible(trigger: Trigger, floor: Trigger) -> Trigger:

@@ -180,6 +180,11 @@ _MASK_OPS = frozenset({
 _CASTS = frozenset({"float", "long", "int", "bool", "to", "type", "type_as", "half", "double", "short", "byte"})
 _MODULE_CASTS = frozenset({"to", "cuda", "cpu", "half", "float", "double", "bfloat16", "train", "eval",
                            "requires_grad_", "type"})
+# graph degrees and bin counts: 0 for an isolated node or an empty bin
+DEGREE_FUNCTIONS = frozenset({"torch_geometric.utils.degree", "torch_geometric.utils.degree.degree"})
+SCATTER_COUNTS = frozenset({"scatter_add_", "scatter_add", "index_add_", "index_add"})
+SELF_LOOP_NAME = re.compile(r"(?i)self_loops?")
+ADJACENCY_NAME = re.compile(r"(?i)(?:^|_)adj(?:acency)?(?:_?mat(?:rix)?|_t)?$")
 _NEVER_ZERO_FACTORIES = frozenset({"ones", "ones_like", "new_ones"})
 # parameter names that mean a probability in [0, 1] (the name prior of docs/analysis.md)
 PROBABILITY_NAME = re.compile(r"^(p|probs?|probas?|probabilit(?:y|ies)|\w+_probs?|probs?_\w+|\w+_proba)$")

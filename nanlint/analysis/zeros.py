@@ -10,6 +10,18 @@ from ..scope import Binding
 from .vocabulary import At, NORM_KINDS, NORM_OPS, REDUCE_OPS, SQUARE_KINDS, TRANSPARENT_OPS, ZeroSource, _FACTORIES, _MAX_DEPTH, _cosine_like, _is_difference, _literal_index, _same_code, _squared_base
 
 
+# ops that are 0 where their operand is (besides reshapes, reductions and norms)
+_VANISHING_OPS = frozenset({"abs", "absolute", "square", "sqrt", "relu", "F.relu", "neg", "negative", "sign", "tanh",
+                            "sin", "cumsum"})
+
+
+def _terms(expr: cst.BaseExpression) -> list[cst.BaseExpression]:
+    """The terms of a sum written with ``+`` (``a + b + c``), else ``[expr]``."""
+    if isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, cst.Add):
+        return _terms(expr.left) + _terms(expr.right)
+    return [expr]
+
+
 class ZeroSources:
     """Can a value be exactly zero, and what kind of zero is it (a norm, a variance, an MSE...)?"""
     # -- zero sources ---------------------------------------------------
@@ -205,6 +217,97 @@ class ZeroSources:
         if inner.kind == "MSE":
             return ZeroSource("hand-written norm", node)
         return None
+
+    # -- sums that vanish with their inputs ---------------------------------------
+    def vanishing_sum(self, expr: cst.BaseExpression, at: At) -> Optional[ZeroSource]:
+        """A sum of terms that are all 0 for the same input, with no positive constant: ``2 * g2 + (a * g3).sum()``
+        with ``g2 = (g * g).sum()``, ``g3 = g ** 3``. It vanishes when that input does (a zero gradient, a zero
+        row), whatever else the terms hold. At least one term must be a square or a norm of the input (a
+        magnitude); the sum itself may be negative. ``node`` is the root that makes it 0 (a name or ``p.grad``)."""
+        value, where = self.resolve(expr, at)
+        terms = _terms(value)
+        if len(terms) < 2:
+            return None
+        roots: list[cst.BaseExpression] = []
+        for term in terms:
+            source = self.zero_source(term, where)
+            if source is not None and source.kind in SQUARE_KINDS | NORM_KINDS:
+                roots.extend(self._roots(term, where))
+        for root in roots:
+            if all(self.vanishes_at(term, root, where) for term in terms):
+                return ZeroSource("sum that vanishes with its inputs", root)
+        return None
+
+    def _roots(self, expr: cst.BaseExpression, at: At, depth: int = 0) -> list[cst.BaseExpression]:
+        """The leaves ``expr`` is computed from: unbound names, parameters, ``p.grad``."""
+        if depth > _MAX_DEPTH:
+            return []
+        if isinstance(expr, cst.Attribute) and expr.attr.value == "grad":
+            return [expr]
+        if isinstance(expr, (cst.Name, cst.Attribute)):
+            b = self.binding(expr, at)
+            if b is None or b.value is None or b.is_parameter or b.operator is not None or b.index is not None:
+                return [] if self.imports.is_module(expr) else [expr]
+            if isinstance(b.value, cst.Call) and match_call(b.value, self.imports) is None:
+                return [expr]  # ``g = model(x)``, ``g = leaf(...)``: the name is the input
+            return self._roots(b.value, At(b.scope, b.order), depth + 1)
+        found: list[cst.BaseExpression] = []
+        if isinstance(expr, cst.Call):
+            tc = match_call(expr, self.imports)
+            if tc is not None and tc.operand is not None:
+                found.extend(self._roots(tc.operand, at, depth + 1))
+            return found
+        for child in expr.children:
+            if isinstance(child, cst.BaseExpression):
+                found.extend(self._roots(child, at, depth + 1))
+        return found
+
+    def vanishes_at(self, expr: cst.BaseExpression, root: cst.BaseExpression, at: At, depth: int = 0) -> bool:
+        """``expr`` is exactly 0 whenever ``root`` is: a product with a factor that is, a sum or difference of
+        terms that all are, a positive power, a reduction, a norm or a reshape of one."""
+        if depth > _MAX_DEPTH:
+            return False
+        d = depth + 1
+        if _same_code(expr, root):
+            return True
+        if isinstance(expr, (cst.Integer, cst.Float)):
+            return self.literal(expr, at) == 0
+        if isinstance(expr, (cst.Name, cst.Attribute)):
+            b = self.binding(expr, at)
+            if b is None or b.value is None or b.is_parameter or b.operator is not None or b.index is not None:
+                return False
+            return self.vanishes_at(b.value, root, At(b.scope, b.order), d)
+        if isinstance(expr, cst.UnaryOperation) and isinstance(expr.operator, cst.Minus):
+            return self.vanishes_at(expr.expression, root, at, d)
+        if isinstance(expr, cst.Subscript):
+            return self.vanishes_at(expr.value, root, at, d)
+        if isinstance(expr, cst.BinaryOperation):
+            op = expr.operator
+            if isinstance(op, (cst.Multiply, cst.MatrixMultiply)):
+                return self.vanishes_at(expr.left, root, at, d) or self.vanishes_at(expr.right, root, at, d)
+            if isinstance(op, (cst.Add, cst.Subtract)):
+                return self.vanishes_at(expr.left, root, at, d) and self.vanishes_at(expr.right, root, at, d)
+            if isinstance(op, cst.Divide):
+                return self.vanishes_at(expr.left, root, at, d)
+            if isinstance(op, cst.Power):
+                exponent = self.literal(expr.right, at)
+                return exponent is not None and exponent > 0 and self.vanishes_at(expr.left, root, at, d)
+            return False
+        if isinstance(expr, cst.Call):
+            tc = match_call(expr, self.imports)
+            if tc is None or tc.operand is None:
+                return False
+            key = tc.key
+            if key in ("pow", "float_power"):
+                exponent = self.literal(tc.argument("exponent", 0), at)
+                return exponent is not None and exponent > 0 and self.vanishes_at(tc.operand, root, at, d)
+            if key in ("mul", "multiply", "dot", "vdot", "inner", "matmul", "mm", "bmm", "mv", "outer"):
+                other = tc.positional(0)
+                return self.vanishes_at(tc.operand, root, at, d) or (
+                    other is not None and self.vanishes_at(other, root, at, d))
+            if key in TRANSPARENT_OPS or key in REDUCE_OPS or key in NORM_OPS or key in _VANISHING_OPS:
+                return self.vanishes_at(tc.operand, root, at, d)
+        return False
 
     def sqrt_hazard(self, operand: cst.BaseExpression, at: At) -> Optional[ZeroSource]:
         """The zero source of a sqrt/rsqrt argument, when it is one of the squared kinds."""

@@ -2,7 +2,7 @@ import re
 
 import libcst as cst
 
-from ..facts import NORM_KINDS
+from ..facts import NORM_KINDS, ZeroSource
 from ..analysis.guards import branch_guarded, capped_reciprocal
 from ..patterns import code, division
 from ._guards import Built, clamp_divisor, clamp_inside_root, divisor_root
@@ -18,6 +18,15 @@ class DivideByNorm(Rule):
     `x / torch.linalg.norm(x, dim=-1, keepdim=True)`, `x / torch.linalg.vector_norm(x)`,
     a hand-written norm `x / torch.sqrt((x ** 2).sum())`, also when the norm was
     stored in a variable first (`n = x.norm(dim=1, keepdim=True)` ... `x / n`).
+
+    Also a division by a sum whose every term vanishes with the same input and
+    that holds a square or norm of it and no positive constant:
+    `g2 / (2 * g2 + (a * g3).sum())` with `g2 = (g * g).sum()`, `g3 = g ** 3`
+    and `g = p.grad` (0 for a zero gradient: a frozen or unused parameter), or
+    `x.sum(-1) / (x.pow(2).sum(-1) + (w * x).sum(-1))`. A positive constant
+    (`eps + ...`, `1 + x ** 2`), an `exp` term, a clamp at a positive floor, or
+    terms built from different inputs (`a ** 2 + b ** 2`) make it silent. Such a
+    sum can be negative, so there is no automatic fix: add an eps by hand.
 
     Where a non-zero number is divided by the norm and a cap takes the result
     (`torch.minimum(ones, c / n)`, `torch.min(0.5 / d)`, `(c / n).clamp(max=1)`),
@@ -77,14 +86,17 @@ class DivideByNorm(Rule):
     code = "NAN101"
     name = "divide-by-norm"
     summary = "division by a norm that can be zero"
-    rows = "1, 3"
+    rows = "1, 3, 39"
     fix_availability = SOMETIMES
     fix_applicability = (UNSAFE,)
     screen = re.compile(r"""
           norm(?<!\wnorm)\s*[(] | norm(?<!\wnorm)\s+as\b | vector_norm | matrix_norm  # x.norm(), linalg norms
         | dist(?<!\wdist)\s*[(] | dist(?<!\wdist)\s+as\b  # torch.dist
         # or a square root (a hand-written norm):
-        | """ + ROOT, re.VERBOSE)
+        | """ + ROOT + r"""
+        # or a sum that vanishes with its inputs (``g2 / (2 * g2 + (a * g3).sum())``): a ``+`` and a square
+        | \A(?=[\s\S]*[+])(?=[\s\S]*?(?: [*][*]\s*2(?![\d.]) | pow\s*[(]\s*2(?![\d.]) | square
+                                      | (?<![\w.])(\w+)\s*[*]\s*\1(?!\w) | var(?<!\wvar) | mse ))""", re.VERBOSE)
     site = DIVISION
     site_anywhere = DIVISION_RENAMED
     witnesses = (
@@ -119,6 +131,11 @@ class DivideByNorm(Rule):
             hazard="y = x / torch.sqrt((x ** 2).sum())",
             fixed="y = x / torch.sqrt((x ** 2).sum().clamp_min(torch.finfo(x.dtype).eps))",
         ),
+        Witness(  # a sum whose every term vanishes with a zero gradient g
+            setup="g = leaf(torch.zeros(4, dtype=dtype)); a = torch.ones(4, dtype=dtype)",
+            hazard="g2 = (g * g).sum(); y = g2 / (2 * g2 + (a * g ** 3).sum())",
+            fixed="g2 = (g * g).sum(); y = g2 / (1e-4 + 2 * g2 + (a * g ** 3).sum())",
+        ),
     )
 
     def _check(self, node: cst.CSTNode) -> None:
@@ -128,6 +145,9 @@ class DivideByNorm(Rule):
         at = self.ctx.at()
         source = self.facts.zero_source(found.divisor, at)
         if source is None or source.kind not in NORM_KINDS:
+            vanishing = self.facts.vanishing_sum(found.divisor, at) if source is None else None
+            if vanishing is not None:
+                self._vanishing(node, found.divisor, vanishing)
             return
         # ``minimum(ones, c / n)``: the cap keeps the forward finite, the gradient is still NaN (docs/probe.md §4)
         capped = capped_reciprocal(self.ctx, found.numerator)
@@ -150,6 +170,23 @@ class DivideByNorm(Rule):
             target=found.divisor,
             **judged.extra(),
             **built.extra(),
+        )
+
+    def _vanishing(self, node: cst.CSTNode, divisor: cst.BaseExpression, source: ZeroSource) -> None:
+        """A sum whose every term vanishes with the same input (``2 * g2 + (a * g3).sum()``, ``g = p.grad``)."""
+        assert isinstance(source.node, cst.BaseExpression)
+        judged = self.judge(source.node)
+        if judged is None or branch_guarded(self.ctx, divisor):
+            return
+        root = code(self.ctx, source.node)
+        self.report(
+            node,
+            f"division by `{code(self.ctx, divisor)}`, a sum whose every term vanishes with `{root}` (a square "
+            f"or norm of it, and no positive constant): 0 for {judged.trigger.text} ({judged.forward()}); add a "
+            "positive eps to the sum",
+            target=divisor,
+            no_fix_reason="the sum can be negative: a clamp would change it; add an eps by hand",
+            **judged.extra(),
         )
 
     visit_BinaryOperation = _check

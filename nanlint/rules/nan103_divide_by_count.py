@@ -5,7 +5,9 @@ import libcst as cst
 
 from ..analysis import kinds
 from ..analysis.gradient import gradient_at, metric_code
-from ..analysis.triggers import FIXED, MASKED_MODELLING, PADDING, PARAMETER
+from ..analysis import confidence
+from ..analysis.guards import repaired_later
+from ..analysis.triggers import EMPTY_BIN, EMPTY_SELECTION, FIXED, ISOLATED, MASKED_MODELLING, PADDING, PARAMETER, count_trigger
 from ..eps import dtype_ref
 from ..facts import At, Count, names_in
 from ..fixspec import DISPLAY_ONLY, UNSAFE, FixSpec, Replace, append_to
@@ -52,6 +54,19 @@ class DivideByCount(GuardTests):
     `.numel()` of a boolean selection (`len(x[mask])`), directly or through
     local variables (`num_valid = valid.sum()` ... `/ num_valid`).
 
+    Also a node degree or bin count, 0 for an isolated node (graph normalisation,
+    an expert no token is routed to): `degree(row, N)` (torch_geometric),
+    `torch.bincount(idx, minlength=N)`, `zeros(N).scatter_add_(0, row, ones)`,
+    `zeros(N).index_add_(0, row, ones)` (also in place on a separate line),
+    `g.in_degrees()`, and `adj.sum(-1)` of a dense adjacency; divided by
+    (`x / deg[:, None]`, `1 / deg.sqrt()`) or raised to a negative power
+    (`deg.pow(-0.5)`, `deg ** -0.5`, `deg.rsqrt()`, `deg.reciprocal()`). Silent
+    when the edge index comes from `add_self_loops` / `add_remaining_self_loops`
+    or the adjacency has the identity added (every degree is at least 1), when
+    the degree is shifted (`deg + 1`) or clamped, and when the power's infinities
+    are replaced afterwards (PyG's `d.masked_fill_(d == float('inf'), 0)`,
+    `d[d == float('inf')] = 0`).
+
     A mask is a comparison, a boolean combination of masks, `.bool()`, `isfinite`...,
     a cast or reshape of one, or a value named like a mask (`attention_mask`,
     `loss_mask`) whose origin nanlint cannot see. Padding, attention and length
@@ -69,6 +84,11 @@ class DivideByCount(GuardTests):
     masked tokens, no positive anchors) the count is 0 and the masked sum is 0:
     `0 / 0` is NaN, forward and backward, in every dtype (docs/probe.md row 39).
     One such batch makes the loss NaN and, through the optimizer, every weight.
+    An isolated node has degree 0: `x / deg` is `0 / 0` at its empty sum, and
+    `deg ** -0.5` is inf, which times its all-zero adjacency row is NaN
+    (`D^-1/2 A D^-1/2`; docs/probe.md row 57). The message names the trigger: a row whose labels are
+    all `ignore_index` (a prompt-only row in supervised fine-tuning) for a
+    per-row count of labels, an isolated node for a degree.
 
     ## Example
     ```python
@@ -92,6 +112,10 @@ class DivideByCount(GuardTests):
     the intended result of an average over an empty class.
 
     ## Confidence
+    From the trigger (`nanlint.analysis.triggers.count_trigger`): high for an
+    ordinary one (an empty selection, a row whose labels are all ignored, an
+    isolated node, an empty bin) where a gradient flows, medium for a
+    whole-batch count of labels (a batch whose labels are all ignored).
     Low (not shown by default) in metric code (a function, class or module
     named like a metric: the NaN of an empty class is the metric's value), for a
     whole-batch `mask.sum()` of a padding mask (0 only when every position of
@@ -102,12 +126,14 @@ class DivideByCount(GuardTests):
     code = "NAN103"
     name = "divide-by-count"
     summary = "division by a mask sum or count that can be zero"
-    rows = "39"
+    rows = "39, 57"
     fix_availability = SOMETIMES
     fix_applicability = (UNSAFE, DISPLAY_ONLY)
-    screen = re.compile(r"sum(?<!\wsum)\s*\(|nansum\s*\(|count_nonzero|len(?<!\wlen)\s*\(|numel\s*\(")
-    site = DIVISION
-    site_anywhere = DIVISION_RENAMED
+    screen = re.compile(r"sum(?<!\wsum)\s*\(|nansum\s*\(|count_nonzero|len(?<!\wlen)\s*\(|numel\s*\("
+                        r"|scatter_add|index_add|bincount|degree")  # degrees and bin counts
+    # a division, or a negative power / reciprocal of a count (``deg.pow(-0.5)``, ``deg ** -1``, ``rsqrt``)
+    site = re.compile(DIVISION.pattern + r"|\*\*|pow|rsqrt|reciprocal")
+    site_anywhere = re.compile(DIVISION_RENAMED.pattern + r"|(?:pow|rsqrt|reciprocal)\w*\s+as\b")
     witnesses = (
         Witness(
             setup="token_loss = leaf(torch.ones(2, 3, dtype=dtype)); labels = torch.full((2, 3), -100)",
@@ -136,16 +162,54 @@ class DivideByCount(GuardTests):
             hazard="y = loss[keep].sum() / len(loss[keep])",
             fixed="y = loss[keep].sum() / max(len(loss[keep]), 1)",
         ),
+        Witness(  # mean aggregation over a graph: node 2 has no edge, degree 0 and an empty sum (0 / 0)
+            setup="x = leaf(torch.ones(3, 2, dtype=dtype)); row = torch.tensor([0, 1]); col = torch.tensor([1, 0])",
+            hazard="deg = torch.zeros(3, dtype=dtype).scatter_add_(0, row, torch.ones(2, dtype=dtype)); "
+                   "out = torch.zeros_like(x).index_add_(0, row, x[col]); y = out / deg[:, None]",
+            fixed="deg = torch.zeros(3, dtype=dtype).scatter_add_(0, row, torch.ones(2, dtype=dtype)); "
+                  "out = torch.zeros_like(x).index_add_(0, row, x[col]); y = out / deg[:, None].clamp_min(1)",
+        ),
+        Witness(  # GCN normalisation D^-1/2 A D^-1/2: an isolated node's inf times its empty adjacency row
+            setup="x = leaf(torch.ones(3, 2, dtype=dtype)); "
+                  "adj = torch.tensor([[0, 1, 0], [1, 0, 0], [0, 0, 0]], dtype=dtype)",
+            hazard="deg = adj.sum(-1); d = deg ** -0.5; y = (d[:, None] * adj * d[None, :]) @ x",
+            fixed="deg = adj.sum(-1); d = deg.clamp_min(1) ** -0.5; y = (d[:, None] * adj * d[None, :]) @ x",
+        ),
     )
 
     def visit_BinaryOperation(self, node: cst.BinaryOperation) -> None:
-        self._check(node)
+        if isinstance(node.operator, cst.Power):
+            self._reciprocal(node, node.left, node.right)
+        else:
+            self._check(node)
 
     def visit_AugAssign(self, node: cst.AugAssign) -> None:
         self._check(node)
 
     def visit_Call(self, node: cst.Call) -> None:
+        tc = self.ctx.match(node)
+        if tc is not None and tc.operand is not None and self.facts.is_tensor_method(tc):
+            if tc.key in ("pow", "pow_", "float_power"):
+                self._reciprocal(node, tc.operand, tc.argument("exponent", 0))
+                return
+            if tc.key in ("rsqrt", "rsqrt_", "reciprocal", "reciprocal_"):
+                self._reciprocal(node, tc.operand, None)
+                return
         self._check(node)
+
+    def _reciprocal(self, node: cst.CSTNode, base: cst.BaseExpression,
+                    exponent: Optional[cst.BaseExpression]) -> None:
+        """``deg.pow(-0.5)``, ``deg ** -1``, ``deg.rsqrt()``, ``deg.reciprocal()``: 1 / 0 = inf at an empty
+        count, and the inf times the 0 row it scales (an isolated node's empty adjacency row) is NaN."""
+        if exponent is not None:
+            value = self.facts.literal(exponent, self.ctx.at())
+            if value is None or value >= 0:
+                return
+        at = self.ctx.at()
+        count = self.facts.count(base, at)
+        if count is None or not count.tensor:
+            return
+        self._report(node, base, count, at, reciprocal=True)
 
     def _check(self, node: cst.CSTNode) -> None:
         found = division(node, self.ctx)
@@ -155,35 +219,46 @@ class DivideByCount(GuardTests):
         count = self.facts.count(found.divisor, at)
         if count is None:
             return
-        names = count.names | names_in(found.divisor)
+        self._report(node, found.divisor, count, at, reciprocal=False)
+
+    def _report(self, node: cst.CSTNode, divisor_node: cst.BaseExpression, count: Count, at: At,
+                reciprocal: bool) -> None:
+        names = count.names | names_in(divisor_node)
         if self.facts.tested_before(names, at) or self.under_nan_to_num() or padding_like(count.origin):
             return
-        divisor = code(self.ctx, found.divisor)
+        if reciprocal and repaired_later(self.ctx):
+            return  # ``d = deg.pow(-0.5); d.masked_fill_(d == float('inf'), 0)``: PyG's repair
+        divisor = code(self.ctx, divisor_node)
         if count.tensor:
-            advice = f"`{divisor}.clamp_min(1)`" if _atomic(found.divisor) else "`.clamp_min(1)` on the count"
+            advice = f"`{divisor}.clamp_min(1)`" if _atomic(divisor_node) else "`.clamp_min(1)` on the count"
         else:
             advice = f"`max({divisor}, 1)`"
-        built = count_fix(self, found.divisor, count, at)
+        built = count_fix(self, divisor_node, count, at)
         if built.receiver is not None:  # a sum of float weights: the fix clamps at a dtype-aware eps
             advice = "`.clamp_min(torch.finfo(w.dtype).eps)` on the sum of weights"
         gradient = gradient_at(self.ctx)
-        trigger = self.facts.trigger(found.divisor, at)
+        trigger = self.facts.trigger(divisor_node, at)
+        zero = count_trigger(count.kind, count.origin, _whole_batch(count))
         configured = bool(count.origin) and all(name.startswith("self.") for name in count.origin) \
             or trigger in (PARAMETER, FIXED, MASKED_MODELLING)
         metric = metric_code(self.ctx)
-        if configured:  # a selection over module state (``self.weights > 0``) or a masked-modelling ratio
-            effect, level = f"(0 / 0 = NaN) if the configuration {_SELECTS_NOTHING}", "low"
+        graph = zero in (ISOLATED, EMPTY_BIN)
+        nan = "inf, and 0 * inf = NaN where it scales an empty row" if reciprocal else \
+            "x / 0 = inf, 0 / 0 = NaN" if graph else "0 / 0 = NaN"
+        if configured and not graph:  # a selection over module state (``self.weights > 0``) or a masked-modelling ratio
+            effect, level = f"({nan}) if the configuration {_SELECTS_NOTHING}", "low"
         elif trigger == PADDING and _whole_batch(count):
-            effect, level = "(0 / 0 = NaN) only for a batch that is padding everywhere", "low"
+            effect, level = f"({nan}) only for a batch that is padding everywhere", "low"
         elif metric:  # a metric's average over an empty class is NaN by design (torchmetrics' zero_division)
-            effect, level = f"(0 / 0 = NaN in a metric: {metric}; NaN may be its intended value)", "low"
+            effect, level = f"({nan} in a metric: {metric}; NaN may be its intended value)", "low"
         elif gradient.flows:
-            effect, level = "(0 / 0 = NaN in the loss and its gradient)", "high"
+            effect, level = f"({nan} in the loss and its gradient)", confidence(zero, gradient) or "low"
         else:  # statistics or a metric: the NaN reaches a number, not the weights
-            effect, level = f"(0 / 0 = NaN; no gradient flows here: {gradient.reason})", "low"
-        self.report(node, f"division by `{divisor}`, {_article(count.kind)} that is 0 when nothing is selected "
-                          f"{effect}; use {advice} or test it first",
-                    target=found.divisor, confidence=level, trigger="an empty selection", **built.extra())
+            effect, level = f"({nan}; no gradient flows here: {gradient.reason})", "low"
+        what = f"`{code(self.ctx, node)}`, a negative power of `{divisor}`," if reciprocal else f"division by `{divisor}`,"
+        when = "when nothing is selected" if zero == EMPTY_SELECTION else f"for {zero.text}"
+        self.report(node, f"{what} {_article(count.kind)} that is 0 {when} {effect}; use {advice} or test it "
+                          "first", target=divisor_node, confidence=level, trigger=zero.text, **built.extra())
 
 
 _SELECTS_NOTHING = "selects nothing"
@@ -248,7 +323,8 @@ def count_fix(rule: Rule, divisor: cst.BaseExpression, count: Count, at: At) -> 
     ctx = rule.ctx
     metric = metric_code(rule.ctx)
     text = code(ctx, divisor)
-    integer = count.kind != "mask sum"  # count_nonzero, len(...), numel(): integers by construction
+    # count_nonzero, len(...), numel(), degrees and bin counts of ones: integers by construction
+    integer = count.kind not in ("mask sum", "weighted node degree", "weighted bin count")
     operand: Optional[cst.BaseExpression] = None
     if count.kind == "mask sum" and isinstance(count.node, cst.Call):
         tc = ctx.match(count.node)

@@ -27,7 +27,13 @@ class ZeroEpsNormLayer(Rule):
     Flags `nn.LayerNorm`, `nn.GroupNorm`, `nn.RMSNorm`, `F.layer_norm`,
     `F.group_norm` and `F.rms_norm` (and their `torch.` forms) called with
     `eps=0`, by keyword or position, also when the 0 comes from a constant or
-    a default argument (`def __init__(self, dim, eps=0.0): ... nn.LayerNorm(dim, eps=eps)`).
+    a default argument (`def __init__(self, dim, eps=0.0): ... nn.LayerNorm(dim, eps=eps)`),
+    or a config the same module writes as a literal: a dict (`cfg = {"eps": 0.0}` ...
+    `eps=cfg["eps"]`, or `**norm_kwargs` with `norm_kwargs = dict(eps=0)`), a config
+    object built with the keyword (`config = Config(layer_norm_eps=0)`) or a dataclass
+    whose field defaults to 0 (`config = Config()` ... `eps=config.layer_norm_eps`).
+    A config the module writes to later (`cfg["eps"] = 1e-5`), or one it does not
+    build (a parameter `config`), is not followed.
     Batch norm and instance norm are not flagged: PyTorch rejects
     `batch_norm(eps=0)` in training and guards `instance_norm` (rows 43, 44).
 
@@ -87,6 +93,11 @@ class ZeroEpsNormLayer(Rule):
             hazard="norm = torch.nn.RMSNorm(8, eps=0).to(dtype); y = norm(x)",
             fixed="norm = torch.nn.RMSNorm(8).to(dtype); y = norm(x)",
         ),
+        Witness(  # eps from a config dict holding 0
+            setup="x = leaf(torch.ones(2, 8, dtype=dtype)); cfg = {'eps': 0.0}",
+            hazard="norm = torch.nn.LayerNorm(8, eps=cfg['eps']).to(dtype); y = norm(x)",
+            fixed="norm = torch.nn.LayerNorm(8).to(dtype); y = norm(x)",
+        ),
     )
 
     def visit_Call(self, node: cst.Call) -> None:
@@ -97,22 +108,31 @@ class ZeroEpsNormLayer(Rule):
         if spec is None:
             return
         index, default = spec
+        at = self.ctx.at()
         eps = tc.argument("eps", index)
-        if eps is None:
-            return
-        value = self.facts.literal(eps, self.ctx.at())
+        where, passed, target = at, "", eps
+        if eps is None:  # ``nn.LayerNorm(d, **norm_kwargs)`` with ``norm_kwargs = {"eps": 0.0}``
+            for arg in node.args:
+                entry = self.facts.entry(arg.value, "eps", at) if arg.star == "**" else None
+                if entry is not None:
+                    (eps, where), passed = entry, f" (`**{code(self.ctx, arg.value)}` holds eps=0)"
+                    target = arg.value  # the finding points into the call, not at the dict elsewhere
+                    break
+            else:
+                return
+        value = self.facts.literal(eps, where)
         if value is None or value != 0:
             return
         layer = tc.key if "." in tc.key else f"torch.{tc.key}"
         fix: Optional[FixSpec] = None
-        if isinstance(eps, (cst.Integer, cst.Float)):
+        if isinstance(eps, (cst.Integer, cst.Float)) and any(arg.value is eps for arg in node.args):
             fix = FixSpec(UNSAFE, f"Use the default eps ({default})", (Replace(eps, default),))
         spelled = code(self.ctx, eps)
-        origin = "" if isinstance(eps, (cst.Integer, cst.Float)) else f" (`{spelled}` is 0)"
+        origin = passed or ("" if isinstance(eps, (cst.Integer, cst.Float)) else f" (`{spelled}` is 0)")
         self.report(
             node,
             f"`{layer}` with eps=0{origin}: a constant (or, for RMS norm, all-zero) input row has variance 0 and "
             f"the output and gradient are NaN; keep the default eps ({'finfo.eps' if default == 'None' else default})",
             fix=fix,
-            target=eps,
+            target=target,
         )

@@ -1,4 +1,5 @@
 import re
+from typing import Optional
 
 import libcst as cst
 
@@ -83,7 +84,14 @@ class MissingGradClipping(LoopRule):
     rows = "§5.3"
     fix_availability = SOMETIMES
     fix_applicability = (UNSAFE,)
-    screen = re.compile(r"backward(?<!def backward)\s*\(")  # a call of backward / manual_backward
+    # a call of backward / manual_backward, or an optimizer step: backward() may run in a helper the step's
+    # definition calls (a PPO ``self.ppo_step(batch)``), which the module summary (whole file) knows
+    screen = re.compile(r"backward(?<!def backward)\s*\(|\.\s*step\s*\(")
+    _BACKWARD = re.compile(r"backward(?<!def backward)\s*\(")
+
+    @classmethod
+    def may_fire(cls, source: str, precision: "Optional[tuple[str, ...]]") -> bool:
+        return cls._BACKWARD.search(source) is not None  # no backward() in the file: no training step
     _LOOP = (
         "opt = torch.optim.SGD(model.parameters(), lr=1.0)\n"
         "for step in range(4):\n"

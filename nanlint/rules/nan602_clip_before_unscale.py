@@ -57,7 +57,13 @@ class ClipBeforeUnscale(LoopRule):
     rows = "§3, §5.3"
     fix_availability = SOMETIMES
     fix_applicability = (UNSAFE,)
-    screen = re.compile(r"\.\s*scale\s*\(")  # scaler.scale(loss)
+    # scaler.scale(loss), or a clip: the scaled backward may run in a helper the clip's definition calls
+    screen = re.compile(r"\.\s*scale\s*\(|clip\w*\s*\(")
+    _SCALE = re.compile(r"\.\s*scale\s*\(")
+
+    @classmethod
+    def may_fire(cls, source: str, precision: "Optional[tuple[str, ...]]") -> bool:
+        return cls._SCALE.search(source) is not None  # no scaler.scale(...) in the file: nothing is scaled
     _LOOP = (
         "opt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
         "scaler = torch.amp.GradScaler('cpu', init_scale=2.0 ** 16)\n"

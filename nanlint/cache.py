@@ -6,7 +6,7 @@ precision, the rule options). Every entry of one cache file shares a *salt*: the
 nanlint version, a hash of nanlint's own source files, the Python version and the
 libcst version. An edited file has new bytes and misses.
 
-Modification times only save work, they never decide a result:
+A file's ``stat`` only spares reading it; its bytes decide:
 
 * *file records*: the cache remembers, for each file it hashed, its
   ``stat`` (device, inode, size, ``mtime_ns``, ``ctime_ns``) and the BLAKE2b
@@ -15,7 +15,8 @@ Modification times only save work, they never decide a result:
   (every write changes ``ctime``, which no tool can set back; a fresh CI checkout
   has new ones) and the file is read and hashed. A file changed in the last
   ``RACY_NS`` before it was looked at is never recorded (git's "racily clean"
-  rule: a second write in the same timestamp tick would keep its ``stat``);
+  rule: a second write in the same timestamp tick would keep its ``stat``).
+  Not on Windows, where ``st_ctime`` is the creation time;
 * the salt's hash of nanlint's source is remembered the same way
   (``<dir>/v2/sources.stamp``, keyed by the ``stat`` of every source file).
 
@@ -59,6 +60,8 @@ FORMAT = 2
 MAGIC = "nanlint-cache"
 MAX_AGE_DAYS = 30
 RACY_NS = 2_000_000_000  # a stat this close to the moment it was taken is not remembered (see the docstring)
+# Windows' st_ctime is the creation time, which a write does not change: there only the bytes are trusted.
+STAT_RECORDS = os.name != "nt"
 _SUBDIR = f"v{FORMAT}"
 _STAMP_FILE = "sources.stamp"  # JSON; not *.json, the name of cache files
 
@@ -103,6 +106,8 @@ def salt() -> str:
 def _stamp_of_sources() -> Optional[str]:
     """A digest of the ``stat`` of nanlint's source files, the versions and libcst's (see :func:`salt`); None
     when a source file changed within ``RACY_NS`` (its stat cannot vouch for its bytes yet)."""
+    if not STAT_RECORDS:
+        return None
     package = os.path.dirname(os.path.realpath(__file__))
     now = time.time_ns()
     parts = [f"{__version__}|{sys.implementation.name}|{sys.version}|{_libcst_version()}"]
@@ -233,7 +238,7 @@ class Cache:
     def record(self, path: str, st: os.stat_result, digest: str) -> None:
         """Remember that the file at ``path`` (absolute) with this ``stat`` hashed to ``digest``; not while it is
         racy (changed within ``RACY_NS``: a second write in the same tick could keep its ``stat``)."""
-        if time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) >= RACY_NS:
+        if STAT_RECORDS and time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) >= RACY_NS:
             self._added_files[path] = [self._today, *file_signature(st), digest]
 
     # -- storage ----------------------------------------------------------

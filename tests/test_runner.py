@@ -80,6 +80,8 @@ def test_a_warm_run_reads_no_unchanged_file_and_equals_the_plain_path(plain: dic
     stat changed is read and hashed again."""
     from nanlint import cache as cache_module
 
+    if not cache_module.STAT_RECORDS:
+        pytest.skip("no stat records where st_ctime is the creation time (Windows)")
     monkeypatch.setattr(cache_module, "RACY_NS", 0)  # files written just now may be recorded too
     paths = corpus_files()
     list(lint_files(jobs(paths), 1, Cache(str(tmp_path / "cache"))))

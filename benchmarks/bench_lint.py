@@ -406,6 +406,14 @@ def setup_tools() -> None:
 
 
 # -- the benchmark -------------------------------------------------------------------------------------
+def _byte_compile(tree: Path) -> None:
+    """Write the ``.pyc`` files of a copied nanlint, as ``pip install`` does: with ``PYTHONDONTWRITEBYTECODE`` set
+    (or a read-only tree) every run would otherwise compile nanlint's sources again (~15 ms of a start-up)."""
+    import compileall
+
+    compileall.compile_dir(str(tree), quiet=1, workers=1)
+
+
 def nanlint_command(target: Path, *options: str) -> list[str]:
     return [sys.executable, "-m", "nanlint", "check", "--isolated", "--exit-zero", "--output-format", "json",
             str(target), *options]
@@ -423,6 +431,31 @@ def dump(path: Optional[Path], rows: list[Row], verdicts: list[str]) -> None:
             "seconds": [x.seconds for x in r.runs], "tree_rss_kb": [x.tree_rss_kb for x in r.runs],
             "max_rss_kb": [x.max_rss_kb for x in r.runs], "note": r.note} for r in rows],
             "verdicts": verdicts}, indent=1))
+
+
+def summary(rows: list[Row]) -> None:
+    """The whole-corpus comparison (issue 15): nanlint cold and warm, ruff --select ALL, the bare libcst parse,
+    ast and TorchFix, from the corpus rows of this run."""
+    corpus_rows = [r for r in rows if r.scope == "corpus"]
+    if not corpus_rows:
+        return
+
+    def find(start: str) -> Optional[Row]:
+        return next((r for r in corpus_rows if r.name.startswith(start)), None)
+
+    picked = [find("nanlint cold (default"), find("nanlint warm"), find(f"ruff {RUFF_VERSION} --select ALL"),
+              find("libcst.parse_module"), find("ast.parse"), find("TorchFix")]
+    bare, cold = find("libcst.parse_module"), find("nanlint cold (default")
+    print("\n### whole corpus, one run\n")
+    print("| tool | files | lines | median s | lines/s | x bare libcst (2 proc) | x nanlint cold |")
+    print("|---|---|---|---|---|---|---|")
+    for r in picked:
+        if r is None:
+            continue
+        over_bare = f"{r.median / bare.median:.3f}" if bare else ""
+        over_cold = f"{r.median / cold.median:.3f}" if cold else ""
+        print(f"| {r.name} | {r.files} | {r.lines:,} | {r.median:.2f} | {r.lines / r.median:,.0f} | {over_bare} "
+              f"| {over_cold} |")
 
 
 def issue15_rows(args: argparse.Namespace, trees: dict[str, dict[str, str]], work: Path, corpus: Path,
@@ -443,6 +476,10 @@ def issue15_rows(args: argparse.Namespace, trees: dict[str, dict[str, str]], wor
     rules = {t: med(startup_runs([sys.executable, "-m", "nanlint", "rules"], e, str(work), repeat))
              for t, e in trees.items()}
     out.append(("`nanlint rules`", {t: f"{v:.3f} s" for t, v in rules.items()}, ""))
+    for what, code in (("libcst", "import libcst"), ("libcst, the rules and the analysis", "import nanlint.engine")):
+        floor = {t: med(startup_runs([sys.executable, "-c", code], e, str(work), repeat)) for t, e in trees.items()}
+        out.append((f"`python -c '{code}'` ({what}: what analysing one file imports)",
+                    {t: f"{v:.3f} s" for t, v in floor.items()}, ""))
     precommit = {t: med(precommit_second_runs(sys.executable, e, work / t.replace(" ", "-"), corpus, repeat))
                  for t, e in trees.items()}
     out.append((f"pre-commit hook, second run, 1 of {len(PRECOMMIT_FILES)} files changed",
@@ -514,6 +551,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     # measured and (the cache is salted with nanlint's source) turn the warm runs into cold ones.
     shutil.copytree(REPO / "nanlint", work / "snapshot" / "nanlint",
                     ignore=shutil.ignore_patterns("__pycache__"))
+    _byte_compile(work / "snapshot")
     env = dict(os.environ, PYTHONPATH=str(work / "snapshot") + os.pathsep + os.environ.get("PYTHONPATH", ""))
     env.pop("NANLINT_CACHE_DIR", None)
     env.pop("NANLINT_SECOND_STAGE", None)
@@ -526,6 +564,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     if args.baseline is not None:
         shutil.copytree(args.baseline.resolve() / "nanlint", work / "baseline" / "nanlint",
                         ignore=shutil.ignore_patterns("__pycache__"))
+        _byte_compile(work / "baseline")
         trees["baseline"] = dict(env, PYTHONPATH=str(work / "baseline") + os.pathsep + os.environ.get("PYTHONPATH", ""))
     rows: list[Row] = []
     verdicts: list[str] = []
@@ -602,6 +641,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         for r in rows:
             if r.scope == scope:
                 print("| " + " | ".join(r.cells(baselines.get(scope))) + " |")
+    summary(rows)
     colds = [r for r in rows if r.name.startswith("nanlint cold (")]
     verdicts.append("peak RSS of a cold run (process tree): " + ", ".join(
         f"{max(x.tree_rss_kb for x in r.runs) / 1024:.0f} MiB on {r.scope} ({r.files} files)" for r in colds))

@@ -4,18 +4,31 @@ An entry is found by a key made of the file's bytes (BLAKE2b), the path it is
 reported under, and the effective request (the enabled rules, the declared
 precision, the rule options). Every entry of one cache file shares a *salt*: the
 nanlint version, a hash of nanlint's own source files, the Python version and the
-libcst version. Modification times are never consulted (a fresh CI checkout
-resets them); an edited file has new bytes and misses.
+libcst version. An edited file has new bytes and misses.
+
+A file's ``stat`` only spares reading it; its bytes decide:
+
+* *file records*: the cache remembers, for each file it hashed, its
+  ``stat`` (device, inode, size, ``mtime_ns``, ``ctime_ns``) and the BLAKE2b
+  of its bytes. A file whose ``stat`` is unchanged is not read or hashed again
+  (a warm run stats its files and reads none). Any change of the five fields
+  (every write changes ``ctime``, which no tool can set back; a fresh CI checkout
+  has new ones) and the file is read and hashed. A file changed in the last
+  ``RACY_NS`` before it was looked at is never recorded (git's "racily clean"
+  rule: a second write in the same timestamp tick would keep its ``stat``).
+  Not on Windows, where ``st_ctime`` is the creation time;
+* the salt's hash of nanlint's source is remembered the same way
+  (``<dir>/v2/sources.stamp``, keyed by the ``stat`` of every source file).
 
 The cache is never trusted:
 
-* one file per salt, ``<dir>/v1/<salt>.json``: a header line (magic, format,
-  salt, length and SHA-256 of the payload) and one JSON payload line. Any
-  mismatch (a corrupt or truncated file, another tool's file, another nanlint)
-  and the file is ignored and rebuilt; it is JSON, never pickle, so reading it
-  cannot run code;
-* every entry is checked field by field when it is used; a malformed entry is
-  a miss;
+* one file per salt, ``<dir>/v2/<salt>.json``: a header line (magic, format,
+  salt, length and BLAKE2b of the payload) and one JSON payload line (the
+  entries and the file records). Any mismatch (a corrupt or truncated file,
+  another tool's file, another nanlint) and the file is ignored and rebuilt; it
+  is JSON, never pickle, so reading it cannot run code;
+* every entry and record is checked field by field when it is used; a malformed
+  one is a miss;
 * writes go to a temporary file in the same directory and replace the cache file
   atomically (``os.replace``), under an exclusive ``flock`` on ``<salt>.json.lock``
   that serialises concurrent writers: each merges what is on disk first, so no
@@ -23,46 +36,117 @@ The cache is never trusted:
   new one, never a mix (where ``fcntl`` is missing the last replace wins).
 
 Results with an internal error (NAN999) are not stored, so a crash is retried.
-Entries unused for ``MAX_AGE_DAYS`` are dropped when the file is written.
+Entries and records unused for ``MAX_AGE_DAYS`` are dropped when the file is written.
 """
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional
+
+try:  # hashlib's blake2b itself; importing hashlib also loads OpenSSL (2-3 ms of a 0.1 s warm run)
+    from _blake2 import blake2b
+except ImportError:  # pragma: no cover - a Python built without its own blake2
+    from hashlib import blake2b
 
 from . import __version__
 from .finding import Edit, Finding, Fix
 
 CACHE_DIR_NAME = ".nanlint_cache"
-FORMAT = 1
+FORMAT = 2
 MAGIC = "nanlint-cache"
 MAX_AGE_DAYS = 30
+RACY_NS = 2_000_000_000  # a stat this close to the moment it was taken is not remembered (see the docstring)
+# Windows' st_ctime is the creation time, which a write does not change: there only the bytes are trusted.
+STAT_RECORDS = os.name != "nt"
 _SUBDIR = f"v{FORMAT}"
+_STAMP_FILE = "sources.stamp"  # JSON; not *.json, the name of cache files
 
 _salt: Optional[str] = None
+
+
+def _source_files() -> list[str]:
+    """nanlint's own ``.py`` files, sorted, as paths relative to the package (``/``-separated)."""
+    package = os.path.dirname(os.path.realpath(__file__))
+    found: list[str] = []
+    stack = [""]
+    while stack:
+        relative = stack.pop()
+        with os.scandir(os.path.join(package, relative)) as entries:
+            for entry in entries:
+                name = f"{relative}/{entry.name}" if relative else entry.name
+                if entry.is_dir(follow_symlinks=False):
+                    if entry.name != "__pycache__":
+                        stack.append(name)
+                elif entry.name.endswith(".py"):
+                    found.append(name)
+    return sorted(found)
 
 
 def salt() -> str:
     """What every entry of one cache file shares: nanlint's version and code, Python, libcst."""
     global _salt
     if _salt is None:
-        digest = hashlib.blake2b(digest_size=16)
-        package = Path(__file__).resolve().parent
-        for path in sorted(package.rglob("*.py")):
-            digest.update(str(path.relative_to(package)).encode())
+        digest = blake2b(digest_size=16)
+        package = os.path.dirname(os.path.realpath(__file__))
+        for relative in _source_files():
+            digest.update(relative.encode())
             digest.update(b"\0")
-            digest.update(path.read_bytes())
+            with open(os.path.join(package, relative), "rb") as handle:
+                digest.update(handle.read())
             digest.update(b"\0")
         digest.update(f"{__version__}|{sys.implementation.name}|{sys.version}|{_libcst_version()}".encode())
         _salt = digest.hexdigest()
     return _salt
+
+
+def _stamp_of_sources() -> Optional[str]:
+    """A digest of the ``stat`` of nanlint's source files, the versions and libcst's (see :func:`salt`); None
+    when a source file changed within ``RACY_NS`` (its stat cannot vouch for its bytes yet)."""
+    if not STAT_RECORDS:
+        return None
+    package = os.path.dirname(os.path.realpath(__file__))
+    now = time.time_ns()
+    parts = [f"{__version__}|{sys.implementation.name}|{sys.version}|{_libcst_version()}"]
+    for relative in _source_files():
+        st = os.stat(os.path.join(package, relative))
+        if now - max(st.st_mtime_ns, st.st_ctime_ns) < RACY_NS:
+            return None
+        parts.append(f"{relative}|{st.st_dev}|{st.st_ino}|{st.st_size}|{st.st_mtime_ns}|{st.st_ctime_ns}")
+    return blake2b("\n".join(parts).encode(), digest_size=16).hexdigest()
+
+
+def salt_for(directory: str) -> str:
+    """:func:`salt`, remembered in ``directory`` under the ``stat`` of the source files: a run whose sources are
+    unchanged reads one small file instead of hashing nanlint's ~1 MB of source (8 ms)."""
+    if _salt is not None:
+        return _salt
+    try:
+        stamp = _stamp_of_sources()
+    except OSError:
+        stamp = None
+    file = os.path.join(directory, _SUBDIR, _STAMP_FILE)
+    if stamp is not None:
+        try:
+            with open(file, "rb") as handle:
+                remembered = json.loads(handle.read())
+            value = remembered.get(stamp) if isinstance(remembered, dict) else None
+            if isinstance(value, str) and len(value) == 32 and all(c in "0123456789abcdef" for c in value):
+                return value
+        except (OSError, ValueError, UnicodeDecodeError, RecursionError):
+            pass
+    value = salt()
+    if stamp is not None:
+        try:
+            os.makedirs(os.path.dirname(file), exist_ok=True)
+            _mark_directory(directory)
+            _replace(file, json.dumps({stamp: value}).encode())
+        except OSError:
+            pass
+    return value
 
 
 def _libcst_version() -> str:
@@ -74,7 +158,7 @@ def _libcst_version() -> str:
     for folder in (spec.submodule_search_locations or []) if spec is not None else []:
         try:
             with open(os.path.join(folder, "_version.py"), "rb") as handle:
-                return hashlib.blake2b(handle.read(), digest_size=8).hexdigest()
+                return blake2b(handle.read(), digest_size=8).hexdigest()
         except OSError:
             continue
     try:
@@ -90,26 +174,38 @@ def request_key(rules: Iterable[Any], precision: Optional[tuple[str, ...]], opti
     """The effective settings of one file: enabled rules (classes or codes), declared precision, rule options."""
     text = json.dumps([sorted(rule if isinstance(rule, str) else rule.code for rule in rules), list(precision) if precision is not None else None,
                        [[k, repr(v)] for k, v in sorted(options, key=lambda kv: kv[0])]])
-    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+    return blake2b(text.encode(), digest_size=16).hexdigest()
 
 
 def content_hash(data: bytes) -> str:
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
+    return blake2b(data, digest_size=16).hexdigest()
 
 
 def entry_key(display: str, settings_key: str, digest: str) -> str:
-    return hashlib.blake2b(f"{display}\0{settings_key}\0{digest}".encode(), digest_size=16).hexdigest()
+    return blake2b(f"{display}\0{settings_key}\0{digest}".encode(), digest_size=16).hexdigest()
+
+
+def checksum(payload: bytes) -> str:
+    """The header's checksum of the payload."""
+    return blake2b(payload, digest_size=32).hexdigest()
+
+
+def file_signature(st: os.stat_result) -> list[int]:
+    """What a file record compares: device, inode, size, mtime_ns, ctime_ns."""
+    return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
 
 
 class Cache:
-    """The entries of one salt: load once, look up and add during a run, ``save`` at the end."""
+    """The entries and file records of one salt: load once, look up and add during a run, ``save`` at the end."""
 
     def __init__(self, directory: str) -> None:
         self.directory = directory
-        self.file = os.path.join(directory, _SUBDIR, f"{salt()}.json")
+        self.salt = salt_for(directory)
+        self.file = os.path.join(directory, _SUBDIR, f"{self.salt}.json")
         self._today = int(time.time() // 86400)
-        self._entries: dict[str, list[Any]] = self._load(self.file)
+        self._entries, self._files = self._load(self.file, self.salt)
         self._added: dict[str, list[Any]] = {}
+        self._added_files: dict[str, list[Any]] = {}
         self.hits = 0
         self.misses = 0
 
@@ -130,10 +226,25 @@ class Cache:
         if encoded is not None:
             self._added[key] = [self._today, encoded]
 
+    def digest_of(self, path: str, st: os.stat_result) -> Optional[str]:
+        """The content hash recorded for the file at ``path`` (absolute) if its ``stat`` is the recorded one."""
+        record = self._added_files.get(path) or self._files.get(path)
+        if record is None or record[1:6] != file_signature(st):
+            return None
+        if record[0] != self._today and path not in self._added_files:
+            self._added_files[path] = [self._today, *record[1:]]  # refresh its age
+        return record[6]  # type: ignore[no-any-return]  # checked by _load
+
+    def record(self, path: str, st: os.stat_result, digest: str) -> None:
+        """Remember that the file at ``path`` (absolute) with this ``stat`` hashed to ``digest``; not while it is
+        racy (changed within ``RACY_NS``: a second write in the same tick could keep its ``stat``)."""
+        if STAT_RECORDS and time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) >= RACY_NS:
+            self._added_files[path] = [self._today, *file_signature(st), digest]
+
     # -- storage ----------------------------------------------------------
     def save(self) -> None:
         """Write the entries added in this run (see ``_write``). Never raises."""
-        if not self._added:
+        if not self._added and not self._added_files:
             return
         try:
             os.makedirs(os.path.dirname(self.file), exist_ok=True)
@@ -145,50 +256,66 @@ class Cache:
 
     def _write(self) -> None:
         """Under the lock: merge what is on disk now, drop old entries, replace the file atomically."""
-        merged = self._load(self.file)  # a concurrent run may have written since we loaded
-        merged.update(self._added)
+        entries, files = self._load(self.file, self.salt)  # a concurrent run may have written since we loaded
+        entries.update(self._added)
+        files.update(self._added_files)
         oldest = self._today - MAX_AGE_DAYS
-        merged = {k: v for k, v in merged.items() if v[0] >= oldest}
-        payload = json.dumps(merged, separators=(",", ":"), allow_nan=True).encode()
-        header = json.dumps({"magic": MAGIC, "format": FORMAT, "salt": salt(), "length": len(payload),
-                             "sha256": hashlib.sha256(payload).hexdigest()}).encode()
-        handle, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=os.path.dirname(self.file))
-        try:
-            with os.fdopen(handle, "wb") as out:
-                out.write(header + b"\n" + payload + b"\n")
-            os.replace(temporary, self.file)
-        except BaseException:
-            try:
-                os.unlink(temporary)
-            except OSError:
-                pass
-            raise
-        self._entries = merged
-        self._added = {}
+        entries = {k: v for k, v in entries.items() if v[0] >= oldest}
+        files = {k: v for k, v in files.items() if v[0] >= oldest}
+        payload = json.dumps({"entries": entries, "files": files}, separators=(",", ":"), allow_nan=True).encode()
+        header = json.dumps({"magic": MAGIC, "format": FORMAT, "salt": self.salt, "length": len(payload),
+                             "blake2b": checksum(payload)}).encode()
+        _replace(self.file, header + b"\n" + payload + b"\n")
+        self._entries, self._files = entries, files
+        self._added, self._added_files = {}, {}
 
     @staticmethod
-    def _load(file: str) -> dict[str, list[Any]]:
-        """The entries of a valid cache file, else {} (missing, corrupt, foreign, other version)."""
+    def _load(file: str, expected_salt: str) -> tuple[dict[str, list[Any]], dict[str, list[Any]]]:
+        """The entries and file records of a valid cache file, else empty (missing, corrupt, foreign, other
+        version)."""
         try:
             with open(file, "rb") as handle:
                 data = handle.read()
         except OSError:
-            return {}
+            return {}, {}
         try:
             newline = data.index(b"\n")
             header = json.loads(data[:newline])
             payload = data[newline + 1:].rstrip(b"\n")
             if not (isinstance(header, dict) and header.get("magic") == MAGIC and header.get("format") == FORMAT
-                    and header.get("salt") == salt() and header.get("length") == len(payload)
-                    and header.get("sha256") == hashlib.sha256(payload).hexdigest()):
-                return {}
-            entries = json.loads(payload)
+                    and header.get("salt") == expected_salt and header.get("length") == len(payload)
+                    and header.get("blake2b") == checksum(payload)):
+                return {}, {}
+            loaded = json.loads(payload)
         except (ValueError, UnicodeDecodeError, RecursionError):
-            return {}
-        if not isinstance(entries, dict):
-            return {}
-        return {k: v for k, v in entries.items()
-                if isinstance(k, str) and isinstance(v, list) and len(v) == 2 and type(v[0]) is int}
+            return {}, {}
+        if not isinstance(loaded, dict):
+            return {}, {}
+        entries, files = loaded.get("entries"), loaded.get("files")
+        entries = {k: v for k, v in entries.items()
+                   if isinstance(k, str) and isinstance(v, list) and len(v) == 2 and type(v[0]) is int
+                   } if isinstance(entries, dict) else {}
+        files = {k: v for k, v in files.items()
+                 if isinstance(k, str) and isinstance(v, list) and len(v) == 7
+                 and all(type(x) is int for x in v[:6]) and isinstance(v[6], str)} if isinstance(files, dict) else {}
+        return entries, files
+
+
+def _replace(file: str, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``file`` and rename it over ``file`` (atomic)."""
+    import tempfile
+
+    handle, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=os.path.dirname(file))
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        os.replace(temporary, file)
+    except BaseException:
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+        raise
 
 
 @contextlib.contextmanager

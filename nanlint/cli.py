@@ -4,35 +4,54 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Optional, Sequence
 
 import click
 
 from . import __version__
-from .config import ConfigError, Settings
-from .docs import fix_contract, rule_text
-from .discovery import Target, discover
-from .files import FileResult, decode_source
-from .finding import CONFIDENCES, Finding, at_least
-from .registry import ALL_RULES, BY_CODE
-from .report import FORMATTERS
-from .report.text import format_statistics
-from .request import Overrides, SettingsResolver
 
-# Imports are kept to what each command needs: `--version`, `--help`, `rules` and `rule` read the rule index
-# (nanlint/registry.py) and import neither libcst nor a rule; a run whose files are all cache hits imports the
-# cache and the runner only; the engine (libcst, the rules, the analysis) is imported where a file is analysed.
+if TYPE_CHECKING:  # pragma: no cover
+    from .config import Settings
+    from .discovery import Target
+    from .finding import Finding
+    from .request import SettingsResolver
+
+# Imports are kept to what each command needs: module level is click and nanlint's version only (`--version`
+# imports nothing else); `--help`, `rules` and `rule` read the rule index (nanlint/registry.py) and import neither
+# libcst nor a rule; a run whose files are all cache hits imports the configuration, discovery, the cache and the
+# runner; the engine (libcst, the rules, the analysis) is imported where a file is analysed. `server` and
+# `verify` are loaded when named (or listed by `--help`).
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
 
+# The choices of --output-format and --confidence, spelled here so that defining the options imports nothing
+# (tests/test_cli.py checks them against nanlint.report.FORMATTERS and nanlint.finding.CONFIDENCES).
+OUTPUT_FORMATS = ("github", "json", "sarif", "text")
+CONFIDENCE_CHOICES = ("high", "medium", "low")
+# Commands defined in their own modules, imported when they run (or when `--help` lists them).
+LAZY_COMMANDS = {"server": ("nanlint.server", "command"), "verify": ("nanlint.verify.command", "verify")}
+
+
 class DefaultCommandGroup(click.Group):
-    """``nanlint src/`` means ``nanlint check src/``."""
+    """``nanlint src/`` means ``nanlint check src/``; ``server`` and ``verify`` are imported when asked for."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if not args or (args[0] not in self.commands and args[0] not in ("--help", "-h", "--version")):
+        if not args or (args[0] not in self.commands and args[0] not in LAZY_COMMANDS
+                        and args[0] not in ("--help", "-h", "--version")):
             args = ["check", *args]
         return super().parse_args(ctx, args)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> Optional[click.Command]:
+        if cmd_name not in self.commands and cmd_name in LAZY_COMMANDS:
+            import importlib
+
+            module, name = LAZY_COMMANDS[cmd_name]
+            self.add_command(getattr(importlib.import_module(module), name), cmd_name)
+        return self.commands.get(cmd_name)
 
 
 @click.group(cls=DefaultCommandGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -48,8 +67,8 @@ def main() -> None:
 @click.option("--ignore", multiple=True, help="Rule codes or prefixes to disable.")
 @click.option("--preview/--no-preview", default=None, help="Enable preview rules.")
 @click.option("--precision", default=None, help="Comma-separated dtypes the code runs in (float32,bfloat16,float16).")
-@click.option("--output-format", type=click.Choice(sorted(FORMATTERS)), default="text", show_default=True)
-@click.option("--confidence", type=click.Choice(CONFIDENCES), default=None,
+@click.option("--output-format", type=click.Choice(OUTPUT_FORMATS), default="text", show_default=True)
+@click.option("--confidence", type=click.Choice(CONFIDENCE_CHOICES), default=None,
               help="The lowest confidence to report: high, medium (the default) or low; lower findings are "
                    "dropped and do not fail the run (config key `confidence`).")
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when problems are found.")
@@ -89,6 +108,10 @@ def check(paths: tuple[str, ...], select: tuple[str, ...], extend_select: tuple[
           show_fixes: bool = False,
           no_cache: bool = False, cache_dir: Optional[str] = None, jobs: Optional[int] = None) -> None:
     """Lint PATHS (files or directories; default: the current directory; `-` for stdin)."""
+    from .config import ConfigError
+    from .finding import Finding
+    from .request import Overrides, SettingsResolver
+
     try:
         resolver = SettingsResolver(Overrides.from_cli(select, extend_select, ignore, preview, precision,
                                                        respect_gitignore, confidence),
@@ -117,6 +140,8 @@ def check(paths: tuple[str, ...], select: tuple[str, ...], extend_select: tuple[
     suppressed = [f for f in findings if f.extra.get("suppressed")]  # only asked for SARIF
     findings = [f for f in findings if not f.extra.get("suppressed")]
     if statistics:
+        from .report.text import format_statistics
+
         out.report(format_statistics(findings, as_json=output_format == "json"))
     elif output_format == "sarif":
         from .report.sarif import format_sarif
@@ -147,6 +172,8 @@ def _format(output_format: str, findings: Sequence[Finding], checked: int, unsaf
         from .report.text import format_text
 
         return format_text(findings, checked, unsafe_fixes=unsafe_fixes, fixed=fixed, summary=not quiet)
+    from .report import FORMATTERS
+
     return FORMATTERS[output_format](findings, checked)
 
 
@@ -213,10 +240,12 @@ def _fix(paths: Sequence[str], resolver: SettingsResolver, stdin_filename: Optio
          unsafe: bool, dry_run: bool, show_fixes: bool, output_format: str, exit_zero: bool,
          statistics: bool, out: Output) -> int:
     """``--fix`` (write) or ``--diff`` (print); returns the exit status."""
-    from .files import file_error
+    from .discovery import discover
+    from .files import decode_source, file_error
+    from .finding import Finding
     from .fixes import FileFix, finish, fix_file, fix_source
     from .notebook import fix_notebook_file, is_notebook
-    from .report.text import format_fixed, format_unfixable
+    from .report.text import format_fixed, format_statistics, format_unfixable
 
     results: list[FileFix] = []
     stdin_text: Optional[str] = None
@@ -287,6 +316,7 @@ def _fix(paths: Sequence[str], resolver: SettingsResolver, stdin_filename: Optio
 
 
 def _add_noqa(paths: Sequence[str], resolver: SettingsResolver, force_exclude: bool, out: Output) -> int:
+    from .discovery import discover
     from .noqa import add_noqa_file
 
     added = files = 0
@@ -308,6 +338,8 @@ def _add_noqa(paths: Sequence[str], resolver: SettingsResolver, force_exclude: b
 
 def _shown(findings: Iterable[Finding], lowest: str) -> list[Finding]:
     """The findings a report shows: those at or above the file's lowest confidence (``--confidence``)."""
+    from .finding import at_least
+
     return [f for f in findings if at_least(f.confidence, lowest)]
 
 
@@ -322,6 +354,8 @@ def _run(paths: Sequence[str], resolver: SettingsResolver, stdin_filename: Optio
          ) -> tuple[list[Finding], int, bool]:
     """Lint the files (through the cache and a process pool, see runner.py); stdin in this process.
     ``progress``: show :class:`Progress` (the targets are then listed before linting starts, for the total)."""
+    from .files import FileResult, decode_source
+
     findings: list[Finding] = []
     checked = 0
     internal = False
@@ -338,6 +372,7 @@ def _run(paths: Sequence[str], resolver: SettingsResolver, stdin_filename: Optio
                                                                            resolver.request_for(name))]
     else:
         from .cache import Cache
+        from .discovery import discover
         from .runner import Job, lint_files
 
         targets: Iterable[Target] = discover(paths, resolver.for_path, force_exclude)
@@ -369,6 +404,9 @@ def _run(paths: Sequence[str], resolver: SettingsResolver, stdin_filename: Optio
 @click.argument("code")
 def rule(code: str) -> None:
     """Print the documentation of rule CODE (e.g. NAN101)."""
+    from .docs import rule_text
+    from .registry import ALL_RULES, BY_CODE
+
     found = BY_CODE.get(code.upper())
     if found is None:
         matches = [r for r in ALL_RULES if r.name == code]
@@ -401,17 +439,12 @@ def truth_table_command(mode: Optional[str], path: str) -> None:
 @click.option("--all", "show_all", is_flag=True, default=True, hidden=True)
 def rules_command(show_all: bool) -> None:
     """List every rule: code, name, default status, fix (availability and applicability), summary."""
+    from .docs import fix_contract
+    from .registry import ALL_RULES
+
     width = max(len(r.name) for r in ALL_RULES)
     fix_width = max(len(fix_contract(r)) for r in ALL_RULES)
     for r in ALL_RULES:
         status = "preview" if r.preview else "on"
         click.echo(f"{r.code}  {r.name:<{width}}  {status:<7}  {fix_contract(r):<{fix_width}}  {r.summary}")
 
-
-from .server import command as _server_command  # noqa: E402  (pygls itself is imported only when it runs)
-
-main.add_command(_server_command)
-
-from .verify.command import verify as _verify_command  # noqa: E402  (torch is imported only when it runs)
-
-main.add_command(_verify_command)

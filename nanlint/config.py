@@ -11,12 +11,7 @@ import functools
 import os
 import sys
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Iterable, Optional, Sequence
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Sequence
 
 from .finding import CONFIDENCES, DEFAULT_CONFIDENCE
 from .registry import ALL_RULES, RuleInfo
@@ -153,9 +148,14 @@ class Settings:
         """
         relative = self.relative(path)
         patterns = (*self.exclude, *self.extend_exclude)
+        quick = _name_matcher(patterns)
         if relative.startswith("../") or os.path.isabs(relative):  # outside the root: only name patterns apply
             name = os.path.basename(os.path.normpath(path))
+            if quick is not None:
+                return quick(name)
             return _glob_match(name, tuple(p for p in patterns if "/" not in p.rstrip("/")))
+        if quick is not None and relative.rsplit("/", 1)[-1] not in (".", ".."):
+            return quick(relative.rsplit("/", 1)[-1])
         if os.path.isdir(path):
             relative += "/"
         return bool(own_verdict(_spec(patterns), relative))
@@ -172,6 +172,27 @@ class Settings:
 
 def _matches(code: str, selectors: Iterable[str]) -> bool:
     return any(s == "ALL" or code.startswith(s) for s in selectors)
+
+
+_NAME_GLOB_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-*?")
+
+
+@functools.lru_cache(maxsize=256)
+def _name_matcher(patterns: tuple[str, ...]) -> Optional[Callable[[str], bool]]:
+    """A quick exclude test when every pattern matches a bare name: letters, digits, ``_.-``, ``*`` and ``?`` only
+    (no ``/``, ``!``, ``[``, ``\\``, ``#``, space or ``**``), like the default excludes. For such patterns the
+    .gitignore verdict on an entry (:func:`own_verdict`) is whether a pattern matches its name, which ``fnmatch``
+    answers without importing pathspec and without a ``stat`` (tests/test_globs_gitignore.py compares the two).
+    None for any other pattern set."""
+    if not all(p and set(p) <= _NAME_GLOB_CHARS and "**" not in p and p.strip(".") for p in patterns):
+        return None
+    import fnmatch
+    import re
+
+    if not patterns:
+        return lambda name: False
+    regex = re.compile("|".join(fnmatch.translate(p) for p in patterns))
+    return lambda name: regex.match(name) is not None
 
 
 @functools.lru_cache(maxsize=256)
@@ -209,10 +230,20 @@ def _glob_match(relative: str, patterns: "str | tuple[str, ...]") -> bool:
 CONFIG_NAMES = ("nanlint.toml", "pyproject.toml")  # in one directory, nanlint.toml wins (ruff's ruff.toml rule)
 
 
+def _toml() -> Any:
+    """tomllib (tomli before 3.11), imported when a configuration file is read (`--isolated` reads none)."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+    return tomllib
+
+
 def _has_table(path: str) -> bool:
     """Does this configuration file configure nanlint? (A nanlint.toml always does.)"""
     if os.path.basename(path) != "pyproject.toml":
         return True
+    tomllib = _toml()
     try:
         with open(path, "rb") as handle:
             data = tomllib.load(handle)
@@ -239,6 +270,7 @@ def find_config(start: str) -> Optional[str]:
 
 def load_config(path: str) -> Settings:
     """Settings from a ``pyproject.toml`` (its [tool.nanlint] table) or a ``nanlint.toml`` (its top level)."""
+    tomllib = _toml()
     try:
         with open(path, "rb") as handle:
             data = tomllib.load(handle)

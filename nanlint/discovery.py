@@ -32,6 +32,17 @@ def display_path(path: str) -> str:
     return os.path.normpath(path)
 
 
+def _display_below(shown_root: str, root: str, name: str) -> str:
+    """``display_path(os.path.join(root, name))`` from ``shown_root = display_path(root)`` (``name``: one
+    component, neither ``.`` nor ``..``), without a relpath per file."""
+    if os.path.isabs(root) and shown_root == root:  # outside the working directory: shown as given
+        return os.path.join(root, name)
+    shown = name if shown_root == "." else os.path.join(shown_root, name)
+    if os.path.isabs(root) and shown.startswith(".."):  # display_path's own rule, on the joined path
+        return os.path.join(root, name)
+    return shown
+
+
 @dataclass
 class GitIgnore:
     """What git would ignore: the ``.gitignore`` files from a path's directory up to its repository's root (the
@@ -119,16 +130,21 @@ def discover(paths: Sequence[str], settings_for: SettingsFor, force_exclude: boo
             for root, dirs, files in os.walk(given):
                 settings = settings_for(root)
                 dirs[:] = sorted(d for d in dirs if not skipped(os.path.join(root, d), settings))
+                real_root: Optional[str] = None  # realpath and display_path once per directory, not per file
+                shown_root = ""
                 for name in sorted(files):
                     if not name.endswith((".py", ".ipynb")):
                         continue
                     path = os.path.join(root, name)
                     if skipped(path, settings):
                         continue
-                    key = os.path.realpath(path) if not os.path.islink(path) else os.path.abspath(path)
+                    if real_root is None:
+                        real_root, shown_root = os.path.realpath(root), display_path(root)
+                    # = os.path.realpath(path) (the walk does not follow links, so only `name` can be one)
+                    key = os.path.join(real_root, name) if not os.path.islink(path) else os.path.abspath(path)
                     if key not in seen:
                         seen.add(key)
-                        yield Target(path, display_path(path))
+                        yield Target(path, _display_below(shown_root, root, name))
         elif os.path.lexists(given):
             if force_exclude and force_excluded(given):
                 continue

@@ -11,7 +11,6 @@ are imported only where a file is analysed (:meth:`nanlint.files.LintRequest.rul
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from dataclasses import dataclass
@@ -73,6 +72,8 @@ def render() -> str:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    import argparse  # here: the command line imports this module for the index only
+
     parser = argparse.ArgumentParser(prog="python -m nanlint.registry", description=__doc__.split("\n\n")[0])
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--write", action="store_true", help="regenerate nanlint/_rule_index.py")

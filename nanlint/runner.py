@@ -3,7 +3,8 @@
 ``lint_files(jobs)`` yields one :class:`~nanlint.engine.FileResult` per job, in
 the jobs' order, whatever order the workers finish in:
 
-* the main process reads each file and hashes its bytes; a cache hit
+* the main process hashes each file's bytes (or takes the hash the cache recorded
+  for the file's unchanged ``stat``, without reading it); a cache hit
   (:mod:`nanlint.cache`) is yielded without parsing anything;
 * a miss is linted in a worker process (the bytes travel with the task, so the
   result always belongs to the bytes that were hashed). The pool starts only
@@ -31,7 +32,6 @@ from typing import TYPE_CHECKING, Any, Deque, Iterable, Iterator, Optional, Unio
 from .cache import Cache, content_hash, entry_key, plain_extra, request_key
 from .files import INTERNAL_ERROR_CODE, INTERNAL_ERROR_NAME, FileResult, LintRequest, decode_source, file_error
 from .finding import Finding
-from .notebook import is_notebook, lint_notebook
 
 if TYPE_CHECKING:  # pragma: no cover
     from concurrent.futures import Future, ProcessPoolExecutor
@@ -77,7 +77,9 @@ def lint_bytes(path: str, display: str, data: bytes, request: LintRequest) -> Fi
     holds no source text, no tree, and only plain ``extra`` data."""
     from .engine import lint_source  # here, not at the top: a run of cache hits never imports libcst or a rule
 
-    if is_notebook(path):
+    if path.endswith(".ipynb"):  # notebook.is_notebook, without importing notebook.py for a .py file
+        from .notebook import lint_notebook
+
         result = lint_notebook(display, data, request)
         encoding = "utf-8"
     else:
@@ -165,19 +167,35 @@ class _Runner:
             yield from self._ready(pending)
 
     def _prepare(self, job: Job) -> Union[FileResult, _Task]:
+        if self.cache is None:
+            data = _read(job)
+            return data if isinstance(data, FileResult) else _Task(job.path, job.display, data, job.request, None)
+        settings = self._settings_keys.get(job.request)
+        if settings is None:
+            settings = request_key(job.request.codes, job.request.precision, job.request.options)
+            self._settings_keys[job.request] = settings
+        where = f"{job.path}\0{job.display}"
+        absolute = os.path.abspath(job.path)
+        try:
+            st: Optional[os.stat_result] = None if job.missing else os.stat(absolute)
+        except OSError:
+            st = None  # _read says why
+        if st is not None:  # unchanged since the cache hashed it: no need to read it
+            digest = self.cache.digest_of(absolute, st)
+            if digest is not None:
+                found = self.cache.get(entry_key(where, settings, digest))
+                if found is not None:
+                    return FileResult(job.display, found)
         data = _read(job)
         if isinstance(data, FileResult):
             return data
-        key = None
-        if self.cache is not None:
-            settings = self._settings_keys.get(job.request)
-            if settings is None:
-                settings = request_key(job.request.codes, job.request.precision, job.request.options)
-                self._settings_keys[job.request] = settings
-            key = entry_key(f"{job.path}\0{job.display}", settings, content_hash(data))
-            found = self.cache.get(key)
-            if found is not None:
-                return FileResult(job.display, found)
+        digest = content_hash(data)
+        if st is not None:
+            self.cache.record(absolute, st, digest)  # the stat taken before reading: a later write changes it
+        key = entry_key(where, settings, digest)
+        found = self.cache.get(key)
+        if found is not None:
+            return FileResult(job.display, found)
         return _Task(job.path, job.display, data, job.request, key)
 
     def _ready(self, pending: Deque[Union[FileResult, _Task]]) -> Iterator[FileResult]:

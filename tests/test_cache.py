@@ -84,6 +84,37 @@ def test_salt_depends_on_version(monkeypatch: pytest.MonkeyPatch) -> None:
     assert cache_module.salt() != before
 
 
+def test_salt_is_remembered_under_the_stat_of_the_sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = cache_module.salt()
+    monkeypatch.setattr(cache_module, "RACY_NS", 0)
+
+    def fresh() -> str:  # as a new process would compute it (salt() keeps its value for the process)
+        monkeypatch.setattr(cache_module, "_salt", None)
+        return cache_module.salt_for(str(tmp_path))
+
+    assert fresh() == real
+    stamp_file = tmp_path / cache_module._SUBDIR / cache_module._STAMP_FILE
+    (stamp,) = json.loads(stamp_file.read_text())
+    stamp_file.write_text(json.dumps({stamp: "a" * 32}))
+    assert fresh() == "a" * 32  # read, not recomputed
+    monkeypatch.setattr(cache_module, "_stamp_of_sources", lambda: "another stat of the sources")
+    assert fresh() == real  # a changed source file: hashed again
+    monkeypatch.setattr(cache_module, "_stamp_of_sources", lambda: None)  # a source file changed just now
+    stamp_file.unlink()
+    assert fresh() == real and not stamp_file.exists()
+
+
+def test_racy_files_are_not_recorded(tmp_path: Path) -> None:
+    module = tmp_path / "m.py"
+    module.write_text(HAZARD)
+    c = Cache(str(tmp_path / "cache"))
+    c.record(str(module), module.stat(), content_hash(HAZARD.encode()))  # written just now: not remembered
+    assert c.digest_of(str(module), module.stat()) is None
+    os.utime(module, ns=(1, 1))  # mtime in 1970; ctime is now, so still racy
+    c.record(str(module), module.stat(), content_hash(HAZARD.encode()))
+    assert c.digest_of(str(module), module.stat()) is None
+
+
 def _saved(tmp_path: Path) -> Path:
     first = Cache(str(tmp_path))
     first.put(key(), [finding()])
@@ -114,12 +145,10 @@ def test_corrupt_file_is_ignored_and_rebuilt(tmp_path: Path, damage: str) -> Non
 def test_foreign_file_is_ignored(tmp_path: Path) -> None:
     file = _saved(tmp_path)
     payload = file.read_bytes().split(b"\n")[1]
-    for header in ({"magic": "ruff-cache", "format": 1},
+    for header in ({"magic": "ruff-cache", "format": cache_module.FORMAT},
                    {"magic": "nanlint-cache", "format": 999},
-                   {"magic": "nanlint-cache", "format": 1, "salt": "f" * 32}):
-        import hashlib
-
-        full = dict(header, length=len(payload), sha256=hashlib.sha256(payload).hexdigest())
+                   {"magic": "nanlint-cache", "format": cache_module.FORMAT, "salt": "f" * 32}):
+        full = dict(header, length=len(payload), blake2b=cache_module.checksum(payload))
         full.setdefault("salt", cache_module.salt())
         file.write_bytes(json.dumps(full).encode() + b"\n" + payload + b"\n")
         assert Cache(str(tmp_path)).get(key()) is None, header
@@ -127,8 +156,6 @@ def test_foreign_file_is_ignored(tmp_path: Path) -> None:
 
 def test_well_formed_file_with_malformed_entries_is_not_trusted(tmp_path: Path) -> None:
     """A valid checksum over bad entries (a bug, or a hand-made file): each bad entry is a miss."""
-    import hashlib
-
     good = encode_findings([finding()])
     bad_entries = {
         "a": [1, [["NAN101", "x", "m", "p", "4", 1, 4, 2, None, {}]]],  # a line number as a string
@@ -138,10 +165,10 @@ def test_well_formed_file_with_malformed_entries_is_not_trusted(tmp_path: Path) 
         "e": [1, [["NAN101", "x", "m", "p", 4, 1, 4, 2, None, ["extra", "not a dict"]]]],
         "ok": [1, good],
     }
-    payload = json.dumps(bad_entries).encode()
-    header = {"magic": "nanlint-cache", "format": 1, "salt": cache_module.salt(), "length": len(payload),
-              "sha256": hashlib.sha256(payload).hexdigest()}
-    file = Path(tmp_path, "v1", f"{cache_module.salt()}.json")
+    payload = json.dumps({"entries": bad_entries, "files": {"/x.py": [1, 2, 3, 4, 5, 6, 7]}}).encode()
+    header = {"magic": "nanlint-cache", "format": cache_module.FORMAT, "salt": cache_module.salt(),
+              "length": len(payload), "blake2b": cache_module.checksum(payload)}
+    file = Path(tmp_path, cache_module._SUBDIR, f"{cache_module.salt()}.json")
     file.parent.mkdir(parents=True)
     file.write_bytes(json.dumps(header).encode() + b"\n" + payload + b"\n")
     loaded = Cache(str(tmp_path))
@@ -149,6 +176,7 @@ def test_well_formed_file_with_malformed_entries_is_not_trusted(tmp_path: Path) 
         assert loaded.get(name) is None, name
     assert loaded.get("ok") == [finding()]
     assert decode_entry({"not": "a list"}) is None
+    assert loaded._files == {}  # a file record whose hash is not a string is dropped
 
 
 def test_concurrent_writers_merge_and_leave_a_valid_file(tmp_path: Path) -> None:
@@ -237,7 +265,7 @@ def project(tmp_path: Path, config: str = "") -> Path:
 def test_cli_warm_run_equals_cold_run_and_uses_the_cache(tmp_path: Path) -> None:
     root = project(tmp_path)
     cold = run(["src", "--output-format", "json"], root)
-    assert (root / ".nanlint_cache" / "v1").is_dir()
+    assert (root / ".nanlint_cache" / cache_module._SUBDIR).is_dir()
     warm = run(["src", "--output-format", "json"], root)
     assert cold.returncode == warm.returncode == 1
     assert cold.stdout == warm.stdout
@@ -249,14 +277,14 @@ def test_cli_no_cache_and_cache_dir(tmp_path: Path) -> None:
     run(["src", "--no-cache"], root)
     assert not (root / ".nanlint_cache").exists()
     run(["src", "--cache-dir", "elsewhere"], root)
-    assert (root / "elsewhere" / "v1").is_dir() and not (root / ".nanlint_cache").exists()
+    assert (root / "elsewhere" / cache_module._SUBDIR).is_dir() and not (root / ".nanlint_cache").exists()
 
 
 def test_cli_cache_dir_from_config_is_relative_to_it(tmp_path: Path) -> None:
     root = project(tmp_path, 'cache-dir = "build/lintcache"\n')
     (root / "sub").mkdir()
     run(["../src"], root / "sub")
-    assert (root / "build" / "lintcache" / "v1").is_dir()
+    assert (root / "build" / "lintcache" / cache_module._SUBDIR).is_dir()
 
 
 def test_cli_cache_dir_must_be_a_string(tmp_path: Path) -> None:
@@ -288,11 +316,11 @@ def test_cli_settings_change_misses(tmp_path: Path) -> None:
 def test_cli_corrupt_cache_is_rebuilt(tmp_path: Path) -> None:
     root = project(tmp_path)
     run(["src"], root)
-    for file in (root / ".nanlint_cache" / "v1").glob("*.json"):
+    for file in (root / ".nanlint_cache" / cache_module._SUBDIR).glob("*.json"):
         file.write_bytes(b"\x00garbage")
     again = run(["src", "--output-format", "json"], root)
     assert again.returncode == 1 and json.loads(again.stdout)[0]["code"] == "NAN101"
-    for file in (root / ".nanlint_cache" / "v1").glob("*.json"):
+    for file in (root / ".nanlint_cache" / cache_module._SUBDIR).glob("*.json"):
         assert file.read_bytes().startswith(b'{"magic": "nanlint-cache"')
 
 

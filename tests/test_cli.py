@@ -227,3 +227,28 @@ def test_module_entry_point(tmp_path: Path) -> None:
     write(tmp_path, "m.py", HAZARD)
     done = subprocess.run([sys.executable, "-m", "nanlint", "m.py"], cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 1 and "NAN101" in done.stdout
+
+
+def test_option_choices_spelled_in_cli_match_their_sources() -> None:
+    """cli.py spells the --output-format and --confidence choices so that defining the options imports nothing."""
+    from nanlint import cli
+    from nanlint.finding import CONFIDENCES
+    from nanlint.report import FORMATTERS
+
+    assert cli.OUTPUT_FORMATS == tuple(sorted(FORMATTERS))
+    assert cli.CONFIDENCE_CHOICES == tuple(CONFIDENCES)
+
+
+def test_server_and_verify_are_listed_and_load_when_named(tmp_path: Path) -> None:
+    listing = run(["--help"], tmp_path)
+    assert listing.exit_code == 0 and "server" in listing.output and "verify" in listing.output
+    for command in ("server", "verify"):
+        result = run([command, "--help"], tmp_path)
+        assert result.exit_code == 0 and f"Usage: main {command}" in result.output, result.output
+
+
+def test_version_imports_only_the_command_line() -> None:
+    code = ("import sys\nfrom nanlint.cli import main\ntry:\n    main(['--version'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in sys.modules if m.startswith('nanlint')))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip().splitlines()[-1] == "['nanlint', 'nanlint.cli']", done.stdout + done.stderr

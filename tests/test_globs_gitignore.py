@@ -60,3 +60,43 @@ def test_a_path_named_inside_an_excluded_or_ignored_directory_is_linted(tmp_path
     assert _paths(tmp_path, "fixtures/demo") == {"fixtures/demo/m.py"}
     assert _paths(tmp_path, "scratch") == {"scratch/s.py"}
     assert _paths(tmp_path, "--force-exclude", "fixtures/demo", "scratch", "scratch/s.py") == set()
+
+
+def test_name_patterns_take_the_quick_path_with_the_same_verdicts(tmp_path: Path) -> None:
+    """Exclude sets of bare-name globs (the default excludes) are matched with fnmatch, without pathspec: the
+    verdicts equal pathspec's .gitignore verdicts on files, directories, inside and outside the root."""
+    from nanlint.config import DEFAULT_EXCLUDES, Settings, _name_matcher
+
+    root = tmp_path / "proj"
+    names = ["build", "dist", "a.egg-info", "egg-info", ".egg-info", "venv", "venv2", ".venv", "x.py", "m_pb2.py",
+             "__pycache__", "node_modules", "bu?ld", "b", "ab", ".hidden", "env", "envy"]
+    for name in names:
+        (root / "pkg" / name).mkdir(parents=True, exist_ok=True)
+        (root / "pkg" / name / "f.py").write_text("x = 1\n")
+        (root / "pkg" / (name + ".py")).write_text("x = 1\n")
+    pattern_sets = [DEFAULT_EXCLUDES, ("*.py",), ("b?", "*_pb2.py"), ("venv*", ".*"), ()]
+    entries = [root / "pkg" / n for n in names] + [root / "pkg" / (n + ".py") for n in names]
+    entries += [root / "pkg" / names[0] / "f.py", tmp_path / "build", tmp_path / "x.py"]
+    for patterns in pattern_sets:
+        assert _name_matcher(patterns) is not None, patterns
+        settings = Settings(root=str(root), exclude=patterns)
+        for entry in entries:
+            quick = settings.is_excluded(str(entry))
+            _name_matcher.cache_clear()
+            slow_settings = Settings(root=str(root), exclude=(*patterns, "no/such/dir"))  # a `/`: pathspec
+            assert _name_matcher(slow_settings.exclude) is None
+            assert slow_settings.is_excluded(str(entry)) == quick, (patterns, entry)
+    for pattern in ("a/b", "!x", "[ab]", "**", "dir/", "a b", "#c", ".", ".."):
+        assert _name_matcher((pattern,)) is None, pattern
+
+
+def test_display_paths_of_a_walk_equal_display_path(tmp_path: Path, monkeypatch) -> None:
+    from nanlint.discovery import _display_below, display_path
+
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "a")
+    for root in (str(tmp_path / "a"), str(tmp_path / "a" / "b"), str(tmp_path), str(tmp_path / "a") + "/",
+                 ".", "b", "./b", "..", "../a/b", "b/"):
+        for name in ("m.py", "..m.py", ".m.py"):
+            assert _display_below(display_path(root), root, name) == display_path(os.path.join(root, name)), \
+                (root, name)

@@ -74,6 +74,44 @@ def test_parallel_and_cached_paths_equal_the_plain_path(processes: int, plain: d
     assert sum(len(v) for v in plain.values()) > 50  # the comparison is not vacuous
 
 
+def test_a_warm_run_reads_no_unchanged_file_and_equals_the_plain_path(plain: dict, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cache's file records (stat -> content hash) answer a warm run without reading a file; a file whose
+    stat changed is read and hashed again."""
+    from nanlint import cache as cache_module
+
+    if not cache_module.STAT_RECORDS:
+        pytest.skip("no stat records where st_ctime is the creation time (Windows)")
+    monkeypatch.setattr(cache_module, "RACY_NS", 0)  # files written just now may be recorded too
+    paths = corpus_files()
+    list(lint_files(jobs(paths), 1, Cache(str(tmp_path / "cache"))))
+    read: list[str] = []
+    original = runner._read
+
+    def counting(job: Job):
+        read.append(job.path)
+        return original(job)
+
+    monkeypatch.setattr(runner, "_read", counting)
+    cache = Cache(str(tmp_path / "cache"))
+    results = list(lint_files(jobs(paths), 1, cache))
+    assert read == [] and cache.misses == 0
+    assert {str(p): identity(r.findings) for p, r in zip(paths, results)} == plain
+    # the same bytes under a new stat: read and hashed again, still a hit; new bytes: a miss
+    copy = tmp_path / "m.py"
+    copy.write_text("import torch\n\ndef f(x):\n    return x / x.norm()\n")
+    first = list(lint_files(jobs([copy]), 1, Cache(str(tmp_path / "cache"))))
+    os.utime(copy, ns=(1, 1))
+    cache = Cache(str(tmp_path / "cache"))
+    again = list(lint_files(jobs([copy]), 1, cache))
+    assert read[-1] == str(copy) and cache.hits == 1 and identity(again[0].findings) == identity(first[0].findings)
+    stat = copy.stat()
+    copy.write_text("import torch\n\ndef f(x):\n    return x / x.norm().clamp_min(1)\n")
+    os.utime(copy, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # same mtime; ctime and size tell
+    cache = Cache(str(tmp_path / "cache"))
+    assert list(lint_files(jobs([copy]), 1, cache))[0].findings == [] and cache.misses == 1
+
+
 def test_pool_is_really_used(eager_pool: None, monkeypatch: pytest.MonkeyPatch) -> None:
     started: list[int] = []
     original = runner._Runner._new_pool

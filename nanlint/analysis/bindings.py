@@ -166,34 +166,37 @@ class Bindings:
         (``{"eps": 0.0}``), ``dict(eps=0.0)`` or a call with that keyword (``Config(eps=0.0)``,
         ``SimpleNamespace(eps=0.0)``). None when unknown, or when the module writes that key or attribute
         anywhere (``cfg["eps"] = 1e-5``, ``config.eps = 1e-5``)."""
-        summary = self.summary
-        if summary is None or key in summary.stored_keys:
-            return None
         value, where = self.resolve(mapping, at)
         if value is mapping and self.binding(mapping, at) is None:
             return None
+        found: Optional[cst.BaseExpression] = None
         if isinstance(value, cst.Dict):
             for element in value.elements:
                 if isinstance(element, cst.DictElement) and isinstance(element.key, cst.SimpleString) \
                         and element.key.evaluated_value == key:
-                    return element.value, where
-            return None
-        if isinstance(value, cst.Call) and not self.imports.is_module(value.func):
+                    found = element.value
+        elif isinstance(value, cst.Call) and not self.imports.is_module(value.func):
             for arg in value.args:
                 if arg.keyword is not None and arg.keyword.value == key:
-                    return arg.value, where
-        return None
+                    found = arg.value
+        if found is None:
+            return None
+        # only now the whole-module summary (built once, and only for a file that has such a config)
+        summary = self.summary
+        if summary is None or key in summary.stored_keys:
+            return None
+        return found, where
 
     def _field(self, expr: cst.Attribute, at: At) -> Optional[float]:
         """``config.eps`` of ``config = Config()`` with ``class Config: eps: float = 0.0`` in the module."""
-        summary = self.summary
-        if summary is None or expr.attr.value in summary.stored_keys:
-            return None
         value, _ = self.resolve(expr.value, at)
         if not isinstance(value, cst.Call) or not isinstance(value.func, cst.Name) or value.func is expr.value:
             return None
         if any(arg.keyword is None or arg.keyword.value == expr.attr.value for arg in value.args):
             return None  # a positional argument or ``**kw`` may set the field
+        summary = self.summary
+        if summary is None or expr.attr.value in summary.stored_keys:
+            return None
         fields = summary.class_fields.get(value.func.value)
         return fields.get(expr.attr.value) if fields is not None else None
 

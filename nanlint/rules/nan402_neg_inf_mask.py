@@ -37,17 +37,25 @@ class _FunctionState:
     candidates: list[_Candidate] = field(default_factory=list)
     cleaned: set[str] = field(default_factory=set)  # names passed through nan_to_num / masked_fill after softmax
     repaired: set[str] = field(default_factory=set)  # names passed through nan_to_num
-    derived: dict[str, set[str]] = field(default_factory=dict)  # name -> names it is assigned from
+    assignments: list[cst.Assign] = field(default_factory=list)  # read only when a candidate needs them
 
     def repairs(self, name: str) -> bool:
         """A value computed from ``name`` later in the function goes through ``nan_to_num``
         (``attn = softmax(s); out = attn @ v; out = out.nan_to_num()``): the NaN row is replaced."""
+        if not self.repaired:
+            return False
+        derived: dict[str, set[str]] = {}  # name -> names it is assigned from
+        for assign in self.assignments:
+            sources = set(names_in(assign.value))
+            for target in assign.targets:
+                for assigned in names_in(target.target):
+                    derived.setdefault(assigned, set()).update(sources)
         frontier, seen = [name], {name}
         while frontier:
             current = frontier.pop()
             if current in self.repaired:
                 return True
-            for target, sources in self.derived.items():
+            for target, sources in derived.items():
                 if current in sources and target not in seen:
                     seen.add(target)
                     frontier.append(target)
@@ -184,10 +192,7 @@ class NegInfMask(Rule):
 
     def visit_Assign(self, node: cst.Assign) -> None:
         """``scores[mask] = float('-inf')``; and what each assigned name is computed from."""
-        sources = set(names_in(node.value))
-        for target in node.targets:
-            for name in names_in(target.target):
-                self._state().derived.setdefault(name, set()).update(sources)
+        self._state().assignments.append(node)
         if len(node.targets) != 1:
             return
         target = node.targets[0].target

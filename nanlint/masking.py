@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from .context import FileContext
 
 SOFTMAX_OPS = frozenset({"softmax", "F.softmax", "special.softmax", "nn.functional.softmax", "softmax_"})
+LOG_SOFTMAX_OPS = frozenset({"log_softmax", "F.log_softmax", "special.log_softmax", "nn.functional.log_softmax"})
 # value-preserving steps a score tensor goes through on its way to softmax
 PASS_THROUGH = frozenset({
     "float", "double", "half", "bfloat16", "to", "type", "type_as", "view", "view_as", "reshape", "reshape_as",
@@ -127,6 +128,15 @@ def as_fill(call: cst.Call, ctx: "FileContext", at: "At") -> Optional[Fill]:
             if number is not None and constant(receiver, ctx, at) is None:
                 return Fill(call, value, number, receiver, mask, "where")
     return None
+
+
+def log_softmax_operand(call: cst.Call, ctx: "FileContext") -> Optional[cst.BaseExpression]:
+    """The scores of ``F.log_softmax(s)`` / ``s.log_softmax(-1)``: a fully masked row is NaN there too
+    (``-inf - logsumexp(-inf...)`` = ``-inf - -inf``; docs/probe.md section 4.2)."""
+    tc = ctx.match(call)
+    if tc is None or tc.key not in LOG_SOFTMAX_OPS:
+        return None
+    return tc.operand
 
 
 def softmax_operand(call: cst.Call, ctx: "FileContext") -> Optional[cst.BaseExpression]:

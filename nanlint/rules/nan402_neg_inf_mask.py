@@ -10,8 +10,9 @@ from ..facts import At, names_in
 from ..fixspec import UNSAFE, FixSpec, Replace
 from ..analysis import confidence
 from ..analysis.gradient import gradient_at
-from ..masking import PASS_THROUGH, Fill, as_fill, constant, finfo_bound, mask_trigger, never_fully_masked, \
-    softmax_operand
+from ..analysis.triggers import ORDINARY
+from ..masking import PASS_THROUGH, Fill, as_fill, constant, finfo_bound, log_softmax_operand, mask_trigger, \
+    never_fully_masked, softmax_operand
 from ..names import dotted_name
 from ..patterns import code
 from ..scope import lookup
@@ -79,7 +80,9 @@ class NegInfMask(Rule):
     diagonal, and a mask defined against the row maximum (`scores.max(...)`,
     `topk`, as in MoE routers) keeps the maximum. Silent for masks passed to
     `F.scaled_dot_product_attention` (which returns 0 for fully masked rows,
-    row 28), for fills with `torch.finfo(dtype).min`, for `log_softmax`,
+    row 28), for fills with `torch.finfo(dtype).min`, for `log_softmax` (unless
+    the mask fully masks rows in ordinary batches: a causal mask with padding,
+    a query x key outer product; docs/probe.md section 4.2),
     `max`, `topk` and `exp` consumers, and when the softmax output goes
     through `nan_to_num` or a `masked_fill` afterwards.
 
@@ -149,6 +152,13 @@ class NegInfMask(Rule):
             hazard="y = F.softmax(s + (1 - keep) * float('-inf'), dim=-1)",
             fixed="y = F.softmax(s.masked_fill(keep == 0, torch.finfo(s.dtype).min), dim=-1)",
         ),
+        Witness(  # log_softmax of a padded query's row: -inf - logsumexp(-inf, ...) = NaN (docs/probe.md 4.2)
+            setup="s = leaf(torch.randn(2, 3, dtype=dtype)); q_mask = torch.tensor([True, False]); "
+                  "kv_mask = torch.tensor([True, True, False])",
+            hazard="y = F.log_softmax(s.masked_fill(~(q_mask[:, None] & kv_mask[None, :]), float('-inf')), dim=-1)",
+            fixed="y = F.log_softmax(s.masked_fill(~(q_mask[:, None] & kv_mask[None, :]), torch.finfo(s.dtype).min), "
+                  "dim=-1)",
+        ),
     )
 
     def __init__(self, ctx) -> None:
@@ -175,6 +185,11 @@ class NegInfMask(Rule):
             if tc.key.startswith("nan_to_num"):
                 self._state().repaired.add(tc.operand.value)
         operand = softmax_operand(node, self.ctx)
+        logarithmic = operand is None
+        if logarithmic:
+            # log_softmax of a fully masked row is NaN as well; a vocabulary or action mask rarely bans a whole
+            # row, so only a mask that fully masks rows in ordinary batches is reported there
+            operand = log_softmax_operand(node, self.ctx)
         if operand is None:
             return
         sources: list[tuple[Fill, bool]] = []
@@ -184,6 +199,8 @@ class NegInfMask(Rule):
             if never_fully_masked(fill.mask, self.ctx, at) or (cleaned and not additive):
                 continue
             trigger = mask_trigger(fill.mask, self.ctx, at)
+            if logarithmic and trigger.likelihood != ORDINARY:
+                continue
             level = confidence(trigger, gradient_at(self.ctx))
             if level is None:
                 continue

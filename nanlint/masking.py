@@ -338,7 +338,7 @@ def _assigned_here(mask: cst.BaseExpression, ctx: "FileContext", at: "At") -> bo
     return binding is not None and binding.value is not None and not binding.is_parameter
 
 
-def _METADATA_ARG(arg: cst.Arg) -> bool:
+def _metadata_arg(arg: cst.Arg) -> bool:
     return arg.keyword is not None and arg.keyword.value in ("dtype", "device", "layout", "out")
 
 
@@ -350,11 +350,11 @@ def _names(expr: cst.CSTNode) -> list[cst.BaseExpression]:
         node = stack.pop()
         if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
             stack.append(node.func.value)
-            stack.extend(arg.value for arg in node.args if not _METADATA_ARG(arg))
+            stack.extend(arg.value for arg in node.args if not _metadata_arg(arg))
             continue
         if isinstance(node, cst.Call):
             stack.append(node.func)
-            stack.extend(arg.value for arg in node.args if not _METADATA_ARG(arg))
+            stack.extend(arg.value for arg in node.args if not _metadata_arg(arg))
             continue
         if isinstance(node, cst.Attribute) and node.attr.value in ("dtype", "device", "shape", "ndim"):
             continue  # ``dtype=scores.dtype``: the mask's type, not its content

@@ -38,6 +38,18 @@ def dotted_name(node: cst.BaseExpression) -> Optional[str]:
     return None
 
 
+def last_name(expr: cst.BaseExpression) -> str:
+    """The last name of a callee or a dotted name: ``F.softmax(x)`` / ``F.softmax`` -> ``softmax``, ``f(x)`` ->
+    ``f``; "" for anything else (a subscript, a call of a call)."""
+    if isinstance(expr, cst.Call):
+        expr = expr.func
+    if isinstance(expr, cst.Attribute):
+        return expr.attr.value
+    if isinstance(expr, cst.Name):
+        return expr.value
+    return ""
+
+
 def _import_module_name(node: cst.BaseExpression) -> str:
     name = dotted_name(node)
     return name or ""

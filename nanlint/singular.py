@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Iterator, Optional
 import libcst as cst
 
 from .analysis import kinds
-from .names import builtin_name, dotted_name
+from .names import builtin_name, dotted_name, last_name
 from .patterns import division
 
 if TYPE_CHECKING:
@@ -349,11 +349,6 @@ RAW_INPUT = re.compile(r"^(input_(values|features|ids)|pixel_values|waveforms?|r
                        r"input_features_mask|attention_mask|labels?|token_ids|images?_raw)$")
 
 
-def _called_name(call: cst.Call) -> str:
-    func = call.func
-    return func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else ""
-
-
 def _passed_gradient_free(ctx: "FileContext", name: str) -> bool:
     from .analysis.gradient import method_owner
 
@@ -418,7 +413,7 @@ def no_grad_value(expr: cst.BaseExpression, ctx: "FileContext", at: "At", depth:
         if qualified is not None and qualified.split(".")[0] in ("math", "numpy", "np"):
             return True
         tc = ctx.match(expr)
-        if tc is None and _called_name(expr).endswith("meshgrid"):
+        if tc is None and last_name(expr).endswith("meshgrid"):
             return True  # ``create_meshgrid(h, w)``: pixel coordinates, built from sizes
         if tc is None or tc.keyword("requires_grad") is not None:
             return False

@@ -13,6 +13,7 @@ from typing import Callable, Iterable, Optional
 import libcst as cst
 
 from .context import FileContext
+from .names import last_name
 from .scope import Binding, Scope, assignment_targets, lookup
 
 _SKIPPED_FIELDS = frozenset({
@@ -134,8 +135,7 @@ class Walker:
     def _note_call(self, node: cst.Call) -> None:
         """In-place calls (``n.clamp_(min=1)``) and ``torch.where(n > 0, a / n, 0)`` conditions: facts every
         rule may read, recorded whichever rules are enabled."""
-        func = node.func
-        last = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else ""
+        last = last_name(node)
         if last.endswith("_"):
             self.ctx.facts.note_in_place(node, self.ctx.at())
         elif last == "where" and len(node.args) >= 3:

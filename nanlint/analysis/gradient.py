@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Iterable, Optional
 
 import libcst as cst
 
+from ..names import last_name
 from . import kinds
 from .summary import GRAD_OFF, GRAD_ON, OPTIMIZER_BASES
 
@@ -85,7 +86,7 @@ def metric_code(ctx: "FileContext") -> str:
             return ""  # ``dice_loss``, ``GIoULoss``: a loss, trained through
         if isinstance(ancestor, (cst.FunctionDef, cst.ClassDef)) and _METRIC.search(ancestor.name.value):
             return f"`{ancestor.name.value}` computes a metric"
-        if isinstance(ancestor, cst.ClassDef) and any(_METRIC.search(_last(b.value)) for b in ancestor.bases):
+        if isinstance(ancestor, cst.ClassDef) and any(_METRIC.search(last_name(b.value)) for b in ancestor.bases):
             return f"`{ancestor.name.value}` is a metric class"
     if ctx.path and _METRIC_PATH.search(ctx.path.replace("\\", "/")):
         return f"`{ctx.path}` is a metrics module"
@@ -124,8 +125,7 @@ def _made_of(ctx: "FileContext", value: cst.BaseExpression, at: "At") -> Optiona
     while stack:
         node, where, depth = stack.pop()
         if isinstance(node, cst.Call):
-            called = node.func.attr.value if isinstance(node.func, cst.Attribute) else (
-                node.func.value if isinstance(node.func, cst.Name) else "")
+            called = last_name(node)
             if _LOSS_CALL.search(called):
                 return f"it is computed from a loss (`{called}(...)`)"
         if isinstance(node, cst.Name):
@@ -226,10 +226,10 @@ def grad_mode(ctx: "FileContext") -> Optional[str]:
             break  # a function runs when it is called, not where it is defined
     for node in ctx.stack:
         if isinstance(node, cst.ClassDef):
-            bases = {_last(arg.value) for arg in node.bases}
+            bases = {last_name(arg.value) for arg in node.bases}
             if bases & OPTIMIZER_BASES or any(b.endswith("Scheduler") for b in bases):
                 return "in an optimizer or scheduler class, which works on `.grad` tensors outside autograd"
-            if any(b.endswith("GenerationMixin") for b in bases) or _last(node.name).endswith("GenerationMixin"):
+            if any(b.endswith("GenerationMixin") for b in bases) or last_name(node.name).endswith("GenerationMixin"):
                 return "in generation code (`GenerationMixin.generate` runs under `torch.no_grad()`)"
             if any(b.endswith(_PREPROCESSING) for b in bases):
                 return "in a preprocessing class (feature extractor, image processor, tokenizer): no model is " \
@@ -241,19 +241,9 @@ def grad_mode(ctx: "FileContext") -> Optional[str]:
     return None
 
 
-def _last(expr: cst.BaseExpression) -> str:
-    if isinstance(expr, cst.Call):
-        expr = expr.func
-    if isinstance(expr, cst.Attribute):
-        return expr.attr.value
-    if isinstance(expr, cst.Name):
-        return expr.value
-    return ""
-
-
 def _mode_of(ctx: "FileContext", expr: cst.BaseExpression) -> Optional[str]:
     """``"on"``, a reason autograd is off, or None, for a decorator or a ``with`` item."""
-    name = _last(expr)
+    name = last_name(expr)
     call = expr if isinstance(expr, cst.Call) else None
     if name in GRAD_OFF:
         if name == "inference_mode" and call is not None and call.args:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Optional
 import libcst as cst
 
 from ..facts import names_in
+from ..names import last_name
 
 if TYPE_CHECKING:
     from ..context import FileContext
@@ -54,10 +55,7 @@ def repaired_inline(ctx: "FileContext") -> bool:
     dropped or replaced before it goes further (``nansum(p * log(p / q))`` in a metric)."""
     for node in reversed(ctx.stack[:-1]):
         if isinstance(node, cst.Call):
-            func = node.func
-            name = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(
-                func, cst.Name) else ""
-            if name in _INLINE_REPAIRS:
+            if last_name(node) in _INLINE_REPAIRS:
                 return True
         elif isinstance(node, (cst.BaseSmallStatement, cst.BaseCompoundStatement)):
             return False
@@ -100,8 +98,7 @@ def capped_reciprocal(ctx: "FileContext", numerator: Optional[cst.BaseExpression
             continue
         if isinstance(node, cst.Call):
             func = node.func
-            name = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(
-                func, cst.Name) else ""
+            name = last_name(node)
             if name in _CAPS:
                 return any(arg.value is division for arg in node.args) or (
                     isinstance(func, cst.Attribute) and func.value is division)

@@ -221,20 +221,26 @@ class ModuleSummary:
             return False
         seen.add((function, name))
         definition = next((f for f in self.functions if f.name == function and f.owner == owner), None)
-        sites = self.call_sites.get(function, ())
-        if definition is None or not isinstance(definition.node, (ast.FunctionDef, ast.AsyncFunctionDef)) \
-                or not sites:
+        if definition is None or not isinstance(definition.node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             return False
         arguments = definition.node.args
-        params = [a.arg for a in (*arguments.posonlyargs, *arguments.args)]
-        if name not in params and name not in {a.arg for a in arguments.kwonlyargs}:
+        passed = self.arguments_passed(function, [a.arg for a in (*arguments.posonlyargs, *arguments.args)],
+                                       {a.arg for a in arguments.kwonlyargs}, name)
+        if not passed:
             return False
+        return all(argument is not None and self._gradient_free(argument, caller, call.lineno, 0, seen)
+                   for argument, caller, call in passed)
+
+    def arguments_passed(self, function: str, params: list[str], keyword_only: set[str], name: str
+                         ) -> Optional[list[tuple[Optional[ast.AST], Optional[ast.AST], ast.Call]]]:
+        """What each call of ``function`` in the module passes as its parameter ``name`` (``params``: the
+        positional ones, ``self`` first for a method), with the function making the call; the argument is None
+        where a call does not pass it visibly (a default, ``*args``). None when ``name`` is no parameter."""
+        if name not in params and name not in keyword_only:
+            return None
         bound = bool(params) and params[0] in ("self", "cls")
-        for call, caller in sites:
-            argument = argument_of(call, params, name, bound and isinstance(call.func, ast.Attribute))
-            if argument is None or not self._gradient_free(argument, caller, call.lineno, 0, seen):
-                return False
-        return True
+        return [(_argument_of(call, params, name, bound and isinstance(call.func, ast.Attribute)), caller, call)
+                for call, caller in self.call_sites.get(function, ())]
 
     def _gradient_free(self, node: ast.AST, caller: Optional[ast.AST], line: int, depth: int,
                        seen: set[tuple[str, str]]) -> bool:
@@ -246,7 +252,7 @@ class ModuleSummary:
         if isinstance(node, ast.Compare):
             return True
         if isinstance(node, ast.Name):
-            value = _last_assignment(caller, node.id, line)
+            value = last_assignment(caller, node.id, line)
             if value is not None:
                 return self._gradient_free(value, caller, getattr(value, "lineno", line), d, seen)
             if isinstance(caller, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.id in {
@@ -317,7 +323,7 @@ def _number(node: Optional[ast.AST]) -> Optional[float]:
     return None
 
 
-def argument_of(call: ast.Call, params: list[str], name: str, bound: bool) -> Optional[ast.AST]:
+def _argument_of(call: ast.Call, params: list[str], name: str, bound: bool) -> Optional[ast.AST]:
     """What ``call`` passes as parameter ``name`` of a function with positional ``params`` (``bound``: a
     method called through an attribute, ``self`` not passed), or None."""
     for keyword in call.keywords:
@@ -329,9 +335,10 @@ def argument_of(call: ast.Call, params: list[str], name: str, bound: bool) -> Op
     return call.args[index] if 0 <= index < len(call.args) else None
 
 
-def _last_assignment(function: Optional[ast.AST], name: str, line: int) -> Optional[ast.AST]:
-    """The value last assigned to ``name`` in ``function`` before ``line`` (plain and tuple assignments;
-    a tuple target gives the matching element of a tuple value, else the whole value)."""
+def last_assignment(function: Optional[ast.AST], name: str, line: int, unpack: bool = True) -> Optional[ast.AST]:
+    """The value last assigned to ``name`` in ``function`` before ``line``: plain assignments, and with
+    ``unpack`` tuple ones too (a tuple target gives the matching element of a tuple value, else the whole
+    value)."""
     if function is None:
         return None
     best: Optional[tuple[int, ast.AST]] = None
@@ -342,7 +349,7 @@ def _last_assignment(function: Optional[ast.AST], name: str, line: int) -> Optio
             value: Optional[ast.AST] = None
             if isinstance(target, ast.Name) and target.id == name:
                 value = node.value
-            elif isinstance(target, ast.Tuple):
+            elif unpack and isinstance(target, ast.Tuple):
                 for index, element in enumerate(target.elts):
                     if isinstance(element, ast.Name) and element.id == name:
                         value = node.value.elts[index] if isinstance(node.value, ast.Tuple) and len(

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Optional
 import libcst as cst
 
 from ..names import TorchCall, match_call
-from .summary import argument_of
+from .summary import last_assignment
 
 if TYPE_CHECKING:
     from ..facts import At, Facts
@@ -420,17 +420,9 @@ def _least_likely(a: Trigger, b: Trigger) -> Trigger:
 def parameter_trigger(summary: "ModuleSummary", function: cst.FunctionDef, name: str) -> Optional[Trigger]:
     """The trigger of parameter ``name`` of ``function`` from what the module's callers pass, or None when
     no caller is seen. The most ordinary argument wins: one caller passing data is enough."""
-    params = [p.name.value for p in (*function.params.posonly_params, *function.params.params)]
-    keyword_only = {p.name.value for p in function.params.kwonly_params}
-    if name not in params and name not in keyword_only:
-        return None
-    found: list[Trigger] = []
-    for call, caller in summary.call_sites.get(function.name.value, ()):
-        argument = argument_of(call, params, name, bound=bool(params) and params[0] in ("self", "cls")
-                             and isinstance(call.func, ast.Attribute))
-        if argument is None:
-            continue
-        found.append(_ast_trigger(argument, caller, call.lineno, 0))
+    passed = _passed(summary, function, name) or []
+    found = [_ast_trigger(argument, caller, call.lineno, 0)
+             for argument, caller, call in passed if argument is not None]
     if not found:
         return None
     best = found[0]
@@ -449,7 +441,7 @@ def _ast_trigger(node: ast.AST, caller: Optional[ast.AST], line: int, depth: int
         prior = _prior(node.id)
         if prior is not None:
             return prior
-        value = _assigned_before(caller, node.id, line)
+        value = last_assignment(caller, node.id, line, unpack=False)
         if value is not None:
             return _ast_trigger(value, caller, getattr(value, "lineno", line), depth + 1)
         if caller is not None and node.id in {a.arg for a in ast.walk(caller.args)  # type: ignore[attr-defined]
@@ -481,35 +473,27 @@ def _ast_trigger(node: ast.AST, caller: Optional[ast.AST], line: int, depth: int
     return UNKNOWN
 
 
-def _assigned_before(function: Optional[ast.AST], name: str, line: int) -> Optional[ast.AST]:
-    """The value last assigned to ``name`` in ``function`` before ``line`` (plain assignments only)."""
-    if function is None:
-        return None
-    best: Optional[ast.Assign] = None
-    for node in ast.walk(function):
-        if isinstance(node, ast.Assign) and node.lineno < line and any(
-                isinstance(t, ast.Name) and t.id == name for t in node.targets):
-            if best is None or node.lineno > best.lineno:
-                best = node
-    return best.value if best is not None else None
-
-
 def zero_at_every_call(summary: "ModuleSummary", function: cst.FunctionDef, name: str) -> bool:
     """Every call of ``function`` in the module passes exactly 0 as parameter ``name`` (``0``, ``0.0``,
     ``torch.zeros(...)``, or a name the caller assigned one): the parameter is a constant 0 (a pinhole
     camera's ``xi``), whatever its type says."""
-    params = [p.name.value for p in (*function.params.posonly_params, *function.params.params)]
-    sites = summary.call_sites.get(function.name.value, ())
-    if not sites or name not in params and name not in {p.name.value for p in function.params.kwonly_params}:
+    passed = _passed(summary, function, name)
+    if not passed:
         return False
-    for call, caller in sites:
-        argument = argument_of(call, params, name, bound=bool(params) and params[0] in ("self", "cls")
-                             and isinstance(call.func, ast.Attribute))
+    for argument, caller, call in passed:
         if isinstance(argument, ast.Name):
-            argument = _assigned_before(caller, argument.id, call.lineno)
+            argument = last_assignment(caller, argument.id, call.lineno, unpack=False)
         if not _ast_zero(argument):
             return False
     return True
+
+
+def _passed(summary: "ModuleSummary", function: cst.FunctionDef, name: str
+            ) -> Optional[list[tuple[Optional[ast.AST], Optional[ast.AST], ast.Call]]]:
+    """:meth:`ModuleSummary.arguments_passed` for a libcst definition."""
+    params = [p.name.value for p in (*function.params.posonly_params, *function.params.params)]
+    return summary.arguments_passed(function.name.value, params, {p.name.value for p in function.params.kwonly_params},
+                                    name)
 
 
 def _ast_zero(node: Optional[ast.AST]) -> bool:

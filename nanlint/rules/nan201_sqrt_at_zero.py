@@ -6,7 +6,7 @@ import libcst as cst
 from ..context import FileContext
 from ..facts import ZeroSource
 from ..fixspec import SAFE, UNSAFE, FixSpec, Replace, is_atom, torch_reference
-from ..names import TorchCall
+from ..names import TorchCall, last_name
 from ..analysis.triggers import EXPECTED
 from ..patterns import Root, code, division, root
 from ._guards import Built, clamp_inside_root, tensor_evidence
@@ -258,9 +258,7 @@ class SqrtAtZero(Rule):
             return False
         if isinstance(expr, cst.Call):
             func = expr.func
-            name = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(
-                func, cst.Name) else ""
-            if name in ("sqrt", "sqrt_", "pow", "pow_", "float_power"):
+            if last_name(expr) in ("sqrt", "sqrt_", "pow", "pow_", "float_power"):
                 return True
             return isinstance(func, cst.Attribute) and self._may_hold_root(func.value, depth + 1)
         if isinstance(expr, cst.BinaryOperation):

@@ -55,6 +55,14 @@ class Bindings:
             expr, at = b.value, At(b.scope, b.order)
         return expr, at
 
+    def assignment(self, expr: cst.BaseExpression, at: At) -> Optional[Binding]:
+        """The plain assignment ``expr`` reads: not a parameter, an augmented assignment or an unpacked element
+        (whose value is not the assigned expression)."""
+        b = self.binding(expr, at)
+        if b is None or b.value is None or b.is_parameter or b.index is not None or b.operator is not None:
+            return None
+        return b
+
     def call(self, expr: cst.BaseExpression, at: At) -> Optional[tuple[TorchCall, At]]:
         expr, at = self.resolve(expr, at)
         if isinstance(expr, cst.Call):

@@ -236,11 +236,14 @@ class Bounds:
         value = self.literal(expr, at)
         if value is not None:
             return value >= 0
-        if self.zero_source(expr, at) is not None or self.probability(expr, at) is not None:
+        source = self.zero_source(expr, at)
+        if source is not None:
+            return not source.negative
+        if self.probability(expr, at) is not None:
             return True
         if isinstance(expr, (cst.Name, cst.Attribute)):
-            b = self.binding(expr, at)
-            if b is None or b.value is None or b.is_parameter or b.index is not None or b.operator is not None:
+            b = self.assignment(expr, at)
+            if b is None:
                 return False
             return self.non_negative(b.value, At(b.scope, b.order), d)
         if isinstance(expr, cst.Subscript):

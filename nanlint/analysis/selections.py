@@ -7,9 +7,13 @@ import libcst as cst
 
 from ..names import TorchCall, builtin_name, dotted_name, match_call
 from ..scope import Binding
-from .vocabulary import ADJACENCY_NAME, At, Count, DEGREE_FUNCTIONS, SCATTER_COUNTS, SELF_LOOP_NAME, TRANSPARENT_OPS, _CASTS, _MASK_NAME, _MASK_OPS, _MAX_DEPTH, _NEVER_ZERO_FACTORIES, _VALUE_COMPARISONS, _string_index, names_in
+from .vocabulary import ADJACENCY_NAME, At, PAIR_SHAPE_OPS, same_vector, Count, DEGREE_FUNCTIONS, SCATTER_COUNTS, SELF_LOOP_NAME, TRANSPARENT_OPS, _CASTS, _MASK_NAME, _MASK_OPS, _MAX_DEPTH, _NEVER_ZERO_FACTORIES, _VALUE_COMPARISONS, _string_index, names_in
 
 
+# what a mask of the pairs (i, j) of one batch holds on its diagonal (:meth:`Selections.pair_mask`)
+DIAGONAL = "diagonal"  # true at (i, i): ``labels[:, None] == labels[None, :]``
+OFF_DIAGONAL = "off-diagonal"  # the same with the diagonal removed: the positives of a contrastive loss
+_REFLEXIVE = (cst.Equal, cst.GreaterThanEqual, cst.LessThanEqual)
 class Selections:
     """Masks, counts and selections: a number of selected items that can be 0."""
     # -- masks, counts and selections ----------------------------------------------
@@ -81,8 +85,8 @@ class Selections:
             return None
         d = depth + 1
         if isinstance(expr, (cst.Name, cst.Attribute)):
-            b = self.binding(expr, at)
-            if b is None or b.value is None or b.is_parameter or b.index is not None or b.operator is not None:
+            b = self.assignment(expr, at)
+            if b is None:
                 return None
             if isinstance(expr, cst.Name) and self.mutated_in_place(expr.value, b, at):
                 # ``deg = zeros(N); deg.scatter_add_(0, row, ones)`` builds a degree; ``n.clamp_(min=1)`` guards
@@ -125,6 +129,12 @@ class Selections:
                 self.literal(tc.argument("exponent", 0), at) or 0) > 0:
             return self.count(tc.operand, at, d)  # ``deg.sqrt()`` is 0 where ``deg`` is
         if key in ("sum", "nansum"):
+            pairs = self.pair_mask(tc.operand, at)
+            if pairs == DIAGONAL:
+                return None  # ``(labels[:, None] == labels[None, :]).sum(1)``: each sample pairs with itself
+            if pairs == OFF_DIAGONAL:
+                names = names_in(tc.operand)
+                return Count("count of positive pairs", expr, names, names, True)
             if tc.args and self._adjacency(tc.operand, at, d):
                 # ``adj.sum(-1)``: the degree of each node of a dense adjacency matrix
                 return Count("node degree", expr, names_in(tc.operand), names_in(tc.operand), True)
@@ -141,6 +151,147 @@ class Selections:
                 return None
             return inner.as_number() if key in ("item", "tolist") else inner
         return None
+
+    # -- masks of pairs (i, j) of one batch: what their diagonal holds ------------------------------------
+    def pair_mask(self, expr: cst.BaseExpression, at: At, depth: int = 0) -> Optional[str]:
+        """:data:`DIAGONAL` when ``expr`` compares a vector with itself broadcast as rows and columns
+        (``labels[:, None] == labels[None, :]``, ``torch.eq(l, l.T)``): true at every ``(i, i)``, so each row
+        counts at least one pair. :data:`OFF_DIAGONAL` for such a mask with its diagonal removed (times
+        ``1 - eye``, ``~eye``, a ``scatter`` of zeros at ``arange``; ``fill_diagonal_(0)``; ``- eye``): a row
+        whose label no other sample shares counts none. None otherwise."""
+        if depth > _MAX_DEPTH:
+            return None
+        d = depth + 1
+        if isinstance(expr, (cst.Name, cst.Attribute)):
+            b = self.binding(expr, at)
+            if b is None or b.value is None or b.is_parameter or b.index is not None:
+                return None
+            where = At(b.scope, b.order)
+            if b.operator is not None:  # ``mask *= logits_mask``
+                previous = b.previous
+                if isinstance(b.operator, (cst.MultiplyAssign, cst.BitAndAssign)) and previous is not None \
+                        and previous.value is not None and not previous.is_parameter:
+                    return self._pair_product(self.pair_mask(previous.value, At(previous.scope, previous.order), d),
+                                              b.value, where, d)
+                return None
+            found = self.pair_mask(b.value, where, d)
+            if found is not None and isinstance(expr, cst.Name):
+                for call, _ in self.in_place_calls(expr.value, b, at):
+                    tc = match_call(call, self.imports)
+                    if tc is not None and tc.key == "fill_diagonal_" and self._falsy(tc.argument("fill_value", 0), at):
+                        found = OFF_DIAGONAL
+                    else:
+                        return None  # any other in-place change: not followed
+            return found
+        if isinstance(expr, cst.Comparison):
+            if len(expr.comparisons) == 1 and isinstance(expr.comparisons[0].operator, _REFLEXIVE) \
+                    and same_vector(expr.left, expr.comparisons[0].comparator):
+                return DIAGONAL
+            return None
+        if isinstance(expr, cst.BinaryOperation):
+            if isinstance(expr.operator, (cst.Multiply, cst.BitAnd)):
+                left = self.pair_mask(expr.left, at, d)
+                if left is not None:
+                    return self._pair_product(left, expr.right, at, d)
+                return self._pair_product(self.pair_mask(expr.right, at, d), expr.left, at, d)
+            if isinstance(expr.operator, cst.Subtract) and self._identity(expr.right, at):
+                return OFF_DIAGONAL if self.pair_mask(expr.left, at, d) == DIAGONAL else None
+            return None
+        if isinstance(expr, cst.Call):
+            tc = match_call(expr, self.imports)
+            if tc is None or tc.operand is None:
+                return None
+            other = tc.positional(0)
+            if tc.key in ("eq", "ge", "le", "greater_equal", "less_equal") and other is not None:
+                return DIAGONAL if same_vector(tc.operand, other) else None
+            if tc.key in ("mul", "multiply", "logical_and", "bitwise_and") and other is not None:
+                return self._pair_product(self.pair_mask(tc.operand, at, d), other, at, d)
+            if tc.key in ("masked_fill", "masked_fill_") and other is not None \
+                    and self._identity(other, at) and self._falsy(tc.argument("value", 1), at):
+                return OFF_DIAGONAL if self.pair_mask(tc.operand, at, d) == DIAGONAL else None
+            if tc.key in PAIR_SHAPE_OPS or tc.key in _CASTS:
+                return self.pair_mask(tc.operand, at, d)
+        return None
+
+    def _pair_product(self, found: Optional[str], other: cst.BaseExpression, at: At, depth: int) -> Optional[str]:
+        """A pair mask ``found`` times (or ``&``) ``other``: a zero-diagonal factor removes the diagonal."""
+        if found is None:
+            return None
+        if self._zero_diagonal(other, at, depth):
+            return OFF_DIAGONAL
+        theirs = self.pair_mask(other, at, depth)
+        if theirs is None:
+            return None  # an unknown factor may clear any pair
+        return OFF_DIAGONAL if OFF_DIAGONAL in (found, theirs) else DIAGONAL
+
+    def _zero_diagonal(self, expr: cst.BaseExpression, at: At, depth: int = 0) -> bool:
+        """0 on the diagonal and 1 elsewhere: ``1 - eye(n)``, ``~eye(n, dtype=bool)``, ``logical_not(eye)``,
+        ``eye(n) == 0``, ``scatter(ones_like(m), 1, arange(n).view(-1, 1), 0)``, ``ones.fill_diagonal_(0)``."""
+        if depth > _MAX_DEPTH:
+            return False
+        d = depth + 1
+        if isinstance(expr, (cst.Name, cst.Attribute)):
+            b = self.assignment(expr, at)
+            if b is None:
+                return False
+            if isinstance(expr, cst.Name):
+                calls = self.in_place_calls(expr.value, b, at)
+                if calls:
+                    tc = match_call(calls[-1][0], self.imports)
+                    return len(calls) == 1 and tc is not None and tc.key == "fill_diagonal_" \
+                        and self._falsy(tc.argument("fill_value", 0), at) and self._ones(b.value, At(b.scope, b.order))
+            return self._zero_diagonal(b.value, At(b.scope, b.order), d)
+        if isinstance(expr, cst.UnaryOperation) and isinstance(expr.operator, cst.BitInvert):
+            return self._identity(expr.expression, at)
+        if isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, cst.Subtract):
+            return (self.literal(expr.left, at) == 1 or self._ones(expr.left, at)) and self._identity(expr.right, at)
+        if isinstance(expr, cst.Comparison) and len(expr.comparisons) == 1:
+            test = expr.comparisons[0]
+            return isinstance(test.operator, cst.Equal) and self.literal(test.comparator, at) == 0 \
+                and self._identity(expr.left, at)
+        if isinstance(expr, cst.Call):
+            tc = match_call(expr, self.imports)
+            if tc is None or tc.operand is None:
+                return False
+            if tc.key in ("logical_not", "bitwise_not"):
+                return self._identity(tc.operand, at)
+            if tc.key in ("scatter", "scatter_"):  # ``scatter(ones_like(m), 1, arange(n).view(-1, 1), 0)``
+                index, value = tc.argument("index", 1), tc.argument("value", 2)
+                return self._ones(tc.operand, at) and index is not None and self._arange(index, at) \
+                    and self._falsy(value, at)
+            if tc.key == "fill_diagonal_":
+                return self._ones(tc.operand, at) and self._falsy(tc.argument("fill_value", 0), at)
+            if tc.key in PAIR_SHAPE_OPS or tc.key in _CASTS:
+                return self._zero_diagonal(tc.operand, at, d)
+        return False
+
+    def _identity(self, expr: cst.BaseExpression, at: At) -> bool:
+        """``torch.eye(n)`` (through names, casts and ``.bool()``)."""
+        return self._factory_call(expr, at, "eye")
+
+    def _arange(self, expr: cst.BaseExpression, at: At) -> bool:
+        return self._factory_call(expr, at, "arange")
+
+    def _factory_call(self, expr: cst.BaseExpression, at: At, key: str) -> bool:
+        """``torch.<key>(...)``, through names, reshapes and casts."""
+        for _ in range(_MAX_DEPTH):
+            found = self.call(expr, at)
+            if found is None:
+                return False
+            tc, at = found
+            if tc.key == key and not tc.is_method:
+                return True
+            if tc.operand is None or not (tc.key in PAIR_SHAPE_OPS or tc.key in _CASTS):
+                return False
+            expr = tc.operand
+        return False
+
+    def _falsy(self, expr: Optional[cst.BaseExpression], at: At) -> bool:
+        if expr is None:
+            return False
+        if isinstance(expr, cst.Name) and expr.value == "False":
+            return True
+        return self.literal(expr, at) == 0
 
     # -- node degrees and bin counts (graph normalisation, per-expert token counts) ------
     def degree(self, expr: cst.BaseExpression, at: At, depth: int = 0) -> Optional["Count"]:
@@ -260,8 +411,8 @@ class Selections:
             return None
         d = depth + 1
         if isinstance(expr, (cst.Name, cst.Attribute)):
-            b = self.binding(expr, at)
-            if b is None or b.value is None or b.is_parameter or b.index is not None or b.operator is not None:
+            b = self.assignment(expr, at)
+            if b is None:
                 return None
             inner = self.selection(b.value, At(b.scope, b.order), d)
             return inner | {dotted_name(expr) or ""} if inner is not None else None

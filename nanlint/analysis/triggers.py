@@ -33,6 +33,7 @@ import libcst as cst
 
 from ..names import TorchCall, match_call
 from .summary import last_assignment
+from .vocabulary import same_vector
 
 if TYPE_CHECKING:
     from ..facts import At, Facts
@@ -62,6 +63,9 @@ SAMPLE = Trigger("a Gaussian sample exactly 0", DEGENERATE)
 PARAMETER = Trigger("a trained parameter exactly 0", DEGENERATE)
 PADDING = Trigger("an all-padding (fully masked) row", ORDINARY)
 EQUAL = Trigger("two equal inputs (a perfect prediction, coincident points)", ORDINARY)
+# a batch compared with itself: the diagonal of ``e[:, None] - e[None, :]`` or of ``|x|^2 + |x|^2 - 2 x.x``
+SELF_PAIR = Trigger("the diagonal of a batch's distances to itself (each row paired with itself, every batch)",
+                    ORDINARY)
 INPUT = Trigger("a zero or constant input row", PLAUSIBLE)
 DEAD_RELU = Trigger("a row that ReLU zeroes", PLAUSIBLE)
 ZERO_GRAD = Trigger("a zero gradient (a frozen or unused parameter)", PLAUSIBLE)
@@ -81,6 +85,7 @@ EMPTY_SELECTION = Trigger("an empty selection", ORDINARY)
 IGNORED_ROW = Trigger("a row whose labels are all `ignore_index` (a prompt-only row)", ORDINARY)
 IGNORED_BATCH = Trigger("a batch whose labels are all `ignore_index`", PLAUSIBLE)
 ISOLATED = Trigger("an isolated node (no edge, degree 0)", ORDINARY)
+NO_POSITIVE = Trigger("an anchor whose label no other sample in the batch shares (a class seen once)", ORDINARY)
 EMPTY_BIN = Trigger("an empty bin (an isolated node, an expert or class that no entry falls in)", ORDINARY)
 _LABELS = re.compile(r"(?i)(?:^|_)(?:labels?|targets?|ignore_index|ignore_idx)$")
 
@@ -153,6 +158,10 @@ def trigger_of(facts: "Facts", expr: cst.BaseExpression, at: "At", depth: int = 
             prior = _prior(name)
             return prior if prior is not None else UNKNOWN
         where = type(at)(binding.scope, binding.order)
+        if isinstance(expr, cst.Name) and binding.operator is None and facts.in_place_calls(name, binding, at):
+            source = facts.zero_source(expr, at)  # ``dist = xx + yy; dist.addmm_(x, y.t(), alpha=-2)``
+            if source is not None and source.kind == "expanded squared distance":
+                return SELF_PAIR if facts.distance_to_itself(expr, at) else EQUAL
         if isinstance(binding.operator, (cst.MultiplyAssign, cst.DivideAssign)) and binding.previous is not None:
             previous = binding.previous  # ``x /= n`` is 0 where ``x`` was
             if previous.is_parameter or previous.value is None:
@@ -180,6 +189,10 @@ def trigger_of(facts: "Facts", expr: cst.BaseExpression, at: "At", depth: int = 
             source = facts.zero_source(expr, at)
             if source is not None and source.kind == "one minus a squared cosine":
                 return ALIGNED
+            if source is not None and source.kind == "expanded squared distance":
+                return SELF_PAIR if facts.distance_to_itself(expr, at) else EQUAL
+            if same_vector(expr.left, expr.right):
+                return SELF_PAIR  # ``e[:, None] - e[None, :]``: each row minus itself on the diagonal
             # ``grid - k_half``: zero where the other side equals a constant, whatever that side is
             if facts.literal(expr.right, at) is not None or _is_self_attribute(expr.right):
                 return trigger_of(facts, expr.left, at, d)
@@ -384,13 +397,15 @@ def _scaled_log_scale(facts: "Facts", expr: cst.BaseExpression, at: "At") -> Opt
 
 
 def count_trigger(kind: str, origin: frozenset, whole_batch: bool) -> Trigger:
-    """What makes a count 0 (NAN103): an isolated node for a degree, an empty bin for a ``bincount``, all
-    labels ignored for a mask of labels (per row: a prompt-only row is ordinary in SFT; for the whole batch
+    """What makes a count 0 (NAN103): an isolated node for a degree, an empty bin for a ``bincount``, an
+    anchor with no positive for a mask of label pairs without its diagonal, all labels ignored for a mask of labels (per row: a prompt-only row is ordinary in SFT; for the whole batch
     only plausible), else an empty selection."""
     if "degree" in kind:
         return ISOLATED
     if "bin count" in kind:
         return EMPTY_BIN
+    if kind == "count of positive pairs":
+        return NO_POSITIVE
     if any(_LABELS.search(name.rsplit(".", 1)[-1]) for name in origin):
         return IGNORED_BATCH if whole_batch else IGNORED_ROW
     return EMPTY_SELECTION

@@ -61,7 +61,7 @@ _FACTORIES = frozenset({
 NORM_KINDS = frozenset({"norm", "hand-written norm"})
 STD_KINDS = frozenset({"standard deviation", "square root of a variance"})
 SQUARE_KINDS = frozenset({
-    "variance", "sum of squares", "mean of squares", "MSE", "squared difference", "square",
+    "variance", "expanded squared distance", "sum of squares", "mean of squares", "MSE", "squared difference", "square",
     "one minus a squared cosine",
 })
 
@@ -72,6 +72,9 @@ class ZeroSource:
 
     kind: str
     node: cst.CSTNode
+    # a difference that rounding can push below 0 (``E[x^2] - E[x]^2``, ``|a|^2 + |b|^2 - 2 a.b``): its root is
+    # NaN in the forward pass too, not only in the gradient
+    negative: bool = False
 
     @property
     def described(self) -> str:
@@ -99,6 +102,36 @@ def _literal_index(expr: cst.Subscript) -> Optional[int]:
 
 def _same_code(a: cst.BaseExpression, b: cst.BaseExpression) -> bool:
     return a.deep_equals(b) if type(a) is type(b) else False
+
+
+# ops that reshape or broadcast a vector without changing which values it holds
+PAIR_SHAPE_OPS = frozenset({"unsqueeze", "view", "reshape", "t", "T", "mT", "contiguous", "expand", "expand_as",
+                             "transpose", "permute", "flatten", "squeeze", "clone", "detach", "to", "broadcast_to"})
+
+
+def vector_base(expr: cst.BaseExpression) -> cst.BaseExpression:
+    """``labels[:, None]``, ``labels.unsqueeze(0)``, ``labels.view(-1, 1).T`` -> ``labels``: the vector a
+    reshape or broadcast is of (by text: a name reads the same binding on both sides of one comparison)."""
+    for _ in range(_MAX_DEPTH):
+        if isinstance(expr, cst.Subscript) and all(
+                isinstance(e.slice, cst.Slice) and e.slice.lower is None and e.slice.upper is None
+                or isinstance(e.slice, cst.Index) and isinstance(e.slice.value, cst.Name) and e.slice.value.value == "None"
+                for e in expr.slice):
+            expr = expr.value
+        elif isinstance(expr, cst.Attribute) and expr.attr.value in ("T", "mT"):
+            expr = expr.value
+        elif isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute) \
+                and expr.func.attr.value in PAIR_SHAPE_OPS:
+            expr = expr.func.value
+        else:
+            return expr
+    return expr
+
+
+def same_vector(a: cst.BaseExpression, b: cst.BaseExpression) -> bool:
+    """``labels[:, None]`` and ``labels[None, :]``, ``emb`` and ``emb.t()``: one vector, broadcast two ways."""
+    base_a, base_b = vector_base(a), vector_base(b)
+    return isinstance(base_a, (cst.Name, cst.Attribute, cst.Subscript)) and _same_code(base_a, base_b)
 
 
 def _is_difference(expr: cst.BaseExpression, facts: "Optional[Facts]" = None, at: Optional[At] = None) -> bool:

@@ -1,18 +1,41 @@
 """Can a value be exactly zero, and what kind of zero is it (a norm, a variance, an MSE...)?"""
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Optional
 
 import libcst as cst
 
-from ..names import match_call
+from ..names import TorchCall, match_call
 from ..scope import Binding
-from .vocabulary import At, NORM_KINDS, NORM_OPS, REDUCE_OPS, SQUARE_KINDS, TRANSPARENT_OPS, ZeroSource, _FACTORIES, _MAX_DEPTH, _cosine_like, _is_difference, _literal_index, _same_code, _squared_base
+from .vocabulary import At, NORM_KINDS, NORM_OPS, REDUCE_OPS, SQUARE_KINDS, TRANSPARENT_OPS, ZeroSource, _FACTORIES, _MAX_DEPTH, _cosine_like, _is_difference, _literal_index, _same_code, _squared_base, same_vector
 
 
 # ops that are 0 where their operand is (besides reshapes, reductions and norms)
 _VANISHING_OPS = frozenset({"abs", "absolute", "square", "sqrt", "relu", "F.relu", "neg", "negative", "sign", "tanh",
                             "sin", "cumsum"})
+
+
+# ``c + a @ b`` scaled: ``addmm(c, a, b, alpha=-2)`` adds -2 a.b to ``c``
+_ADD_PRODUCT_OPS = frozenset({"addmm", "addmm_", "baddbmm", "baddbmm_"})
+_MATRIX_PRODUCTS = frozenset({"mm", "matmul", "bmm", "einsum"})
+
+
+def _self_product(a: Optional[cst.BaseExpression], b: Optional[cst.BaseExpression]) -> bool:
+    """``x`` times ``x.t()``: a batch times its own transpose."""
+    return a is not None and b is not None and same_vector(a, b)
+
+
+def _unscaled(expr: cst.BaseExpression, facts: "ZeroSources", at: At) -> cst.BaseExpression:
+    """``2 * x`` -> ``x``: a factor of a matrix product without its literal scale."""
+    while isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, cst.Multiply):
+        if facts.literal(expr.left, at) is not None:  # type: ignore[attr-defined]
+            expr = expr.right
+        elif facts.literal(expr.right, at) is not None:  # type: ignore[attr-defined]
+            expr = expr.left
+        else:
+            break
+    return expr
 
 
 def _terms(expr: cst.BaseExpression) -> list[cst.BaseExpression]:
@@ -40,7 +63,7 @@ class ZeroSources:
                 if isinstance(b.operator, (cst.MultiplyAssign, cst.DivideAssign)) and b.previous is not None:
                     return self._binding_source(b.previous, d)
                 return None
-            return self._binding_source(b, d)
+            return self._binding_source(b, d, expr.value if isinstance(expr, cst.Name) else "", at)
         if isinstance(expr, cst.Subscript):
             index = _literal_index(expr)
             if index is not None:
@@ -54,10 +77,18 @@ class ZeroSources:
             return self._binary_source(expr, at, d)
         return None
 
-    def _binding_source(self, b: Binding, depth: int) -> Optional[ZeroSource]:
+    def _binding_source(self, b: Binding, depth: int, name: str = "", at: Optional[At] = None
+                        ) -> Optional[ZeroSource]:
         if b.value is None:
             return None
         where = At(b.scope, b.order)
+        if name and at is not None:
+            calls = self.in_place_calls(name, b, at)
+            if calls:  # ``dist = xx + yy; dist.addmm_(x, y.t(), alpha=-2)``
+                tc = match_call(calls[0][0], self.imports)
+                if len(calls) == 1 and tc is not None and tc.key in _ADD_PRODUCT_OPS and b.index is None \
+                        and not b.is_parameter:
+                    return self._expanded_distance(tc, tc.node, b.value, where, depth)
         if b.index is not None:
             return self._element_source(b.value, b.index, where, depth)
         if b.is_parameter:
@@ -109,9 +140,15 @@ class ZeroSources:
         if key in ("clamp", "clip", "clamp_min", "maximum", "fmax", "clamp_", "clamp_min_"):
             if self.clamp_guard(tc, at):
                 return None
-            return self.zero_source(operand, at, depth)
+            inner = self.zero_source(operand, at, depth)
+            low = self.literal(tc.argument("min", 0) if key != "maximum" and key != "fmax" else tc.positional(0), at)
+            if inner is not None and inner.negative and low is not None and low >= 0:
+                return replace(inner, negative=False)  # ``d.clamp(min=0)``: 0, no longer below it
+            return inner
         if key in ("square", "square_"):
             return self._square_of(operand, call, at, depth)
+        if key in _ADD_PRODUCT_OPS:  # ``torch.addmm(xx + yy, x, y.t(), alpha=-2)``
+            return self._expanded_distance(tc, call, operand, at, depth)
         if key == "pow" or key == "float_power":
             exponent = self.literal(tc.argument("exponent", 0), at)
             return self._power_source(operand, exponent, call, at, depth)
@@ -187,11 +224,86 @@ class ZeroSources:
                 if base is not None and _cosine_like(base, self, at):
                     return ZeroSource("one minus a squared cosine", expr)  # sin(theta) at parallel vectors
             left = self.zero_source(expr.left, at, depth)
+            if left is not None and left.kind == "sum of squares" and self.cross_term(expr.right, at):
+                return ZeroSource("expanded squared distance", expr, negative=True)  # |a|^2 + |b|^2 - 2 a.b
             right = self.zero_source(expr.right, at, depth)
             if left and right and left.kind in ("mean of squares", "sum of squares") and right.kind == "square":
-                return ZeroSource("variance", expr)
+                return ZeroSource("variance", expr, negative=True)
             return None
         return None
+
+    def cross_term(self, expr: cst.BaseExpression, at: At) -> bool:
+        """``2 * a @ b.t()``, ``2 * torch.mm(a, b.t())``, ``torch.matmul(a, b.T) * 2``: twice a matrix product,
+        the cross term of an expanded squared distance ``|a|^2 + |b|^2 - 2 a.b``."""
+        factors: list[cst.BaseExpression] = []
+        product = False
+        pending = [expr]
+        while pending:
+            node = pending.pop()
+            if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, (cst.Multiply, cst.MatrixMultiply)):
+                product = product or isinstance(node.operator, cst.MatrixMultiply)
+                pending.extend((node.left, node.right))
+            else:
+                factors.append(node)
+        two = [f for f in factors if self.literal(f, at) == 2]
+        if len(two) != 1:
+            return False
+        for factor in factors:
+            value, _ = self.resolve(factor, at)
+            found = match_call(value, self.imports) if isinstance(value, cst.Call) else None
+            if found is not None and found.key in _MATRIX_PRODUCTS:
+                product = True
+        return product
+
+    def distance_to_itself(self, expr: cst.BaseExpression, at: At) -> bool:
+        """An expanded squared distance whose cross term is a batch times its own transpose (``x @ x.t()``,
+        ``torch.mm(e, e.T)``, ``dist.addmm_(x, x.t(), alpha=-2)``): its diagonal is each row's distance to
+        itself, 0 (or below 0 by rounding) in every batch."""
+        if isinstance(expr, cst.Name):
+            b = self.binding(expr, at)
+            if b is not None and b.value is not None and b.operator is None and b.index is None:
+                calls = self.in_place_calls(expr.value, b, at)
+                if calls:
+                    tc = match_call(calls[0][0], self.imports)
+                    return tc is not None and tc.key in _ADD_PRODUCT_OPS and _self_product(tc.positional(0),
+                                                                                          tc.positional(1))
+                return self.distance_to_itself(b.value, At(b.scope, b.order))
+            return False
+        if isinstance(expr, cst.Call):
+            tc = match_call(expr, self.imports)
+            if tc is None or tc.operand is None:
+                return False
+            if tc.key in _ADD_PRODUCT_OPS:
+                return _self_product(tc.positional(0), tc.positional(1))
+            if tc.key in ("clamp", "clip", "clamp_min", "clamp_") or tc.key in TRANSPARENT_OPS:
+                return self.distance_to_itself(tc.operand, at)
+            return False
+        if not (isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, cst.Subtract)):
+            return False
+        pending: list[cst.BaseExpression] = [expr.right]
+        while pending:
+            node = pending.pop()
+            if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.MatrixMultiply):
+                return _self_product(_unscaled(node.left, self, at), _unscaled(node.right, self, at))
+            if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Multiply):
+                pending.extend((node.left, node.right))
+                continue
+            value, where = self.resolve(node, at)
+            found = match_call(value, self.imports) if isinstance(value, cst.Call) else None
+            if found is not None and found.key in ("mm", "matmul", "bmm"):
+                return _self_product(found.operand, found.positional(0))
+        return False
+
+    def _expanded_distance(self, tc: TorchCall, node: cst.CSTNode, base: cst.BaseExpression, at: At,
+                           depth: int) -> Optional[ZeroSource]:
+        """``addmm(xx + yy, x, y.t(), alpha=-2)`` (or its in-place form on ``xx + yy``): an expanded squared
+        distance when ``base`` is a sum of squares and ``alpha`` is -2."""
+        if self.literal(tc.keyword("alpha"), at) != -2:
+            return None
+        inner = self.zero_source(base, at, depth)
+        if inner is None or inner.kind != "sum of squares":
+            return None
+        return ZeroSource("expanded squared distance", node, negative=True)
 
     def _power_source(self, base: cst.BaseExpression, exponent: Optional[float], node: cst.CSTNode,
                       at: At, depth: int) -> Optional[ZeroSource]:
@@ -212,7 +324,8 @@ class ZeroSources:
             return None
         if inner.kind in ("variance",):
             return ZeroSource("square root of a variance", node)
-        if inner.kind in ("sum of squares", "mean of squares", "square", "squared difference"):
+        if inner.kind in ("sum of squares", "mean of squares", "square", "squared difference",
+                          "expanded squared distance"):
             return ZeroSource("hand-written norm", node)
         if inner.kind == "MSE":
             return ZeroSource("hand-written norm", node)

@@ -21,8 +21,8 @@ from ..analysis import kinds
 from ..context import FileContext
 from ..eps import KINDS, DtypeRef, default_dtypes, default_growth_note, dtype_ref, eps_expression, literal_problem
 from ..facts import At, ZeroSource
-from ..fixspec import UNSAFE, Change, FixSpec, Replace, append_to, add_term, same_meaning, torch_reference
-from ..names import match_call
+from ..fixspec import SAFE, UNSAFE, Change, FixSpec, Replace, append_to, add_term, same_meaning, torch_reference
+from ..names import TorchCall, match_call
 from ..patterns import Root, root
 
 _PYTHON_NUMBER_METHODS = frozenset({"item", "tolist"})
@@ -420,3 +420,28 @@ def spread_call(ctx: FileContext, expr: cst.BaseExpression, at: At) -> Optional[
                 continue
         return None
     return None
+
+
+def relu_for_clamp(ctx: FileContext, tc: TorchCall) -> Optional[FixSpec]:
+    """``x.clamp(min=0)`` -> ``x.relu()``, ``torch.clamp(x, min=0)`` -> ``torch.relu(x)``: the same values, and a
+    zero gradient at 0 where a fractional power of the clamp has an infinite one (docs/probe.md rows 31, 32).
+    None for a clamp with an upper bound or other arguments."""
+    if tc.key not in ("clamp", "clip", "clamp_min") or tc.operand is None:
+        return None
+    if tc.key != "clamp_min" and (tc.argument("max", 1) is not None or len(tc.args) != 1):
+        return None
+    if tc.key == "clamp_min" and len(tc.args) != 1:
+        return None
+    assert ctx.module is not None
+    operand = ctx.module.code_for_node(tc.operand).strip()
+    if tc.is_method:
+        receiver = operand if _atomic(tc.operand) else f"({operand})"
+        return FixSpec(SAFE, "use `relu`", (Replace(tc.node, f"{receiver}.relu()"),))
+    callee = ctx.facts.spell("relu", tc.node.func)
+    if callee is None:
+        return None
+    return FixSpec(SAFE, "use `torch.relu`", (Replace(tc.node, f"{callee}({operand})"),))
+
+
+def _atomic(expr: cst.BaseExpression) -> bool:
+    return isinstance(expr, (cst.Name, cst.Attribute, cst.Call, cst.Subscript)) or bool(getattr(expr, "lpar", ()))

@@ -67,6 +67,13 @@ class DivideByCount(GuardTests):
     are replaced afterwards (PyG's `d.masked_fill_(d == float('inf'), 0)`,
     `d[d == float('inf')] = 0`).
 
+    Masks of label pairs in contrastive and metric-learning losses are read by
+    their diagonal: `labels[:, None] == labels[None, :]` (`torch.eq(l, l.T)`)
+    pairs each sample with itself, so its row sums are at least 1 and dividing
+    by them is not reported; with the diagonal removed (SupCon's `logits_mask`,
+    `* (1 - torch.eye(n))`, `fill_diagonal_(0)`) an anchor whose label no other
+    sample in the batch shares has no positive, and the division is flagged.
+
     A mask is a comparison, a boolean combination of masks, `.bool()`, `isfinite`...,
     a cast or reshape of one, or a value named like a mask (`attention_mask`,
     `loss_mask`) whose origin nanlint cannot see. Padding, attention and length
@@ -126,7 +133,7 @@ class DivideByCount(GuardTests):
     code = "NAN103"
     name = "divide-by-count"
     summary = "division by a mask sum or count that can be zero"
-    rows = "39, 57"
+    rows = "39, 57, 59"
     fix_availability = SOMETIMES
     fix_applicability = (UNSAFE, DISPLAY_ONLY)
     screen = re.compile(r"sum(?<!\wsum)\s*\(|nansum\s*\(|count_nonzero|len(?<!\wlen)\s*\(|numel\s*\("
@@ -156,6 +163,13 @@ class DivideByCount(GuardTests):
             hazard="soft_mask = torch.sigmoid(x) * 0; y = (x * soft_mask).sum() / soft_mask.sum()",
             fixed="soft_mask = torch.sigmoid(x) * 0; "
                   "y = (x * soft_mask).sum() / soft_mask.sum().clamp_min(torch.finfo(soft_mask.dtype).eps)",
+        ),
+        Witness(  # SupCon's positives: label pairs without the diagonal; every label distinct -> no positive
+            setup="x = leaf(torch.ones(4, 4, dtype=dtype)); labels = torch.arange(4).view(-1, 1)",
+            hazard="mask = torch.eq(labels, labels.T).to(dtype) * (1 - torch.eye(4, dtype=dtype)); "
+                   "y = (mask * x).sum(1) / mask.sum(1)",
+            fixed="mask = torch.eq(labels, labels.T).to(dtype) * (1 - torch.eye(4, dtype=dtype)); "
+                  "y = (mask * x).sum(1) / mask.sum(1).clamp_min(1)",
         ),
         Witness(  # a Python count
             setup="loss = leaf(torch.ones(4, dtype=dtype)); keep = torch.zeros(4) > 0",

@@ -9,7 +9,7 @@ from ..fixspec import SAFE, UNSAFE, FixSpec, Replace, is_atom, torch_reference
 from ..names import TorchCall, last_name
 from ..analysis.triggers import EXPECTED
 from ..patterns import Root, code, division, root
-from ._guards import Built, clamp_inside_root, tensor_evidence
+from ._guards import Built, clamp_inside_root, relu_for_clamp, tensor_evidence
 from ._screens import ROOT
 from .base import Rule, SOMETIMES, Witness
 
@@ -100,7 +100,7 @@ class SqrtAtZero(Rule):
     code = "NAN201"
     name = "sqrt-at-zero"
     summary = "square root of a value that can be exactly zero (infinite gradient)"
-    rows = "3, 4, 9, 10, 12"
+    rows = "3, 4, 9, 10, 12, 58"
     fix_availability = SOMETIMES
     fix_applicability = (SAFE, UNSAFE)
     screen = re.compile(r"""
@@ -147,6 +147,16 @@ class SqrtAtZero(Rule):
             hazard="y = torch.sqrt(d) + 1e-8",
             fixed="y = torch.sqrt(d + 1e-4)",
         ),
+        Witness(  # an expanded squared distance of a batch to itself: its diagonal is 0 (docs/probe.md row 58)
+            setup="x = leaf(torch.ones(4, 8, dtype=dtype))",
+            hazard="sq = (x ** 2).sum(1); d = sq[:, None] + sq[None, :] - 2 * x @ x.t(); y = torch.sqrt(d)",
+            fixed="sq = (x ** 2).sum(1); d = sq[:, None] + sq[None, :] - 2 * x @ x.t(); y = torch.sqrt(d.clamp_min(1e-4))",
+        ),
+        Witness(  # clamped at 0 the diagonal is still exactly 0; relu's backward masks it (rows 32, 58)
+            setup="x = leaf(torch.ones(4, 8, dtype=dtype))",
+            hazard="sq = (x ** 2).sum(1); d = sq[:, None] + sq[None, :] - 2 * x @ x.t(); y = d.clamp(min=0).sqrt()",
+            fixed="sq = (x ** 2).sum(1); d = sq[:, None] + sq[None, :] - 2 * x @ x.t(); y = d.relu().sqrt()",
+        ),
         Witness(
             setup="x = leaf(torch.full((8,), 2.0, dtype=dtype))",
             hazard="sq = (x - x.mean()) ** 2; y = torch.sqrt(sq.mean())",
@@ -191,18 +201,27 @@ class SqrtAtZero(Rule):
         if source is None:
             self._check_eps_outside(node, found)
             return
-        judged = self.judge(found.operand, gradient_only=True)
+        # a difference that rounds below 0 makes the root NaN forward too: not a gradient-only hazard
+        judged = self.judge(found.operand, gradient_only=not source.negative)
         if judged is None:
             return  # a gradient-only hazard where no gradient flows (or not a tensor)
         advice = "use `(p - t).abs()`" if source.kind == "squared difference" else "add an eps inside the root"
-        if id(node) in self._divisor_roots:
+        if source.kind == "expanded squared distance":
+            advice = "use `torch.cdist`, or clamp inside the root: `.clamp_min(eps).sqrt()`"
+        negative = " (rounding also makes it slightly negative: NaN in the forward pass)" if source.negative else ""
+        relu = self._relu_fix(found.operand)
+        if relu is not None and id(node) not in self._divisor_roots:
+            # ``d.clamp(min=0).sqrt()``: relu has the same values and a zero gradient at 0 (docs/probe.md row 32)
+            built = Built(relu)
+            advice = "use `relu` instead of the clamp at 0 (same values, zero gradient at 0)"
+        elif id(node) in self._divisor_roots:
             built = clamp_inside_root(self.ctx, found, "divide-sqrt", source.kind)
         else:
             built = self._exact_fix(found, source) or clamp_inside_root(self.ctx, found, "sqrt", source.kind)
         self.report(
             node,
             f"square root of `{code(self.ctx, found.operand)}`, {source.described} that is exactly 0 "
-            f"{judged.reached_by}: the gradient there is inf * 0 = NaN; {advice}",
+            f"{judged.reached_by}{negative}: the gradient there is inf * 0 = NaN; {advice}",
             target=found.operand,
             **judged.extra(),
             **built.extra(),
@@ -273,6 +292,15 @@ class SqrtAtZero(Rule):
         return False
 
     # -- exact rewrites ---------------------------------------------------------------
+    def _relu_fix(self, operand: cst.BaseExpression) -> Optional[FixSpec]:
+        """The operand is ``x.clamp(min=0)`` itself (not through a name: the fix rewrites that call)."""
+        tc = self.ctx.match(operand) if isinstance(operand, cst.Call) else None
+        if tc is None or tc.key not in ("clamp", "clip", "clamp_min") or tc.operand is None:
+            return None
+        if self.facts.literal(tc.argument("min", 0), self.ctx.at()) != 0:
+            return None
+        return relu_for_clamp(self.ctx, tc)
+
     def _exact_fix(self, found: Root, source: ZeroSource) -> Optional[Built]:
         operand = found.operand
         module = self.ctx.module

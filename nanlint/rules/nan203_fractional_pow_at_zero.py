@@ -4,12 +4,13 @@ from typing import Optional
 import libcst as cst
 
 from ..facts import TRANSPARENT_OPS, At
-from ..fixspec import SAFE, FixSpec, Replace
+from ..fixspec import SAFE
 from ..names import TorchCall
 from ..analysis import confidence
 from ..analysis.gradient import gradient_at
 from ..analysis.triggers import ORDINARY, Trigger
 from ..patterns import code
+from ._guards import relu_for_clamp
 from .base import Rule, SOMETIMES, Witness
 
 
@@ -38,27 +39,28 @@ class FractionalPowAtZero(Rule):
     Not flagged: `torch.sqrt(F.relu(x))` (relu's backward masks the infinity,
     row 32), powers with p >= 1 (row 38), a clamp at a positive floor, code
     under `torch.no_grad()` / `inference_mode()` and tensors built only from
-    factories (no gradient is taken), and square roots of variances, squares
-    and MSEs (NAN201 reports those).
+    factories (no gradient is taken), and square roots of variances, squares,
+    MSEs and expanded squared distances `a2 + b2 - 2 * ab`, clamped at 0 or not
+    (NAN201 reports those).
 
     ## Why preview?
     The hazard is the gradient, and only where one is taken. On the 2 M-line
     corpus (transformers, diffusers, timm, Lightning) every finding was in code
     that is never differentiated (diffusers schedulers, running statistics of
     input data), which a static linter cannot tell apart from a loss. Enable it
-    with `preview = true` or `--select NAN203` for training code such as metric
-    learning losses (`(a2 + b2 - 2ab).clamp(min=0).sqrt()`).
+    with `preview = true` or `--select NAN203` for training code (a signed
+    square root of features, a root of a clamped score).
 
     ## Example
     ```python
-    dist = (a2 + b2 - 2 * ab).clamp(min=0).sqrt()
+    r = score.clamp(min=0).sqrt()
     feat = torch.sign(x) * x.abs() ** 0.5
     ```
 
     ## Use instead
     ```python
-    dist = F.relu(a2 + b2 - 2 * ab).sqrt()         # same values, zero gradient at 0
-    dist = (a2 + b2 - 2 * ab).clamp(min=1e-6).sqrt()
+    r = F.relu(score).sqrt()         # same values, zero gradient at 0
+    r = score.clamp(min=1e-6).sqrt()
     feat = torch.sign(x) * (x.abs() + 1e-6) ** 0.5
     ```
     A floor of 1e-12 underflows in float16 and the gradient is Inf again (row 31).
@@ -135,7 +137,7 @@ class FractionalPowAtZero(Rule):
         level = confidence(CLAMPED, gradient, gradient_only=True)
         if level is None:
             return
-        fix = self._relu_fix(tc)
+        fix = relu_for_clamp(self.ctx, tc)
         self.report(node, f"`{code(self.ctx, node)}`: {power} of `{code(self.ctx, tc.node)}` has an infinite "
                           f"gradient at 0, reached {CLAMPED.text} (the clamp passes it through); use `relu` (same "
                           "values, zero gradient at 0) or clamp at a positive floor such as 1e-6", fix=fix,
@@ -159,24 +161,3 @@ class FractionalPowAtZero(Rule):
         if tc.key in TRANSPARENT_OPS:
             return self._zero_forcing(tc.operand, where, depth + 1)
         return None
-
-    def _relu_fix(self, tc: TorchCall) -> Optional[FixSpec]:
-        if tc.key not in ("clamp", "clip", "clamp_min") or tc.operand is None:
-            return None
-        if tc.key != "clamp_min" and (tc.argument("max", 1) is not None or len(tc.args) != 1):
-            return None
-        if tc.key == "clamp_min" and len(tc.args) != 1:
-            return None
-        assert self.ctx.module is not None
-        operand = self.ctx.module.code_for_node(tc.operand).strip()
-        if tc.is_method:
-            receiver = operand if _atomic(tc.operand) else f"({operand})"
-            return FixSpec(SAFE, "use `relu`", (Replace(tc.node, f"{receiver}.relu()"),))
-        callee = self.facts.spell("relu", tc.node.func)
-        if callee is None:
-            return None
-        return FixSpec(SAFE, "use `torch.relu`", (Replace(tc.node, f"{callee}({operand})"),))
-
-
-def _atomic(expr: cst.BaseExpression) -> bool:
-    return isinstance(expr, (cst.Name, cst.Attribute, cst.Call, cst.Subscript)) or bool(getattr(expr, "lpar", ()))

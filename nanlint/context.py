@@ -54,6 +54,8 @@ class FileContext:
         self._matches: dict[int, tuple[cst.Call, int, Optional[TorchCall]]] = {}
         self._summary: Optional[ModuleSummary] = None
         self._function_sources: dict[int, tuple[cst.FunctionDef, str]] = {}
+        # every read of each name in a function, with its ancestors (``analysis.uses``), built once per function
+        self.reads_by_function: dict[int, tuple[cst.FunctionDef, dict[str, list[list[cst.CSTNode]]]]] = {}
 
     @property
     def summary(self) -> ModuleSummary:

@@ -5,6 +5,7 @@
 * :mod:`.gradient` -- whether a gradient can flow (one policy for every rule);
 * :mod:`.guards` -- branch tests before an operation and repairs of its result;
 * :mod:`.dtype` -- which float16 evidence applies to a value (its own class or function);
+* :mod:`.uses` -- where a value goes: only comparisons and ranking indices, or an output;
 * :mod:`.summary` -- whole-module facts from the stdlib parser (callers, grad mode, strings);
 * :func:`confidence` -- how a trigger and the gradient context make a finding's confidence.
 
@@ -34,10 +35,14 @@ def confidence(trigger: Trigger, gradient: Gradient, gradient_only: bool = False
       training run); a gradient-only hazard in code that nothing shows training differentiates (a metric,
       a solver, a detector's post-processing: :func:`nanlint.analysis.gradient.evidence`).
 
-    A gradient-only hazard (finite value, infinite derivative) where no gradient flows is None.
+    A gradient-only hazard (finite value, infinite derivative) where no gradient flows is None. A value
+    that only comparisons and ranking indices use (``gradient.inert``) reaches no output: low for a
+    forward hazard, None for a gradient-only one.
     """
     if trigger.likelihood == IMPOSSIBLE or gradient_only and not gradient.flows:
         return None
+    if gradient.inert:
+        return LOW
     level = _BY_LIKELIHOOD[trigger.likelihood]
     if gradient_only and not gradient.evidence:
         return LOW

@@ -40,13 +40,26 @@ class Gradient:
     reason: str = ""  # why no gradient flows, for messages
     # where one may flow: why this is code that training differentiates ("" when nothing shows it)
     evidence: str = ""
+    # the value reaches no output either: only comparisons and ranking indices use it (:mod:`.uses`)
+    inert: bool = False
 
 
 FLOWS = Gradient(True, evidence="assumed")
 
 
 def gradient_at(ctx: "FileContext", values: Iterable[cst.BaseExpression] = ()) -> Gradient:
-    """Whether a gradient can flow at the walk's current position through ``values``."""
+    """Whether a gradient can flow at the walk's current position through ``values``, and whether the value
+    computed there reaches anything but comparisons (:func:`nanlint.analysis.uses.only_compared`)."""
+    from .uses import only_compared
+
+    found = _gradient_at(ctx, values)
+    if only_compared(ctx):
+        return Gradient(False, "its value reaches only comparisons and ranking indices in this function",
+                        found.evidence, inert=True)
+    return found
+
+
+def _gradient_at(ctx: "FileContext", values: Iterable[cst.BaseExpression]) -> Gradient:
     mode = grad_mode(ctx)
     if mode is not None:
         return Gradient(False, mode)

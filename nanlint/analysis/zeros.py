@@ -7,12 +7,8 @@ import libcst as cst
 
 from ..names import match_call
 from ..scope import Binding
+from .ops import VANISHING_OPS as _VANISHING_OPS
 from .vocabulary import At, NORM_KINDS, NORM_OPS, REDUCE_OPS, SQUARE_KINDS, TRANSPARENT_OPS, ZeroSource, _FACTORIES, _MAX_DEPTH, _cosine_like, _is_difference, _literal_index, _same_code, _squared_base
-
-
-# ops that are 0 where their operand is (besides reshapes, reductions and norms)
-_VANISHING_OPS = frozenset({"abs", "absolute", "square", "sqrt", "relu", "F.relu", "neg", "negative", "sign", "tanh",
-                            "sin", "cumsum"})
 
 
 def _terms(expr: cst.BaseExpression) -> list[cst.BaseExpression]:

@@ -36,6 +36,7 @@ from typing import Iterable, Optional, Sequence
 
 import libcst as cst
 
+from .analysis.ops import BINARY_OPS as _BINARY_OPS, DTYPE_KEEPING_METHODS as TENSOR_METHODS
 from .names import ImportTable
 
 
@@ -151,25 +152,7 @@ _DTYPE_NAMES = {
     "torch.float32": "float32", "torch.float": "float32", "torch.float64": "float64",
     "torch.double": "float64",
 }
-# torch functions whose first two arguments are tensors of the result's dtype (the second one is tried when
-# the first cannot be named, as in ``F.mse_loss(model(x), y)``)
-_BINARY_OPS = frozenset({
-    "F.mse_loss", "F.l1_loss", "F.smooth_l1_loss", "F.huber_loss", "sub", "subtract", "add", "mul", "multiply",
-    "maximum", "minimum", "dist", "hypot",
-})
 _CAST_METHODS = {"float": "float32", "double": "float64", "half": "float16", "bfloat16": "bfloat16"}
-# Tensor methods whose result has the receiver's floating dtype: follow the receiver. Any other method
-# (``self.proj(h)``, ``model(x)``) may be a module call whose output dtype is unknown (autocast): stop there.
-TENSOR_METHODS = frozenset({
-    "abs", "absolute", "add", "sub", "subtract", "mul", "multiply", "div", "divide", "true_divide", "neg", "pow",
-    "square", "sqrt", "rsqrt", "exp", "log", "log1p", "expm1", "sin", "cos", "tanh", "sigmoid", "relu", "softmax",
-    "log_softmax", "sum", "mean", "nansum", "nanmean", "norm", "std", "var", "amax", "amin", "max", "min", "prod",
-    "cumsum", "clamp", "clip", "clamp_min", "clamp_max", "masked_fill", "where", "detach", "clone", "contiguous",
-    "view", "view_as", "reshape", "reshape_as", "flatten", "unflatten", "squeeze", "unsqueeze", "permute",
-    "transpose", "t", "expand", "expand_as", "repeat", "repeat_interleave", "narrow", "select", "index_select",
-    "gather", "roll", "flip", "movedim", "swapaxes", "split", "chunk", "unbind", "diff", "matmul", "mm", "bmm",
-    "dot", "outer", "cpu", "cuda", "add_", "sub_", "mul_", "div_", "pow_", "clamp_", "clamp_min_", "abs_",
-})
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Optional
 import libcst as cst
 
 from .analysis.triggers import Trigger
+from .analysis.ops import CONSTANT_FACTORIES, DATA_FACTORIES, LOG_SOFTMAX_OPS, SOFTMAX_OPS
+from .analysis.ops import SCORE_PASS_THROUGH as PASS_THROUGH
 from .analysis.vocabulary import FLOAT_MAX
 
 from .names import dotted_name
@@ -29,18 +31,9 @@ from .facts import At
 if TYPE_CHECKING:
     from .context import FileContext
 
-SOFTMAX_OPS = frozenset({"softmax", "F.softmax", "special.softmax", "nn.functional.softmax", "softmax_"})
-LOG_SOFTMAX_OPS = frozenset({"log_softmax", "F.log_softmax", "special.log_softmax", "nn.functional.log_softmax"})
-# value-preserving steps a score tensor goes through on its way to softmax
-PASS_THROUGH = frozenset({
-    "float", "double", "half", "bfloat16", "to", "type", "type_as", "view", "view_as", "reshape", "reshape_as",
-    "contiguous", "transpose", "permute", "unsqueeze", "squeeze", "clone", "detach", "expand", "expand_as",
-    "flatten", "unflatten", "movedim", "mul", "div", "true_divide", "mul_", "div_", "add", "add_", "sub", "sub_",
-    "masked_fill", "masked_fill_", "masked_scatter", "where", "tanh",
-})
-_BLANK = frozenset({"zeros", "zeros_like", "new_zeros", "empty", "empty_like", "new_empty", "full", "full_like",
-                    "new_full", "ones", "ones_like", "new_ones", "tensor", "as_tensor"})
 
+# a fresh tensor a fill writes into
+_BLANK = CONSTANT_FACTORIES | DATA_FACTORIES
 _INF_NAMES = {"numpy.Inf": math.inf, "numpy.Infinity": math.inf, "numpy.PINF": math.inf, "numpy.infty": math.inf,
               "numpy.NINF": -math.inf}
 

@@ -6,9 +6,8 @@ from typing import Optional
 
 import libcst as cst
 
+from .analysis.ops import DIVIDE_OPS
 from .context import FileContext
-
-DIVIDE_OPS = frozenset({"div", "divide", "true_divide", "div_", "divide_", "true_divide_"})
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Optional
 import libcst as cst
 
 from .analysis.dtype import applies
+from .analysis.ops import AUTOCAST_DTYPE_KEEPING as _DTYPE_PRESERVING, AUTOCAST_F32_OPS, UPCASTS as _UPCAST_METHODS
 from .context import FP16_EVIDENCE
 
 if TYPE_CHECKING:
@@ -218,7 +219,6 @@ def half_precisions(ctx: "FileContext") -> list[tuple[str, Optional[Evidence]]]:
 
 # -- explicit float32 computation ----------------------------------------
 _F32_DTYPES = frozenset({"float32", "float", "float64", "double"})
-_UPCAST_METHODS = frozenset({"float", "double"})
 
 
 def _is_f32_dtype(expr: Optional[cst.BaseExpression], ctx: "FileContext") -> bool:
@@ -329,26 +329,7 @@ def float16_excluded(ctx: "FileContext") -> bool:
 
 
 # -- CUDA autocast ------------------------------------------------------------
-# Ops that CUDA autocast runs in float32 (PyTorch AMP docs, "CUDA Ops that can autocast to float32"),
-# as nanlint op keys.
-AUTOCAST_F32_OPS = frozenset({
-    "acos", "asin", "cosh", "erfinv", "exp", "expm1", "log", "log10", "log1p", "log2", "reciprocal", "rsqrt",
-    "sinh", "tan", "pow", "softmax", "F.softmax", "log_softmax", "F.log_softmax", "softmin", "F.softmin",
-    "cumprod", "cumsum", "dist", "cdist", "pdist", "F.pdist", "renorm", "prod", "sum", "norm", "logsumexp",
-    "F.normalize", "F.cosine_similarity", "cosine_similarity", "F.layer_norm", "layer_norm", "F.group_norm",
-    "group_norm", "F.softplus", "F.mse_loss", "F.l1_loss", "F.smooth_l1_loss", "F.huber_loss", "F.kl_div",
-    "F.nll_loss", "F.cross_entropy", "F.binary_cross_entropy_with_logits", "F.cosine_embedding_loss",
-    "F.margin_ranking_loss", "F.poisson_nll_loss", "F.triplet_margin_loss",
-})
-# ops whose result has their input's dtype (so an autocast-float32 input stays float32)
-_DTYPE_PRESERVING = frozenset({
-    "mean", "sum", "amax", "amin", "max", "min", "clamp", "clamp_min", "clamp_max", "clip", "abs", "neg",
-    "view", "reshape", "unsqueeze", "squeeze", "flatten", "transpose", "permute", "contiguous", "expand",
-    "expand_as", "detach", "clone", "gather", "index_select", "masked_fill", "var", "std", "sqrt", "square",
-    "relu", "F.relu", "mul", "div", "add", "sub", "T", "t", "cumsum",
-})
-
-
+# (which ops autocast runs in float32, and which keep their input's dtype: analysis/ops.py)
 def autocast_float32(expr: cst.BaseExpression, ctx: "FileContext") -> bool:
     """True when, under CUDA autocast, ``expr`` is visibly float32: produced by an op autocast runs in
     float32 (``softmax``, ``sum``, ``pow``, ``norm``...), possibly through dtype-preserving ops or in

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Iterator, Optional
 import libcst as cst
 
 from .analysis import kinds
+from .analysis.ops import FLOOR_CLAMPS as _CLAMPS, GRADIENT_FREE_RESULTS as _CONSTRUCTORS
+from .analysis.ops import PROPAGATES_GRADIENT as _PROPAGATING
 from .names import builtin_name, dotted_name, last_name
 from .patterns import division
 
@@ -145,9 +147,6 @@ class Guard:
     form: str  # "add" | "clamp" | "where" | "masked_fill"
     guarded: Optional[cst.BaseExpression]  # the expression the eps protects
     eps: Optional[cst.BaseExpression]  # the eps expression (add / clamp)
-
-
-_CLAMPS = frozenset({"clamp", "clip", "clamp_", "clip_", "clamp_min", "clamp_min_"})
 
 
 def guard(expr: cst.BaseExpression, ctx: "FileContext", at: "At") -> Optional[Guard]:
@@ -319,29 +318,6 @@ def plain_code(ctx: "FileContext", node: cst.CSTNode) -> str:
     if isinstance(node, cst.BaseExpression) and (getattr(node, "lpar", None) or getattr(node, "rpar", None)):
         node = node.with_changes(lpar=[], rpar=[])
     return ctx.module.code_for_node(node)
-
-
-# -- values that cannot carry a gradient ------------------------------------------------------
-_CONSTRUCTORS = frozenset({
-    "arange", "linspace", "logspace", "meshgrid", "zeros", "ones", "full", "empty", "eye", "tensor", "as_tensor",
-    "zeros_like", "ones_like", "full_like", "empty_like", "rand", "randn", "randint", "rand_like", "randn_like",
-    "randint_like", "randperm", "from_numpy", "new_zeros", "new_ones", "new_full", "new_empty", "new_tensor",
-    "bernoulli", "multinomial", "argmax", "argmin", "argsort", "nonzero", "count_nonzero", "isnan", "isinf",
-    "isfinite", "eq", "ne", "gt", "lt", "ge", "le", "logical_not", "logical_and", "logical_or", "logical_xor",
-    "detach", "bool", "long", "int", "floor_divide", "searchsorted", "bucketize", "numel", "size", "dim",
-})
-# ops whose result carries a gradient only when their tensor inputs do
-_PROPAGATING = frozenset({
-    "float", "double", "half", "bfloat16", "to", "type", "type_as", "view", "view_as", "reshape", "flatten",
-    "unsqueeze", "squeeze", "expand", "expand_as", "transpose", "permute", "contiguous", "clone", "sum", "mean",
-    "cumsum", "cumprod", "prod", "max", "min", "amax", "amin", "abs", "neg", "clamp", "clamp_min", "clamp_max",
-    "clip", "floor", "ceil", "round", "sqrt", "log", "exp", "pow", "stack", "cat", "concat", "where", "masked_fill",
-    "repeat", "repeat_interleave", "tril", "triu", "flip", "roll", "gather", "index_select", "t", "T", "mul", "div",
-    "add", "sub", "square", "reciprocal", "sign", "unbind", "chunk", "split", "narrow", "select", "diff", "outer",
-    "norm", "vector_norm", "linalg.norm", "linalg.vector_norm", "einsum", "matmul", "bmm", "mm", "dot", "cdist",
-    "dist", "std", "var", "sin", "cos", "tan", "acos", "asin", "atan", "atan2", "hypot", "rsqrt", "log1p", "expm1",
-    "cross", "minimum", "maximum", "sort", "topk",
-})
 
 
 # Parameter names of raw model inputs (documented in docs/analysis.md): data, which never requires grad.

@@ -27,6 +27,7 @@ import libcst as cst
 
 from ..names import last_name
 from . import kinds
+from .ops import GRAPH_CUTS as _DETACHING
 from .summary import GRAD_OFF, GRAD_ON, OPTIMIZER_BASES
 
 if TYPE_CHECKING:
@@ -180,7 +181,6 @@ def method_owner(ctx: "FileContext", function: cst.FunctionDef) -> Optional[str]
 # base-class suffixes of data preprocessing (Hugging Face feature extractors, image processors, tokenizers)
 _PREPROCESSING = ("FeatureExtractor", "ImageProcessor", "ImageProcessorFast", "Processor", "ProcessorMixin",
                   "Tokenizer", "TokenizerFast", "FeatureExtractionMixin", "ImageProcessingMixin")
-_DETACHING = frozenset({"detach", "item", "tolist", "numpy", "detach_"})
 
 
 def detached_result(ctx: "FileContext") -> Optional[str]:

@@ -21,6 +21,7 @@ import libcst as cst
 
 from ..facts import names_in
 from ..names import last_name
+from .ops import CAPS as _CAPS, NAN_REPAIRS as _INLINE_REPAIRS
 
 if TYPE_CHECKING:
     from ..context import FileContext
@@ -47,9 +48,6 @@ def repaired_later(ctx: "FileContext") -> bool:
     return repair.search(text) is not None
 
 
-_INLINE_REPAIRS = frozenset({"nan_to_num", "nansum", "nanmean", "nanmedian", "nan_to_num_"})
-
-
 def repaired_inline(ctx: "FileContext") -> bool:
     """The node being walked sits inside ``torch.nansum(...)`` / ``nanmean`` / ``nan_to_num``: its NaN is
     dropped or replaced before it goes further (``nansum(p * log(p / q))`` in a metric)."""
@@ -71,10 +69,6 @@ def _assigned_name(ctx: "FileContext") -> Optional[str]:
         if isinstance(small, (cst.AugAssign, cst.AnnAssign)) and isinstance(small.target, cst.Name):
             return small.target.value
     return None
-
-
-
-_CAPS = frozenset({"minimum", "min", "fmin", "clamp_max", "clamp_max_"})
 
 
 def capped_reciprocal(ctx: "FileContext", numerator: Optional[cst.BaseExpression]) -> bool:

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 import libcst as cst
 
 from ..names import builtin_name, match_call
+from .ops import BOOL_OPS as _BOOL_OPS, FLOAT_CASTS as _FLOAT_CASTS, FLOAT_OPS as _FLOAT_OPS, INT_OPS as _INT_OPS
+from .ops import KIND_PRESERVING as _KIND_PRESERVING, SIZE_ATTRIBUTES as _SIZE_ATTRIBUTES
 
 if TYPE_CHECKING:
     from ..facts import At, Facts
@@ -31,33 +33,6 @@ NUMBERS = frozenset({PY_INT, PY_FLOAT})
 TENSORS = frozenset({FLOAT_TENSOR, INT_TENSOR, BOOL_TENSOR, TENSOR})
 # kinds that never carry an autograd gradient
 GRADIENT_FREE = frozenset({INT_TENSOR, BOOL_TENSOR, PY_INT, PY_FLOAT, NUMPY, SEQUENCE})
-
-_SIZE_ATTRIBUTES = frozenset({"shape", "ndim", "itemsize", "element_size"})
-_INT_METHODS = frozenset({"size", "numel", "dim", "nelement", "item_count", "__len__", "count_nonzero_count"})
-_BOOL_OPS = frozenset({
-    "isnan", "isinf", "isfinite", "isneginf", "isposinf", "eq", "ne", "gt", "lt", "ge", "le", "logical_not",
-    "logical_and", "logical_or", "logical_xor", "bool", "any", "all", "isclose", "bernoulli_mask",
-})
-_INT_OPS = frozenset({
-    "long", "int", "short", "argmax", "argmin", "argsort", "nonzero", "count_nonzero", "randint", "randperm",
-    "searchsorted", "bucketize", "floor_divide", "multinomial", "bincount", "numel",
-})
-_FLOAT_CASTS = frozenset({"float", "double", "half", "bfloat16"})
-_FLOAT_OPS = frozenset({
-    "softmax", "F.softmax", "log_softmax", "F.log_softmax", "sigmoid", "F.sigmoid", "exp", "log", "sqrt",
-    "rsqrt", "norm", "linalg.norm", "linalg.vector_norm", "std", "var", "randn", "rand", "randn_like",
-    "rand_like", "F.normalize", "F.linear", "matmul", "mm", "bmm", "tanh", "F.mse_loss", "F.cosine_similarity",
-    "cosine_similarity", "F.relu", "relu", "linspace", "logspace", "mean", "erf", "sin", "cos", "atan2",
-    "F.softplus", "softplus", "F.gelu", "F.layer_norm", "lerp", "reciprocal", "acos", "asin",
-})
-# ops whose result has the kind of their (first) tensor input
-_KIND_PRESERVING = frozenset({
-    "view", "reshape", "view_as", "reshape_as", "unsqueeze", "squeeze", "flatten", "permute", "transpose", "t",
-    "contiguous", "clone", "detach", "expand", "expand_as", "repeat", "repeat_interleave", "flip", "roll",
-    "to", "cpu", "cuda", "narrow", "select", "index_select", "gather", "sum", "cumsum", "prod", "abs", "neg",
-    "clamp", "clamp_min", "clamp_max", "clip", "max", "min", "amax", "amin", "tril", "triu", "masked_fill",
-    "movedim", "T", "mT", "chunk", "split", "unbind", "diff", "square",
-})
 
 
 def kind(facts: "Facts", expr: cst.BaseExpression, at: "At", depth: int = 0) -> str:

@@ -7,7 +7,7 @@ import libcst as cst
 
 from ..names import TorchCall, builtin_name, dotted_name, match_call
 from ..scope import Binding
-from .vocabulary import ADJACENCY_NAME, At, PAIR_SHAPE_OPS, same_vector, Count, DEGREE_FUNCTIONS, SCATTER_COUNTS, SELF_LOOP_NAME, TRANSPARENT_OPS, _CASTS, _MASK_NAME, _MASK_OPS, _MAX_DEPTH, _NEVER_ZERO_FACTORIES, _VALUE_COMPARISONS, _string_index, names_in
+from .vocabulary import ADJACENCY_NAME, At, BROADCASTS, same_vector, Count, DEGREE_FUNCTIONS, SCATTER_COUNTS, SELF_LOOP_NAME, TRANSPARENT_OPS, _CASTS, _MASK_NAME, _MASK_OPS, _MAX_DEPTH, _NEVER_ZERO_FACTORIES, _VALUE_COMPARISONS, _string_index, names_in
 
 
 # what a mask of the pairs (i, j) of one batch holds on its diagonal (:meth:`Selections.pair_mask`)
@@ -209,7 +209,7 @@ class Selections:
             if tc.key in ("masked_fill", "masked_fill_") and other is not None \
                     and self._identity(other, at) and self._falsy(tc.argument("value", 1), at):
                 return OFF_DIAGONAL if self.pair_mask(tc.operand, at, d) == DIAGONAL else None
-            if tc.key in PAIR_SHAPE_OPS or tc.key in _CASTS:
+            if tc.key in BROADCASTS or tc.key in _CASTS:
                 return self.pair_mask(tc.operand, at, d)
         return None
 
@@ -261,7 +261,7 @@ class Selections:
                     and self._falsy(value, at)
             if tc.key == "fill_diagonal_":
                 return self._ones(tc.operand, at) and self._falsy(tc.argument("fill_value", 0), at)
-            if tc.key in PAIR_SHAPE_OPS or tc.key in _CASTS:
+            if tc.key in BROADCASTS or tc.key in _CASTS:
                 return self._zero_diagonal(tc.operand, at, d)
         return False
 
@@ -281,7 +281,7 @@ class Selections:
             tc, at = found
             if tc.key == key and not tc.is_method:
                 return True
-            if tc.operand is None or not (tc.key in PAIR_SHAPE_OPS or tc.key in _CASTS):
+            if tc.operand is None or not (tc.key in BROADCASTS or tc.key in _CASTS):
                 return False
             expr = tc.operand
         return False

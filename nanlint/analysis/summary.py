@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Optional
 
+from .ops import GRADIENT_FREE_RESULTS as _INDEX_OPS, KEEPS_GRADIENT_FREE as _KEEPS_GRADIENT_FREE
+
 # Decorators and context managers that switch autograd off (last name of the dotted call).
 # Decorators and context managers that switch autograd off or back on (last name of the dotted call);
 # gradient.py reads the same names on libcst nodes.
@@ -296,21 +298,6 @@ class ModuleSummary:
 
     def in_comparison(self, line: int, col: int) -> bool:
         return _inside(self.comparisons, line, col)
-
-
-
-# calls whose result carries no gradient, whatever their input: indices, integer results, constructors
-_INDEX_OPS = frozenset({
-    "nonzero", "argmax", "argmin", "argsort", "arange", "linspace", "logspace", "meshgrid", "zeros", "ones",
-    "zeros_like", "ones_like", "full", "full_like", "eye", "randint", "randperm", "rand", "randn", "long", "int",
-    "bool", "detach", "item", "numpy", "tolist", "unique", "bucketize", "searchsorted", "len", "range",
-    "new_zeros", "new_ones", "new_full", "floor_divide", "count_nonzero"})
-# ops that keep a gradient-free value gradient-free (and, as ``torch.op(...)``, need all inputs free)
-_KEEPS_GRADIENT_FREE = frozenset({
-    "float", "double", "half", "to", "type", "view", "reshape", "flatten", "unsqueeze", "squeeze", "expand",
-    "permute", "transpose", "contiguous", "clone", "stack", "cat", "round", "floor", "ceil", "clamp", "flip",
-    "repeat", "sort", "index_select", "gather", "t", "unbind", "chunk", "split", "cpu", "cuda", "triu", "tril",
-    "abs", "max", "min", "sum", "mean"})
 
 
 def _number(node: Optional[ast.AST]) -> Optional[float]:

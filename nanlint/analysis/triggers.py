@@ -32,6 +32,9 @@ from typing import TYPE_CHECKING, Optional
 import libcst as cst
 
 from ..names import TorchCall, match_call
+from .ops import MASKING as _MASKING, MEANS as _MEANS, MEASURES as _MEASURES, REGRESSION_LOSSES as _LOSSES
+from .ops import SAMPLERS as _SAMPLERS
+from .ops import TENSOR_VALUE_KEEPING as _TRANSPARENT, ZERO_FACTORIES as _ZERO_FACTORIES
 from .summary import last_assignment
 from .vocabulary import same_vector
 
@@ -108,22 +111,6 @@ NAME_PRIORS: tuple[tuple[re.Pattern[str], Trigger], ...] = (
      MASKED_MODELLING),
     (re.compile(r"mask", re.I), PADDING),
 )
-_MASKING = frozenset({"masked_fill", "masked_fill_", "mul", "multiply"})
-_ZERO_FACTORIES = frozenset({"zeros", "zeros_like", "new_zeros"})
-_TRANSPARENT = frozenset({
-    "view", "reshape", "view_as", "reshape_as", "unsqueeze", "squeeze", "flatten", "permute", "transpose", "t",
-    "contiguous", "clone", "detach", "expand", "expand_as", "to", "float", "double", "half", "bfloat16", "type",
-    "type_as", "cpu", "cuda", "narrow", "select", "index_select", "gather", "repeat", "flip", "roll", "chunk",
-    "split", "unbind", "movedim", "squeeze_", "unsqueeze_", "T", "mT",
-})
-# ops that are 0 exactly when their operand is (a zero vector, a constant input)
-_MEASURES = frozenset({
-    "sum", "mean", "nansum", "nanmean", "abs", "absolute", "clamp", "clamp_min", "clip", "pow", "square", "cumsum",
-    "norm", "linalg.norm", "linalg.vector_norm", "linalg.matrix_norm", "dist", "std", "var", "std_mean", "var_mean",
-    "sqrt", "rsqrt", "square_", "sqrt_", "amax", "max",
-})
-_LOSSES = frozenset({"F.mse_loss", "F.l1_loss", "F.smooth_l1_loss", "F.huber_loss"})
-_SAMPLERS = frozenset({"randn", "rand", "randn_like", "rand_like", "normal", "normal_", "uniform_", "randint"})
 
 
 def trigger_of(facts: "Facts", expr: cst.BaseExpression, at: "At", depth: int = 0) -> Trigger:
@@ -327,9 +314,6 @@ def _nonzero_filter(facts: "Facts", expr: cst.Subscript, at: "At") -> bool:
     if not isinstance(target.operator, (cst.NotEqual, cst.GreaterThan)):
         return False
     return facts.literal(target.comparator, at) == 0
-
-
-_MEANS = frozenset({"mean", "nanmean", "average"})
 
 
 def _mean_of(facts: "Facts", expr: cst.BaseExpression, of: cst.BaseExpression, at: "At") -> bool:

@@ -21,12 +21,11 @@ from typing import TYPE_CHECKING, Optional
 import libcst as cst
 
 from ..names import last_name
+from .ops import INDEX_RESULTS as _INDEX_RESULTS
 
 if TYPE_CHECKING:
     from ..context import FileContext
 
-# calls whose result does not carry their argument's values: a ranking's indices, a NaN test
-_INDEX_RESULTS = frozenset({"argsort", "argmax", "argmin", "isnan", "isfinite", "isinf", "isneginf", "isposinf"})
 _MAX_NAMES = 24  # names followed before giving up (the answer is then "it may matter")
 
 

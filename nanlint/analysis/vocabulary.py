@@ -1,5 +1,6 @@
-"""The analysis's shared vocabulary: op tables, the records rules get back (zero sources, probabilities,
-counts, bounds) and the small syntactic helpers every question uses. One table of op names, not copies."""
+"""The analysis's shared vocabulary: the records rules get back (zero sources, probabilities, counts, bounds),
+the small syntactic helpers every question uses, and the op families of ``ops.py`` (re-exported here under
+the names the analysis modules import). One table of op names, not copies."""
 from __future__ import annotations
 
 import re
@@ -10,23 +11,18 @@ import libcst as cst
 
 from ..names import dotted_name, match_call
 from ..scope import Scope
+from .ops import (  # noqa: F401 (re-exported)
+    BROADCASTS, CASTS as _CASTS, COUNTING_METHODS as _COUNTING_METHODS, DEGREE_FUNCTIONS, FACTORIES as _FACTORIES,
+    LOG_PROBABILITY_OPS as _LOG_PROBABILITY_OPS, MASK_OPS as _MASK_OPS, MODULE_SELF_METHODS as _MODULE_CASTS,
+    NON_NEGATIVE_OPS as _NON_NEGATIVE_OPS, NORM_OPS, ONE_FACTORIES as _NEVER_ZERO_FACTORIES, REDUCE_OPS,
+    SCATTER_COUNTS, SIGMOID_OPS, SOFTMAX_OPS, TRANSPARENT_OPS, UNIT_BOUNDED_OPS as _UNIT_BOUNDED_OPS,
+)
 
 if TYPE_CHECKING:
     from ..facts import Facts
 
 _MAX_DEPTH = 16
 
-# What a norm is, whatever it is called.
-NORM_OPS = frozenset({"norm", "linalg.norm", "linalg.vector_norm", "linalg.matrix_norm", "dist"})
-# Reshaping and casting: the value (and whether it can be zero) is unchanged.
-TRANSPARENT_OPS = frozenset({
-    "detach", "unsqueeze", "squeeze", "view", "view_as", "reshape", "reshape_as", "expand", "expand_as",
-    "to", "float", "double", "half", "bfloat16", "type", "type_as", "contiguous", "clone", "flatten",
-    "permute", "transpose", "t", "item", "repeat", "repeat_interleave", "broadcast_to", "squeeze_",
-    "unsqueeze_", "cpu", "cuda", "movedim", "swapaxes", "mT", "T", "narrow", "select", "index_select",
-    "gather", "chunk", "split",
-})
-REDUCE_OPS = frozenset({"sum", "mean", "nansum", "nanmean"})
 # Segment (scatter) reductions: a GNN's per-node softmax sums ``exp`` over each node's edges with one of these.
 # Tensor methods ``dst.index_add_(dim, index, src)`` (also ``torch.index_add(dst, dim, index, src)``): the
 # position of ``src`` among the arguments after ``dst``, and its keyword.
@@ -51,11 +47,6 @@ FLOAT_MAX = {
     "float32": 3.4028234663852886e38, "float": 3.4028234663852886e38,
     "float64": 1.7976931348623157e308, "double": 1.7976931348623157e308,
 }
-# Tensor factories: their results never require grad (unless asked to).
-_FACTORIES = frozenset({
-    "arange", "linspace", "logspace", "ones", "zeros", "full", "eye", "tensor", "as_tensor", "meshgrid",
-    "ones_like", "zeros_like", "full_like", "randn", "rand", "randint", "empty",
-})
 
 # Kinds of zero, grouped by the rules that care about them.
 NORM_KINDS = frozenset({"norm", "hand-written norm"})
@@ -104,11 +95,6 @@ def _same_code(a: cst.BaseExpression, b: cst.BaseExpression) -> bool:
     return a.deep_equals(b) if type(a) is type(b) else False
 
 
-# ops that reshape or broadcast a vector without changing which values it holds
-PAIR_SHAPE_OPS = frozenset({"unsqueeze", "view", "reshape", "t", "T", "mT", "contiguous", "expand", "expand_as",
-                             "transpose", "permute", "flatten", "squeeze", "clone", "detach", "to", "broadcast_to"})
-
-
 def vector_base(expr: cst.BaseExpression) -> cst.BaseExpression:
     """``labels[:, None]``, ``labels.unsqueeze(0)``, ``labels.view(-1, 1).T`` -> ``labels``: the vector a
     reshape or broadcast is of (by text: a name reads the same binding on both sides of one comparison)."""
@@ -121,7 +107,7 @@ def vector_base(expr: cst.BaseExpression) -> cst.BaseExpression:
         elif isinstance(expr, cst.Attribute) and expr.attr.value in ("T", "mT"):
             expr = expr.value
         elif isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute) \
-                and expr.func.attr.value in PAIR_SHAPE_OPS:
+                and expr.func.attr.value in BROADCASTS:
             expr = expr.func.value
         else:
             return expr
@@ -200,40 +186,14 @@ class Bound:
     shifted: bool = False
 
 
-SOFTMAX_OPS = frozenset({"softmax", "F.softmax", "special.softmax"})
-SIGMOID_OPS = frozenset({"sigmoid", "F.sigmoid", "special.expit"})
 _PROBABILITY_MODULES = {"nn.Softmax": "softmax", "nn.Softmax2d": "softmax", "nn.Sigmoid": "sigmoid"}
 _VALUE_COMPARISONS = (cst.Equal, cst.NotEqual, cst.LessThan, cst.LessThanEqual, cst.GreaterThan,
                       cst.GreaterThanEqual)
-_MASK_OPS = frozenset({
-    "eq", "ne", "gt", "ge", "lt", "le", "greater", "greater_equal", "less", "less_equal", "not_equal",
-    "isfinite", "isnan", "isinf", "isneginf", "isposinf", "isin", "isclose", "logical_and", "logical_or",
-    "logical_not", "logical_xor", "bool", "bernoulli",
-})
-_CASTS = frozenset({"float", "long", "int", "bool", "to", "type", "type_as", "half", "double", "short", "byte"})
-_MODULE_CASTS = frozenset({"to", "cuda", "cpu", "half", "float", "double", "bfloat16", "train", "eval",
-                           "requires_grad_", "type"})
-# graph degrees and bin counts: 0 for an isolated node or an empty bin
-DEGREE_FUNCTIONS = frozenset({"torch_geometric.utils.degree", "torch_geometric.utils.degree.degree"})
-SCATTER_COUNTS = frozenset({"scatter_add_", "scatter_add", "index_add_", "index_add"})
 SELF_LOOP_NAME = re.compile(r"(?i)self_loops?")
 ADJACENCY_NAME = re.compile(r"(?i)(?:^|_)adj(?:acency)?(?:_?mat(?:rix)?|_t)?$")
-_NEVER_ZERO_FACTORIES = frozenset({"ones", "ones_like", "new_ones"})
 # parameter names that mean a probability in [0, 1] (the name prior of docs/analysis.md)
 PROBABILITY_NAME = re.compile(r"^(p|probs?|probas?|probabilit(?:y|ies)|\w+_probs?|probs?_\w+|\w+_proba)$")
 _MASK_NAME = re.compile(r"(?i)(?:^|_)masks?(?:_|$)")
-_LOG_PROBABILITY_OPS = frozenset({
-    "log_softmax", "F.log_softmax", "special.log_softmax", "F.logsigmoid",
-})
-_UNIT_BOUNDED_OPS = frozenset({
-    "sigmoid", "F.sigmoid", "special.expit", "tanh", "F.tanh", "cos", "sin", "softmax", "F.softmax",
-    "special.softmax", "F.hardtanh", "F.cosine_similarity", "cosine_similarity", "F.hardsigmoid",
-})
-_NON_NEGATIVE_OPS = frozenset({
-    "abs", "absolute", "F.relu", "relu", "relu_", "F.relu6", "square", "exp", "F.softplus", "sqrt", "cdist",
-    "F.pairwise_distance", "pairwise_distance", "F.pdist", "pdist", "sigmoid", "F.sigmoid", "softmax",
-    "F.softmax", "numel", "count_nonzero", *NORM_OPS,
-})
 
 
 def _function_scope(scope: Scope) -> Scope:
@@ -307,11 +267,6 @@ def guard_names(test: cst.BaseExpression) -> frozenset:
             found |= _guard_operand(target.comparator)
         return found
     return _guard_operand(test)
-
-
-_COUNTING_METHODS = frozenset({
-    "any", "all", "sum", "numel", "nelement", "nonzero", "count_nonzero", "item", "size", "max", "min", "bool",
-})
 
 
 def _guard_operand(expr: cst.BaseExpression) -> frozenset:

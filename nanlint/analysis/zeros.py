@@ -8,17 +8,9 @@ import libcst as cst
 
 from ..names import TorchCall, match_call
 from ..scope import Binding
+from .ops import ADD_PRODUCT_OPS as _ADD_PRODUCT_OPS, MATRIX_PRODUCTS as _MATRIX_PRODUCTS, VANISHING_OPS as _VANISHING_OPS
 from .vocabulary import At, NORM_KINDS, NORM_OPS, REDUCE_OPS, SQUARE_KINDS, TRANSPARENT_OPS, ZeroSource, _FACTORIES, _MAX_DEPTH, _cosine_like, _is_difference, _literal_index, _same_code, _squared_base, same_vector
 
-
-# ops that are 0 where their operand is (besides reshapes, reductions and norms)
-_VANISHING_OPS = frozenset({"abs", "absolute", "square", "sqrt", "relu", "F.relu", "neg", "negative", "sign", "tanh",
-                            "sin", "cumsum"})
-
-
-# ``c + a @ b`` scaled: ``addmm(c, a, b, alpha=-2)`` adds -2 a.b to ``c``
-_ADD_PRODUCT_OPS = frozenset({"addmm", "addmm_", "baddbmm", "baddbmm_"})
-_MATRIX_PRODUCTS = frozenset({"mm", "matmul", "bmm", "einsum"})
 
 
 def _self_product(a: Optional[cst.BaseExpression], b: Optional[cst.BaseExpression]) -> bool:

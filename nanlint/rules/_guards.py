@@ -18,14 +18,14 @@ from typing import Optional
 import libcst as cst
 
 from ..analysis import kinds
+from ..analysis.ops import NUMPY_SHARED_METHODS as _SHARED_METHODS, PYTHON_NUMBER_METHODS as _PYTHON_NUMBER_METHODS
+from ..analysis.ops import SPREADS as _SPREAD_OPS, TORCH_ONLY_METHODS as _TORCH_ONLY_METHODS
 from ..context import FileContext
 from ..eps import KINDS, DtypeRef, default_dtypes, default_growth_note, dtype_ref, eps_expression, literal_problem
 from ..facts import At, ZeroSource
 from ..fixspec import SAFE, UNSAFE, Change, FixSpec, Replace, append_to, add_term, same_meaning, torch_reference
 from ..names import TorchCall, match_call
 from ..patterns import Root, root
-
-_PYTHON_NUMBER_METHODS = frozenset({"item", "tolist"})
 
 
 @dataclass(frozen=True)
@@ -165,20 +165,10 @@ def python_number(expr: cst.BaseExpression, ctx: FileContext, at: At, depth: int
     return False
 
 
-# Methods numpy arrays (and Python numbers) do not have: a receiver that has them is a tensor.
-_TORCH_ONLY_METHODS = frozenset({
-    "norm", "pow", "square", "sqrt", "rsqrt", "clamp", "clamp_min", "clamp_max", "masked_fill", "unsqueeze",
-    "detach", "contiguous", "float", "half", "bfloat16", "double", "type_as", "view_as", "expand", "expand_as",
-    "permute", "softmax", "log_softmax", "sigmoid", "relu", "exp", "log", "sub", "add", "mul", "div", "abs",
-    "amax", "amin", "square_", "sqrt_", "pow_", "mul_", "add_", "sub_", "div_", "abs_", "to", "cuda", "cpu",
-    "nansum", "nanmean", "logsumexp",
-})
-# Methods numpy arrays have too: evidence of a tensor only in a file that does not import numpy.
+# Keywords of torch's spelling of the methods numpy shares (numpy says ``axis=`` / ``keepdims=``). The methods
+# themselves (tensor-only, and shared with numpy) are families of analysis/ops.py.
 _TORCH_KEYWORDS = frozenset({"dim", "keepdim", "unbiased"})
-_SHARED_METHODS = frozenset({
-    "mean", "sum", "std", "var", "max", "min", "prod", "cumsum", "reshape", "transpose", "flatten", "squeeze",
-    "repeat", "clip", "view", "round", "diff", "dot",
-})
+
 
 def tensor_evidence(expr: cst.BaseExpression, ctx: FileContext, at: At, depth: int = 0) -> bool:
     """Is there evidence that ``expr`` is a torch tensor (not a Python number or a numpy array)?
@@ -370,9 +360,6 @@ def add_eps(ctx: FileContext, found: Root, what: str) -> Built:
         f"Add eps to the {what}: `+ {eps}` ({note})",
         add_term(operand, eps, standalone) + changes,
     ), receiver=receiver)
-
-
-_SPREAD_OPS = frozenset({"std", "var", "std_mean", "var_mean"})
 
 
 def biased_call(ctx: FileContext, call: cst.BaseExpression) -> Optional[cst.Call]:

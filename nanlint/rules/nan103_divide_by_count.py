@@ -7,6 +7,7 @@ from ..analysis import kinds
 from ..analysis.gradient import gradient_at, metric_code
 from ..analysis import confidence
 from ..analysis.guards import repaired_later
+from ..analysis.ops import CASTS, VALUE_KEEPING, ZERO_ONE_OPS as _ZERO_ONE_OPS
 from ..analysis.triggers import EMPTY_BIN, EMPTY_SELECTION, FIXED, ISOLATED, MASKED_MODELLING, PADDING, PARAMETER, count_trigger
 from ..eps import dtype_ref
 from ..facts import At, Count, names_in
@@ -278,15 +279,8 @@ class DivideByCount(GuardTests):
 _SELECTS_NOTHING = "selects nothing"
 
 
-_ZERO_ONE_OPS = frozenset({
-    "isnan", "isinf", "isfinite", "isneginf", "isposinf", "eq", "ne", "gt", "lt", "ge", "le", "logical_not",
-    "logical_and", "logical_or", "logical_xor", "bool", "any", "all", "isclose", "isin", "bernoulli",
-})
-_VALUE_KEEPING = frozenset({
-    "float", "double", "half", "bfloat16", "long", "int", "to", "type", "type_as", "view", "view_as", "reshape",
-    "reshape_as", "unsqueeze", "squeeze", "expand", "expand_as", "flatten", "transpose", "permute", "t",
-    "contiguous", "clone", "detach", "repeat", "narrow", "select", "index_select", "gather", "movedim", "cpu", "cuda",
-})
+# a 0/1 mask stays 0/1 through layout ops and every cast
+_VALUE_KEEPING = VALUE_KEEPING | CASTS
 
 
 def _whole_batch(count: Count) -> bool:

@@ -3,20 +3,11 @@ from typing import Optional
 
 import libcst as cst
 
+from ..analysis.ops import MEAN_LOSS_MODULES as _LOSS_MODULES, MEAN_LOSSES as _LOSSES
 from ..facts import At
 from ..patterns import code
 from .base import NEVER, Witness
 from .nan103_divide_by_count import GuardTests, padding_like
-
-# Functional losses and their modules whose default reduction is a mean over the elements.
-_LOSSES = frozenset({
-    "F.mse_loss", "F.l1_loss", "F.smooth_l1_loss", "F.huber_loss", "F.cross_entropy", "F.nll_loss",
-    "F.binary_cross_entropy", "F.binary_cross_entropy_with_logits", "F.soft_margin_loss",
-})
-_LOSS_MODULES = frozenset({
-    "nn.MSELoss", "nn.L1Loss", "nn.SmoothL1Loss", "nn.HuberLoss", "nn.CrossEntropyLoss", "nn.NLLLoss",
-    "nn.BCELoss", "nn.BCEWithLogitsLoss", "nn.SoftMarginLoss",
-})
 
 
 class MeanOfEmptySelection(GuardTests):

@@ -6,11 +6,10 @@ import libcst as cst
 from ..facts import SOFTMAX_OPS, At, Probability
 from ..fixspec import SAFE, FixSpec, Replace
 from ..analysis.gradient import gradient_at
+from ..analysis.ops import LOGS as _LOGS
 from ..patterns import code
 from ..scope import lookup
 from .base import Rule, SOMETIMES, Witness
-
-_LOGS = frozenset({"log", "log2", "log10"})
 
 
 class LogOfSoftmax(Rule):

@@ -5,10 +5,9 @@ import libcst as cst
 
 from ..facts import At, Probability
 from ..analysis.gradient import gradient_at, metric_code
+from ..analysis.ops import LOGS as _LOGS
 from ..patterns import code
 from .base import NEVER, Rule, Witness
-
-_LOGS = frozenset({"log", "log_", "log2", "log10"})
 
 
 class LogOfZero(Rule):

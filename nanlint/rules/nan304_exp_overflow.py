@@ -4,6 +4,7 @@ from typing import Optional
 
 import libcst as cst
 
+from ..analysis.ops import LINEAR_LAYERS as _LAYERS, PRODUCTS as _PRODUCTS, SPLITS as _SPLITS
 from ..analysis.triggers import is_log_scale, overflow_trigger
 from ..facts import TRANSPARENT_OPS, At
 from ..patterns import code
@@ -18,12 +19,6 @@ _LIMITS = {
     "exp2": math.log2(65504.0),
     "special.exp2": math.log2(65504.0),
 }
-_LAYERS = frozenset({
-    "nn.Linear", "nn.LazyLinear", "nn.Bilinear", "nn.Conv1d", "nn.Conv2d", "nn.Conv3d", "nn.ConvTranspose1d",
-    "nn.ConvTranspose2d", "nn.ConvTranspose3d", "nn.LazyConv1d", "nn.LazyConv2d", "nn.LazyConv3d", "nn.Embedding",
-})
-_PRODUCTS = frozenset({"matmul", "mm", "bmm", "einsum", "F.linear", "addmm", "baddbmm", "F.bilinear"})
-_SPLITS = frozenset({"chunk", "split", "unbind", "tensor_split"})
 
 
 class ExpOverflow(Rule):

@@ -3,6 +3,7 @@ from typing import Optional
 
 import libcst as cst
 
+from ..analysis.ops import META_ARGUMENT_METHODS as _META_ARGS
 from ..fixspec import UNSAFE, FixSpec, Replace
 from ..names import dotted_name
 from ..patterns import code
@@ -209,11 +210,6 @@ class WhereGradientTrap(Rule):
             changes.append(Replace(op.operand, new))
         return FixSpec(UNSAFE, "Feed the op a safe value where its result is discarded (double-where)",
                        tuple(changes))
-
-
-# methods whose arguments give only a dtype, device or shape: no value (and no gradient) flows from them
-_META_ARGS = frozenset({"type_as", "to", "view_as", "expand_as", "reshape_as", "new_zeros", "new_ones", "new_full",
-                        "new_empty", "new_tensor"})
 
 
 def _bare_names(expr: cst.CSTNode):

@@ -10,6 +10,7 @@ from ..facts import At, names_in
 from ..fixspec import UNSAFE, FixSpec, Replace
 from ..analysis import confidence
 from ..analysis.gradient import gradient_at
+from ..analysis.ops import FILL_FACTORIES, ONE_FACTORIES
 from ..analysis.triggers import ORDINARY
 from ..masking import PASS_THROUGH, Fill, as_fill, constant, finfo_bound, log_softmax_operand, mask_trigger, \
     never_fully_masked, softmax_operand
@@ -20,7 +21,7 @@ from ..singular import torch_alias
 from ._guards import Built, float_receiver
 from .base import Rule, SOMETIMES, Witness
 
-_ONES = frozenset({"ones", "ones_like", "new_ones", "full", "full_like", "new_full"})
+_ONES = ONE_FACTORIES | FILL_FACTORIES  # never 0: a fill of ones or of a constant
 
 
 @dataclass

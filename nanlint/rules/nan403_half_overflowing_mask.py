@@ -4,6 +4,7 @@ from typing import Optional
 
 import libcst as cst
 
+from ..analysis.ops import CONSTANT_FILLS as _FULL
 from ..eps import DtypeRef
 from ..fixspec import UNSAFE, FixSpec, Replace
 from ..masking import Fill, as_fill, constant, finfo_bound
@@ -15,7 +16,6 @@ from ._guards import Built, float_receiver
 from .base import Rule, SOMETIMES, Witness
 
 _MASKISH = re.compile(r"mask|pad|bias|attn|attention", re.I)
-_FULL = frozenset({"full_like", "new_full", "fill_", "full"})
 
 
 class HalfOverflowingMask(Rule):

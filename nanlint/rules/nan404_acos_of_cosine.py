@@ -9,24 +9,13 @@ from ..fixspec import UNSAFE, FixSpec, Replace, append_to
 from ..patterns import code, division
 from ..precision import SHORT, half_precisions, rounds_to_unit
 from ..analysis.gradient import gradient_at
+from ..analysis.ops import COSINE_KEEPING as _SHAPE_OPS, PRODUCTS as _PRODUCTS, UNIT_CLAMPS as _CLAMPS
+from ..analysis.ops import VALUE_KEEPING as _SHAPE_ONLY
 from ..analysis.triggers import swapped_by_where
 from ._guards import Built, eps_receiver
 from .base import SOMETIMES, Rule, Witness
 
 _ACOS = {"acos": "acos", "arccos": "acos", "acos_": "acos", "asin": "asin", "arcsin": "asin", "asin_": "asin"}
-_SHAPE_OPS = frozenset({
-    "squeeze", "unsqueeze", "view", "reshape", "flatten", "float", "double", "half", "bfloat16", "to", "type_as",
-    "detach", "contiguous", "clone", "t", "T", "mT", "transpose", "permute", "swapaxes", "movedim", "diagonal",
-    "diag", "expand", "expand_as",
-})
-_PRODUCTS = frozenset({"matmul", "mm", "bmm", "F.linear", "dot", "inner", "vdot", "linalg.vecdot", "einsum",
-                       "F.bilinear"})
-_CLAMPS = frozenset({"clamp", "clip", "clamp_", "clip_", "clamp_max", "clamp_max_", "clamp_min", "clamp_min_",
-                     "hardtanh", "F.hardtanh"})
-
-
-_SHAPE_ONLY = frozenset({"expand", "expand_as", "view", "reshape", "to", "float", "double", "unsqueeze", "squeeze",
-                         "flatten", "contiguous", "clone"})
 
 
 _CONVERTER = re.compile(r"^_?(to|as)_?tensor|^_?to_tensor")

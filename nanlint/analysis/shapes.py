@@ -62,7 +62,8 @@ _GROUP_NAME = re.compile(r"(?i)^(?:g|groups?|num_groups|n_groups|groups?_size|nu
                          r"channels_per_group|per_group|group_channels)$")
 _SPATIAL_NAME = re.compile(r"(?i)^(?:h|w|height|width|hh|ww|h_?out|w_?out|spatial|hw)$")
 _FRAME_NAME = re.compile(r"(?i)^(?:t|seq_?len(?:gth)?|length|num_frames|n_frames|frames|time|time_steps)$")
-_POOLING_NAME = re.compile(r"(?i)pool|(?:^|_|[a-z])stat(?:s|istic|istics)?(?:$|_|[A-Z])")
+# ``StatsPool``, ``stat_pooling``, ``Dct2dStats``, ``update_latent_stats``; not ``state`` or ``static``
+_POOLING_NAME = re.compile(r"[Pp]ool|(?:^|_)[Ss]tat(?:s|istics?)?(?:$|_|[A-Z])|[a-z0-9]Stat(?:s|istics?)?(?:$|_|[A-Z])")
 _POOLING_CALLS = frozenset({"cat", "stack", "concat", "concatenate", "hstack"})
 _SIZING = frozenset({"size", "numel", "nelement", "shape"})
 

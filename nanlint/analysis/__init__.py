@@ -4,6 +4,7 @@
 * :mod:`.triggers` -- what input makes a value exactly 0 and how ordinary it is in training;
 * :mod:`.gradient` -- whether a gradient can flow (one policy for every rule);
 * :mod:`.guards` -- branch tests before an operation and repairs of its result;
+* :mod:`.shapes` -- what makes a reduction's dimensions hold one element (a 1x1 map, a batch of one);
 * :mod:`.dtype` -- which float16 evidence applies to a value (its own class or function);
 * :mod:`.uses` -- where a value goes: only comparisons and ranking indices, or an output;
 * :mod:`.summary` -- whole-module facts from the stdlib parser (callers, grad mode, strings);

@@ -35,7 +35,7 @@ def branch_guarded(ctx: "FileContext", expr: cst.BaseExpression) -> bool:
 
 def repaired_later(ctx: "FileContext") -> bool:
     """The statement being walked assigns a name whose NaN/Inf the function replaces afterwards."""
-    target = _assigned_name(ctx)
+    target = assigned_name(ctx)
     if target is None:
         return False
     text = ctx.function_source()
@@ -60,7 +60,8 @@ def repaired_inline(ctx: "FileContext") -> bool:
     return False
 
 
-def _assigned_name(ctx: "FileContext") -> Optional[str]:
+def assigned_name(ctx: "FileContext") -> Optional[str]:
+    """The plain name the statement being walked assigns (``y = ...``, ``y += ...``), or None."""
     if not ctx.statements or not isinstance(ctx.statements[-1], cst.SimpleStatementLine):
         return None
     for small in ctx.statements[-1].body:

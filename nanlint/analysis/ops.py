@@ -28,6 +28,11 @@ LAYOUT = RESHAPES | TRANSPOSES | COPIES | REPEATS | REORDERS | SELECTIONS | SPLI
 # ``labels.view(-1, 1).T``): two of them of one vector compare it with itself (analysis/selections.py)
 BROADCASTS = RESHAPES | TRANSPOSES | COPIES | {"detach", "to"}
 
+# reshapes whose arguments spell the new shape (``x.view(B, G, -1)``): their literals and names say the sizes
+SHAPED_RESHAPES = frozenset({"view", "reshape"})
+# concatenations: statistics pooling puts a mean and a std side by side with one of these
+CONCATENATIONS = frozenset({"cat", "stack", "concat", "concatenate", "hstack"})
+
 # -- dtype and device: the value is kept (rounded to the new dtype) ----------------------------------------
 FLOAT_CASTS = frozenset({"float", "double", "half", "bfloat16"})
 INT_CASTS = frozenset({"long", "int", "short", "byte"})
@@ -49,6 +54,11 @@ PYTHON_NUMBER_METHODS = frozenset({"item", "tolist"})
 TENSOR_VALUE_KEEPING = LAYOUT | FLOAT_CASTS | ARGUMENT_CASTS | DEVICE_MOVES | DETACH
 VALUE_KEEPING = TENSOR_VALUE_KEEPING | {"item"}
 TRANSPARENT_OPS = VALUE_KEEPING
+# ops whose result has the operand's shape: casts, copies, device moves and element-wise maths
+SAME_SHAPE = FLOAT_CASTS | ARGUMENT_CASTS | COPIES | DETACH | DEVICE_MOVES | frozenset({
+    "abs", "pow", "square", "sqrt", "exp", "log", "relu", "sigmoid", "tanh", "F.relu", "F.gelu", "F.silu",
+    "clamp", "clamp_min", "clip", "nan_to_num",
+})
 # ops that keep a matrix of cosines a matrix of cosines (a transpose, its diagonal)
 COSINE_KEEPING = VALUE_KEEPING | DIAGONALS
 

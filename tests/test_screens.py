@@ -156,6 +156,12 @@ HAZARDS = {
         "var = x.var(0)\ny = (x - x.mean(0)) / var ** 0.5",
         "y = (x - x.mean(0)) / x.var(0).pow(0.5)",
         "y = (x - x.mean()) / x.var().sqrt()",
+        "y = (x - x.min()) / (x.max() - x.min())",
+        "lo = x.amin(dim=(2, 3), keepdim=True)\nhi = x.amax(dim=(2, 3), keepdim=True)\ny = (x - lo) / (hi - lo)",
+        "y = (x - torch.min(x)) / (torch.max(x) - torch.min(x))",
+        "y = x / (x.max(1)[0] - x.min(1)[0])",
+        "y = x / (x.max(dim=1).values - x.min(dim=1).values)",
+        "from torch import min as lo, max as hi\ny = x / (hi(x) - lo(x))",
     ],
     "NAN201": [
         "loss = torch.sqrt(F.mse_loss(p, t))",

@@ -176,6 +176,9 @@ def trigger_of(facts: "Facts", expr: cst.BaseExpression, at: "At", depth: int = 
             source = facts.zero_source(expr, at)
             if source is not None and source.kind == "one minus a squared cosine":
                 return ALIGNED
+            if source is not None and source.kind == "range (max - min)":
+                operand = facts.range_operand(expr, at)  # 0 where the operand is constant, as its std
+                return trigger_of(facts, operand, at, d) if operand is not None else INPUT
             if source is not None and source.kind == "expanded squared distance":
                 return SELF_PAIR if facts.distance_to_itself(expr, at) else EQUAL
             if same_vector(expr.left, expr.right):

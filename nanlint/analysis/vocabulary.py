@@ -50,7 +50,7 @@ FLOAT_MAX = {
 
 # Kinds of zero, grouped by the rules that care about them.
 NORM_KINDS = frozenset({"norm", "hand-written norm"})
-STD_KINDS = frozenset({"standard deviation", "square root of a variance"})
+STD_KINDS = frozenset({"standard deviation", "square root of a variance", "range (max - min)"})
 SQUARE_KINDS = frozenset({
     "variance", "expanded squared distance", "sum of squares", "mean of squares", "MSE", "squared difference", "square",
     "one minus a squared cosine",

@@ -189,6 +189,10 @@ class ZeroSources:
                 return ZeroSource(
                     "squared difference" if _is_difference(expr.left) else "square", expr
                 )
+            if all(isinstance(f, (cst.Call, cst.Name, cst.Attribute, cst.Subscript)) for f in (expr.left, expr.right)):
+                left, right = self.zero_source(expr.left, at, depth), self.zero_source(expr.right, at, depth)
+                if left is not None and right is not None and left.kind in NORM_KINDS and right.kind in NORM_KINDS:
+                    return ZeroSource("norm", expr)  # ``a.norm() * b.norm()``: 0 when either vector is
             for factor, weight in ((expr.left, expr.right), (expr.right, expr.left)):
                 inner = self.zero_source(factor, at, depth) if isinstance(factor, cst.BinaryOperation) else None
                 if inner is not None and inner.kind in ("square", "squared difference") \
@@ -210,6 +214,8 @@ class ZeroSources:
                 return ZeroSource("mean of squares", expr)
             return ZeroSource(inner.kind, expr)
         if isinstance(op, cst.Subtract):
+            if self.range_operand(expr, at) is not None:
+                return ZeroSource("range (max - min)", expr)  # min-max scaling: 0 for a constant input
             # E[x^2] - E[x]^2: a variance that rounding can even make negative
             if self.literal(expr.left, at) == 1.0:
                 base = _squared_base(expr.right, self, at)
@@ -223,6 +229,42 @@ class ZeroSources:
                 return ZeroSource("variance", expr, negative=True)
             return None
         return None
+
+    def range_operand(self, expr: cst.BaseExpression, at: At) -> Optional[cst.BaseExpression]:
+        """``x.max() - x.min()``, ``x.amax(dim) - x.amin(dim)``, ``x.max(1)[0] - x.min(1)[0]`` (also through
+        names: ``hi - lo``): the range of ``x`` over the same dims, 0 for a constant input. Its operand, or
+        None. ``torch.max(a, b)`` (element-wise) is not a range."""
+        value, where = self.resolve(expr, at)
+        if not (isinstance(value, cst.BinaryOperation) and isinstance(value.operator, cst.Subtract)):
+            return None
+        top, bottom = self._extremum(value.left, where), self._extremum(value.right, where)
+        if top is None or bottom is None or top[0] != "max" or bottom[0] != "min":
+            return None
+        (_, high, high_args), (_, low, low_args) = top, bottom
+        if not _same_code(high, low) or len(high_args) != len(low_args) \
+                or not all(_same_code(a, b) for a, b in zip(high_args, low_args)):
+            return None
+        return high
+
+    def _extremum(self, expr: cst.BaseExpression, at: At
+                  ) -> Optional[tuple[str, cst.BaseExpression, list[cst.BaseExpression]]]:
+        """``x.max(...)`` / ``x.amax(...)`` / ``torch.max(x)``, also ``[0]`` / ``.values`` of a reduction over a
+        dim: ("max" or "min", x, the reduction's arguments)."""
+        value, where = self.resolve(expr, at)
+        if isinstance(value, cst.Subscript) and _literal_index(value) == 0:
+            value, where = self.resolve(value.value, where)
+        elif isinstance(value, cst.Attribute) and value.attr.value == "values":
+            value, where = self.resolve(value.value, where)
+        if not isinstance(value, cst.Call):
+            return None
+        tc = match_call(value, self.imports)
+        if tc is None or tc.operand is None or tc.key not in ("max", "min", "amax", "amin"):
+            return None
+        other = tc.positional(0)
+        if tc.key in ("max", "min") and other is not None and self.literal(other, where) is None:
+            return None  # ``torch.max(a, b)``: element-wise
+        args = [a.value for a in value.args if a.value is not tc.operand]
+        return ("max" if tc.key in ("max", "amax") else "min"), tc.operand, args
 
     def cross_term(self, expr: cst.BaseExpression, at: At) -> bool:
         """``2 * a @ b.t()``, ``2 * torch.mm(a, b.t())``, ``torch.matmul(a, b.T) * 2``: twice a matrix product,

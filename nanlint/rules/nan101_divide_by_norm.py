@@ -17,7 +17,9 @@ class DivideByNorm(Rule):
     Flags a division by a vector norm that has no eps: `x / x.norm()`,
     `x / torch.linalg.norm(x, dim=-1, keepdim=True)`, `x / torch.linalg.vector_norm(x)`,
     a hand-written norm `x / torch.sqrt((x ** 2).sum())`, also when the norm was
-    stored in a variable first (`n = x.norm(dim=1, keepdim=True)` ... `x / n`).
+    stored in a variable first (`n = x.norm(dim=1, keepdim=True)` ... `x / n`),
+    and a product of two norms, the denominator of a hand-written cosine
+    (`(a * b).sum(-1) / (a.norm(dim=-1) * b.norm(dim=-1))`: 0 when either vector is).
 
     Also a division by a sum whose every term vanishes with the same input and
     that holds a square or norm of it and no positive constant:
@@ -104,6 +106,11 @@ class DivideByNorm(Rule):
             setup="x = leaf(torch.zeros(2, 4, dtype=dtype))",
             hazard="y = x / x.norm(dim=-1, keepdim=True)",
             fixed="y = x / x.norm(dim=-1, keepdim=True).clamp_min(1e-4)",
+        ),
+        Witness(  # a hand-written cosine: the product of two norms is 0 when either vector is (row 1)
+            setup="a = leaf(torch.zeros(2, 4, dtype=dtype)); b = leaf(torch.ones(2, 4, dtype=dtype))",
+            hazard="y = (a * b).sum(-1) / (a.norm(dim=-1) * b.norm(dim=-1))",
+            fixed="y = (a * b).sum(-1) / (a.norm(dim=-1) * b.norm(dim=-1)).clamp_min(1e-3)",
         ),
         Witness(
             setup="x = leaf(torch.zeros(2, 4, dtype=dtype))",

@@ -16,13 +16,17 @@ class DivideByStd(Rule):
     ## What it does
     Flags standardisation by a standard deviation with no eps:
     `(x - x.mean()) / x.std()`, `adv / adv.std(dim=0)`, `(x - mu) / torch.sqrt(var)`,
-    `/ torch.std_mean(x)[0]`, through local variables too.
+    `/ torch.std_mean(x)[0]`, through local variables too. Also min-max scaling by
+    a range, the other spread that is 0 for a constant input:
+    `(x - x.min()) / (x.max() - x.min())`, `(x - lo) / (hi - lo)` with
+    `hi = x.amax(dim=(2, 3), keepdim=True)`, `x.max(1)[0] - x.min(1)[0]`.
 
     ## Why is this bad?
     The standard deviation is exactly 0 for a constant input: a batch of equal
     rewards (advantage normalisation in RL), a constant feature, a zero-padded
     frame. Then `(x - mean) / std` is `0 / 0`: NaN in the forward pass, in every
-    dtype (docs/probe.md rows 4 and 6). `x.std()` on its own is safe — PyTorch
+    dtype (docs/probe.md rows 4 and 6). A range is 0 for the same inputs (a blank
+    image, a silent clip): min-max scaling is then `0 / 0` too (row 60). `x.std()` on its own is safe — PyTorch
     masks its gradient at 0 (row 6) — only the division is the hazard. Dividing
     by `torch.sqrt(var)` is worse still: the square root's gradient is infinite at
     0 (row 4), so the same line is also reported as NAN201.
@@ -69,11 +73,12 @@ class DivideByStd(Rule):
     code = "NAN102"
     name = "divide-by-std"
     summary = "standardisation by a standard deviation that can be zero"
-    rows = "4, 6"
+    rows = "4, 6, 60"
     fix_availability = SOMETIMES
     fix_applicability = (UNSAFE,)
     screen = re.compile(r"""
           std(?<!\wstd)\s*[(] | std(?<!\wstd)\s+as\b | std_mean  # x.std(), torch.std_mean
+        | \.min\s*[(] | amin\s*[(] | min(?<!\wmin)\s+as\b  # a range x.max() - x.min(), x.amax(d) - x.amin(d)
         # or a square root (of a variance):
         | """ + ROOT, re.VERBOSE)
     site = DIVISION
@@ -89,6 +94,11 @@ class DivideByStd(Rule):
             setup="x = leaf(torch.full((8,), 3.0, dtype=dtype))",
             hazard="y = (x - x.mean()) / x.std()",
             fixed="y = (x - x.mean()) / x.std().clamp_min(1e-3)",
+        ),
+        Witness(  # min-max scaling of a constant input (row 60)
+            setup="x = leaf(torch.full((8,), 3.0, dtype=dtype))",
+            hazard="y = (x - x.min()) / (x.max() - x.min())",
+            fixed="y = (x - x.min()) / (x.max() - x.min()).clamp_min(1e-3)",
         ),
         Witness(  # the text the fix writes, at both triggers: a constant input (std 0) and a single element
             setup="x = leaf(torch.full((8,), 3.0, dtype=dtype))",
@@ -133,11 +143,14 @@ class DivideByStd(Rule):
         elif source.kind == "square root of a variance":
             built = Built(reason="the square root of the variance could not be located for the fix")
         else:
-            built = clamp_divisor(self.ctx, found.divisor, source, at, "standard deviation")
+            built = clamp_divisor(self.ctx, found.divisor, source, at,
+                                  "range" if source.kind == "range (max - min)" else "standard deviation")
+        advice = "clamp it: `(hi - lo).clamp_min(eps)`" if source.kind == "range (max - min)" else \
+            "add an eps: `/ (std + eps)` or `sqrt(var + eps)`"
         self.report(
             node,
             f"division by `{code(self.ctx, found.divisor)}`, {source.described} that is 0 for a constant input, "
-            f"here {judged.trigger.text} (forward NaN); add an eps: `/ (std + eps)` or `sqrt(var + eps)`",
+            f"here {judged.trigger.text} (forward NaN); {advice}",
             target=found.divisor,
             **judged.extra(),
             **built.extra(),

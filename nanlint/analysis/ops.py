@@ -204,6 +204,12 @@ MODULE_SELF_METHODS = FLOAT_CASTS | DEVICE_MOVES | {"to", "type", "train", "eval
 # graph degrees and bin counts: 0 for an isolated node or an empty bin
 DEGREE_FUNCTIONS = frozenset({"torch_geometric.utils.degree", "torch_geometric.utils.degree.degree"})
 SCATTER_COUNTS = frozenset({"scatter_add_", "scatter_add", "index_add_", "index_add"})
+# library scatters that sum ``src`` per index (``src`` first, ``index`` second; ``scatter`` sums unless
+# ``reduce=`` says otherwise): of ones, a count per node
+SCATTER_SUM_FUNCTIONS = frozenset({
+    "torch_scatter.scatter_add", "torch_scatter.scatter_sum", "torch_scatter.scatter",
+    "torch_geometric.utils.scatter",
+})
 
 # -- kinds and dtypes -----------------------------------------------------------------------------------
 # ops whose result is a float tensor

@@ -7,7 +7,7 @@ import libcst as cst
 
 from ..names import TorchCall, builtin_name, dotted_name, match_call
 from ..scope import Binding
-from .vocabulary import ADJACENCY_NAME, At, BROADCASTS, same_vector, Count, DEGREE_FUNCTIONS, SCATTER_COUNTS, SELF_LOOP_NAME, TRANSPARENT_OPS, _CASTS, _MASK_NAME, _MASK_OPS, _MAX_DEPTH, _NEVER_ZERO_FACTORIES, _VALUE_COMPARISONS, _string_index, names_in
+from .vocabulary import ADJACENCY_NAME, At, BROADCASTS, SCATTER_SUM_FUNCTIONS, same_vector, Count, DEGREE_FUNCTIONS, SCATTER_COUNTS, SELF_LOOP_NAME, TRANSPARENT_OPS, _CASTS, _MASK_NAME, _MASK_OPS, _MAX_DEPTH, _NEVER_ZERO_FACTORIES, _VALUE_COMPARISONS, _string_index, names_in
 
 
 # what a mask of the pairs (i, j) of one batch holds on its diagonal (:meth:`Selections.pair_mask`)
@@ -305,6 +305,8 @@ class Selections:
         if qualified in DEGREE_FUNCTIONS:
             index = expr.args[0].value if expr.args and expr.args[0].keyword is None else None
             return self._degree_count("node degree", expr, index, at, depth)
+        if qualified in SCATTER_SUM_FUNCTIONS:
+            return self._library_scatter_count(expr, at, depth)
         tc = match_call(expr, self.imports)
         if tc is None:
             return None
@@ -317,6 +319,27 @@ class Selections:
         if tc.key in SCATTER_COUNTS and tc.operand is not None:
             return self._scatter_count(tc, tc.operand, at, depth)
         return None
+
+    def _library_scatter_count(self, call: cst.Call, at: At, depth: int) -> Optional["Count"]:
+        """``torch_scatter.scatter_add(src, index, dim=0, dim_size=N)`` (also ``scatter_sum``, and ``scatter``
+        or PyG's ``utils.scatter`` with a sum reduction): per-index sums of ``src``; ``src`` of ones counts each
+        index's entries, so an index no entry falls in (an isolated node) gets 0."""
+        def argument(position: int, keyword: str) -> Optional[cst.BaseExpression]:
+            for arg in call.args:
+                if arg.keyword is not None and arg.keyword.value == keyword:
+                    return arg.value
+            positional = [arg.value for arg in call.args if arg.keyword is None and not arg.star]
+            return positional[position] if position < len(positional) else None
+
+        reduce = argument(4, "reduce")
+        if reduce is not None and not (isinstance(reduce, cst.SimpleString) and reduce.evaluated_value in (
+                "sum", "add")):
+            return None  # a mean or max per index, not a count
+        src, index = argument(0, "src"), argument(1, "index")
+        if src is None or index is None:
+            return None
+        kind = "node degree" if self._ones(src, at) else "weighted node degree"
+        return self._degree_count(kind, call, index, at, depth)
 
     def _scatter_count(self, tc: "TorchCall", target: cst.BaseExpression, at: At, depth: int) -> Optional["Count"]:
         """``zeros(N).scatter_add_(0, index, src)`` / ``index_add_(0, index, src)``: per-index sums of ``src``

@@ -59,6 +59,9 @@ class DivideByCount(GuardTests):
     an expert no token is routed to): `degree(row, N)` (torch_geometric),
     `torch.bincount(idx, minlength=N)`, `zeros(N).scatter_add_(0, row, ones)`,
     `zeros(N).index_add_(0, row, ones)` (also in place on a separate line),
+    torch_scatter's `scatter_add(w, row, dim=0, dim_size=N)` and `scatter(...)` /
+    PyG's `utils.scatter(...)` summing (of ones a degree, of edge weights a
+    weighted degree),
     `g.in_degrees()`, and `adj.sum(-1)` of a dense adjacency; divided by
     (`x / deg[:, None]`, `1 / deg.sqrt()`) or raised to a negative power
     (`deg.pow(-0.5)`, `deg ** -0.5`, `deg.rsqrt()`, `deg.reciprocal()`). Silent

@@ -172,6 +172,10 @@ def trigger_of(facts: "Facts", expr: cst.BaseExpression, at: "At", depth: int = 
         return FIXED  # a positional table built from arange/sin/cos: its value does not depend on data
     if isinstance(expr, cst.BinaryOperation):
         op = expr.operator
+        if isinstance(op, cst.Add):  # ``sq[None] - 2 * dot + sq[:, None]`` with ``dot = e @ e.T``
+            source = facts.zero_source(expr, at)
+            if source is not None and source.kind == "expanded squared distance":
+                return SELF_PAIR if facts.distance_to_itself(expr, at) else EQUAL
         if isinstance(op, cst.Subtract):
             source = facts.zero_source(expr, at)
             if source is not None and source.kind == "one minus a squared cosine":

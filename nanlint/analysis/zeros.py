@@ -30,6 +30,14 @@ def _unscaled(expr: cst.BaseExpression, facts: "ZeroSources", at: At) -> cst.Bas
     return expr
 
 
+def _signed_terms(expr: cst.BaseExpression, sign: int = 1) -> list[tuple[int, cst.BaseExpression]]:
+    """The terms of a chain of ``+`` and ``-`` with their signs: ``a - b + c`` -> [(1, a), (-1, b), (1, c)]."""
+    if isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, (cst.Add, cst.Subtract)):
+        right = -sign if isinstance(expr.operator, cst.Subtract) else sign
+        return _signed_terms(expr.left, sign) + _signed_terms(expr.right, right)
+    return [(sign, expr)]
+
+
 def _terms(expr: cst.BaseExpression) -> list[cst.BaseExpression]:
     """The terms of a sum written with ``+`` (``a + b + c``), else ``[expr]``."""
     if isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, cst.Add):
@@ -139,6 +147,8 @@ class ZeroSources:
             return inner
         if key in ("square", "square_"):
             return self._square_of(operand, call, at, depth)
+        if key in ("diag", "diagonal") and self._gram(operand, at):
+            return ZeroSource("sum of squares", call)  # ``torch.diag(x @ x.t())``: each row's squared norm
         if key in _ADD_PRODUCT_OPS:  # ``torch.addmm(xx + yy, x, y.t(), alpha=-2)``
             return self._expanded_distance(tc, call, operand, at, depth)
         if key == "pow" or key == "float_power":
@@ -176,6 +186,8 @@ class ZeroSources:
         op = expr.operator
         if isinstance(op, cst.Power):
             return self._power_source(expr.left, self.literal(expr.right, at), expr, at, depth)
+        if isinstance(op, (cst.Add, cst.Subtract)) and self._expanded(expr, at, depth):
+            return ZeroSource("expanded squared distance", expr, negative=True)  # |a|^2 + |b|^2 - 2 a.b
         if isinstance(op, cst.Add):
             if self.is_positive(expr.left, at) or self.is_positive(expr.right, at):
                 return None
@@ -221,9 +233,9 @@ class ZeroSources:
                 base = _squared_base(expr.right, self, at)
                 if base is not None and _cosine_like(base, self, at):
                     return ZeroSource("one minus a squared cosine", expr)  # sin(theta) at parallel vectors
+                if base is not None and self._tanh_of(base, at):
+                    return ZeroSource("one minus a squared tanh", expr)  # tanh's derivative, 0 once it saturates
             left = self.zero_source(expr.left, at, depth)
-            if left is not None and left.kind == "sum of squares" and self.cross_term(expr.right, at):
-                return ZeroSource("expanded squared distance", expr, negative=True)  # |a|^2 + |b|^2 - 2 a.b
             right = self.zero_source(expr.right, at, depth)
             if left and right and left.kind in ("mean of squares", "sum of squares") and right.kind == "square":
                 return ZeroSource("variance", expr, negative=True)
@@ -266,6 +278,35 @@ class ZeroSources:
         args = [a.value for a in value.args if a.value is not tc.operand]
         return ("max" if tc.key in ("max", "amax") else "min"), tc.operand, args
 
+    def _expanded(self, expr: cst.BaseExpression, at: At, depth: int) -> bool:
+        """``a2 + b2 - 2 * a @ b.T`` in any order of its terms (``sq[None] - 2 * dot + sq[:, None]``; also
+        ``d - 2 * a @ b.T`` with ``d = a2 + b2``): added sums of squares and one subtracted cross term."""
+        terms = _signed_terms(expr)
+        subtracted = [t for sign, t in terms if sign < 0]
+        added = [t for sign, t in terms if sign > 0]
+        if len(subtracted) != 1 or not added or not self.cross_term(subtracted[0], at):
+            return False
+        for term in added:
+            source = self.zero_source(term, at, depth + 1)
+            if source is None or source.kind != "sum of squares":
+                return False
+        return True
+
+    def _tanh_of(self, expr: cst.BaseExpression, at: At) -> bool:
+        """``torch.tanh(u)`` / ``u.tanh()`` / ``F.tanh(u)`` (through names): it rounds to exactly +-1 for
+        |u| above 9.02 in float32, 4.51 in float16, 3.47 in bfloat16 (docs/probe.md row 61)."""
+        found = self.call(expr, at)
+        return found is not None and found[0].key in ("tanh", "F.tanh") and found[0].operand is not None
+
+    def _gram(self, expr: cst.BaseExpression, at: At) -> bool:
+        """``x @ x.t()``, ``torch.mm(x, x.T)``, also through a name: each row's inner product with each other."""
+        value, where = self.resolve(expr, at)
+        if isinstance(value, cst.BinaryOperation) and isinstance(value.operator, cst.MatrixMultiply):
+            return _self_product(value.left, value.right)
+        found = match_call(value, self.imports) if isinstance(value, cst.Call) else None
+        return found is not None and found.key in ("mm", "matmul", "bmm") and _self_product(found.operand,
+                                                                                          found.positional(0))
+
     def cross_term(self, expr: cst.BaseExpression, at: At) -> bool:
         """``2 * a @ b.t()``, ``2 * torch.mm(a, b.t())``, ``torch.matmul(a, b.T) * 2``: twice a matrix product,
         the cross term of an expanded squared distance ``|a|^2 + |b|^2 - 2 a.b``."""
@@ -285,8 +326,9 @@ class ZeroSources:
         for factor in factors:
             value, _ = self.resolve(factor, at)
             found = match_call(value, self.imports) if isinstance(value, cst.Call) else None
-            if found is not None and found.key in _MATRIX_PRODUCTS:
-                product = True
+            if found is not None and found.key in _MATRIX_PRODUCTS or isinstance(value, cst.BinaryOperation) \
+                    and isinstance(value.operator, cst.MatrixMultiply):
+                product = True  # ``2 * torch.mm(a, b.t())``, ``2.0 * dot`` with ``dot = a @ b.T``
         return product
 
     def distance_to_itself(self, expr: cst.BaseExpression, at: At) -> bool:
@@ -312,9 +354,9 @@ class ZeroSources:
             if tc.key in ("clamp", "clip", "clamp_min", "clamp_") or tc.key in TRANSPARENT_OPS:
                 return self.distance_to_itself(tc.operand, at)
             return False
-        if not (isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, cst.Subtract)):
+        if not (isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, (cst.Add, cst.Subtract))):
             return False
-        pending: list[cst.BaseExpression] = [expr.right]
+        pending: list[cst.BaseExpression] = [t for sign, t in _signed_terms(expr) if sign < 0]
         while pending:
             node = pending.pop()
             if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.MatrixMultiply):
@@ -322,10 +364,8 @@ class ZeroSources:
             if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Multiply):
                 pending.extend((node.left, node.right))
                 continue
-            value, where = self.resolve(node, at)
-            found = match_call(value, self.imports) if isinstance(value, cst.Call) else None
-            if found is not None and found.key in ("mm", "matmul", "bmm"):
-                return _self_product(found.operand, found.positional(0))
+            if self._gram(node, at):
+                return True
         return False
 
     def _expanded_distance(self, tc: TorchCall, node: cst.CSTNode, base: cst.BaseExpression, at: At,

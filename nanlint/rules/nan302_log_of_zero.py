@@ -6,6 +6,7 @@ import libcst as cst
 from ..facts import At, Probability
 from ..analysis.gradient import gradient_at, metric_code
 from ..analysis.ops import LOGS as _LOGS
+from ..analysis.triggers import PLAUSIBLE, Trigger
 from ..patterns import code
 from .base import NEVER, Rule, Witness
 
@@ -28,6 +29,9 @@ class LogOfZero(Rule):
       probability, and `torch.logit(p)` with no `eps`;
     * `torch.xlogy(p, p)` / `torch.special.entr(p)` of such a probability where a
       gradient is taken: they fix the entropy's forward value only;
+    * `torch.log(1 - a.pow(2))` of `a = torch.tanh(u)` (SAC's squashed-Gaussian
+      log-probability): tanh rounds to exactly +-1 once |u| passes 9.02 in
+      float32 (4.51 in float16, 3.47 in bfloat16; row 61), at medium confidence;
     * a norm, variance, standard deviation, MSE, squared difference or sum of
       squares (`torch.log(F.mse_loss(pred, target))`, `torch.log(x.norm())`),
       outside `torch.no_grad()` (a plain square `s * s` is not enough: `s` may be
@@ -72,11 +76,16 @@ class LogOfZero(Rule):
     code = "NAN302"
     name = "log-of-zero"
     summary = "log of a probability or other value that can be exactly 0"
-    rows = "16, 17, 18, 20, 49"
+    rows = "16, 17, 18, 20, 49, 61"
     fix_availability = NEVER
     fix_applicability = ()
     screen = re.compile(r"log(?<!\wlog)(?:1p|2|10|_|it)?\s*\(|xlogy|entr(?<!\wentr)(?!\w)")  # literal-first: 10x faster
     witnesses = (
+        Witness(  # SAC's squashed-Gaussian log-det: tanh(10) rounds to 1 in every dtype (row 61)
+            setup="u = leaf(torch.full((4,), 10.0, dtype=dtype))",
+            hazard="y = torch.log(1 - torch.tanh(u).pow(2))",
+            fixed="y = 2 * (0.6931471805599453 - u - F.softplus(-2 * u))",
+        ),
         Witness(
             setup="x = leaf(torch.tensor([[0.0, 200.0]], dtype=dtype)); t = torch.tensor([[0]])",
             hazard="probs = F.softmax(x, -1); y = -torch.log(probs.gather(-1, t))",
@@ -190,12 +199,25 @@ class LogOfZero(Rule):
         if self.ctx.in_no_grad():
             return  # statistics and metrics (``log2(rms).ceil()``): no loss is built here
         source = self.facts.zero_source(argument, at)
+        if source is not None and source.kind == "one minus a squared tanh":
+            judged = self.judge(argument, trigger=SATURATED_TANH)
+            if judged is not None:
+                self.report(node, f"`{code(self.ctx, node)}`: log of `{code(self.ctx, argument)}`, one minus a squared "
+                                  f"tanh, is -inf {judged.reached_by}, where the tanh rounds to exactly +-1, and its "
+                                  "gradient is NaN; use the stable form `2 * (math.log(2) - u - F.softplus(-2 * u))` "
+                                  "of the pre-tanh value `u`", target=argument, **judged.extra())
+            return
         if source is not None and source.kind in _ZERO_WHEN and not self.facts.is_constant(argument, at):
             when = _ZERO_WHEN.get(source.kind, "for a zero input")
             self.report(node, f"`{code(self.ctx, node)}`: log of `{code(self.ctx, argument)}`, {source.described} "
                               f"that is exactly 0 {when}: -inf and an infinite gradient; clamp it "
                               "(`.clamp_min(eps)`)", target=argument)
 
+
+# a squashed Gaussian's log-det ``log(1 - tanh(u) ** 2)`` (SAC): 0 inside the log once the policy's pre-tanh sample
+# is large (docs/probe.md row 61)
+SATURATED_TANH = Trigger("a pre-tanh value beyond tanh's saturation (|u| above 9.02 in float32, 4.51 in float16, "
+                         "3.47 in bfloat16)", PLAUSIBLE)
 
 _ZERO_WHEN = {
     "norm": "for a zero vector",

@@ -7,6 +7,7 @@ from typing import Optional
 import libcst as cst
 
 from ..names import TorchCall, builtin_name, match_call
+from .ops import ENTRY_SELECTIONS
 from .vocabulary import At, Bound, REDUCE_OPS, SEGMENT_FUNCTIONS, SEGMENT_HELPER, SEGMENT_METHODS, TRANSPARENT_OPS, \
     _LOG_PROBABILITY_OPS, _MAX_DEPTH, _NON_NEGATIVE_OPS, _SEGMENT_REDUCTIONS, _UNIT_BOUNDED_OPS, _same_code
 
@@ -14,8 +15,21 @@ from .vocabulary import At, Bound, REDUCE_OPS, SEGMENT_FUNCTIONS, SEGMENT_HELPER
 class Bounds:
     """Upper bounds of exp arguments and non-negative values."""
     # -- exp arguments: upper bounds -----------------------------------------------
-    def exp_call(self, expr: cst.BaseExpression, at: At) -> Optional[tuple[TorchCall, At]]:
-        """``torch.exp(a)`` / ``a.exp()`` behind ``expr`` (through names): the call and where it is evaluated."""
+    def exp_call(self, expr: cst.BaseExpression, at: At, selected: bool = False) -> Optional[tuple[TorchCall, At]]:
+        """``torch.exp(a)`` / ``a.exp()`` behind ``expr`` (through names): the call and where it is evaluated.
+        ``selected``: also behind a selection of its entries (``e.diag()``, ``e.gather(1, y)``, ``e[:, 0]``: the
+        numerator of one softmax entry)."""
+        if selected:
+            for _ in range(_MAX_DEPTH):
+                value, where = self.resolve(expr, at)
+                if isinstance(value, cst.Subscript):
+                    expr, at = value.value, where
+                    continue
+                picked = match_call(value, self.imports) if isinstance(value, cst.Call) else None
+                if picked is None or picked.operand is None or not (picked.key in ENTRY_SELECTIONS
+                                                                     or picked.key in TRANSPARENT_OPS):
+                    break
+                expr, at = picked.operand, where
         found = self.call(expr, at)
         if found is not None and found[0].key in ("exp", "special.exp") and found[0].operand is not None \
                 and self.is_tensor_method(found[0]):

@@ -24,6 +24,8 @@ SPLITS = frozenset({"chunk", "split", "unbind", "tensor_split"})
 # the diagonal of a matrix (``diag`` of a vector builds one, zero off the diagonal)
 DIAGONALS = frozenset({"diagonal", "diag"})
 LAYOUT = RESHAPES | TRANSPOSES | COPIES | REPEATS | REORDERS | SELECTIONS | SPLITS
+# ops that pick some entries of their operand (values unchanged): ``e.diag()`` of a matrix of exps, a gather
+ENTRY_SELECTIONS = SELECTIONS | DIAGONALS | {"take_along_dim"}
 # a vector broadcast or reshaped without changing which values it holds or where (``labels[:, None]``,
 # ``labels.view(-1, 1).T``): two of them of one vector compare it with itself (analysis/selections.py)
 BROADCASTS = RESHAPES | TRANSPOSES | COPIES | {"detach", "to"}

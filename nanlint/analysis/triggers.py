@@ -71,6 +71,7 @@ SELF_PAIR = Trigger("the diagonal of a batch's distances to itself (each row pai
                     ORDINARY)
 INPUT = Trigger("a zero or constant input row", PLAUSIBLE)
 DEAD_RELU = Trigger("a row that ReLU zeroes", PLAUSIBLE)
+FLAT_GRADIENT = Trigger("a zero input gradient (the network is flat there: every ReLU inactive)", PLAUSIBLE)
 ZERO_GRAD = Trigger("a zero gradient (a frozen or unused parameter)", PLAUSIBLE)
 ALIGNED = Trigger("parallel vectors (a cosine of exactly +-1, e.g. an embedding aligned with its class weight)",
                   ORDINARY)
@@ -230,6 +231,8 @@ def _call_trigger(facts: "Facts", call: cst.Call, at: "At", depth: int) -> Trigg
     key = tc.key
     if key in _SAMPLERS:
         return SAMPLE
+    if key == "autograd.grad":
+        return FLAT_GRADIENT  # a gradient penalty's input gradient
     if key in ("relu", "F.relu", "relu_", "F.relu6", "relu6"):
         return DEAD_RELU
     if key == "where":

@@ -40,7 +40,8 @@ class HandWrittenSoftmax(Rule):
     Flags softmax, logsumexp and softplus written by hand from `exp`:
 
     * `torch.exp(x) / torch.exp(x).sum(dim, keepdim=True)` (also through variables:
-      `e = x.exp(); e / e.sum(-1, keepdim=True)`);
+      `e = x.exp(); e / e.sum(-1, keepdim=True)`), and one entry of it: InfoNCE's
+      `torch.diag(e) / e.sum(1)`, `e.gather(1, y) / e.sum(1)`;
     * `torch.log(torch.exp(x).sum(dim))`, `x.exp().sum(-1).log()`, and
       `torch.log(torch.exp(a) + torch.exp(b))`;
     * softplus in any spelling: `torch.log(1 + torch.exp(x))`, `torch.log(torch.exp(x) + 1)`,
@@ -180,7 +181,7 @@ class HandWrittenSoftmax(Rule):
         if found is None or found.numerator is None:
             return
         at = self.ctx.at()
-        numerator = self._exp(found.numerator, at)
+        numerator = self._exp(found.numerator, at, selected=True)  # ``e.diag() / e.sum(1)``: one entry
         if numerator is None:
             return
         divisor, where, eps = _strip_eps(self, found.divisor, at)
@@ -309,8 +310,8 @@ class HandWrittenSoftmax(Rule):
         return False
 
     # -- helpers ----------------------------------------------------------
-    def _exp(self, expr: cst.BaseExpression, at: At) -> Optional[_Exp]:
-        found = self.facts.exp_call(expr, at)
+    def _exp(self, expr: cst.BaseExpression, at: At, selected: bool = False) -> Optional[_Exp]:
+        found = self.facts.exp_call(expr, at, selected)
         if found is None:
             return None
         tc, where = found

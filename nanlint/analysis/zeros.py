@@ -6,7 +6,7 @@ from typing import Optional
 
 import libcst as cst
 
-from ..names import TorchCall, match_call
+from ..names import TorchCall, last_name, match_call
 from ..scope import Binding
 from .ops import ADD_PRODUCT_OPS as _ADD_PRODUCT_OPS, MATRIX_PRODUCTS as _MATRIX_PRODUCTS, VANISHING_OPS as _VANISHING_OPS
 from .vocabulary import At, NORM_KINDS, NORM_OPS, REDUCE_OPS, SQUARE_KINDS, TRANSPARENT_OPS, ZeroSource, _FACTORIES, _MAX_DEPTH, _cosine_like, _is_difference, _literal_index, _same_code, _squared_base, same_vector
@@ -189,6 +189,14 @@ class ZeroSources:
         if isinstance(op, (cst.Add, cst.Subtract)) and self._expanded(expr, at, depth):
             return ZeroSource("expanded squared distance", expr, negative=True)  # |a|^2 + |b|^2 - 2 a.b
         if isinstance(op, cst.Add):
+            for eps, other in ((expr.right, expr.left), (expr.left, expr.right)):
+                small = self.literal(eps, at)
+                named = isinstance(eps, (cst.Name, cst.Attribute)) and "eps" in last_name(eps).lower()
+                if small is not None and 0 < small <= 1e-2 or small is None and named:
+                    inner = self.zero_source(other, at, depth)
+                    if inner is not None and inner.kind == "variance" and inner.negative:
+                        # E[x^2] - E[x]^2 + eps: cancellation rounds below -eps (docs/probe.md row 62)
+                        return ZeroSource("cancelling variance plus an eps", expr, negative=True)
             if self.is_positive(expr.left, at) or self.is_positive(expr.right, at):
                 return None
             left = self.zero_source(expr.left, at, depth)

@@ -113,7 +113,8 @@ FACTORIES = RANGE_FACTORIES | (CONSTANT_FACTORIES - NEW_FACTORIES) | {"tensor", 
 
 # -- booleans and indices -------------------------------------------------------------------------------
 # ops whose result does not carry their operand's values: a ranking's indices, a NaN test
-INDEX_RESULTS = frozenset({"argsort", "argmax", "argmin", "isnan", "isfinite", "isinf", "isneginf", "isposinf"})
+INDEX_RESULTS = frozenset({"argsort", "argmax", "argmin", "isnan", "isfinite", "isinf", "isneginf", "isposinf",
+                           "bucketize", "searchsorted"})
 COMPARISONS = frozenset({"eq", "ne", "gt", "ge", "lt", "le"})
 COMPARISON_ALIASES = frozenset({"greater", "greater_equal", "less", "less_equal", "not_equal"})
 PREDICATES = frozenset({"isnan", "isinf", "isfinite", "isneginf", "isposinf", "isclose"})

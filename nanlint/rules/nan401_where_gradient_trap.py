@@ -9,10 +9,15 @@ from ..names import dotted_name
 from ..patterns import code
 from ..singular import Singular, guard, in_no_grad, iter_singular, no_grad_value, plain_code, read_names, \
     torch_alias
+from ..analysis.triggers import ORDINARY, Trigger
 from .base import Rule, SOMETIMES, Witness
 
 # calls in a condition that make evaluating it twice (the double-where fix) change the result
 _IMPURE = re.compile(r"rand|bernoulli|dropout|multinomial|normal_|uniform_|\bnext\b|\bpop\b|append|random")
+
+
+# the condition of a ``where`` exists because some entries fail it: the singular op meets them in every call
+MASKED_OUT = Trigger("the entries the condition masks out (they exist, or the `where` would not be written)", ORDINARY)
 
 
 class WhereGradientTrap(Rule):
@@ -36,11 +41,12 @@ class WhereGradientTrap(Rule):
     `Optimizer`, and when every input of the op is built from masks, constants
     (`arange`, `meshgrid`, literals) or `.detach()`.
 
-    Preview: the hazard needs a gradient through the op, which nanlint cannot
-    see across calls. On the reference corpus (transformers, timm, diffusers,
-    Lightning) most matches are in code no gradient reaches (anchor
-    generation, image processors, log-bucket positions, quantizers), so the
-    rule is opt-in until it can tell differentiable code apart.
+    Preview: the hazard needs a gradient through the op. Its findings now follow
+    the gradient-evidence policy (docs/analysis.md): shown only where training
+    visibly differentiates the code. On the corpus plus three libraries that
+    leaves 17 of 42 shown, but most of those are still in code no gradient
+    reaches through values built in loops (anchor grids from `meshgrid`,
+    log-bucket positions from `arange`), so the rule stays opt-in.
 
     ## Why is this bad?
     `torch.where` selects values, not derivatives: both sides are computed
@@ -172,8 +178,12 @@ class WhereGradientTrap(Rule):
             "derivative there times 0 is NaN in backward; feed it a safe value: "
             "`torch.where(c, f(torch.where(c, x, safe)), y)`"
         )
+        # a gradient-only hazard: shown where something shows that training differentiates it
+        judged = self.judge(op.operand, gradient_only=True, trigger=MASKED_OUT)
+        if judged is None:
+            return
         fix = self._fix(condition, traps) if fixable else None
-        self.report(node, message, fix=fix, target=op.node)
+        self.report(node, message, fix=fix, target=op.node, **judged.extra())
 
     def _singular_ops(self, branch: cst.BaseExpression):
         """Singular ops written in the branch (inline) or in what a name in it was assigned."""

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Optional
 import libcst as cst
 
 from ..names import TorchCall, match_call
-from .ops import MASKING as _MASKING, MEANS as _MEANS, MEASURES as _MEASURES, REGRESSION_LOSSES as _LOSSES
+from .ops import MASKING as _MASKING, MEANS as _MEANS, MEASURES as _MEASURES, REGRESSION_LOSSES as _LOSSES, SPREADS as _SPREADS
 from .ops import SAMPLERS as _SAMPLERS
 from .ops import TENSOR_VALUE_KEEPING as _TRANSPARENT, ZERO_FACTORIES as _ZERO_FACTORIES
 from .summary import last_assignment
@@ -69,6 +69,7 @@ EQUAL = Trigger("two equal inputs (a perfect prediction, coincident points)", OR
 # a batch compared with itself: the diagonal of ``e[:, None] - e[None, :]`` or of ``|x|^2 + |x|^2 - 2 x.x``
 SELF_PAIR = Trigger("the diagonal of a batch's distances to itself (each row paired with itself, every batch)",
                     ORDINARY)
+CONSTANT_INPUT = Trigger("a constant input (every entry equal: equal advantages, a blank image, silence)", ORDINARY)
 INPUT = Trigger("a zero or constant input row", PLAUSIBLE)
 DEAD_RELU = Trigger("a row that ReLU zeroes", PLAUSIBLE)
 FLAT_GRADIENT = Trigger("a zero input gradient (the network is flat there: every ReLU inactive)", PLAUSIBLE)
@@ -183,7 +184,7 @@ def trigger_of(facts: "Facts", expr: cst.BaseExpression, at: "At", depth: int = 
                 return ALIGNED
             if source is not None and source.kind == "range (max - min)":
                 operand = facts.range_operand(expr, at)  # 0 where the operand is constant, as its std
-                return trigger_of(facts, operand, at, d) if operand is not None else INPUT
+                return spread_trigger(trigger_of(facts, operand, at, d)) if operand is not None else INPUT
             if source is not None and source.kind == "expanded squared distance":
                 return SELF_PAIR if facts.distance_to_itself(expr, at) else EQUAL
             if same_vector(expr.left, expr.right):
@@ -252,6 +253,8 @@ def _call_trigger(facts: "Facts", call: cst.Call, at: "At", depth: int) -> Trigg
         return LEARNED
     if key in _LOSSES:
         return EQUAL  # a perfect prediction
+    if tc.operand is not None and key in _SPREADS:
+        return spread_trigger(trigger_of(facts, tc.operand, at, depth))
     if tc.operand is not None and (key in _TRANSPARENT or key in _MEASURES):
         return trigger_of(facts, tc.operand, at, depth)
     source = facts.zero_source(call, at)
@@ -388,6 +391,14 @@ def _scaled_log_scale(facts: "Facts", expr: cst.BaseExpression, at: "At") -> Opt
             return None
     name = expr.value if isinstance(expr, cst.Name) else expr.attr.value if isinstance(expr, cst.Attribute) else ""
     return (name, scale) if name and is_log_scale(name) and not _is_self_attribute(expr) else None
+
+
+def spread_trigger(operand: Trigger) -> Trigger:
+    """What makes a spread (``std``, ``var``, a range ``max - min``) 0: its operand constant, not 0. A difference
+    ``returns - values`` is constant without its two sides being equal, so the "two equal inputs" of a zero
+    difference becomes a constant difference, as ordinary; the other provenances (padding, a learned projection)
+    keep theirs."""
+    return CONSTANT_INPUT if operand in (EQUAL, SELF_PAIR) else operand
 
 
 def count_trigger(kind: str, origin: frozenset, whole_batch: bool) -> Trigger:

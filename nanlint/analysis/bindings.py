@@ -63,6 +63,15 @@ class Bindings:
             return None
         return b
 
+    def reduction_values(self, expr: cst.BaseExpression, at: At) -> tuple[cst.BaseExpression, At, bool]:
+        """``x.max(1)[0]`` / ``x.max(dim=1).values`` -> the reduction call ``x.max(1)``, where it is evaluated,
+        and True (its values were taken); anything else resolved through names, and False."""
+        value, where = self.resolve(expr, at)
+        if isinstance(value, cst.Subscript) or isinstance(value, cst.Attribute) and value.attr.value == "values":
+            inner, inner_at = self.resolve(value.value, where)
+            return inner, inner_at, True
+        return value, where, False
+
     def call(self, expr: cst.BaseExpression, at: At) -> Optional[tuple[TorchCall, At]]:
         expr, at = self.resolve(expr, at)
         if isinstance(expr, cst.Call):

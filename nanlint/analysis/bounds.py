@@ -220,13 +220,8 @@ class Bounds:
             source, _ = self.resolve(_undetached(segment[1]), segment[2])
             target, _ = self.resolve(x, at)
             return _same_code(_undetached(segment[1]), x) or _same_code(source, target)
-        value, where = self.resolve(m, at)
-        if isinstance(value, cst.Subscript):
-            value, where = self.resolve(value.value, where)
-            reduced = True
-        elif isinstance(value, cst.Attribute) and value.attr.value == "values":
-            value, where = self.resolve(value.value, where)
-            reduced = True
+        value, where, picked = self.reduction_values(m, at)
+        reduced = reduced or picked
         if not isinstance(value, cst.Call):
             return False
         tc = match_call(value, self.imports)

@@ -270,11 +270,10 @@ class ZeroSources:
                   ) -> Optional[tuple[str, cst.BaseExpression, list[cst.BaseExpression]]]:
         """``x.max(...)`` / ``x.amax(...)`` / ``torch.max(x)``, also ``[0]`` / ``.values`` of a reduction over a
         dim: ("max" or "min", x, the reduction's arguments)."""
-        value, where = self.resolve(expr, at)
-        if isinstance(value, cst.Subscript) and _literal_index(value) == 0:
-            value, where = self.resolve(value.value, where)
-        elif isinstance(value, cst.Attribute) and value.attr.value == "values":
-            value, where = self.resolve(value.value, where)
+        resolved, _ = self.resolve(expr, at)
+        if isinstance(resolved, cst.Subscript) and _literal_index(resolved) != 0:
+            return None  # ``x.max(1)[1]``: the indices
+        value, where, _ = self.reduction_values(expr, at)
         if not isinstance(value, cst.Call):
             return None
         tc = match_call(value, self.imports)

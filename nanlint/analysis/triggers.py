@@ -150,7 +150,7 @@ def trigger_of(facts: "Facts", expr: cst.BaseExpression, at: "At", depth: int = 
         if isinstance(expr, cst.Name) and binding.operator is None and facts.in_place_calls(name, binding, at):
             source = facts.zero_source(expr, at)  # ``dist = xx + yy; dist.addmm_(x, y.t(), alpha=-2)``
             if source is not None and source.kind == "expanded squared distance":
-                return SELF_PAIR if facts.distance_to_itself(expr, at) else EQUAL
+                return _distance_trigger(facts, expr, at)
         if isinstance(binding.operator, (cst.MultiplyAssign, cst.DivideAssign)) and binding.previous is not None:
             previous = binding.previous  # ``x /= n`` is 0 where ``x`` was
             if previous.is_parameter or previous.value is None:
@@ -174,19 +174,15 @@ def trigger_of(facts: "Facts", expr: cst.BaseExpression, at: "At", depth: int = 
         return FIXED  # a positional table built from arange/sin/cos: its value does not depend on data
     if isinstance(expr, cst.BinaryOperation):
         op = expr.operator
-        if isinstance(op, cst.Add):  # ``sq[None] - 2 * dot + sq[:, None]`` with ``dot = e @ e.T``
-            source = facts.zero_source(expr, at)
-            if source is not None and source.kind == "expanded squared distance":
-                return SELF_PAIR if facts.distance_to_itself(expr, at) else EQUAL
+        source = facts.zero_source(expr, at) if isinstance(op, (cst.Add, cst.Subtract)) else None
+        if source is not None and source.kind == "expanded squared distance":
+            return _distance_trigger(facts, expr, at)  # also ``sq[None] - 2 * dot + sq[:, None]``, an addition
         if isinstance(op, cst.Subtract):
-            source = facts.zero_source(expr, at)
             if source is not None and source.kind == "one minus a squared cosine":
                 return ALIGNED
             if source is not None and source.kind == "range (max - min)":
                 operand = facts.range_operand(expr, at)  # 0 where the operand is constant, as its std
                 return spread_trigger(trigger_of(facts, operand, at, d)) if operand is not None else INPUT
-            if source is not None and source.kind == "expanded squared distance":
-                return SELF_PAIR if facts.distance_to_itself(expr, at) else EQUAL
             if same_vector(expr.left, expr.right):
                 return SELF_PAIR  # ``e[:, None] - e[None, :]``: each row minus itself on the diagonal
             # ``grid - k_half``: zero where the other side equals a constant, whatever that side is
@@ -391,6 +387,12 @@ def _scaled_log_scale(facts: "Facts", expr: cst.BaseExpression, at: "At") -> Opt
             return None
     name = expr.value if isinstance(expr, cst.Name) else expr.attr.value if isinstance(expr, cst.Attribute) else ""
     return (name, scale) if name and is_log_scale(name) and not _is_self_attribute(expr) else None
+
+
+def _distance_trigger(facts: "Facts", expr: cst.BaseExpression, at: "At") -> Trigger:
+    """An expanded squared distance is 0 on the diagonal of a batch against itself (every batch), else for two
+    equal rows."""
+    return SELF_PAIR if facts.distance_to_itself(expr, at) else EQUAL
 
 
 def spread_trigger(operand: Trigger) -> Trigger:

@@ -306,10 +306,11 @@ class ZeroSources:
         return found is not None and found[0].key in ("tanh", "F.tanh") and found[0].operand is not None
 
     def _gram(self, expr: cst.BaseExpression, at: At) -> bool:
-        """``x @ x.t()``, ``torch.mm(x, x.T)``, also through a name: each row's inner product with each other."""
+        """``x @ x.t()`` (also ``(2 * x) @ x.t()``), ``torch.mm(x, x.T)``, also through a name: each row's inner
+        product with each other."""
         value, where = self.resolve(expr, at)
         if isinstance(value, cst.BinaryOperation) and isinstance(value.operator, cst.MatrixMultiply):
-            return _self_product(value.left, value.right)
+            return _self_product(_unscaled(value.left, self, where), _unscaled(value.right, self, where))
         found = match_call(value, self.imports) if isinstance(value, cst.Call) else None
         return found is not None and found.key in ("mm", "matmul", "bmm") and _self_product(found.operand,
                                                                                           found.positional(0))
@@ -366,8 +367,6 @@ class ZeroSources:
         pending: list[cst.BaseExpression] = [t for sign, t in _signed_terms(expr) if sign < 0]
         while pending:
             node = pending.pop()
-            if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.MatrixMultiply):
-                return _self_product(_unscaled(node.left, self, at), _unscaled(node.right, self, at))
             if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Multiply):
                 pending.extend((node.left, node.right))
                 continue

@@ -140,7 +140,10 @@ class Walker:
             self.ctx.facts.note_in_place(node, self.ctx.at())
         elif last == "where" and len(node.args) >= 3:
             tc = self.ctx.match(node)
-            if tc is not None and tc.key == "where" and tc.operand is not None:
+            if tc is not None and tc.key == "where" and tc.operand is not None \
+                    and not all(_plain_value(arg.value) for arg in node.args[1:3]):
+                # ``where(n > 0, s / n, 0)`` guards what its branches compute; ``where(t == ignore, zeros, t)``
+                # only picks values and guards nothing
                 self.ctx.facts.note_guard_test(tc.operand, self.ctx.at())
 
     def _leave(self, node: cst.CSTNode, name: str) -> None:
@@ -198,3 +201,19 @@ class Walker:
                 self._bind_unknown(element)
             elif isinstance(element, cst.Attribute) and isinstance(element.value, cst.Name):
                 self._bind_attribute(element, None, None)
+
+
+def _plain_value(expr: cst.BaseExpression) -> bool:
+    """A value read or made as it is (a name, an entry, a literal, ``zeros_like(t)``): no computation that a
+    condition could guard."""
+    if isinstance(expr, (cst.Name, cst.Attribute, cst.Subscript, cst.Integer, cst.Float)):
+        return True
+    if isinstance(expr, cst.UnaryOperation):
+        return _plain_value(expr.expression)
+    if isinstance(expr, cst.Call):
+        return last_name(expr) in _FACTORIES
+    return False
+
+
+_FACTORIES = frozenset({"zeros_like", "ones_like", "full_like", "empty_like", "zeros", "ones", "full", "tensor",
+                        "new_zeros", "new_ones", "new_full", "new_tensor", "float", "as_tensor"})

@@ -88,6 +88,9 @@ class Probabilities:
         if key in ("mul", "multiply"):
             other = tc.positional(0)
             return self._product_probability(tc.operand, other, at, depth) if other is not None else None
+        if key in ("mean", "nanmean") and self.category_reduction(tc, at, depth):
+            # ``one_hot(codes, K).float().mean(0)``: how often each category occurs, 0 for one that never does
+            return Probability("frequency", call, at, direct=False)
         if key in ("sum", "nansum"):
             # the probability of the target, ``(probs * onehot).sum(-1)``; a bare ``p.sum(-1)`` is 1
             inner, _ = self.resolve(tc.operand, at)

@@ -95,12 +95,26 @@ class Selections:
             inner = self.count(b.value, At(b.scope, b.order), d)
             return inner.with_names({dotted_name(expr) or ""}) if inner is not None else None
         if isinstance(expr, cst.Subscript):
+            from .triggers import nonzero_filter
+
+            if nonzero_filter(self, expr, at):  # type: ignore[arg-type]
+                return None  # ``cnt[cnt > 0]``, ``cnt[has_pos]``: only the non-zero counts are kept
             inner = self.count(expr.value, at, d)
             if inner is not None and ("degree" in inner.kind or "bin count" in inner.kind) and inner.origin \
                     and len(expr.slice) == 1 and isinstance(expr.slice[0].slice, cst.Index) \
                     and names_in(expr.slice[0].slice.value) == inner.origin:
                 return None  # ``deg[dst]`` read back at the index it was built from: every read slot counted one
             return inner
+        if isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, cst.Add):
+            # ``probs.sum(-1) + target.sum(-1)`` of masked values (a dice denominator): 0 when every term is,
+            # each for the same ordinary input; one positive term (a smoothing constant) keeps the sum away
+            terms = [self.count(term, at, d) for term in (expr.left, expr.right)]
+            if any(t is None for t in terms):
+                return None
+            first, second = terms
+            assert first is not None and second is not None
+            origin = first.origin | second.origin
+            return Count(first.kind, expr, first.names | second.names, origin, first.tensor or second.tensor)
         if isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, cst.Multiply):
             for c, other in ((expr.left, expr.right), (expr.right, expr.left)):
                 scale = self.literal(other, at)
@@ -129,6 +143,9 @@ class Selections:
                 self.literal(tc.argument("exponent", 0), at) or 0) > 0:
             return self.count(tc.operand, at, d)  # ``deg.sqrt()`` is 0 where ``deg`` is
         if key in ("sum", "nansum"):
+            if self.category_reduction(tc, at, d):
+                names = names_in(tc.operand)
+                return Count("category count", expr, names, names, True)
             pairs = self.pair_mask(tc.operand, at)
             if pairs == DIAGONAL:
                 return None  # ``(labels[:, None] == labels[None, :]).sum(1)``: each sample pairs with itself
@@ -139,7 +156,10 @@ class Selections:
                 # ``adj.sum(-1)``: the degree of each node of a dense adjacency matrix
                 return Count("node degree", expr, names_in(tc.operand), names_in(tc.operand), True)
             selected = self.mask(tc.operand, at, d)
-            return Count("mask sum", expr, selected, selected, True) if selected is not None else None
+            if selected is not None:
+                return Count("mask sum", expr, selected, selected, True)
+            masked = self.masked_values(tc.operand, at, d)
+            return Count("masked sum", expr, masked, masked, True) if masked is not None else None
         if key == "numel":
             selected = self.selection(tc.operand, at, d)
             return Count("length of a selection", expr, selected, selected, False) if selected is not None else None
@@ -151,6 +171,68 @@ class Selections:
                 return None
             return inner.as_number() if key in ("item", "tolist") else inner
         return None
+
+    def masked_values(self, expr: cst.BaseExpression, at: At, depth: int = 0) -> Optional[frozenset]:
+        """Names of the mask when ``expr`` is a value times a 0/1 mask (``torch.sigmoid(x) * valid``), through
+        names: every entry is 0 where the mask is, so its sum is 0 for an all-masked row (else None)."""
+        if depth > _MAX_DEPTH:
+            return None
+        value, where = self.resolve(expr, at)
+        if isinstance(value, cst.BinaryOperation) and isinstance(value.operator, cst.Multiply):
+            factors: tuple[cst.BaseExpression, ...] = (value.left, value.right)
+        else:
+            tc = match_call(value, self.imports) if isinstance(value, cst.Call) else None
+            if tc is None or tc.operand is None or tc.key not in ("mul", "multiply") or tc.positional(0) is None:
+                return None
+            factors = (tc.operand, tc.positional(0))  # type: ignore[assignment]
+        for factor in factors:
+            mask = self.mask(factor, where, depth + 1)
+            if mask is not None:
+                return mask
+        return None
+
+    # -- one-hot encodings: a category no sample falls in has a count of 0 ---------------------------------
+    def category_reduction(self, tc: TorchCall, at: At, depth: int = 0) -> bool:
+        """``encodings.sum(0)`` / ``torch.mean(encodings, dim=0)`` of one-hot rows: a count or frequency per
+        category, 0 for a category no row falls in. Only over dim 0 (the rows): the last dim of a one-hot
+        sums to 1, and other dims depend on a shape nanlint cannot see."""
+        if tc.operand is None or not self.is_tensor_method(tc):
+            return False
+        dim = tc.keyword("dim") or tc.keyword("axis") or tc.positional(0)
+        if dim is None or self.literal(dim, at) != 0:
+            return False
+        return self.one_hot_rows(tc.operand, at, depth + 1)
+
+    def one_hot_rows(self, expr: cst.BaseExpression, at: At, depth: int = 0) -> bool:
+        """A one-hot encoding with a row per sample: ``F.one_hot(idx, K)`` through casts and reshapes, or
+        ``zeros(N, K)`` filled in place by ``scatter_(1, idx, 1)`` (the VQ-VAE spelling)."""
+        for _ in range(_MAX_DEPTH - depth):
+            if isinstance(expr, cst.Name):
+                b = self.assignment(expr, at)
+                if b is None or b.value is None:
+                    return False
+                calls = self.in_place_calls(expr.value, b, at)
+                if calls:
+                    if len(calls) != 1 or not self._zeros(b.value, At(b.scope, b.order)):
+                        return False
+                    scatter = match_call(calls[0][0], self.imports)
+                    return scatter is not None and scatter.key == "scatter_" and \
+                        self.literal(scatter.argument("value", 2) or scatter.argument("src", 2), at) == 1
+                expr, at = b.value, At(b.scope, b.order)
+                continue
+            if not isinstance(expr, cst.Call):
+                return False
+            tc = match_call(expr, self.imports)
+            if tc is None:
+                return False
+            if tc.key.rsplit(".", 1)[-1] == "one_hot" and not tc.is_method:
+                return True
+            if tc.key == "scatter_" and tc.operand is not None and self._zeros(tc.operand, at):
+                return self.literal(tc.argument("value", 2) or tc.argument("src", 2), at) == 1
+            if tc.operand is None or not (tc.key in _CASTS or tc.key in ("view", "reshape", "flatten")):
+                return False
+            expr = tc.operand
+        return False
 
     # -- masks of pairs (i, j) of one batch: what their diagonal holds ------------------------------------
     def pair_mask(self, expr: cst.BaseExpression, at: At, depth: int = 0) -> Optional[str]:

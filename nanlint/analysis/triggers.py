@@ -92,6 +92,8 @@ IGNORED_BATCH = Trigger("a batch whose labels are all `ignore_index`", PLAUSIBLE
 ISOLATED = Trigger("an isolated node (no edge, degree 0)", ORDINARY)
 NO_POSITIVE = Trigger("an anchor whose label no other sample in the batch shares (a class seen once)", ORDINARY)
 EMPTY_BIN = Trigger("an empty bin (an isolated node, an expert or class that no entry falls in)", ORDINARY)
+ABSENT_CATEGORY = Trigger("a category no sample in the batch falls in (an unused codebook entry, a class absent "
+                          "from the batch)", ORDINARY)
 _LABELS = re.compile(r"(?i)(?:^|_)(?:labels?|targets?|ignore_index|ignore_idx)$")
 
 MASKED_MODELLING = Trigger("a masked-modelling batch with no masked position (a mask ratio of 0)", DEGENERATE)
@@ -121,7 +123,7 @@ def trigger_of(facts: "Facts", expr: cst.BaseExpression, at: "At", depth: int = 
         return UNKNOWN
     d = depth + 1
     if isinstance(expr, cst.Subscript):
-        if _nonzero_filter(facts, expr, at):
+        if nonzero_filter(facts, expr, at):
             return FILTERED
         return trigger_of(facts, expr.value, at, d)
     if isinstance(expr, cst.Attribute):
@@ -312,7 +314,7 @@ def _passed_through(value: cst.BaseExpression, name: str) -> Optional[cst.BaseEx
     return None
 
 
-def _nonzero_filter(facts: "Facts", expr: cst.Subscript, at: "At") -> bool:
+def nonzero_filter(facts: "Facts", expr: cst.Subscript, at: "At") -> bool:
     """``x[s != 0]`` / ``x[x.sum(1) > 0]`` / ``x[keep]`` with ``keep = e != 0``: only non-zero entries or rows."""
     if len(expr.slice) != 1 or not isinstance(expr.slice[0].slice, cst.Index):
         return False
@@ -411,6 +413,8 @@ def count_trigger(kind: str, origin: frozenset, whole_batch: bool) -> Trigger:
         return ISOLATED
     if "bin count" in kind:
         return EMPTY_BIN
+    if kind == "category count":
+        return ABSENT_CATEGORY
     if kind == "count of positive pairs":
         return NO_POSITIVE
     if any(_LABELS.search(name.rsplit(".", 1)[-1]) for name in origin):

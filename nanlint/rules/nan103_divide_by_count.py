@@ -8,7 +8,7 @@ from ..analysis.gradient import gradient_at, metric_code
 from ..analysis import confidence
 from ..analysis.guards import repaired_later
 from ..analysis.ops import CASTS, VALUE_KEEPING, ZERO_ONE_OPS as _ZERO_ONE_OPS
-from ..analysis.triggers import EMPTY_BIN, EMPTY_SELECTION, FIXED, ISOLATED, MASKED_MODELLING, PADDING, PARAMETER, count_trigger
+from ..analysis.triggers import ABSENT_CATEGORY, EMPTY_BIN, EMPTY_SELECTION, FIXED, ISOLATED, MASKED_MODELLING, PADDING, PARAMETER, count_trigger
 from ..eps import dtype_ref
 from ..facts import At, Count, names_in
 from ..fixspec import DISPLAY_ONLY, UNSAFE, FixSpec, Replace, append_to
@@ -54,6 +54,14 @@ class DivideByCount(GuardTests):
     `/ (labels != -100).sum()`), `torch.count_nonzero(m)`, and `len(...)` /
     `.numel()` of a boolean selection (`len(x[mask])`), directly or through
     local variables (`num_valid = valid.sum()` ... `/ num_valid`).
+
+    Also a sum of masked values, 0 for a row the mask removes entirely: the soft
+    dice denominator `p.sum(-1) + t.sum(-1)` with `p = torch.sigmoid(x) * valid`
+    and `t = target * valid` (a crop whose pixels are all `ignore_index`, row 64),
+    or a weighted count `(weights * keep).sum(-1)`; a sum of such sums is 0 when
+    each is, and a positive term (`+ smooth`) makes it never 0. A count per
+    category of one-hot rows, `F.one_hot(y, K).sum(0)`, is 0 for a class absent
+    from the batch (`counts.sum() / counts`); the per-row sum `.sum(-1)` is 1.
 
     Also a node degree or bin count, 0 for an isolated node (graph normalisation,
     an expert no token is routed to): `degree(row, N)` (torch_geometric),
@@ -137,7 +145,7 @@ class DivideByCount(GuardTests):
     code = "NAN103"
     name = "divide-by-count"
     summary = "division by a mask sum or count that can be zero"
-    rows = "39, 57, 59"
+    rows = "39, 57, 59, 64"
     fix_availability = SOMETIMES
     fix_applicability = (UNSAFE, DISPLAY_ONLY)
     screen = re.compile(r"sum(?<!\wsum)\s*\(|nansum\s*\(|count_nonzero|len(?<!\wlen)\s*\(|numel\s*\("
@@ -167,6 +175,14 @@ class DivideByCount(GuardTests):
             hazard="soft_mask = torch.sigmoid(x) * 0; y = (x * soft_mask).sum() / soft_mask.sum()",
             fixed="soft_mask = torch.sigmoid(x) * 0; "
                   "y = (x * soft_mask).sum() / soft_mask.sum().clamp_min(torch.finfo(soft_mask.dtype).eps)",
+        ),
+        Witness(  # a soft dice over valid pixels: the second row has none, every denominator term is 0 (row 64)
+            setup="x = leaf(torch.zeros(2, 3, dtype=dtype)); labels = torch.tensor([[1, 0, 255], [255, 255, 255]]); "
+                  "valid = (labels != 255).to(dtype); target = (labels == 1).to(dtype)",
+            hazard="p = torch.sigmoid(x) * valid; t = target * valid; "
+                   "y = 2 * (p * t).sum(-1) / (p.sum(-1) + t.sum(-1))",
+            fixed="p = torch.sigmoid(x) * valid; t = target * valid; "
+                  "y = 2 * (p * t).sum(-1) / (p.sum(-1) + t.sum(-1)).clamp_min(torch.finfo(p.dtype).eps)",
         ),
         Witness(  # SupCon's positives: label pairs without the diagonal; every label distinct -> no positive
             setup="x = leaf(torch.ones(4, 4, dtype=dtype)); labels = torch.arange(4).view(-1, 1)",
@@ -252,15 +268,16 @@ class DivideByCount(GuardTests):
         else:
             advice = f"`max({divisor}, 1)`"
         built = count_fix(self, divisor_node, count, at)
-        if built.receiver is not None:  # a sum of float weights: the fix clamps at a dtype-aware eps
+        if built.receiver is not None or count.kind == "masked sum":  # float weights: a dtype-aware eps
             advice = "`.clamp_min(torch.finfo(w.dtype).eps)` on the sum of weights"
         gradient = gradient_at(self.ctx)
-        trigger = self.facts.trigger(divisor_node, at)
+        # a masked sum is 0 through its mask, whatever the values it sums are (``(weights * keep).sum(-1)``)
+        trigger = self.facts.trigger(divisor_node, at) if count.kind != "masked sum" else None
         zero = count_trigger(count.kind, count.origin, _whole_batch(count))
         configured = bool(count.origin) and all(name.startswith("self.") for name in count.origin) \
             or trigger in (PARAMETER, FIXED, MASKED_MODELLING)
         metric = metric_code(self.ctx)
-        graph = zero in (ISOLATED, EMPTY_BIN)
+        graph = zero in (ISOLATED, EMPTY_BIN, ABSENT_CATEGORY)
         nan = "inf, and 0 * inf = NaN where it scales an empty row" if reciprocal else \
             "x / 0 = inf, 0 / 0 = NaN" if graph else "0 / 0 = NaN"
         if configured and not graph:  # a selection over module state (``self.weights > 0``) or a masked-modelling ratio
@@ -335,12 +352,14 @@ def count_fix(rule: Rule, divisor: cst.BaseExpression, count: Count, at: At) -> 
     metric = metric_code(rule.ctx)
     text = code(ctx, divisor)
     # count_nonzero, len(...), numel(), degrees and bin counts of ones: integers by construction
-    integer = count.kind not in ("mask sum", "weighted node degree", "weighted bin count")
+    integer = count.kind not in ("mask sum", "masked sum", "weighted node degree", "weighted bin count")
     operand: Optional[cst.BaseExpression] = None
-    if count.kind == "mask sum" and isinstance(count.node, cst.Call):
+    if count.kind in ("mask sum", "masked sum") and isinstance(count.node, cst.Call):
         tc = ctx.match(count.node)
         operand = tc.operand if tc is not None else None
         integer = operand is not None and zero_one(rule, operand, at)
+    elif count.kind == "masked sum":  # ``p.sum(-1) + t.sum(-1)``: masked values, each sum a float
+        operand = divisor
     if not count.tensor:
         spec = FixSpec(UNSAFE, "take at least 1: `max(n, 1)` (a Python count)", (Replace(divisor, f"max({text}, 1)"),))
         if not integer:
@@ -349,7 +368,7 @@ def count_fix(rule: Rule, divisor: cst.BaseExpression, count: Count, at: At) -> 
     elif integer:
         spec = FixSpec(UNSAFE, "clamp the count to at least 1 (an integer count: only 0 changes)",
                        append_to(divisor, ".clamp_min(1)"))
-    elif operand is not None and rule.facts.kind(operand, at) == kinds.FLOAT_TENSOR:
+    elif operand is not None and (rule.facts.kind(operand, at) == kinds.FLOAT_TENSOR or count.kind == "masked sum"):
         # a sum of float weights: `clamp_min(1)` would rescale sums in (0, 1); an eps changes only a sum near 0
         eps, changes, reason, receiver = eps_receiver(ctx, "divide", dtype_ref(operand, ctx.imports), divisor, at)
         if eps is None:

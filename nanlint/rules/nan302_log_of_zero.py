@@ -6,7 +6,7 @@ import libcst as cst
 from ..facts import At, Probability
 from ..analysis.gradient import gradient_at, metric_code
 from ..analysis.ops import LOGS as _LOGS
-from ..analysis.triggers import PLAUSIBLE, Trigger
+from ..analysis.triggers import ABSENT_CATEGORY, PLAUSIBLE, Trigger
 from ..patterns import code
 from .base import NEVER, Rule, Witness
 
@@ -32,6 +32,10 @@ class LogOfZero(Rule):
     * `torch.log(1 - a.pow(2))` of `a = torch.tanh(u)` (SAC's squashed-Gaussian
       log-probability): tanh rounds to exactly +-1 once |u| passes 9.02 in
       float32 (4.51 in float16, 3.47 in bfloat16; row 61), at medium confidence;
+    * the frequency of a category in the batch, `F.one_hot(codes, K).float().mean(0)`
+      (or a `zeros(N, K).scatter_(1, idx, 1)` one-hot): 0 for a category no sample
+      falls in, which is ordinary (a VQ codebook's unused entries), so a perplexity
+      `exp(-(f * log(f)).sum())` is NaN (row 63);
     * a norm, variance, standard deviation, MSE, squared difference or sum of
       squares (`torch.log(F.mse_loss(pred, target))`, `torch.log(x.norm())`),
       outside `torch.no_grad()` (a plain square `s * s` is not enough: `s` may be
@@ -76,11 +80,17 @@ class LogOfZero(Rule):
     code = "NAN302"
     name = "log-of-zero"
     summary = "log of a probability or other value that can be exactly 0"
-    rows = "16, 17, 18, 20, 49, 61"
+    rows = "16, 17, 18, 20, 49, 61, 63"
     fix_availability = NEVER
     fix_applicability = ()
     screen = re.compile(r"log(?<!\wlog)(?:1p|2|10|_|it)?\s*\(|xlogy|entr(?<!\wentr)(?!\w)")  # literal-first: 10x faster
     witnesses = (
+        Witness(  # a codebook's perplexity: codes 2 and 3 are unused, their frequency is 0 (row 63)
+            setup="codes = torch.tensor([0, 0, 1])",
+            hazard="f = F.one_hot(codes, 4).to(dtype).mean(0); y = torch.exp(-(f * torch.log(f)).sum())",
+            fixed="f = F.one_hot(codes, 4).to(dtype).mean(0); "
+                  "y = torch.exp(-(f * torch.log(f.clamp_min(torch.finfo(f.dtype).tiny))).sum())",
+        ),
         Witness(  # SAC's squashed-Gaussian log-det: tanh(10) rounds to 1 in every dtype (row 61)
             setup="u = leaf(torch.full((4,), 10.0, dtype=dtype))",
             hazard="y = torch.log(1 - torch.tanh(u).pow(2))",
@@ -176,6 +186,14 @@ class LogOfZero(Rule):
             advice = "clamp `1 - p` first: `.clamp_min(torch.finfo(p.dtype).tiny)`" if complement else _advice(found)
             gradient = gradient_at(self.ctx, (argument,))
             metric = metric_code(self.ctx)
+            if found.kind == "frequency":
+                # not an underflow: a category absent from the batch is the ordinary case (a codebook early in
+                # training); its log is -inf and ``f * log(f)`` (entropy, perplexity) is 0 * -inf = NaN
+                self.report(node, f"`{code(self.ctx, node)}`: {_described(self, found)} is exactly 0 for "
+                                  f"{ABSENT_CATEGORY.text}, giving -inf (and NaN in `f * log(f)`: an entropy or "
+                                  f"perplexity); {advice}", target=argument,
+                            confidence="high" if gradient.flows and not metric else "medium")
+                return
             if gradient.flows and not metric:
                 # a probability known only by its parameter's name is a plausible edge case, not a certainty
                 effect, level = "-inf and a NaN gradient", "medium" if found.kind.endswith("(by its name)") else "high"
@@ -247,6 +265,8 @@ def _zero_test(name: str) -> "re.Pattern[str]":
 
 def _described(rule: Rule, found: Probability) -> str:
     origin = code(rule.ctx, found.node, 40)
+    if found.kind == "frequency":
+        return f"the frequency of a category (`{origin}`)"
     if found.kind == "normalised":
         return f"a value normalised by its sum (`{origin}`)"
     return f"a probability derived from `{origin}`"

@@ -66,7 +66,9 @@ class ModuleSummary:
     modes: list[tuple[int, int, str]] = field(default_factory=list)
     # callee name -> lines of the calls (or of other references) to it
     calls: dict[str, list[int]] = field(default_factory=dict)
-    # callee name -> (the call, the function that makes it) for argument provenance (triggers.py)
+    # callee name -> (the call, the function that makes it) for argument provenance (triggers.py); calls in an
+    # ``if __name__ == "__main__":`` block are left out: a demo's or a test's inputs (``torch.randn(4, 8)``,
+    # constants without ``requires_grad``) say nothing of what training passes
     call_sites: dict[str, list[tuple[ast.Call, Optional[ast.AST]]]] = field(default_factory=dict)
     references: dict[str, list[int]] = field(default_factory=dict)
     # spans of string literals and comparisons: ((line, col), (end_line, end_col)), 1-based lines, 0-based cols
@@ -274,6 +276,9 @@ class ModuleSummary:
         if isinstance(node, (ast.Tuple, ast.List)):
             return bool(node.elts) and all(self._gradient_free(e, caller, line, d, seen) for e in node.elts)
         if isinstance(node, ast.Call):
+            if any(k.arg == "requires_grad" and not (isinstance(k.value, ast.Constant) and not k.value.value)
+                   for k in node.keywords):
+                return False  # ``torch.zeros(3, requires_grad=True)``: a leaf autograd differentiates
             func = node.func
             last = _last_name(func)
             if last in _INDEX_OPS or last == "where" and len(node.args) == 1:
@@ -386,6 +391,15 @@ def _mode_of(expr: ast.AST) -> Optional[str]:
     return None
 
 
+def _main_test(test: ast.AST) -> bool:
+    """``__name__ == "__main__"`` (either side)."""
+    if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.Eq)):
+        return False
+    sides = (test.left, test.comparators[0])
+    return any(isinstance(a, ast.Name) and a.id == "__name__" for a in sides) and any(
+        isinstance(b, ast.Constant) and b.value == "__main__" for b in sides)
+
+
 def summarize(source: str, tree: Optional[ast.Module] = None) -> ModuleSummary:
     summary = ModuleSummary()
     if tree is None:
@@ -410,6 +424,19 @@ class _Visitor(ast.NodeVisitor):
         self.summary = summary
         self.function: Optional[ast.AST] = None  # the innermost function being visited
         self.owner: Optional[str] = None  # the class whose body is being visited
+        self.in_main = False  # inside a module-level ``if __name__ == "__main__":``
+
+    def visit_If(self, node: ast.If) -> None:
+        if self.function is None and self.owner is None and _main_test(node.test):
+            self.in_main = True
+            for statement in node.body:
+                self.visit(statement)
+            self.in_main = False
+            for statement in node.orelse:
+                self.visit(statement)
+            self.visit(node.test)
+            return
+        self.generic_visit(node)
 
     def visit_ClassDef(self, node: ast.ClassDef) -> None:
         self.summary.classes.setdefault(node.name, tuple(_last_name(b) for b in node.bases))
@@ -466,7 +493,8 @@ class _Visitor(ast.NodeVisitor):
                 self.summary.backward_helpers[helper] = "clipped"
         if name:
             self.summary.calls.setdefault(name, []).append(node.lineno)
-            self.summary.call_sites.setdefault(name, []).append((node, self.function))
+            if not self.in_main:
+                self.summary.call_sites.setdefault(name, []).append((node, self.function))
         for child in ast.iter_child_nodes(node):
             if child is node.func and isinstance(child, (ast.Name, ast.Attribute)):
                 if isinstance(child, ast.Attribute):

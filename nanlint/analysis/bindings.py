@@ -70,6 +70,9 @@ class Bindings:
         if isinstance(value, cst.Subscript) or isinstance(value, cst.Attribute) and value.attr.value == "values":
             inner, inner_at = self.resolve(value.value, where)
             return inner, inner_at, True
+        b = self.binding(value, where)
+        if b is not None and b.index == 0 and b.operator is None and isinstance(b.value, cst.Call):
+            return b.value, At(b.scope, b.order), True  # ``m, _ = torch.max(x, dim=1, keepdim=True)``
         return value, where, False
 
     def call(self, expr: cst.BaseExpression, at: At) -> Optional[tuple[TorchCall, At]]:

@@ -89,11 +89,31 @@ class ZeroSources:
                 if len(calls) == 1 and tc is not None and tc.key in _ADD_PRODUCT_OPS and b.index is None \
                         and not b.is_parameter:
                     return self._expanded_distance(tc, tc.node, b.value, where, depth)
+                floors = [self._in_place_floor(call, where) for call, _ in calls]
+                if b.index is None and not b.is_parameter and any(f is not None for f in floors):
+                    # ``var.clamp_(min=0)`` between the assignment and this read: no longer below 0; a positive
+                    # floor keeps it off 0 altogether
+                    if any(f is not None and f > 0 for f in floors):
+                        return None
+                    source = self.zero_source(b.value, where, depth)
+                    return replace(source, negative=False) if source is not None else None
         if b.index is not None:
             return self._element_source(b.value, b.index, where, depth)
         if b.is_parameter:
             return None  # a default argument is not the value the caller passes
         return self.zero_source(b.value, where, depth)
+
+    def _in_place_floor(self, call: cst.Call, at: At) -> Optional[float]:
+        """The floor an in-place clamp sets (``x.clamp_(min=0)``, ``x.clamp_min_(eps)``, ``x.relu_()``: 0); None
+        for any other in-place call or a floor that is not a literal."""
+        tc = match_call(call, self.imports)
+        if tc is None:
+            return None
+        if tc.key == "relu_":
+            return 0.0
+        if tc.key in ("clamp_", "clip_", "clamp_min_"):
+            return self.literal(tc.argument("min", 0), at)
+        return None
 
     def _element_source(self, expr: cst.BaseExpression, index: int, at: At, depth: int) -> Optional[ZeroSource]:
         """``torch.std_mean(x)[0]`` / ``std, mean = torch.std_mean(x)`` / ``a, b = x.norm(), y``."""

@@ -182,7 +182,11 @@ class NegInfMask(Rule):
                 self._record_inplace(tc.operand.value, fill)
         if tc is not None and tc.key in ("nan_to_num", "nan_to_num_", "masked_fill", "masked_fill_") \
                 and isinstance(tc.operand, cst.Name):
-            self._state().cleaned.add(tc.operand.value)
+            fill = as_fill(node, self.ctx, at) if tc.key.startswith("masked_fill") else None
+            if fill is None or fill.number > -1e3:
+                # a clean-up (``attn.masked_fill(pad, 0.0)``), not the mask itself: nanoGPT writes
+                # ``att = att.masked_fill(mask, float('-inf')); att = F.softmax(att, dim=-1)`` under one name
+                self._state().cleaned.add(tc.operand.value)
             if tc.key.startswith("nan_to_num"):
                 self._state().repaired.add(tc.operand.value)
         operand = softmax_operand(node, self.ctx)

@@ -236,6 +236,30 @@ def follow(expr: cst.BaseExpression, ctx: "FileContext", at: "At") -> tuple[cst.
     return _follow(expr, ctx, at)
 
 
+_DEFAULT_DTYPE_FACTORIES = frozenset({"randn", "rand", "zeros", "ones", "empty", "full", "linspace", "normal"})
+
+
+def default_float32(expr: cst.BaseExpression, ctx: "FileContext") -> bool:
+    """``expr`` is (a name for) a float factory call with no dtype (``torch.randn(16, 8)``): float32, the default
+    dtype, unless the file changes it (``torch.set_default_dtype``). A ``.half()`` elsewhere in the file is
+    evidence about another value."""
+    if "set_default_dtype" in ctx.source or "set_default_tensor_type" in ctx.source:
+        return False
+    value, at = expr, ctx.at()
+    for _ in range(4):
+        if isinstance(value, cst.Call):
+            tc = ctx.match(value)
+            return tc is not None and not tc.is_method and tc.key in _DEFAULT_DTYPE_FACTORIES \
+                and tc.keyword("dtype") is None
+        if not isinstance(value, cst.Name):
+            return False
+        followed, at = follow(value, ctx, at)
+        if followed is value:
+            return False
+        value = followed
+    return False
+
+
 def upcast(expr: cst.BaseExpression, ctx: "FileContext") -> bool:
     """True when ``expr`` is visibly computed in float32/float64: it contains ``.float()``,
     ``.double()``, ``.to(torch.float32)``, ``.type(torch.float32)`` or ``dtype=torch.float32``,

@@ -6,7 +6,7 @@ import libcst as cst
 from ..eps import format_literal, literal_problem
 from ..fixspec import UNSAFE, FixSpec, Replace
 from ..patterns import code
-from ..precision import FP16_MAX, Evidence, autocast_float32, float16_excluded, fmt, fp16_evidence, \
+from ..precision import FP16_MAX, Evidence, autocast_float32, default_float32, float16_excluded, fmt, fp16_evidence, \
     fp16_param_evidence, may_have_fp16_evidence, fp16_tensor_evidence, spelled, underflows, upcast
 from ..singular import Guard, Singular, guard, no_grad_value, singular
 from ._guards import Built
@@ -284,7 +284,8 @@ class EpsUnderflowsFp16(Rule):
         value = default if eps is None else self.facts.literal(eps, at)
         if value is None:
             return
-        if tc.operand is not None and tc.key != "nn.CosineSimilarity" and upcast(tc.operand, self.ctx):
+        if tc.operand is not None and tc.key != "nn.CosineSimilarity" and (
+                upcast(tc.operand, self.ctx) or default_float32(tc.operand, self.ctx)):
             return
         which = f"its default eps ({fmt(default)})" if eps is None else f"eps `{code(self.ctx, eps)}`"
         if underflows(value, "float16"):

@@ -55,6 +55,13 @@ def constant(expr: Optional[cst.BaseExpression], ctx: "FileContext", at: "At") -
             found = _finfo_limit(expr, ctx)
         if found is not None:
             return -found if negate else found
+    if isinstance(expr, cst.Call) and not negate:
+        # ``torch.tensor(float('-inf'))``, ``scores.new_tensor(-1e9)``: a one-value tensor of that constant
+        tc = ctx.match(expr)
+        positional = [a.value for a in expr.args if a.keyword is None and not a.star]
+        if tc is not None and tc.key in ("tensor", "as_tensor", "new_tensor", "scalar_tensor") \
+                and len(positional) == 1:
+            return constant(positional[0], ctx, at)
     return None
 
 
@@ -173,7 +180,9 @@ def never_fully_masked(mask: Optional[cst.BaseExpression], ctx: "FileContext", a
 
 _KEY_PADDING = re.compile(
     r"\[\s*:\s*,\s*None\s*,\s*None\s*,\s*:\s*\]|\[\s*:\s*,\s*None\s*,\s*:\s*\]|unsqueeze\(\s*1\s*\)\s*\.\s*"
-    r"unsqueeze\(\s*2\s*\)|key_padding|src_key_padding|memory_key_padding|text_attention_mask|text_mask|"
+    r"unsqueeze\(\s*2\s*\)|"
+    # a (batch, keys) mask given its query dims in front: ``mask[:, None, None]``, ``mask[:, None]``, ``.unsqueeze(1)``
+    r"\[\s*:\s*,\s*None\s*(?:,\s*None\s*)?\]|\bunsqueeze\(\s*1\s*\)(?!\s*\.\s*unsqueeze)|key_padding|src_key_padding|memory_key_padding|text_attention_mask|text_mask|"
     r"arange\([^)]*\)\s*\[\s*None\s*,\s*:\s*\]\s*<", re.I)  # a length mask: arange(T)[None, :] < lengths
 _KEEPS_FIRST = r"\b{name}\s*\[\s*(?:\.\.\.|:)\s*,\s*0\s*\]\s*=\s*(?:0|False)\b"
 

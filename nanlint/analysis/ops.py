@@ -71,6 +71,8 @@ MEANS = frozenset({"mean", "nanmean", "average"})  # ``average``: numpy's (weigh
 NORM_OPS = frozenset({"norm", "linalg.norm", "linalg.vector_norm", "linalg.matrix_norm", "dist"})
 SPREADS = frozenset({"std", "var", "std_mean", "var_mean"})
 EXTREMA = frozenset({"max", "min", "amax", "amin"})
+# reductions that return entries of their operand: 0 where the operand is (``d2.min(dim=1).values``)
+ORDER_STATISTICS = EXTREMA | {"median", "nanmedian", "kthvalue", "sort", "msort", "topk", "cummin", "cummax"}
 # ops that are 0 exactly when their operand is (a zero vector, a constant input): reductions, norms, spreads,
 # powers and roots, a floor at 0
 MEASURES = REDUCE_OPS | NORM_OPS | SPREADS | {

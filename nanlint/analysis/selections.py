@@ -116,10 +116,14 @@ class Selections:
             origin = first.origin | second.origin
             return Count(first.kind, expr, first.names | second.names, origin, first.tensor or second.tensor)
         if isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, cst.Multiply):
+            # a product is 0 whenever one factor is: ``C * torch.bincount(y, minlength=C)``, ``2 * deg``
             for c, other in ((expr.left, expr.right), (expr.right, expr.left)):
                 scale = self.literal(other, at)
-                if scale is not None and scale > 0:
-                    return self.count(c, at, d)
+                if scale is not None and scale <= 0:
+                    return None
+                found = self.count(c, at, d)
+                if found is not None:
+                    return found
             return None
         if not isinstance(expr, cst.Call):
             return None

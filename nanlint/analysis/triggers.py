@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Optional
 import libcst as cst
 
 from ..names import TorchCall, match_call
-from .ops import MASKING as _MASKING, MEANS as _MEANS, MEASURES as _MEASURES, REGRESSION_LOSSES as _LOSSES, SPREADS as _SPREADS
+from .ops import MASKING as _MASKING, MEANS as _MEANS, MEASURES as _MEASURES, ORDER_STATISTICS as _ORDER_STATISTICS, REGRESSION_LOSSES as _LOSSES, SPREADS as _SPREADS
 from .ops import SAMPLERS as _SAMPLERS
 from .ops import TENSOR_VALUE_KEEPING as _TRANSPARENT, ZERO_FACTORIES as _ZERO_FACTORIES
 from .summary import last_assignment
@@ -71,6 +71,8 @@ SELF_PAIR = Trigger("the diagonal of a batch's distances to itself (each row pai
                     ORDINARY)
 CONSTANT_INPUT = Trigger("a constant input (every entry equal: equal advantages, a blank image, silence)", ORDINARY)
 INPUT = Trigger("a zero or constant input row", PLAUSIBLE)
+# an RL batch of returns or advantages: equal (all 0) in every batch of a sparse-reward episode
+REWARDS = Trigger("equal returns or advantages (a sparse reward: every reward 0)", ORDINARY)
 DEAD_RELU = Trigger("a row that ReLU zeroes", PLAUSIBLE)
 FLAT_GRADIENT = Trigger("a zero input gradient (the network is flat there: every ReLU inactive)", PLAUSIBLE)
 ZERO_GRAD = Trigger("a zero gradient (a frozen or unused parameter)", PLAUSIBLE)
@@ -109,6 +111,7 @@ NAME_PRIORS: tuple[tuple[re.Pattern[str], Trigger], ...] = (
                 r"(text|image|vision|audio|prompt|video|query|key|value)_?(embeds?|embeddings?|features?))$",
                 re.I), LEARNED),
     (re.compile(r"weight|kernel|codebook|centroids?|prototypes?", re.I), PARAMETER),
+    (re.compile(r"(^|_)(adv|advs|advantages?|returns?|rewards?|td_targets?|discounted_\w+)$", re.I), REWARDS),
     # masked-modelling masks (MAE, BEiT, wav2vec2 SpecAugment): random with a configured ratio, empty only
     # when the ratio is 0
     (re.compile(r"masked_pos|mask_time_indices|mask_feature_indices|mask_indices|random_mask", re.I),
@@ -131,6 +134,8 @@ def trigger_of(facts: "Facts", expr: cst.BaseExpression, at: "At", depth: int = 
             return ZERO_GRAD
         if expr.attr.value in ("T", "mT", "data"):
             return trigger_of(facts, expr.value, at, d)
+        if expr.attr.value == "values" and isinstance(expr.value, cst.Call):
+            return trigger_of(facts, expr.value, at, d)  # ``d2.min(dim=1).values``: as ``d2.min(dim=1)``
     if isinstance(expr, (cst.Name, cst.Attribute)):
         binding = facts.binding(expr, at)
         name = expr.value if isinstance(expr, cst.Name) else expr.attr.value
@@ -253,8 +258,8 @@ def _call_trigger(facts: "Facts", call: cst.Call, at: "At", depth: int) -> Trigg
         return EQUAL  # a perfect prediction
     if tc.operand is not None and key in _SPREADS:
         return spread_trigger(trigger_of(facts, tc.operand, at, depth))
-    if tc.operand is not None and (key in _TRANSPARENT or key in _MEASURES):
-        return trigger_of(facts, tc.operand, at, depth)
+    if tc.operand is not None and (key in _TRANSPARENT or key in _MEASURES or key in _ORDER_STATISTICS):
+        return trigger_of(facts, tc.operand, at, depth)  # ``d2.min(dim=1)``: an entry of ``d2``
     source = facts.zero_source(call, at)
     if source is not None and source.kind == "MSE":
         return EQUAL  # ``criterion(pred, target)`` with ``criterion = nn.MSELoss()``
@@ -319,6 +324,16 @@ def nonzero_filter(facts: "Facts", expr: cst.Subscript, at: "At") -> bool:
     if len(expr.slice) != 1 or not isinstance(expr.slice[0].slice, cst.Index):
         return False
     test, _ = facts.resolve(expr.slice[0].slice.value, at)
+    return _nonzero_test(facts, test, at)
+
+
+def _nonzero_test(facts: "Facts", test: cst.BaseExpression, at: "At") -> bool:
+    """``s != 0``, ``s > 0``, or a conjunction holding one (``(n > 0) & (n < C)``): true only where a value is
+    not 0."""
+    if isinstance(test, cst.BinaryOperation) and isinstance(test.operator, cst.BitAnd):
+        return _nonzero_test(facts, test.left, at) or _nonzero_test(facts, test.right, at)
+    if isinstance(test, cst.BooleanOperation) and isinstance(test.operator, cst.And):
+        return _nonzero_test(facts, test.left, at) or _nonzero_test(facts, test.right, at)
     if not isinstance(test, cst.Comparison) or len(test.comparisons) != 1:
         return False
     target = test.comparisons[0]
@@ -402,7 +417,7 @@ def spread_trigger(operand: Trigger) -> Trigger:
     ``returns - values`` is constant without its two sides being equal, so the "two equal inputs" of a zero
     difference becomes a constant difference, as ordinary; the other provenances (padding, a learned projection)
     keep theirs."""
-    return CONSTANT_INPUT if operand in (EQUAL, SELF_PAIR) else operand
+    return CONSTANT_INPUT if operand in (EQUAL, SELF_PAIR, REWARDS) else operand
 
 
 def count_trigger(kind: str, origin: frozenset, whole_batch: bool) -> Trigger:

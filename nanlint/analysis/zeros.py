@@ -8,7 +8,7 @@ import libcst as cst
 
 from ..names import TorchCall, last_name, match_call
 from ..scope import Binding
-from .ops import ADD_PRODUCT_OPS as _ADD_PRODUCT_OPS, MATRIX_PRODUCTS as _MATRIX_PRODUCTS, VANISHING_OPS as _VANISHING_OPS
+from .ops import ADD_PRODUCT_OPS as _ADD_PRODUCT_OPS, ORDER_STATISTICS as _ORDER_STATISTICS, MATRIX_PRODUCTS as _MATRIX_PRODUCTS, VANISHING_OPS as _VANISHING_OPS
 from .vocabulary import At, NORM_KINDS, NORM_OPS, REDUCE_OPS, SQUARE_KINDS, TRANSPARENT_OPS, ZeroSource, _FACTORIES, _MAX_DEPTH, _cosine_like, _is_difference, _literal_index, _same_code, _squared_base, same_vector
 
 
@@ -52,6 +52,8 @@ class ZeroSources:
         if depth > _MAX_DEPTH:
             return None
         d = depth + 1
+        if isinstance(expr, cst.Attribute) and expr.attr.value == "values" and isinstance(expr.value, cst.Call):
+            return self.zero_source(expr.value, at, d)  # ``d2.min(dim=1).values``
         if isinstance(expr, (cst.Name, cst.Attribute)):
             b = self.binding(expr, at)
             if b is None or b.value is None:
@@ -102,6 +104,16 @@ class ZeroSources:
         if b.is_parameter:
             return None  # a default argument is not the value the caller passes
         return self.zero_source(b.value, where, depth)
+
+    def _reduces(self, tc: TorchCall, at: At) -> bool:
+        """``x.min(1)``, ``torch.min(x, dim=1)``, ``x.min()``: a reduction, not ``torch.min(x, y)`` elementwise."""
+        if tc.key not in ("min", "max"):
+            return True
+        if tc.keyword("dim") is not None or not tc.args:
+            return True
+        first = tc.positional(0)
+        value = self.literal(first, at) if first is not None else None
+        return value is not None and value == int(value)
 
     def _in_place_floor(self, call: cst.Call, at: At) -> Optional[float]:
         """The floor an in-place clamp sets (``x.clamp_(min=0)``, ``x.clamp_min_(eps)``, ``x.relu_()``: 0); None
@@ -165,6 +177,9 @@ class ZeroSources:
             if inner is not None and inner.negative and low is not None and low >= 0:
                 return replace(inner, negative=False)  # ``d.clamp(min=0)``: 0, no longer below it
             return inner
+        if key in _ORDER_STATISTICS and self._reduces(tc, at):
+            # ``d2.min(dim=1).values`` (Chamfer, batch-hard mining): some entry of a zero-able tensor, 0 when it is
+            return self.zero_source(operand, at, depth)
         if key in ("square", "square_"):
             return self._square_of(operand, call, at, depth)
         if key in ("diag", "diagonal") and self._gram(operand, at):

@@ -80,6 +80,8 @@ def _classify(call: cst.Call, ctx: FileContext) -> Optional[Event]:
     if attr in ("backward", "manual_backward"):
         if receiver is not None and _is_optimizer(receiver, ctx):
             return None
+        if isinstance(receiver, cst.Name):  # ``scaled = scaler.scale(loss); scaled.backward()``
+            receiver, _ = ctx.facts.resolve(receiver, ctx.at())
         scaled = (
             isinstance(receiver, cst.Call) and isinstance(receiver.func, cst.Attribute)
             and receiver.func.attr.value == "scale"

@@ -34,6 +34,10 @@ class _Exp:
         return self.call.operand
 
 
+# layout ops that give a reduced dim back for broadcasting (``e / e.sum(-1).unsqueeze(-1)``)
+_REEXPANDING = frozenset({"unsqueeze", "view", "reshape", "expand", "expand_as", "contiguous"})
+
+
 class HandWrittenSoftmax(Rule):
     """
     ## What it does
@@ -319,6 +323,7 @@ class HandWrittenSoftmax(Rule):
         return _Exp(tc, where, nested=stripped is tc.node)
 
     def _sum_of_exp(self, expr: cst.BaseExpression, at: At) -> Optional[tuple[_Exp, TorchCall]]:
+        expr, at = self._unexpanded(expr, at)
         found = self.facts.call(expr, at)
         if found is None:
             return None
@@ -329,6 +334,25 @@ class HandWrittenSoftmax(Rule):
         if inner is None:
             return None
         return _Exp(inner.call, inner.at, inner.nested and tc.node is expr), tc
+
+    def _unexpanded(self, expr: cst.BaseExpression, at: At) -> tuple[cst.BaseExpression, At]:
+        """A sum given its dim back for broadcasting: ``s.unsqueeze(-1)``, ``s[:, None]``, ``s.view(-1, 1)``
+        (through names) -> ``s``; anything else as it is."""
+        for _ in range(4):
+            value, where = self.facts.resolve(expr, at)
+            if isinstance(value, cst.Subscript) and all(
+                    isinstance(e.slice, cst.Index) and (isinstance(e.slice.value, cst.Name) and e.slice.value.value
+                                                        == "None" or isinstance(e.slice.value, cst.Ellipsis))
+                    or isinstance(e.slice, cst.Slice) and e.slice.lower is None and e.slice.upper is None
+                    for e in value.slice):
+                expr, at = value.value, where
+                continue
+            tc = self.ctx.match(value) if isinstance(value, cst.Call) else None
+            if tc is not None and tc.operand is not None and tc.key in _REEXPANDING:
+                expr, at = tc.operand, where
+                continue
+            return expr, at
+        return expr, at
 
     def _danger(self, found: _Exp) -> Optional[str]:
         """``overflow`` or None (safe) for a sum of ``exp(argument)`` terms."""

@@ -33,7 +33,8 @@ class SqrtAtZero(Rule):
     added *outside* it (`torch.sqrt(d) + 1e-8`: the eps shows `d == 0` was expected),
     and `torch.hypot`. Also `torch.sqrt(E[x**2] - E[x]**2 + eps)`: the one-pass
     variance cancels and, for a near-constant input with a large mean, rounds
-    below -eps, so the eps does not help (NaN forward; row 62). Written as `torch.sqrt(v)`, `v.sqrt()`, `v ** 0.5` or
+    below -eps, so the eps does not help (NaN forward; row 62); the same under
+    `torch.rsqrt(var + eps)` (the reciprocal root's own zero is NAN202's). Written as `torch.sqrt(v)`, `v.sqrt()`, `v ** 0.5` or
     `v.pow(0.5)`, directly or through local variables. The message names the
     trigger (a perfect prediction, a constant row, parallel vectors) and the
     finding's confidence follows it (docs/analysis.md). Silent where no gradient
@@ -113,6 +114,7 @@ class SqrtAtZero(Rule):
     fix_applicability = (SAFE, UNSAFE)
     screen = re.compile(r"""
           hypot(?<!\whypot)(?!\w)  # torch.hypot
+        | rsqrt  # a one-pass variance's cancellation under rsqrt(var + eps)
         | """ + ROOT, re.VERBOSE)
     witnesses = (
         Witness(
@@ -209,7 +211,12 @@ class SqrtAtZero(Rule):
 
     def _check(self, node: cst.CSTNode) -> None:
         found = root(node, self.ctx)
-        if found is None or found.reciprocal:
+        if found is None:
+            return
+        if found.reciprocal:  # ``rsqrt(var + eps)``: the root's zero is NAN202's; its cancellation is here
+            shifted = self.facts.zero_source(found.operand, self.ctx.at())
+            if shifted is not None and shifted.kind == "cancelling variance plus an eps":
+                self._check_cancellation(node, found)
             return
         source = self.facts.sqrt_hazard(found.operand, self.ctx.at())
         if source is None:
@@ -255,7 +262,8 @@ class SqrtAtZero(Rule):
             return
         self.report(
             node,
-            f"square root of `{code(self.ctx, found.operand)}`, a variance computed as E[x**2] - E[x]**2 plus an "
+            f"{'reciprocal ' if found.reciprocal else ''}square root of `{code(self.ctx, found.operand)}`, a variance "
+            "computed as E[x**2] - E[x]**2 plus an "
             f"eps: it cancels, and rounds below -eps {judged.reached_by} (NaN in the forward pass); compute the "
             "variance in two passes, `((x - mean) ** 2).mean()`, or use `x.var(correction=0)`",
             target=found.operand, **judged.extra(),

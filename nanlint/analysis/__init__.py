@@ -31,6 +31,9 @@ def confidence(trigger: Trigger, gradient: Gradient, gradient_only: bool = False
     * ``high``: an ordinary trigger (an all-padding row, a perfect prediction) where a gradient flows;
     * ``medium``: a plausible edge case, or an ordinary trigger in code that records no gradient (the
       forward NaN still reaches an output);
+    An optimizer's ``step`` records no gradient, but a forward NaN there is written into the weights: it keeps
+    the trigger's level, as if a gradient flowed.
+
     * ``low``: only a degenerate trigger (a learned projection or a Gaussian sample exactly 0); a
       plausible edge case in code that records no gradient (one inference output or metric value, not a
       training run); a gradient-only hazard in code that nothing shows training differentiates (a metric,
@@ -47,7 +50,7 @@ def confidence(trigger: Trigger, gradient: Gradient, gradient_only: bool = False
     level = _BY_LIKELIHOOD[trigger.likelihood]
     if gradient_only and not gradient.evidence:
         return LOW
-    if not gradient.flows:
+    if not gradient.flows and not gradient.updates_weights:  # an optimizer's forward NaN is a NaN weight
         return MEDIUM if level == HIGH else LOW
     return level
 

@@ -43,6 +43,8 @@ class Gradient:
     evidence: str = ""
     # the value reaches no output either: only comparisons and ranking indices use it (:mod:`.uses`)
     inert: bool = False
+    # no gradient, but the code is an optimizer's: a forward NaN here is written into the weights
+    updates_weights: bool = False
 
 
 FLOWS = Gradient(True, evidence="assumed")
@@ -63,7 +65,7 @@ def gradient_at(ctx: "FileContext", values: Iterable[cst.BaseExpression] = ()) -
 def _gradient_at(ctx: "FileContext", values: Iterable[cst.BaseExpression]) -> Gradient:
     mode = grad_mode(ctx)
     if mode is not None:
-        return Gradient(False, mode)
+        return Gradient(False, mode, updates_weights=optimizer_code(ctx))
     detached = detached_result(ctx)
     if detached is not None:
         return Gradient(False, f"its result is detached at once (`.{detached}()`)")
@@ -252,6 +254,15 @@ def grad_mode(ctx: "FileContext") -> Optional[str]:
            for region in ctx.summary.regions):
         return "in a file that defines an optimizer (its helpers work on `.grad` tensors outside autograd)"
     return None
+
+
+def optimizer_code(ctx: "FileContext") -> bool:
+    """The walk is in a class deriving from an optimizer (``class LARS(Optimizer)``): its ``step`` works without
+    autograd, and what it computes becomes the weights."""
+    for node in ctx.stack:
+        if isinstance(node, cst.ClassDef):
+            return any(last_name(arg.value) == "Optimizer" for arg in node.bases)
+    return False
 
 
 def _mode_of(ctx: "FileContext", expr: cst.BaseExpression) -> Optional[str]:

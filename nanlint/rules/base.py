@@ -86,6 +86,8 @@ class Judgement:
         """``forward NaN, NaN gradient`` -- or, where no gradient flows, only the forward claim and why."""
         if self.gradient.flows:
             return "forward NaN, NaN gradient"
+        if self.gradient.updates_weights:
+            return "forward NaN, written into the weights by this optimizer step"
         return f"forward NaN; no gradient flows here: {self.gradient.reason}"
 
 

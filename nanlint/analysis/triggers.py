@@ -141,7 +141,8 @@ def trigger_of(facts: "Facts", expr: cst.BaseExpression, at: "At", depth: int = 
         name = expr.value if isinstance(expr, cst.Name) else expr.attr.value
         if binding is None or binding.value is None or binding.is_parameter:
             if _is_self_attribute(expr):
-                return PARAMETER  # module state: weights, buffers, fixed windows
+                # module state (weights, buffers, fixed windows); a rollout buffer's returns are data
+                return REWARDS if _prior(name) is REWARDS else PARAMETER
             if binding is not None and binding.is_parameter:
                 # what the module's callers pass is more specific than the parameter's name
                 function = binding.scope.node

@@ -172,7 +172,7 @@ def never_fully_masked(mask: Optional[cst.BaseExpression], ctx: "FileContext", a
     keeps the maximum."""
     if mask is None:
         return False
-    text = _mask_text(mask, ctx, at)
+    text = mask_text(mask, ctx, at)
     if _KEEPS_MAX.search(text):
         return True
     return bool(_CAUSAL.search(text)) and not _PADDING.search(text)
@@ -204,9 +204,9 @@ def mask_trigger(mask: Optional[cst.BaseExpression], ctx: "FileContext", at: "At
 
     if mask is None:
         return Trigger("a row whose every slot is masked", PLAUSIBLE)
-    text = _mask_text(mask, ctx, at)
+    text = mask_text(mask, ctx, at)
     function = ctx.function_source()
-    for name in set(re.findall(r"[A-Za-z_]\w*", _mask_text(mask, ctx, at, blank=False))):
+    for name in set(re.findall(r"[A-Za-z_]\w*", mask_text(mask, ctx, at, blank=False))):
         if re.search(_KEEPS_FIRST.format(name=re.escape(name)), function):
             return Trigger("nothing: the mask keeps slot 0 of every row", IMPOSSIBLE)
     if _CAUSAL.search(text) and _PADDING.search(text):
@@ -216,6 +216,15 @@ def mask_trigger(mask: Optional[cst.BaseExpression], ctx: "FileContext", at: "At
     if _KEY_PADDING.search(text) or _from_parameters(mask, ctx, at):
         return Trigger("an empty (all-padding) sequence", DEGENERATE)
     return Trigger("a row whose every slot is masked (an empty sequence, an isolated node)", PLAUSIBLE)
+
+
+def causal_mask(mask: Optional[cst.BaseExpression], ctx: "FileContext", at: "At") -> bool:
+    """The mask (through what its names were assigned) is a causal one: ``triu(1)``, ``tril``, ``causal``..."""
+    return mask is not None and _CAUSAL.search(mask_text(mask, ctx, at)) is not None
+
+
+# two additive -inf biases over the same scores, a causal one and a padding one: their union masks a whole row
+CAUSAL_AND_PADDING_BIASES = "a left-padded sample under the causal bias added with it (its first queries see only padding)"
 
 
 def _strip(expr: cst.BaseExpression) -> cst.BaseExpression:
@@ -291,11 +300,11 @@ def causal_only(mask: Optional[cst.BaseExpression], ctx: "FileContext", at: "At"
     keeps the diagonal, so no row is fully masked."""
     if mask is None:
         return False
-    text = _mask_text(mask, ctx, at)
+    text = mask_text(mask, ctx, at)
     return bool(_CAUSAL.search(text)) and not _PADDING.search(text)
 
 
-def _mask_text(mask: cst.BaseExpression, ctx: "FileContext", at: "At", blank: bool = True) -> str:
+def mask_text(mask: cst.BaseExpression, ctx: "FileContext", at: "At", blank: bool = True) -> str:
     """The mask's code and the code of what its names were assigned (a few steps), for the checks above."""
     # a name assigned here is what it was assigned (``attention_mask = ~ones(...).tril()`` is causal only,
     # whatever it is called); a parameter or an expression is read as written

@@ -155,6 +155,9 @@ def trigger_of(facts: "Facts", expr: cst.BaseExpression, at: "At", depth: int = 
             prior = _prior(name)
             return prior if prior is not None else UNKNOWN
         where = type(at)(binding.scope, binding.order)
+        if _is_self_attribute(expr) and _allocation(facts, binding.value, where):
+            # ``self.advantages = torch.zeros(n)`` in ``__init__``: a buffer other methods fill, not its zeros
+            return REWARDS if _prior(name) is REWARDS else PARAMETER
         if isinstance(expr, cst.Name) and binding.operator is None and facts.in_place_calls(name, binding, at):
             source = facts.zero_source(expr, at)  # ``dist = xx + yy; dist.addmm_(x, y.t(), alpha=-2)``
             if source is not None and source.kind == "expanded squared distance":
@@ -405,6 +408,15 @@ def _scaled_log_scale(facts: "Facts", expr: cst.BaseExpression, at: "At") -> Opt
             return None
     name = expr.value if isinstance(expr, cst.Name) else expr.attr.value if isinstance(expr, cst.Attribute) else ""
     return (name, scale) if name and is_log_scale(name) and not _is_self_attribute(expr) else None
+
+
+def _allocation(facts: "Facts", value: cst.BaseExpression, at: "At") -> bool:
+    """``torch.zeros(n)`` / ``empty`` / ``ones`` / ``full`` / ``*_like``: storage allocated to be filled later."""
+    if not isinstance(value, cst.Call):
+        return False
+    tc = match_call(value, facts.imports)
+    return tc is not None and tc.key in ("zeros", "ones", "empty", "full", "zeros_like", "ones_like", "empty_like",
+                                         "full_like", "new_zeros", "new_ones", "new_empty", "new_full")
 
 
 def _distance_trigger(facts: "Facts", expr: cst.BaseExpression, at: "At") -> Trigger:

@@ -110,7 +110,7 @@ def _all_uses_compared(ctx: "FileContext", function: cst.FunctionDef, tainted: s
     return compared
 
 
-def _reads(ctx: "FileContext", function: cst.FunctionDef, name: str) -> list[list[cst.CSTNode]]:
+def _reads(ctx: "FileContext", function: "cst.FunctionDef | cst.Module", name: str) -> list[list[cst.CSTNode]]:
     """The ancestor path (from ``function``) of every read of ``name`` in ``function``. One walk per
     function collects the reads of every name (kept for the file)."""
     cache = ctx.reads_by_function
@@ -129,13 +129,15 @@ def _reads(ctx: "FileContext", function: cst.FunctionDef, name: str) -> list[lis
                 if isinstance(child, cst.Attribute):  # ``x.attr``: only the receiver can be a read
                     if isinstance(child.value, cst.Name):
                         reads.setdefault(child.value.value, []).append(path + [child.value])
-                    else:
+                    else:  # ``(a * b).sum``: the receiver is on the path of what it reads
+                        path.append(child.value)
                         walk(child.value)
+                        path.pop()
                 else:
                     walk(child)
                 path.pop()
 
-        walk(function.body)
+        walk(function if isinstance(function, cst.Module) else function.body)
         cached = cache[id(function)] = (function, reads)
     return cached[1].get(name, [])
 
@@ -155,3 +157,45 @@ def _is_store(parent: cst.CSTNode, name: cst.Name) -> bool:
     if isinstance(parent, (cst.For, cst.CompFor)):
         return parent.target is name
     return isinstance(parent, (cst.AsName, cst.FunctionDef, cst.ClassDef, cst.ImportAlias))
+
+
+def multiplied_by(ctx: "FileContext") -> Optional[cst.BaseExpression]:
+    """The factor the value computed at the node being visited is multiplied by, element-wise, right where it
+    is computed (``(pos * F.log_softmax(s, 1)).sum(1)``) or through a name it is assigned to
+    (``log_prob = F.log_softmax(s, 1)`` ... ``pos * log_prob``); None when no such product is seen."""
+    stack = ctx.stack
+    function = next((n for n in reversed(stack) if isinstance(n, (cst.FunctionDef, cst.Lambda))), None)
+    if function is None and stack and isinstance(stack[0], cst.Module):
+        function = stack[0]  # a script or notebook cell: its module-level names
+    if not isinstance(function, (cst.FunctionDef, cst.Module)):
+        return None
+    path = stack[stack.index(function):]
+    factor = _factor(path)
+    if factor is not None:
+        return factor
+    names = _carried(path)
+    for name in sorted(names or ()):
+        for read in _reads(ctx, function, name):
+            factor = _factor(read)
+            if factor is not None:
+                return factor
+    return None
+
+
+def _factor(path: list[cst.CSTNode]) -> Optional[cst.BaseExpression]:
+    """The other side of the first product over the path's last node, through negation and parentheses."""
+    child = path[-1]
+    for parent in reversed(path[:-1]):
+        if isinstance(parent, cst.UnaryOperation):
+            child = parent
+            continue
+        if isinstance(parent, cst.BinaryOperation) and isinstance(parent.operator, cst.Multiply):
+            return parent.right if parent.left is child else parent.left
+        if isinstance(parent, cst.Attribute) and parent.value is child and parent.attr.value in ("mul", "multiply"):
+            child = parent
+            continue
+        if isinstance(parent, cst.Call) and child is parent.func and parent.args:
+            return parent.args[0].value  # ``log_prob.mul(w)``
+        return None
+    return None
+

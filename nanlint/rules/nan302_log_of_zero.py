@@ -11,6 +11,10 @@ from ..patterns import code
 from .base import NEVER, Rule, Witness
 
 
+# casts a 0/1 mask keeps its meaning through
+_MASK_CASTS = frozenset({"float", "double", "half", "to", "type", "type_as", "int", "long", "bool", "detach"})
+
+
 class LogOfZero(Rule):
     """
     ## What it does
@@ -32,6 +36,10 @@ class LogOfZero(Rule):
     * `torch.log(1 - a.pow(2))` of `a = torch.tanh(u)` (SAC's squashed-Gaussian
       log-probability): tanh rounds to exactly +-1 once |u| passes 9.02 in
       float32 (4.51 in float16, 3.47 in bfloat16; row 61), at medium confidence;
+    * a value the function masks by its own positivity *after* taking the log:
+      `(torch.log(pred) - torch.log(gt)) * (gt > 0).float()` on sparse depth, where
+      every invalid pixel is 0, so -inf * 0 = NaN in every batch (row 66); taking the
+      log of `gt[mask]`, or of a clamped value, is silent;
     * the frequency of a category in the batch, `F.one_hot(codes, K).float().mean(0)`
       (or a `zeros(N, K).scatter_(1, idx, 1)` one-hot): 0 for a category no sample
       falls in, which is ordinary (a VQ codebook's unused entries), so a perplexity
@@ -80,11 +88,16 @@ class LogOfZero(Rule):
     code = "NAN302"
     name = "log-of-zero"
     summary = "log of a probability or other value that can be exactly 0"
-    rows = "16, 17, 18, 20, 49, 61, 63"
+    rows = "16, 17, 18, 20, 49, 61, 63, 66"
     fix_availability = NEVER
     fix_applicability = ()
     screen = re.compile(r"log(?<!\wlog)(?:1p|2|10|_|it)?\s*\(|xlogy|entr(?<!\wentr)(?!\w)")  # literal-first: 10x faster
     witnesses = (
+        Witness(  # sparse depth: the log of every gt pixel, then the validity mask: 0 * -inf (row 66)
+            setup="pred = leaf(torch.ones(4, dtype=dtype)); gt = torch.tensor([1.0, 2.0, 0.0, 0.0], dtype=dtype)",
+            hazard="mask = (gt > 0).to(dtype); y = ((torch.log(pred) - torch.log(gt)) * mask).sum()",
+            fixed="mask = gt > 0; y = (torch.log(pred[mask]) - torch.log(gt[mask])).sum()",
+        ),
         Witness(  # a codebook's perplexity: codes 2 and 3 are unused, their frequency is 0 (row 63)
             setup="codes = torch.tensor([0, 0, 1])",
             hazard="f = F.one_hot(codes, 4).to(dtype).mean(0); y = torch.exp(-(f * torch.log(f)).sum())",
@@ -166,6 +179,60 @@ class LogOfZero(Rule):
                                   "exactly 0; clamp p with `torch.finfo(p.dtype).tiny` or use `p * log_softmax(...)`",
                             target=argument)
 
+    def _masked_afterwards(self, node: cst.Call, argument: cst.BaseExpression, at: At
+                           ) -> Optional[cst.BaseExpression]:
+        """The mask the log's result is multiplied by, in the same expression, when that mask tests the log's
+        own argument for being positive (``(torch.log(pred) - torch.log(gt)) * (gt > 0).float()``, sparse
+        depth): the masked-out entries are the zeros, and 0 * -inf is NaN there."""
+        if not isinstance(argument, cst.Name):
+            return None
+        child: cst.CSTNode = node
+        for ancestor in reversed(self.ctx.stack[:-1]):
+            if isinstance(ancestor, (cst.BaseSmallStatement, cst.BaseCompoundStatement)):
+                return None
+            factor: Optional[cst.BaseExpression] = None
+            if isinstance(ancestor, cst.BinaryOperation) and isinstance(ancestor.operator, cst.Multiply):
+                factor = ancestor.right if ancestor.left is child else ancestor.left
+            elif isinstance(ancestor, cst.Call):
+                tc = self.ctx.match(ancestor)
+                if tc is not None and tc.key in ("mul", "multiply") and (tc.operand is child or child is ancestor.func):
+                    factor = tc.positional(0)  # ``(...).mul(mask)`` (reached through its ``.mul`` attribute)
+            if factor is not None and self._positive_test(factor, argument.value, at):
+                return factor
+            child = ancestor
+        return None
+
+    def _positive_test(self, expr: cst.BaseExpression, name: str, at: At, depth: int = 0) -> bool:
+        """``expr`` (through names and casts) is ``name > c`` / ``name != c`` / ``name >= c`` with c >= 0 (c > 0
+        for ``>=``), alone or in a conjunction: true where ``name`` is positive, false where it is 0."""
+        if depth > 6:
+            return False
+        value, where = self.facts.resolve(expr, at)
+        if isinstance(value, cst.BinaryOperation) and isinstance(value.operator, (cst.BitAnd, cst.Multiply)):
+            return self._positive_test(value.left, name, where, depth + 1) or \
+                self._positive_test(value.right, name, where, depth + 1)
+        if isinstance(value, cst.Call):
+            tc = self.ctx.match(value)
+            if tc is not None and tc.operand is not None and tc.key in _MASK_CASTS:
+                return self._positive_test(tc.operand, name, where, depth + 1)
+            return False
+        if not isinstance(value, cst.Comparison) or len(value.comparisons) != 1:
+            return False
+        target = value.comparisons[0]
+        left, right, operator = value.left, target.comparator, target.operator
+        if isinstance(right, cst.Name) and right.value == name:  # ``0 < gt``
+            left, right = right, left
+            operator = {cst.LessThan: cst.GreaterThan(), cst.LessThanEqual: cst.GreaterThanEqual()}.get(
+                type(operator), operator)
+        if not (isinstance(left, cst.Name) and left.value == name):
+            return False
+        bound = self.facts.literal(right, where)
+        if bound is None:
+            return False
+        if isinstance(operator, (cst.GreaterThan, cst.NotEqual)):
+            return bound >= 0
+        return isinstance(operator, cst.GreaterThanEqual) and bound > 0
+
     def _compared_to_zero(self, argument: cst.BaseExpression) -> bool:
         """The enclosing function compares ``argument`` (a name) with 0 somewhere."""
         if not isinstance(argument, cst.Name):
@@ -175,6 +242,21 @@ class LogOfZero(Rule):
     def _check_log(self, node: cst.Call, argument: cst.BaseExpression, at: At) -> None:
         if self.silenced(argument):
             return  # filtered to non-zero entries, repaired afterwards, or not a tensor
+        mask = self._masked_afterwards(node, argument, at)
+        if mask is not None:
+            gradient = gradient_at(self.ctx, (argument,))
+            effect = "in the loss, and in its gradient once the result is squared, rooted or normalised" \
+                if gradient.flows else f"in the forward pass; {gradient.reason}"
+            test, _ = self.facts.resolve(mask, at)
+            shown = code(self.ctx, mask, 40) if test is mask else \
+                f"{code(self.ctx, mask, 20)}` = `{code(self.ctx, test, 40)}"
+            self.report(node, f"`{code(self.ctx, node)}` is -inf where `{code(self.ctx, argument)}` is 0, which the "
+                              f"mask `{shown}` shows it can be (an invalid or missing entry); "
+                              f"multiplying by the mask afterwards gives 0 * -inf = NaN {effect}; take the log of "
+                              "the valid entries only (`x[mask]`) or clamp first "
+                              "(`.clamp_min(torch.finfo(x.dtype).tiny)`)",
+                        target=argument, confidence="high" if gradient.flows else "medium")
+            return
         found = self.facts.probability(argument, at)
         if found is not None:
             if _nan301(found) or found.kind == "hand-written softmax" or not found.zero:

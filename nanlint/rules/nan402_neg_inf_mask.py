@@ -10,10 +10,11 @@ from ..facts import At, names_in
 from ..fixspec import UNSAFE, FixSpec, Replace
 from ..analysis import confidence
 from ..analysis.gradient import gradient_at
+from ..analysis.uses import multiplied_by
 from ..analysis.ops import FILL_FACTORIES, ONE_FACTORIES
-from ..analysis.triggers import ORDINARY
-from ..masking import PASS_THROUGH, Fill, as_fill, constant, finfo_bound, log_softmax_operand, mask_trigger, \
-    never_fully_masked, softmax_operand
+from ..analysis.triggers import ORDINARY, Trigger
+from ..masking import CAUSAL_AND_PADDING_BIASES, PASS_THROUGH, Fill, as_fill, causal_mask, constant, finfo_bound, \
+    log_softmax_operand, mask_trigger, never_fully_masked, softmax_operand
 from ..names import dotted_name
 from ..patterns import code
 from ..scope import lookup
@@ -24,6 +25,9 @@ from .base import Rule, SOMETIMES, Witness
 _ONES = ONE_FACTORIES | FILL_FACTORIES  # never 0: a fill of ones or of a constant
 
 
+_MASKED_SLOT_PRODUCT = "a masked slot where the factor is 0 (every batch with a masked slot)"
+
+
 @dataclass
 class _Candidate:
     fill: Fill
@@ -32,6 +36,7 @@ class _Candidate:
     additive: bool
     level: str = "high"
     trigger: str = ""
+    factor: Optional[cst.BaseExpression] = None  # log_softmax's result times this: 0 * -inf at a masked slot
 
 
 @dataclass
@@ -74,7 +79,17 @@ class NegInfMask(Rule):
     or an additive bias built that way (`bias = torch.zeros(...).masked_fill(m, -inf)`
     ... `softmax(s + bias)`), followed through variables, casts, scaling and
     `nn.Softmax` modules. Also flags `mask * float('-inf')`, which is NaN
-    wherever the mask is 0 (`0 * inf`), whatever consumes it.
+    wherever the mask is 0 (`0 * inf`), whatever consumes it. Two additive
+    biases added to the same scores, a causal one and a padding one, are judged
+    together (a left-padded sample's first queries).
+
+    Also flags `log_softmax` of `-inf`-filled scores whose result is multiplied
+    element-wise (`pos * log_prob`, `(probs * log_probs).sum(-1)`, a soft target):
+    the masked slots are -inf, and the factor is 0 there whenever it excludes
+    those slots (SupCon's positives without the diagonal, the probabilities of
+    the same masked scores), so 0 * -inf = NaN in every batch (row 67). Zeroing
+    those slots of the log-probabilities first (`log_prob.masked_fill(mask, 0)`)
+    is silent.
 
     Silent when the mask visibly keeps a slot in every row: a causal-only mask
     (built with `tril`/`triu`, or a `register_buffer` holding one) keeps the
@@ -132,11 +147,17 @@ class NegInfMask(Rule):
     code = "NAN402"
     name = "neg-inf-mask"
     summary = "-inf attention mask reaching softmax: a fully masked row is NaN"
-    rows = "24, 29"
+    rows = "24, 29, 67"
     fix_availability = SOMETIMES
     fix_applicability = (UNSAFE,)
     screen = re.compile(r"(?:inf|Inf|INF)(?:inity)?\b")  # also NINF; no leading \b: 4x faster
     witnesses = (
+        Witness(  # SupCon with the diagonal at -inf, times the positives (0 on the diagonal): NaN (row 67)
+            setup="s = leaf(torch.zeros(3, 3, dtype=dtype)); eye = torch.eye(3, dtype=torch.bool); "
+                  "pos = torch.tensor([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 0.0]], dtype=dtype)",
+            hazard="y = (pos * F.log_softmax(s.masked_fill(eye, float('-inf')), dim=1)).sum(1)",
+            fixed="y = (pos * F.log_softmax(s.masked_fill(eye, float('-inf')), dim=1).masked_fill(eye, 0)).sum(1)",
+        ),
         Witness(
             setup="s = leaf(torch.randn(2, 3, dtype=dtype)); m = torch.tensor([[True, True, True], [False, True, True]])",
             hazard="y = torch.softmax(s.masked_fill(m, float('-inf')), dim=-1)",
@@ -200,10 +221,25 @@ class NegInfMask(Rule):
         sources: list[tuple[Fill, bool]] = []
         self._sources(operand, at, 0, False, sources)
         cleaned = self._cleaned_inline()
-        for fill, additive in sources:
+        factor = multiplied_by(self.ctx) if logarithmic and not cleaned else None
+        if factor is not None and not (self.facts.literal(factor, at) or 0) > 0:
+            # a soft target or a positive-pair mask times log_softmax of -inf-filled scores: wherever the factor is
+            # 0 at a masked slot (it always is for a mask that excludes those slots) the product is 0 * -inf = NaN
+            level = confidence(Trigger(_MASKED_SLOT_PRODUCT, ORDINARY), gradient_at(self.ctx))
+            for fill, additive in sources:
+                if fill.number == -math.inf and level is not None:
+                    self._state().candidates.append(_Candidate(fill, node, self._assigned_name(node), additive,
+                                                               level, _MASKED_SLOT_PRODUCT, factor))
+            return
+        causal = [additive and causal_mask(fill.mask, self.ctx, at) for fill, additive in sources]
+        for (fill, additive), is_causal in zip(sources, causal):
             if never_fully_masked(fill.mask, self.ctx, at) or (cleaned and not additive):
                 continue
             trigger = mask_trigger(fill.mask, self.ctx, at)
+            if additive and not is_causal and any(causal) and trigger.likelihood != ORDINARY:
+                # ``scores + causal_bias + pad_bias[:, None, :]``: each bias alone keeps a slot per row, together
+                # they mask every key of a left-padded sample's first queries
+                trigger = Trigger(CAUSAL_AND_PADDING_BIASES, ORDINARY)
             if logarithmic and trigger.likelihood != ORDINARY:
                 continue
             level = confidence(trigger, gradient_at(self.ctx))
@@ -256,7 +292,8 @@ class NegInfMask(Rule):
         if state is None:
             return
         seen: set[int] = set()
-        for candidate in state.candidates:
+        # a product with log_softmax is NaN in every batch: it speaks for a fill that also reaches a softmax
+        for candidate in sorted(state.candidates, key=lambda c: c.factor is None):
             if candidate.result_name is not None and candidate.result_name in state.cleaned \
                     and not candidate.additive:
                 continue
@@ -268,6 +305,16 @@ class NegInfMask(Rule):
             seen.add(id(fill.node))
             softmax = code(self.ctx, candidate.softmax.func, 30)
             how = "an additive -inf bias" if candidate.additive else f"`{code(self.ctx, fill.value)}` fill"
+            if candidate.factor is not None:
+                # no automatic fix: a finfo.min fill still rounds to -inf after log_softmax in float16 once the
+                # row's max passes ~16 (docs/probe.md row 67)
+                self.report(fill.node, f"{how} reaches `{softmax}`, whose masked slots are then -inf, and the result "
+                                       f"is multiplied by `{code(self.ctx, candidate.factor, 40)}`: 0 * -inf = NaN "
+                                       "wherever that factor is 0 at a masked slot (a mask that excludes those "
+                                       "slots, the probabilities of the same masked scores, a soft target), in every "
+                                       "batch; zero those slots before the product (`log_prob.masked_fill(mask, 0)`)",
+                            target=fill.value, confidence=candidate.level, trigger=candidate.trigger)
+                continue
             message = (
                 f"{how} reaches `{softmax}`: a row whose every slot is masked becomes NaN (exp(-inf - -inf)), "
                 f"here {candidate.trigger}; fill with `torch.finfo(scores.dtype).min` instead, or use "

@@ -7,7 +7,7 @@ import libcst as cst
 from ..analysis.ops import CONSTANT_FILLS as _FULL
 from ..eps import DtypeRef
 from ..fixspec import UNSAFE, FixSpec, Replace
-from ..masking import Fill, as_fill, constant, finfo_bound
+from ..masking import Fill, as_fill, constant, finfo_bound, mask_text
 from ..patterns import code
 from ..precision import FP16_MAX, Evidence, autocast_float32, float16_excluded, fmt, fp16_evidence, \
     may_have_fp16_evidence, spelled, upcast
@@ -125,6 +125,10 @@ class HalfOverflowingMask(Rule):
         fill = as_fill(node, self.ctx, at)
         if fill is None:
             tc = self.ctx.match(node)
+            if tc is not None and tc.key in ("mul", "multiply") and tc.operand is not None \
+                    and tc.positional(0) is not None:  # ``mask.logical_not().to(dtype).mul(-1e10)``
+                self._check_product(node, tc.positional(0), tc.operand, in_sum=False)  # type: ignore[arg-type]
+                return
             if tc is None or tc.key not in _FULL:
                 return
             if tc.key == "full":
@@ -155,31 +159,39 @@ class HalfOverflowingMask(Rule):
     def visit_BinaryOperation(self, node: cst.BinaryOperation) -> None:
         if not isinstance(node.operator, cst.Multiply):
             return
-        at = self.ctx.at()
+        parent = self.ctx.parent()
+        in_sum = isinstance(parent, cst.BinaryOperation) and isinstance(parent.operator, (cst.Add, cst.Subtract))
+        in_sum = in_sum or isinstance(parent, cst.AugAssign)
         for big, other in ((node.right, node.left), (node.left, node.right)):
-            number = constant(big, self.ctx, at)
-            if number is None or not _too_big(number):
-                continue
-            if constant(other, self.ctx, at) is not None:
+            if self._check_product(node, big, other, in_sum):
                 return
-            parent = self.ctx.parent()
-            in_sum = isinstance(parent, cst.BinaryOperation) and isinstance(parent.operator, (cst.Add, cst.Subtract))
-            in_sum = in_sum or isinstance(parent, cst.AugAssign)
-            if not in_sum and not _MASKISH.search(code(self.ctx, other, 200)):
-                return
-            if upcast(other, self.ctx):
-                return
-            evidence = self._fp16()
-            if evidence is None or self._float32_under_autocast(evidence, other):
-                return
-            self.report(
-                node,
-                f"additive mask bias `{code(self.ctx, node)}`: {fmt(number)} is beyond float16's range and "
-                f"becomes {'-' if number < 0 else ''}inf there, so a fully masked row is NaN after softmax "
-                f"(float16 evidence: {evidence.describe()}); use -1e4 or `torch.finfo(dtype).min`",
-                target=big,
-            )
-            return
+
+    def _check_product(self, node: cst.CSTNode, big: cst.BaseExpression, other: cst.BaseExpression,
+                       in_sum: bool) -> bool:
+        """``other * big`` (or ``other.mul(big)``) with ``big`` beyond float16: an additive mask bias when it is
+        added to scores or ``other`` is a mask (by its code or what its names were assigned). True when
+        ``big`` was the constant (whether or not it was reported)."""
+        at = self.ctx.at()
+        number = constant(big, self.ctx, at)
+        if number is None or not _too_big(number):
+            return False
+        if constant(other, self.ctx, at) is not None:
+            return True
+        if not in_sum and not _MASKISH.search(mask_text(other, self.ctx, at, blank=False)):
+            return True
+        if upcast(other, self.ctx):
+            return True
+        evidence = self._fp16()
+        if evidence is None or self._float32_under_autocast(evidence, other):
+            return True
+        self.report(
+            node,
+            f"additive mask bias `{code(self.ctx, node)}`: {fmt(number)} is beyond float16's range and "
+            f"becomes {'-' if number < 0 else ''}inf there, so a fully masked row is NaN after softmax "
+            f"(float16 evidence: {evidence.describe()}); use -1e4 or `torch.finfo(dtype).min`",
+            target=big,
+        )
+        return True
 
     def _check_fill(self, fill: Fill) -> None:
         if not _too_big(fill.number):

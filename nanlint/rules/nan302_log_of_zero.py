@@ -40,6 +40,9 @@ class LogOfZero(Rule):
       `(torch.log(pred) - torch.log(gt)) * (gt > 0).float()` on sparse depth, where
       every invalid pixel is 0, so -inf * 0 = NaN in every batch (row 66); taking the
       log of `gt[mask]`, or of a clamped value, is silent;
+    * a ratio whose divisor is such a value, where a gradient flows outside a metric:
+      a PSNR loss `-10 * torch.log10(max_val ** 2 / mse)` is -inf with a NaN gradient
+      at a perfect reconstruction (row 68);
     * the frequency of a category in the batch, `F.one_hot(codes, K).float().mean(0)`
       (or a `zeros(N, K).scatter_(1, idx, 1)` one-hot): 0 for a category no sample
       falls in, which is ordinary (a VQ codebook's unused entries), so a perplexity
@@ -88,11 +91,16 @@ class LogOfZero(Rule):
     code = "NAN302"
     name = "log-of-zero"
     summary = "log of a probability or other value that can be exactly 0"
-    rows = "16, 17, 18, 20, 49, 61, 63, 66"
+    rows = "16, 17, 18, 20, 49, 61, 63, 66, 68"
     fix_availability = NEVER
     fix_applicability = ()
     screen = re.compile(r"log(?<!\wlog)(?:1p|2|10|_|it)?\s*\(|xlogy|entr(?<!\wentr)(?!\w)")  # literal-first: 10x faster
     witnesses = (
+        Witness(  # a PSNR loss at a perfect reconstruction: log10(1 / 0) (row 68)
+            setup="x = leaf(torch.ones(4, dtype=dtype)); t = torch.ones(4, dtype=dtype)",
+            hazard="mse = F.mse_loss(x, t); y = -10 * torch.log10(1.0 / mse)",
+            fixed="mse = F.mse_loss(x, t); y = -10 * torch.log10(1.0 / mse.clamp_min(torch.finfo(mse.dtype).eps))",
+        ),
         Witness(  # sparse depth: the log of every gt pixel, then the validity mask: 0 * -inf (row 66)
             setup="pred = leaf(torch.ones(4, dtype=dtype)); gt = torch.tensor([1.0, 2.0, 0.0, 0.0], dtype=dtype)",
             hazard="mask = (gt > 0).to(dtype); y = ((torch.log(pred) - torch.log(gt)) * mask).sum()",
@@ -179,6 +187,22 @@ class LogOfZero(Rule):
                                   "exactly 0; clamp p with `torch.finfo(p.dtype).tiny` or use `p * log_softmax(...)`",
                             target=argument)
 
+    def _check_reciprocal(self, node: cst.Call, divisor: cst.BaseExpression, at: At) -> None:
+        """``10 * torch.log10(max_val ** 2 / mse)`` (a PSNR loss): the divisor is an MSE, a norm or a variance, 0 at
+        a perfect reconstruction, so the log is +inf and its gradient NaN. A metric's +inf PSNR is its value."""
+        source = self.facts.zero_source(divisor, at)
+        if source is None or source.kind not in _ZERO_WHEN or self.facts.is_constant(divisor, at):
+            return
+        if metric_code(self.ctx):
+            return  # a metric reports the infinite PSNR as it is
+        judged = self.judge(divisor)
+        if judged is None or not judged.gradient.flows:
+            return
+        self.report(node, f"`{code(self.ctx, node)}`: log of a ratio whose divisor `{code(self.ctx, divisor, 40)}` is "
+                          f"{source.described} that is exactly 0 {_ZERO_WHEN[source.kind]}: +inf, and a NaN gradient "
+                          "(a PSNR loss at a perfect reconstruction); clamp the divisor (`.clamp_min(eps)`)",
+                    target=divisor, **judged.extra())
+
     def _masked_afterwards(self, node: cst.Call, argument: cst.BaseExpression, at: At
                            ) -> Optional[cst.BaseExpression]:
         """The mask the log's result is multiplied by, in the same expression, when that mask tests the log's
@@ -233,6 +257,25 @@ class LogOfZero(Rule):
             return bound >= 0
         return isinstance(operator, cst.GreaterThanEqual) and bound > 0
 
+    def _logged_with_complement(self, argument: cst.BaseExpression, at: At) -> bool:
+        """``log(x)`` and ``log(1 - x)`` (or ``log1p(-x)``) of the same parameter ``x`` in one function: the
+        code itself says ``x`` lies in [0, 1] (a logit transform of pixels, a hand-written binary entropy), whatever
+        ``x`` is called. Only for a parameter, whose value nanlint cannot see."""
+        name = argument
+        if isinstance(argument, cst.BinaryOperation) and isinstance(argument.operator, cst.Subtract) \
+                and self.facts.literal(argument.left, at) == 1.0:
+            name = argument.right
+        if not isinstance(name, cst.Name):
+            return False
+        b = self.facts.binding(name, at)
+        if b is None or not b.is_parameter or self.facts.mutated_in_place(name.value, b, at):
+            return False
+        x = re.escape(name.value)
+        source = self.ctx.function_source()
+        plain = re.search(rf"\blog\w*\(\s*{x}\s*\)", source)
+        complement = re.search(rf"\blog\w*\(\s*1(?:\.0*)?\s*-\s*{x}\s*\)|\blog1p\(\s*-\s*{x}\s*\)", source)
+        return plain is not None and complement is not None
+
     def _compared_to_zero(self, argument: cst.BaseExpression) -> bool:
         """The enclosing function compares ``argument`` (a name) with 0 somewhere."""
         if not isinstance(argument, cst.Name):
@@ -258,6 +301,14 @@ class LogOfZero(Rule):
                         target=argument, confidence="high" if gradient.flows else "medium")
             return
         found = self.facts.probability(argument, at)
+        if found is None and self._logged_with_complement(argument, at):
+            gradient = gradient_at(self.ctx, (argument,))
+            self.report(node, f"`{code(self.ctx, node)}`: the function takes the log of both `x` and `1 - x`, so `x` "
+                              "is a value in [0, 1]; at exactly 0 or 1 (a black or white pixel, a saturated "
+                              "probability) one of them is -inf, with a NaN gradient; squeeze it into (0, 1) first "
+                              "(`alpha + (1 - 2 * alpha) * x`) or clamp (`x.clamp(eps, 1 - eps)`)", target=argument,
+                        confidence="medium" if gradient.flows else "low")
+            return
         if found is not None:
             if _nan301(found) or found.kind == "hand-written softmax" or not found.zero:
                 return  # NAN301 / NAN303 report these, or it is clamped away from 0
@@ -295,6 +346,8 @@ class LogOfZero(Rule):
                 self.report(node, f"`{code(self.ctx, node)}`: a hand-written logit of {_described(self, found)}, "
                                   "infinite when p is exactly 0 or 1; use `torch.logit(p, eps=torch.finfo(p.dtype).eps)`"
                                   " or keep the logits", target=argument)
+                return
+            self._check_reciprocal(node, value.right, where)
             return
         if self.ctx.in_no_grad():
             return  # statistics and metrics (``log2(rms).ceil()``): no loss is built here

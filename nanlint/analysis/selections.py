@@ -7,7 +7,7 @@ import libcst as cst
 
 from ..names import TorchCall, builtin_name, dotted_name, match_call
 from ..scope import Binding
-from .vocabulary import ADJACENCY_NAME, At, BROADCASTS, SCATTER_SUM_FUNCTIONS, same_vector, Count, DEGREE_FUNCTIONS, SCATTER_COUNTS, SELF_LOOP_NAME, TRANSPARENT_OPS, _CASTS, _MASK_NAME, _MASK_OPS, _MAX_DEPTH, _NEVER_ZERO_FACTORIES, _VALUE_COMPARISONS, _string_index, names_in
+from .vocabulary import ADJACENCY_NAME, INDICATOR_NAME, At, BROADCASTS, SCATTER_SUM_FUNCTIONS, same_vector, Count, DEGREE_FUNCTIONS, SCATTER_COUNTS, SELF_LOOP_NAME, TRANSPARENT_OPS, _CASTS, _MASK_NAME, _MASK_OPS, _MAX_DEPTH, _NEVER_ZERO_FACTORIES, _VALUE_COMPARISONS, _string_index, names_in
 
 
 # what a mask of the pairs (i, j) of one batch holds on its diagonal (:meth:`Selections.pair_mask`)
@@ -76,7 +76,7 @@ class Selections:
                     if callee is not None:
                         own = own | {callee}  # ``mask = self._length_to_mask(...)``: keep where it came from
             last = expr.value if isinstance(expr, cst.Name) else expr.attr.value
-            return own if _MASK_NAME.search(last) else None
+            return own if _MASK_NAME.search(last) or INDICATOR_NAME.match(last) else None
         return None
 
     def count(self, expr: cst.BaseExpression, at: At, depth: int = 0) -> Optional["Count"]:

@@ -36,7 +36,7 @@ from .ops import MASKING as _MASKING, MEANS as _MEANS, MEASURES as _MEASURES, OR
 from .ops import SAMPLERS as _SAMPLERS
 from .ops import TENSOR_VALUE_KEEPING as _TRANSPARENT, ZERO_FACTORIES as _ZERO_FACTORIES
 from .summary import last_assignment
-from .vocabulary import same_vector
+from .vocabulary import INDICATOR_NAME, same_vector
 
 if TYPE_CHECKING:
     from ..facts import At, Facts
@@ -94,6 +94,7 @@ IGNORED_BATCH = Trigger("a batch whose labels are all `ignore_index`", PLAUSIBLE
 ISOLATED = Trigger("an isolated node (no edge, degree 0)", ORDINARY)
 NO_POSITIVE = Trigger("an anchor whose label no other sample in the batch shares (a class seen once)", ORDINARY)
 EMPTY_BIN = Trigger("an empty bin (an isolated node, an expert or class that no entry falls in)", ORDINARY)
+NO_EVENT = Trigger("a mini-batch in which every sample is censored (no event)", ORDINARY)
 ABSENT_CATEGORY = Trigger("a category no sample in the batch falls in (an unused codebook entry, a class absent "
                           "from the batch)", ORDINARY)
 _LABELS = re.compile(r"(?i)(?:^|_)(?:labels?|targets?|ignore_index|ignore_idx)$")
@@ -443,6 +444,8 @@ def count_trigger(kind: str, origin: frozenset, whole_batch: bool) -> Trigger:
         return EMPTY_BIN
     if kind == "category count":
         return ABSENT_CATEGORY
+    if any(INDICATOR_NAME.match(name.rsplit(".", 1)[-1]) for name in origin):
+        return NO_EVENT
     if kind == "count of positive pairs":
         return NO_POSITIVE
     if any(_LABELS.search(name.rsplit(".", 1)[-1]) for name in origin):

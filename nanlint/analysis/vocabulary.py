@@ -194,6 +194,9 @@ ADJACENCY_NAME = re.compile(r"(?i)(?:^|_)adj(?:acency)?(?:_?mat(?:rix)?|_t)?$")
 # parameter names that mean a probability in [0, 1] (the name prior of docs/analysis.md)
 PROBABILITY_NAME = re.compile(r"^(p|probs?|probas?|probabilit(?:y|ies)|\w+_probs?|probs?_\w+|\w+_proba)$")
 _MASK_NAME = re.compile(r"(?i)(?:^|_)masks?(?:_|$)")
+# 0/1 indicators that are masks by their conventional names: survival analysis's event indicator (DeepSurv,
+# pycox: a mini-batch in which every sample is censored has no event)
+INDICATOR_NAME = re.compile(r"(?i)^(?:events?|event_indicators?|observed|is_event|event_observed)$")
 
 
 def _function_scope(scope: Scope) -> Scope:

@@ -29,6 +29,7 @@ class Binding:
     operator: Optional[cst.BaseAugOp] = None  # for ``n += eps``: value is the right-hand side
     previous: Optional["Binding"] = None  # for augmented assignments
     is_parameter: bool = False
+    counter: bool = False  # a loop counter: ``i`` of ``for i in range(n)`` / ``for i, x in enumerate(xs)``
 
 
 @dataclass(eq=False)

@@ -21,7 +21,7 @@ import libcst as cst
 
 from .analysis import kinds
 from .analysis.ops import FLOOR_CLAMPS as _CLAMPS, GRADIENT_FREE_RESULTS as _CONSTRUCTORS
-from .analysis.ops import PROPAGATES_GRADIENT as _PROPAGATING
+from .analysis.ops import PROPAGATES_GRADIENT as _PROPAGATING, RESHAPES, REPEATS, TRANSPOSES
 from .names import builtin_name, dotted_name, last_name
 from .patterns import division
 
@@ -334,6 +334,10 @@ def _passed_gradient_free(ctx: "FileContext", name: str) -> bool:
     return ctx.summary.gradient_free_parameter(function.name.value, method_owner(ctx, function), name)
 
 
+# methods whose positional arguments are sizes or dims, not tensors
+_SHAPED = RESHAPES | TRANSPOSES | REPEATS
+
+
 def no_grad_value(expr: cst.BaseExpression, ctx: "FileContext", at: "At", depth: int = 0) -> bool:
     """True when ``expr`` visibly cannot carry a gradient: it is built only from literals, comparisons
     (masks), tensor constructors (``arange``, ``meshgrid``, ``zeros``...), ``.detach()``, shapes and sizes,
@@ -360,6 +364,12 @@ def no_grad_value(expr: cst.BaseExpression, ctx: "FileContext", at: "At", depth:
         if binding.index is not None and binding.value is not None and binding.operator is None:
             # ``rows, cols = torch.where(mask)``: the unpacked value has the gradient of what it unpacks
             return no_grad_value(binding.value, ctx, type(at)(binding.scope, binding.order), d)
+        if isinstance(binding.value, cst.List) and not binding.value.elements and binding.operator is None:
+            # ``anchors = []`` filled by ``anchors.append(...)`` in a loop: what it is filled with
+            from .analysis.uses import appended_values
+
+            appended = appended_values(ctx, expr.value)
+            return bool(appended) and all(no_grad_value(v, ctx, at, d) for v in appended)  # type: ignore[union-attr]
         value, where = follow(expr, ctx, at)
         return value is not expr and no_grad_value(value, ctx, where, d)
     if isinstance(expr, cst.Attribute):
@@ -393,6 +403,8 @@ def no_grad_value(expr: cst.BaseExpression, ctx: "FileContext", at: "At", depth:
             return True  # ``create_meshgrid(h, w)``: pixel coordinates, built from sizes
         if tc is None or tc.keyword("requires_grad") is not None:
             return False
+        if kinds.kind(ctx.facts, expr, at) in (kinds.INT_TENSOR, kinds.BOOL_TENSOR):
+            return True  # ``F.one_hot(codes, K)``, ``argmax``: integers carry no gradient, nor their casts
         key = tc.key.split(".")[-1]
         if key in _CONSTRUCTORS:
             return True
@@ -400,7 +412,8 @@ def no_grad_value(expr: cst.BaseExpression, ctx: "FileContext", at: "At", depth:
             return True  # ``torch.where(cond)``: the indices of the true entries
         if key in _PROPAGATING:
             inputs = [tc.operand] if tc.operand is not None else []
-            inputs += [a.value for a in tc.args if a.keyword is None and not a.star]
+            if not (tc.is_method and key in _SHAPED):  # ``x.reshape(-1, h * w)``: sizes carry no gradient
+                inputs += [a.value for a in tc.args if a.keyword is None and not a.star]
             return bool(inputs) and all(no_grad_value(i, ctx, at, d) for i in inputs if i is not None)
         return False
     return False

@@ -123,6 +123,7 @@ class Walker:
             ctx.scope = Scope("class", node, ctx.scope)
         elif name == "For":
             self._bind_unknown(node.target)  # type: ignore[attr-defined]
+            self._bind_counter(node)  # type: ignore[arg-type]
         elif name == "Call":
             self._note_call(node)  # type: ignore[arg-type]
         elif name in ("If", "While", "Assert", "IfExp"):
@@ -192,6 +193,20 @@ class Walker:
         cls = scope.enclosing_class()
         if cls is not None:
             cls.attributes.setdefault(target.attr.value, []).append(Binding(value, self.ctx.order, scope, index=index))
+
+    def _bind_counter(self, node: cst.For) -> None:
+        """``for i in range(n)`` / ``for i, x in enumerate(xs)``: ``i`` is a Python int (its value unknown)."""
+        if not (isinstance(node.iter, cst.Call) and isinstance(node.iter.func, cst.Name)):
+            return
+        builtin = node.iter.func.value
+        target = node.target
+        if builtin == "enumerate" and isinstance(target, (cst.Tuple, cst.List)) and target.elements:
+            target = target.elements[0].value
+        elif builtin != "range":
+            return
+        bindings = self.ctx.scope.bindings.get(target.value) if isinstance(target, cst.Name) else None
+        if bindings:  # the unknown binding ``_bind_unknown`` just made, now known to be an int
+            bindings[-1] = dataclasses.replace(bindings[-1], counter=True)
 
     def _bind_unknown(self, target: cst.BaseExpression) -> None:
         for element, _ in assignment_targets(target):

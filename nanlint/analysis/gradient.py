@@ -100,6 +100,10 @@ def metric_code(ctx: "FileContext") -> str:
     for ancestor in reversed(ctx.stack):
         if isinstance(ancestor, (cst.FunctionDef, cst.ClassDef)) and "loss" in ancestor.name.value.lower():
             return ""  # ``dice_loss``, ``GIoULoss``: a loss, trained through
+        if isinstance(ancestor, cst.ClassDef) and any(last_name(b.value) == "Module" for b in ancestor.bases):
+            if any(_METRIC.search(last_name(b.value)) for b in ancestor.bases):
+                return f"`{ancestor.name.value}` is a metric class"
+            return ""  # ``class SoftDice(nn.Module)``: a layer or a loss, trained through whatever it is called
         if isinstance(ancestor, (cst.FunctionDef, cst.ClassDef)) and _METRIC.search(ancestor.name.value):
             return f"`{ancestor.name.value}` computes a metric"
         if isinstance(ancestor, cst.ClassDef) and any(_METRIC.search(last_name(b.value)) for b in ancestor.bases):
@@ -250,19 +254,21 @@ def grad_mode(ctx: "FileContext") -> Optional[str]:
                 return "in a preprocessing class (feature extractor, image processor, tokenizer): no model is " \
                        "trained through it"
             break
-    if any(region.kind == "class" and {"Optimizer", "LRScheduler"} & set(region.bases)
-           for region in ctx.summary.regions):
-        return "in a file that defines an optimizer (its helpers work on `.grad` tensors outside autograd)"
+    function = ctx.enclosing_def()
+    if function is not None and ctx.summary.optimizer_helper(function.name.value):
+        return f"`{function.name.value}` is only called from an optimizer's methods (on `.grad` tensors, without " \
+               "autograd)"
     return None
 
 
 def optimizer_code(ctx: "FileContext") -> bool:
-    """The walk is in a class deriving from an optimizer (``class LARS(Optimizer)``): its ``step`` works without
-    autograd, and what it computes becomes the weights."""
+    """The walk is in a class deriving from an optimizer (``class LARS(Optimizer)``), or in a function only its
+    methods call: its ``step`` works without autograd, and what it computes becomes the weights."""
     for node in ctx.stack:
         if isinstance(node, cst.ClassDef):
-            return any(last_name(arg.value) == "Optimizer" for arg in node.bases)
-    return False
+            return ctx.summary.optimizer_class(node.name.value)
+    function = ctx.enclosing_def()
+    return function is not None and ctx.summary.optimizer_helper(function.name.value)
 
 
 def _mode_of(ctx: "FileContext", expr: cst.BaseExpression) -> Optional[str]:

@@ -117,6 +117,8 @@ def _named(facts: "Facts", expr: "cst.Name | cst.Attribute", at: "At", depth: in
     if binding is not None and binding.is_parameter:
         # a default argument is not what callers pass; an annotation (``width: int``) says what they may
         return _annotated(binding, expr.value if isinstance(expr, cst.Name) else "")
+    if binding is not None and binding.counter:
+        return PY_INT  # ``for level, x in enumerate(xs)``
     if binding is None or binding.value is None:
         return UNKNOWN
     where = type(at)(binding.scope, binding.order)

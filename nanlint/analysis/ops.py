@@ -132,7 +132,7 @@ INDEX_OPS = frozenset({
     "argmax", "argmin", "argsort", "nonzero", "count_nonzero", "searchsorted", "bucketize", "randint", "randperm",
     "multinomial", "bincount", "floor_divide",
 })
-INT_OPS = INT_CASTS | INDEX_OPS | {"numel"}
+INT_OPS = INT_CASTS | INDEX_OPS | {"numel", "one_hot"}  # ``F.one_hot`` returns int64
 # a tensor's size as an attribute (a Python int or a sequence of them)
 SIZE_ATTRIBUTES = frozenset({"shape", "ndim", "itemsize", "element_size"})
 # methods a guard calls on what it tests for emptiness or zero (``mask.any()``, ``n.item()``, ``x.numel()``)

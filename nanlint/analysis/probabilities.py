@@ -115,6 +115,11 @@ class Probabilities:
         if isinstance(op, cst.Multiply):
             return self._product_probability(expr.left, expr.right, at, depth)
         if isinstance(op, cst.Divide):
+            counted = self.count(expr.left, at)
+            if counted is not None and counted.kind in ("category count", "bin count"):
+                # ``one_hot(c, K).sum(0) / n``, ``bincount(c, minlength=K) / counts.sum()``: a frequency, 0 for a
+                # category no sample falls in
+                return Probability("frequency", expr, at, direct=False)
             numerator, _ = self.resolve(expr.left, at)
             divisor, divisor_at = self.resolve(expr.right, at)
             if isinstance(divisor, cst.Call):

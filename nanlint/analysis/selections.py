@@ -224,6 +224,10 @@ class Selections:
                         self.literal(scatter.argument("value", 2) or scatter.argument("src", 2), at) == 1
                 expr, at = b.value, At(b.scope, b.order)
                 continue
+            if isinstance(expr, cst.Comparison):
+                # ``labels[:, None] == torch.arange(K)[None, :]``: a row per sample, one true column
+                return len(expr.comparisons) == 1 and isinstance(expr.comparisons[0].operator, cst.Equal) and any(
+                    self._arange(side, at) for side in (expr.left, expr.comparisons[0].comparator))
             if not isinstance(expr, cst.Call):
                 return False
             tc = match_call(expr, self.imports)
@@ -361,6 +365,10 @@ class Selections:
     def _factory_call(self, expr: cst.BaseExpression, at: At, key: str) -> bool:
         """``torch.<key>(...)``, through names, reshapes and casts."""
         for _ in range(_MAX_DEPTH):
+            value, where = self.resolve(expr, at)
+            if isinstance(value, cst.Subscript):  # ``torch.arange(K)[None, :]``
+                expr, at = value.value, where
+                continue
             found = self.call(expr, at)
             if found is None:
                 return False

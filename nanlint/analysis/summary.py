@@ -143,6 +143,36 @@ class ModuleSummary:
             return None
         return self.no_grad_only(caller.name, seen)
 
+    def optimizer_class(self, name: Optional[str]) -> bool:
+        """``name`` is a class deriving from ``Optimizer`` (directly or through a class of this module)."""
+        seen: set[str] = set()
+        while name is not None and name not in seen:
+            seen.add(name)
+            bases = self.classes.get(name, ())
+            if "Optimizer" in bases:
+                return True
+            name = next((b for b in bases if b in self.classes), None)
+        return False
+
+    def optimizer_helper(self, name: str, _seen: Optional[set[str]] = None) -> bool:
+        """``name`` is a function every call of which, in this module, is made from an optimizer's methods (or
+        from another such helper): a trust ratio or an update rule, run on ``.grad`` tensors without autograd."""
+        seen = _seen if _seen is not None else set()
+        if name in seen:
+            return False
+        seen.add(name)
+        sites = self.calls.get(name, [])
+        if not sites or self.references.get(name):
+            return False
+        for line in sites:
+            caller = self.function_at(line)
+            if caller is None or caller.name == name:
+                return False
+            if not (self.optimizer_class(caller.owner) or caller.owner is None and self.optimizer_helper(
+                    caller.name, seen)):
+                return False
+        return True
+
     def gradient_evidence(self, function: Optional[str], owner: Optional[str] = None) -> Optional[str]:
         """Why code in ``function`` (a method of class ``owner``; None: module level) is differentiable code
         that training reaches, or None when nothing shows it.

@@ -183,19 +183,52 @@ def multiplied_by(ctx: "FileContext") -> Optional[cst.BaseExpression]:
 
 
 def _factor(path: list[cst.CSTNode]) -> Optional[cst.BaseExpression]:
-    """The other side of the first product over the path's last node, through negation and parentheses."""
+    """The other side of the first product over the path's last node, through negation, parentheses and sums
+    (``(log(p) - log(g)) * m``: every term of the sum is multiplied)."""
     child = path[-1]
     for parent in reversed(path[:-1]):
-        if isinstance(parent, cst.UnaryOperation):
+        if isinstance(parent, cst.UnaryOperation) or isinstance(parent, cst.BinaryOperation) and isinstance(
+                parent.operator, (cst.Add, cst.Subtract)):
             child = parent
             continue
         if isinstance(parent, cst.BinaryOperation) and isinstance(parent.operator, cst.Multiply):
             return parent.right if parent.left is child else parent.left
-        if isinstance(parent, cst.Attribute) and parent.value is child and parent.attr.value in ("mul", "multiply"):
+        if isinstance(parent, cst.AugAssign) and isinstance(parent.operator, cst.MultiplyAssign) \
+                and parent.target is child:
+            return parent.value  # ``d *= mask``
+        if isinstance(parent, cst.Attribute) and parent.value is child and parent.attr.value in (
+                "mul", "mul_", "multiply"):
             child = parent
             continue
         if isinstance(parent, cst.Call) and child is parent.func and parent.args:
             return parent.args[0].value  # ``log_prob.mul(w)``
         return None
     return None
+
+
+def appended_values(ctx: "FileContext", name: str) -> Optional[list[cst.BaseExpression]]:
+    """What a list ``name`` built empty is filled with in the function being walked: the arguments of every
+    ``name.append(v)`` / ``name.extend(v)`` / ``name.insert(i, v)`` (anchors built level by level in a loop, then
+    ``torch.cat``-ed). None outside a function or when the list is also filled some other way (an item store,
+    ``+=``) or passed where it could be filled."""
+    stack = ctx.stack
+    function = next((n for n in reversed(stack) if isinstance(n, cst.FunctionDef)), None)
+    if function is None:
+        return None
+    values: list[cst.BaseExpression] = []
+    for path in _reads(ctx, function, name):
+        parent = path[-2] if len(path) >= 2 else None
+        if isinstance(parent, cst.Attribute) and len(path) >= 3 and isinstance(path[-3], cst.Call) \
+                and path[-3].func is parent:
+            call = path[-3]
+            if parent.attr.value in ("append", "extend") and len(call.args) == 1:
+                values.append(call.args[0].value)
+            elif parent.attr.value == "insert" and len(call.args) == 2:
+                values.append(call.args[1].value)
+            continue
+        if isinstance(parent, (cst.AugAssign, cst.SubscriptElement, cst.Subscript)) and not isinstance(parent, cst.Arg):
+            if isinstance(parent, cst.AugAssign) or isinstance(parent, cst.Subscript) and len(path) >= 3 and \
+                    isinstance(path[-3], cst.AssignTarget):
+                return None  # ``anchors += [...]``, ``anchors[i] = v``
+    return values
 

@@ -258,7 +258,8 @@ def guard_names(test: cst.BaseExpression) -> frozenset:
     """Names a condition tests for emptiness or zero: ``n > 0``, ``if n``, ``mask.any()``,
     ``mask.sum() == 0``, ``len(idx)``, ``x.numel()``, ``x.shape[0]``. ``x is None``,
     ``isinstance(x, T)`` and ``labels.dim() == 2`` say nothing about a count and are left out."""
-    if isinstance(test, cst.BooleanOperation):
+    if isinstance(test, cst.BooleanOperation) or isinstance(test, cst.BinaryOperation) and isinstance(
+            test.operator, (cst.BitAnd, cst.BitOr)):  # ``(w > 0) & (g > 0)``: a tensor condition's conjunction
         return guard_names(test.left) | guard_names(test.right)
     if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
         return guard_names(test.expression)

@@ -143,6 +143,8 @@ class ZeroSources:
             return ZeroSource("standard deviation", tc.node)
         if tc.key == "var_mean" and index == 0:
             return ZeroSource("variance", tc.node)
+        if tc.key in _ORDER_STATISTICS and index == 0 and tc.operand is not None and self._reduces(tc, where):
+            return self.zero_source(tc.operand, where, depth)  # ``m, _ = d2.min(2)``: the values
         return None
 
     def _call_source(self, call: cst.Call, at: At, depth: int) -> Optional[ZeroSource]:

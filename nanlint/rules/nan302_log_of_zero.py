@@ -11,6 +11,8 @@ from ..patterns import code
 from .base import NEVER, Rule, Witness
 
 
+# method and function spellings of the comparisons ``_positive_test`` reads: x > c, x != c, x >= c
+_METHOD_TESTS = frozenset({"gt", "greater", "ne", "not_equal", "ge", "greater_equal"})
 # casts a 0/1 mask keeps its meaning through
 _MASK_CASTS = frozenset({"float", "double", "half", "to", "type", "type_as", "int", "long", "bool", "detach"})
 
@@ -174,11 +176,9 @@ class LogOfZero(Rule):
                                   "is exactly 0 or 1; pass `eps=torch.finfo(p.dtype).eps` (1e-6 rounds away in "
                                   "float16/bfloat16)", target=tc.operand)
         elif key in ("xlogy", "special.xlogy", "special.entr"):
-            if self.ctx.in_no_grad():
-                return  # only the gradient is affected
             argument = tc.operand if key == "special.entr" else tc.argument("other", 0)
-            if argument is None:
-                return
+            if argument is None or self.ctx.in_no_grad() or not gradient_at(self.ctx, (argument,)).flows:
+                return  # only the gradient is affected, and none flows here (a one-hot frequency, no_grad)
             found = self.facts.probability(argument, at)
             if found is not None and found.zero:
                 name = "entr" if key == "special.entr" else "xlogy"
@@ -205,25 +205,20 @@ class LogOfZero(Rule):
 
     def _masked_afterwards(self, node: cst.Call, argument: cst.BaseExpression, at: At
                            ) -> Optional[cst.BaseExpression]:
-        """The mask the log's result is multiplied by, in the same expression, when that mask tests the log's
-        own argument for being positive (``(torch.log(pred) - torch.log(gt)) * (gt > 0).float()``, sparse
-        depth): the masked-out entries are the zeros, and 0 * -inf is NaN there."""
-        if not isinstance(argument, cst.Name):
+        """The mask the log's result is multiplied by (in the same expression, or through the names it is
+        assigned to: ``d = log(pred) - log(gt)`` ... ``d = d * mask``, ``d.mul_(mask)``) when that mask tests the
+        log's own argument, or the divisor of ``log(pred / gt)``, for being positive (sparse depth: the masked-out
+        entries are the zeros, and 0 * -inf is NaN there)."""
+        from ..analysis.uses import multiplied_by
+
+        value = argument
+        if isinstance(value, cst.BinaryOperation) and isinstance(value.operator, cst.Divide):
+            value = value.right  # ``log(pred / gt)``: +inf where ``gt`` is 0
+        if not isinstance(value, cst.Name):
             return None
-        child: cst.CSTNode = node
-        for ancestor in reversed(self.ctx.stack[:-1]):
-            if isinstance(ancestor, (cst.BaseSmallStatement, cst.BaseCompoundStatement)):
-                return None
-            factor: Optional[cst.BaseExpression] = None
-            if isinstance(ancestor, cst.BinaryOperation) and isinstance(ancestor.operator, cst.Multiply):
-                factor = ancestor.right if ancestor.left is child else ancestor.left
-            elif isinstance(ancestor, cst.Call):
-                tc = self.ctx.match(ancestor)
-                if tc is not None and tc.key in ("mul", "multiply") and (tc.operand is child or child is ancestor.func):
-                    factor = tc.positional(0)  # ``(...).mul(mask)`` (reached through its ``.mul`` attribute)
-            if factor is not None and self._positive_test(factor, argument.value, at):
-                return factor
-            child = ancestor
+        factor = multiplied_by(self.ctx)
+        if factor is not None and self._positive_test(factor, value.value, at):
+            return factor
         return None
 
     def _positive_test(self, expr: cst.BaseExpression, name: str, at: At, depth: int = 0) -> bool:
@@ -239,6 +234,10 @@ class LogOfZero(Rule):
             tc = self.ctx.match(value)
             if tc is not None and tc.operand is not None and tc.key in _MASK_CASTS:
                 return self._positive_test(tc.operand, name, where, depth + 1)
+            if tc is not None and tc.key in _METHOD_TESTS and isinstance(tc.operand, cst.Name) \
+                    and tc.operand.value == name:  # ``gt.gt(0)``, ``torch.ne(gt, 0)``
+                bound = self.facts.literal(tc.positional(0), where)
+                return bound is not None and (bound > 0 if tc.key in ("ge", "greater_equal") else bound >= 0)
             return False
         if not isinstance(value, cst.Comparison) or len(value.comparisons) != 1:
             return False
@@ -272,8 +271,10 @@ class LogOfZero(Rule):
             return False
         x = re.escape(name.value)
         source = self.ctx.function_source()
-        plain = re.search(rf"\blog\w*\(\s*{x}\s*\)", source)
-        complement = re.search(rf"\blog\w*\(\s*1(?:\.0*)?\s*-\s*{x}\s*\)|\blog1p\(\s*-\s*{x}\s*\)", source)
+        plain = re.search(rf"\blog\w*\(\s*{x}\s*\)|\b{x}\s*\.\s*log(?:2|10)?\(\s*\)", source)
+        complement = re.search(rf"\blog\w*\(\s*1(?:\.0*)?\s*-\s*{x}\s*\)|\blog1p\(\s*-\s*{x}\s*\)"
+                               rf"|\(\s*1(?:\.0*)?\s*-\s*{x}\s*\)\s*\.\s*log(?:2|10)?\(|\(\s*-\s*{x}\s*\)\s*\.\s*log1p\(",
+                               source)
         return plain is not None and complement is not None
 
     def _compared_to_zero(self, argument: cst.BaseExpression) -> bool:
@@ -319,6 +320,8 @@ class LogOfZero(Rule):
             advice = "clamp `1 - p` first: `.clamp_min(torch.finfo(p.dtype).tiny)`" if complement else _advice(found)
             gradient = gradient_at(self.ctx, (argument,))
             metric = metric_code(self.ctx)
+            if found.kind == "frequency" and self._compared_to_zero(argument):
+                return  # ``where(f > 0, f * log(f), 0)``: the forward is guarded (the gradient trap is NAN401's)
             if found.kind == "frequency":
                 # not an underflow: a category absent from the batch is the ordinary case (a codebook early in
                 # training); its log is -inf and ``f * log(f)`` (entropy, perplexity) is 0 * -inf = NaN

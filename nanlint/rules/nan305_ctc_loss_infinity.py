@@ -8,9 +8,9 @@ from ..fixspec import UNSAFE, FixSpec, InsertAt, Replace
 from ..patterns import code
 from .base import Rule, SOMETIMES, Witness
 
-# op key -> positional index of ``zero_infinity`` (``F.ctc_loss(log_probs, targets, input_lengths,
+# op key -> positional index of ``zero_infinity`` after the first argument (``F.ctc_loss(log_probs, targets, input_lengths,
 # target_lengths, blank, reduction, zero_infinity)``; ``nn.CTCLoss(blank, reduction, zero_infinity)``)
-_CTC: dict[str, int] = {"F.ctc_loss": 6, "ctc_loss": 6, "nn.CTCLoss": 2}
+_CTC: dict[str, int] = {"F.ctc_loss": 5, "ctc_loss": 5, "nn.CTCLoss": 1}
 
 
 class CtcLossInfinity(Rule):

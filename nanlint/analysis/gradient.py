@@ -158,6 +158,9 @@ def _made_of(ctx: "FileContext", value: cst.BaseExpression, at: "At") -> Optiona
                 followed, there = follow(node, ctx, where)
                 if followed is not node:
                     stack.append((followed, there, depth + 1))
+                elif binding is not None and binding.index is not None and binding.value is not None:
+                    # ``nearest, _ = d2.min(dim=1)``: made of what it unpacks
+                    stack.append((binding.value, type(where)(binding.scope, binding.order), depth + 1))
             continue
         if isinstance(node, cst.Attribute):
             stack.append((node.value, where, depth))

@@ -182,6 +182,11 @@ def multiplied_by(ctx: "FileContext") -> Optional[cst.BaseExpression]:
     return None
 
 
+# element-wise ops and layout changes that keep an infinite entry infinite (so a later product is still 0 * inf)
+_INF_KEEPING = frozenset({"abs", "neg", "negative", "square", "pow", "float", "double", "half", "to", "view",
+                          "reshape", "flatten", "squeeze", "unsqueeze", "permute", "transpose", "contiguous"})
+
+
 def _factor(path: list[cst.CSTNode]) -> Optional[cst.BaseExpression]:
     """The other side of the first product over the path's last node, through negation, parentheses and sums
     (``(log(p) - log(g)) * m``: every term of the sum is multiplied)."""
@@ -198,6 +203,17 @@ def _factor(path: list[cst.CSTNode]) -> Optional[cst.BaseExpression]:
             return parent.value  # ``d *= mask``
         if isinstance(parent, cst.Attribute) and parent.value is child and parent.attr.value in (
                 "mul", "mul_", "multiply"):
+            child = parent
+            continue
+        if isinstance(parent, cst.Attribute) and parent.value is child and parent.attr.value in _INF_KEEPING:
+            child = parent  # ``d.abs()``: then the call, below
+            continue
+        if isinstance(parent, cst.Arg) and parent.keyword is None:
+            child = parent  # ``torch.abs(d)``: then the call, below
+            continue
+        if isinstance(parent, cst.Call) and (child is parent.func and isinstance(child, cst.Attribute)
+                                             and child.attr.value in _INF_KEEPING
+                                             or isinstance(child, cst.Arg) and last_name(parent) in _INF_KEEPING):
             child = parent
             continue
         if isinstance(parent, cst.Call) and child is parent.func and parent.args:

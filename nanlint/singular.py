@@ -357,8 +357,13 @@ def no_grad_value(expr: cst.BaseExpression, ctx: "FileContext", at: "At", depth:
             return True  # ``input_values``, ``pixel_values``: a batch of data never requires grad
         if binding is not None and binding.is_parameter and (
                 _passed_gradient_free(ctx, expr.value)
-                or kinds.kind(ctx.facts, expr, at) in kinds.GRADIENT_FREE):
-            return True  # every caller in the module passes indices, constants or integers; ``n: int``
+                or kinds.kind(ctx.facts, expr, at) in kinds.GRADIENT_FREE
+                or isinstance(binding.value, (cst.Integer, cst.Float))):
+            # every caller in the module passes indices, constants or integers; ``n: int``; a hyperparameter
+            # with a number as its default (``grid_size=0.05``)
+            return True
+        if binding is not None and binding.counter:
+            return True  # ``for level, x in enumerate(xs)``: a Python int
         if binding is None or binding.is_parameter:
             return False  # what callers pass is unseen
         if binding.index is not None and binding.value is not None and binding.operator is None:
@@ -385,6 +390,8 @@ def no_grad_value(expr: cst.BaseExpression, ctx: "FileContext", at: "At", depth:
         return no_grad_value(expr.expression, ctx, at, d)
     if isinstance(expr, cst.BinaryOperation):
         return no_grad_value(expr.left, ctx, at, d) and no_grad_value(expr.right, ctx, at, d)
+    if isinstance(expr, cst.IfExp):
+        return no_grad_value(expr.body, ctx, at, d) and no_grad_value(expr.orelse, ctx, at, d)
     if isinstance(expr, cst.Subscript):
         return no_grad_value(expr.value, ctx, at, d)
     if isinstance(expr, (cst.Tuple, cst.List)):

@@ -3,14 +3,16 @@ from typing import Optional
 
 import libcst as cst
 
-from ..facts import At, Probability
+from ..facts import At, Probability, names_in
 from ..analysis.gradient import gradient_at, metric_code
 from ..analysis.ops import LOGS as _LOGS
-from ..analysis.triggers import ABSENT_CATEGORY, PLAUSIBLE, Trigger
+from ..analysis.triggers import ABSENT_CATEGORY, ORDINARY, PLAUSIBLE, Trigger
 from ..patterns import code
 from .base import NEVER, Rule, Witness
 
 
+# the entries a ``where`` condition sends to the other branch: they exist, or it would not be written
+_MASKED_OUT = Trigger("the entries the condition masks out (a probability of exactly 0)", ORDINARY)
 # method and function spellings of the comparisons ``_positive_test`` reads: x > c, x != c, x >= c
 _METHOD_TESTS = frozenset({"gt", "greater", "ne", "not_equal", "ge", "greater_equal"})
 # casts a 0/1 mask keeps its meaning through
@@ -25,7 +27,10 @@ class LogOfZero(Rule):
 
     * a parameter named like a probability (`p`, `probs`, `*_prob`; the name priors
       of docs/analysis.md), at medium confidence, unless the function compares it
-      with 0 (a guard, or NAN401's `where` trap);
+      with 0 (a guard) -- but a `torch.where(p > 0, p * torch.log(p), 0)` around the
+      log is no guard: the where selects values, not gradients, and at p == 0 the
+      log's infinite derivative times 0 is NaN in backward (row 30; a gradient-only
+      hazard, reported where training differentiates the code);
     * a probability derived from a softmax or sigmoid: an element picked by
       `gather` or indexing, the probability of the target `(probs * onehot).sum(-1)`,
       the focal-loss `pt = torch.where(y == 1, p, 1 - p)`, `1 - p` of a softmax,
@@ -93,7 +98,7 @@ class LogOfZero(Rule):
     code = "NAN302"
     name = "log-of-zero"
     summary = "log of a probability or other value that can be exactly 0"
-    rows = "16, 17, 18, 20, 49, 61, 63, 66, 68"
+    rows = "16, 17, 18, 20, 30, 49, 61, 63, 66, 68"
     fix_availability = NEVER
     fix_applicability = ()
     screen = re.compile(r"log(?<!\wlog)(?:1p|2|10|_|it)?\s*\(|xlogy|entr(?<!\wentr)(?!\w)")  # literal-first: 10x faster
@@ -186,6 +191,31 @@ class LogOfZero(Rule):
                                   f"{'+Inf' if name == 'entr' else 'NaN'}, and {_described(self, found)} can be "
                                   "exactly 0; clamp p with `torch.finfo(p.dtype).tiny` or use `p * log_softmax(...)`",
                             target=argument)
+
+    def _where_trap(self, node: cst.Call, argument: cst.BaseExpression) -> None:
+        """``torch.where(p > 0, p * torch.log(p), 0)``: the where selects values, not gradients. At p == 0 the
+        log's derivative is inf, and the 0 the where gives that branch times inf is NaN in backward (docs/probe.md
+        row 30). NAN401 reports the other ops of this trap; the log of a probability is this rule's."""
+        if not isinstance(argument, cst.Name):
+            return
+        for ancestor, child in zip(reversed(self.ctx.stack[:-1]), reversed(self.ctx.stack[1:])):
+            if isinstance(ancestor, (cst.BaseSmallStatement, cst.BaseCompoundStatement)):
+                return
+            tc = self.ctx.match(ancestor) if isinstance(ancestor, cst.Call) else None
+            if tc is None or tc.key != "where" or tc.operand is None or len(ancestor.args) != 3:  # type: ignore
+                continue
+            if child is ancestor.args[0] or argument.value not in names_in(tc.operand):  # type: ignore
+                return
+            judged = self.judge(argument, gradient_only=True, trigger=_MASKED_OUT)
+            if judged is None:
+                return
+            self.report(node, f"`{code(self.ctx, node)}` inside `torch.where({code(self.ctx, tc.operand, 30)}, ...)`: "
+                              "the where selects values, not gradients; where the probability is exactly 0 (a "
+                              "masked or saturated entry) the log's infinite derivative times the 0 the where gives "
+                              "is NaN in backward; take the log of a safe value: `torch.log(torch.where(c, p, 1))`",
+                        target=argument, **{**judged.extra(),
+                                             "confidence": "low" if judged.confidence == "low" else "medium"})
+            return
 
     def _check_reciprocal(self, node: cst.Call, divisor: cst.BaseExpression, at: At) -> None:
         """``10 * torch.log10(max_val ** 2 / mse)`` (a PSNR loss): the divisor is an MSE, a norm or a variance, 0 at
@@ -314,7 +344,8 @@ class LogOfZero(Rule):
             if _nan301(found) or found.kind == "hand-written softmax" or not found.zero:
                 return  # NAN301 / NAN303 report these, or it is clamped away from 0
             if found.kind.endswith("(by its name)") and self._compared_to_zero(argument):
-                return  # ``p > 0`` tested in the function: a guard, or NAN401's where trap
+                self._where_trap(node, argument)  # ``p > 0`` tested: a guard, unless it is a where around the log
+                return
             value, _ = self.facts.resolve(argument, at)
             complement = isinstance(value, cst.BinaryOperation) and isinstance(value.operator, cst.Subtract)
             advice = "clamp `1 - p` first: `.clamp_min(torch.finfo(p.dtype).tiny)`" if complement else _advice(found)

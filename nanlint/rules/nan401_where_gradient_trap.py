@@ -3,6 +3,7 @@ from typing import Optional
 
 import libcst as cst
 
+from ..analysis.ops import LOGS as _LOGS
 from ..analysis.ops import META_ARGUMENT_METHODS as _META_ARGS
 from ..fixspec import UNSAFE, FixSpec, Replace
 from ..names import dotted_name
@@ -30,7 +31,8 @@ class WhereGradientTrap(Rule):
     `torch.where(p > 0, p * torch.log(p), 0.)`, `(1 / x).masked_fill(x == 0, 0)`,
     `torch.where(c.abs() < 1, torch.acos(c), 0.)`, also when the op was computed
     into a variable first (`log_p = torch.log(p)` ... `torch.where(p > 0, log_p, 0)`)
-    and when the condition is a named mask (`mask = x > 0`). The ops are `sqrt`,
+    and when the condition is a named mask (`mask = x > 0`). The log of a
+    probability written inside the `where` is NAN302's (a default rule). The ops are `sqrt`,
     `rsqrt`, fractional and negative powers, `log`/`log2`/`log10`/`log1p`,
     division, `reciprocal`, `acos`, `asin` and `atanh`.
 
@@ -161,6 +163,8 @@ class WhereGradientTrap(Rule):
             for op, inline in self._singular_ops(branch):
                 if guard(op.operand, self.ctx, at) is not None:
                     continue
+                if inline and self._log_of_probability(op, at):
+                    continue  # NAN302 reports the log of a probability written inside the where
                 inputs = [op.operand] + ([op.numerator] if op.numerator is not None else [])
                 if all(no_grad_value(i, self.ctx, at) for i in inputs):
                     continue  # built from masks, constants or detached values: no gradient to poison
@@ -184,6 +188,10 @@ class WhereGradientTrap(Rule):
             return
         fix = self._fix(condition, traps) if fixable else None
         self.report(node, message, fix=fix, target=op.node, **judged.extra())
+
+    def _log_of_probability(self, op: Singular, at) -> bool:
+        tc = self.ctx.match(op.node) if isinstance(op.node, cst.Call) else None
+        return tc is not None and tc.key in _LOGS and self.facts.probability(op.operand, at) is not None
 
     def _singular_ops(self, branch: cst.BaseExpression):
         """Singular ops written in the branch (inline) or in what a name in it was assigned."""

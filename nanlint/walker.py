@@ -13,6 +13,7 @@ from typing import Callable, Iterable, Optional
 import libcst as cst
 
 from .context import FileContext
+from .analysis.ops import CONSTANT_FACTORIES, DATA_FACTORIES
 from .names import last_name
 from .scope import Binding, Scope, assignment_targets, lookup
 
@@ -230,5 +231,4 @@ def _plain_value(expr: cst.BaseExpression) -> bool:
     return False
 
 
-_FACTORIES = frozenset({"zeros_like", "ones_like", "full_like", "empty_like", "zeros", "ones", "full", "tensor",
-                        "new_zeros", "new_ones", "new_full", "new_tensor", "float", "as_tensor"})
+_FACTORIES = CONSTANT_FACTORIES | DATA_FACTORIES | {"float"}

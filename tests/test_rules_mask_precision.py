@@ -111,16 +111,33 @@ def test_nan401_no_fix_when_op_is_in_another_statement_or_condition_is_random() 
     assert all(f.fix is None for f in findings)
 
 
-def test_nan401_silent_inside_optimizer_files() -> None:
+def test_nan401_silent_in_an_optimizers_helpers() -> None:
+    """A function only an optimizer's methods call works on `.grad` tensors without autograd."""
     source = """
     import torch
     from torch.optim import Optimizer
     def trust_ratio(w_norm, g_norm):
         return torch.where(g_norm > 0, w_norm / g_norm, 1.0)
     class Lamb(Optimizer):
-        pass
+        def step(self):
+            for p in self.params:
+                p.data.mul_(trust_ratio(p.norm(), p.grad.norm()))
     """
     assert run("NAN401", source) == []
+
+
+def test_a_loss_next_to_an_optimizer_is_still_a_loss() -> None:
+    """Defining an optimizer in the file no longer makes every function in it gradient-free."""
+    source = """
+    import torch
+    from torch.optim import Optimizer
+    def entropy_loss(p):
+        return torch.where(p > 0, torch.sqrt(p), 0.0).sum()
+    class Lamb(Optimizer):
+        def step(self):
+            pass
+    """
+    assert [f.code for f in run("NAN401", source)] == ["NAN401"]
 
 
 # -- NAN402 ---------------------------------------------------------------------------------

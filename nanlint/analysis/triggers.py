@@ -33,7 +33,7 @@ import libcst as cst
 
 from ..names import TorchCall, match_call
 from .ops import MASKING as _MASKING, MEANS as _MEANS, MEASURES as _MEASURES, ORDER_STATISTICS as _ORDER_STATISTICS, REGRESSION_LOSSES as _LOSSES, SPREADS as _SPREADS
-from .ops import SAMPLERS as _SAMPLERS
+from .ops import CONSTANT_FACTORIES as _CONSTANT_FACTORIES, SAMPLERS as _SAMPLERS
 from .ops import TENSOR_VALUE_KEEPING as _TRANSPARENT, ZERO_FACTORIES as _ZERO_FACTORIES
 from .summary import last_assignment
 from .vocabulary import INDICATOR_NAME, same_vector
@@ -416,8 +416,7 @@ def _allocation(facts: "Facts", value: cst.BaseExpression, at: "At") -> bool:
     if not isinstance(value, cst.Call):
         return False
     tc = match_call(value, facts.imports)
-    return tc is not None and tc.key in ("zeros", "ones", "empty", "full", "zeros_like", "ones_like", "empty_like",
-                                         "full_like", "new_zeros", "new_ones", "new_empty", "new_full")
+    return tc is not None and tc.key in _CONSTANT_FACTORIES
 
 
 def _distance_trigger(facts: "Facts", expr: cst.BaseExpression, at: "At") -> Trigger:

@@ -267,10 +267,12 @@ def grad_mode(ctx: "FileContext") -> Optional[str]:
 def optimizer_code(ctx: "FileContext") -> bool:
     """The walk is in a class deriving from an optimizer (``class LARS(Optimizer)``), or in a function only its
     methods call: its ``step`` works without autograd, and what it computes becomes the weights."""
+    function = ctx.enclosing_def()
+    if function is not None and function.name.value == "step" and "param_groups" in ctx.function_source():
+        return True  # a wrapper's ``step`` over ``param_groups`` (SimCLR's LARS): an optimizer in all but name
     for node in ctx.stack:
         if isinstance(node, cst.ClassDef):
             return ctx.summary.optimizer_class(node.name.value)
-    function = ctx.enclosing_def()
     return function is not None and ctx.summary.optimizer_helper(function.name.value)
 
 

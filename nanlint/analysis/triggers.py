@@ -263,6 +263,8 @@ def _call_trigger(facts: "Facts", call: cst.Call, at: "At", depth: int) -> Trigg
         return EQUAL  # a perfect prediction
     if tc.operand is not None and key in _SPREADS:
         return spread_trigger(trigger_of(facts, tc.operand, at, depth))
+    if tc.operand is not None and key in ("tensor", "as_tensor") and not tc.is_method:
+        return trigger_of(facts, tc.operand, at, depth)  # ``torch.tensor(returns)``: what the list holds
     if tc.operand is not None and (key in _TRANSPARENT or key in _MEASURES or key in _ORDER_STATISTICS):
         return trigger_of(facts, tc.operand, at, depth)  # ``d2.min(dim=1)``: an entry of ``d2``
     source = facts.zero_source(call, at)

@@ -94,6 +94,13 @@ IGNORED_BATCH = Trigger("a batch whose labels are all `ignore_index`", PLAUSIBLE
 ISOLATED = Trigger("an isolated node (no edge, degree 0)", ORDINARY)
 NO_POSITIVE = Trigger("an anchor whose label no other sample in the batch shares (a class seen once)", ORDINARY)
 EMPTY_BIN = Trigger("an empty bin (an isolated node, an expert or class that no entry falls in)", ORDINARY)
+# tanh rounds to exactly +-1 once its argument is large (docs/probe.md row 61): a squashed Gaussian's log-det
+# ``log(1 - tanh(u) ** 2)`` (SAC) is log(0) there, ``atanh(tanh(u))`` is inf
+SATURATED_TANH = Trigger("a pre-tanh value beyond tanh's saturation (|u| above 9.02 in float32, 4.51 in float16, "
+                         "3.47 in bfloat16)", PLAUSIBLE)
+# a dataset's actions, clipped to the action space's bounds (offline RL: D4RL stores actions of exactly +-1)
+BOUNDARY_ACTION = Trigger("an action exactly at the bound of its space (offline datasets clip actions to +-1)",
+                          PLAUSIBLE)
 NO_EVENT = Trigger("a mini-batch in which every sample is censored (no event)", ORDINARY)
 ABSENT_CATEGORY = Trigger("a category no sample in the batch falls in (an unused codebook entry, a class absent "
                           "from the batch)", ORDINARY)

@@ -6,7 +6,7 @@ import libcst as cst
 from ..facts import At, Probability, names_in
 from ..analysis.gradient import gradient_at, metric_code
 from ..analysis.ops import LOGS as _LOGS
-from ..analysis.triggers import ABSENT_CATEGORY, ORDINARY, PLAUSIBLE, Trigger
+from ..analysis.triggers import ABSENT_CATEGORY, ORDINARY, SATURATED_TANH, Trigger
 from ..patterns import code
 from .base import NEVER, Rule, Witness
 
@@ -400,11 +400,6 @@ class LogOfZero(Rule):
                               f"that is exactly 0 {when}: -inf and an infinite gradient; clamp it "
                               "(`.clamp_min(eps)`)", target=argument)
 
-
-# a squashed Gaussian's log-det ``log(1 - tanh(u) ** 2)`` (SAC): 0 inside the log once the policy's pre-tanh sample
-# is large (docs/probe.md row 61)
-SATURATED_TANH = Trigger("a pre-tanh value beyond tanh's saturation (|u| above 9.02 in float32, 4.51 in float16, "
-                         "3.47 in bfloat16)", PLAUSIBLE)
 
 _ZERO_WHEN = {
     "norm": "for a zero vector",

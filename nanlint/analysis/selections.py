@@ -115,6 +115,9 @@ class Selections:
             assert first is not None and second is not None
             origin = first.origin | second.origin
             return Count(first.kind, expr, first.names | second.names, origin, first.tensor or second.tensor)
+        if isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, cst.Divide):
+            # ``counts / counts.sum()``, ``counts / n``: a frequency, 0 where the count is
+            return self.count(expr.left, at, d)
         if isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, cst.Multiply):
             # a product is 0 whenever one factor is: ``C * torch.bincount(y, minlength=C)``, ``2 * deg``
             for c, other in ((expr.left, expr.right), (expr.right, expr.left)):

@@ -39,7 +39,8 @@ from typing import TYPE_CHECKING, Optional
 import libcst as cst
 
 from .analysis.dtype import applies
-from .analysis.ops import AUTOCAST_DTYPE_KEEPING as _DTYPE_PRESERVING, AUTOCAST_F32_OPS, UPCASTS as _UPCAST_METHODS
+from .analysis.ops import AUTOCAST_DTYPE_KEEPING as _DTYPE_PRESERVING, AUTOCAST_F32_OPS, DEFAULT_DTYPE_FACTORIES, \
+    UPCASTS as _UPCAST_METHODS
 from .context import FP16_EVIDENCE
 
 if TYPE_CHECKING:
@@ -236,9 +237,6 @@ def follow(expr: cst.BaseExpression, ctx: "FileContext", at: "At") -> tuple[cst.
     return _follow(expr, ctx, at)
 
 
-_DEFAULT_DTYPE_FACTORIES = frozenset({"randn", "rand", "zeros", "ones", "empty", "full", "linspace", "normal"})
-
-
 def default_float32(expr: cst.BaseExpression, ctx: "FileContext") -> bool:
     """``expr`` is (a name for) a float factory call with no dtype (``torch.randn(16, 8)``): float32, the default
     dtype, unless the file changes it (``torch.set_default_dtype``). A ``.half()`` elsewhere in the file is
@@ -249,7 +247,7 @@ def default_float32(expr: cst.BaseExpression, ctx: "FileContext") -> bool:
     for _ in range(4):
         if isinstance(value, cst.Call):
             tc = ctx.match(value)
-            return tc is not None and not tc.is_method and tc.key in _DEFAULT_DTYPE_FACTORIES \
+            return tc is not None and not tc.is_method and tc.key in DEFAULT_DTYPE_FACTORIES \
                 and tc.keyword("dtype") is None
         if not isinstance(value, cst.Name):
             return False

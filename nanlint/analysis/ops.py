@@ -44,6 +44,10 @@ DEVICE_MOVES = frozenset({"cpu", "cuda"})
 # every cast a count or a 0/1 mask survives (an integer or bool cast of a count is still that count)
 CASTS = FLOAT_CASTS | INT_CASTS | ARGUMENT_CASTS | {"bool"}
 
+# float factories whose result has the default dtype (float32) unless given one: a value built so is not
+# float16, whatever else the file casts (NAN501)
+DEFAULT_DTYPE_FACTORIES = frozenset({"randn", "rand", "zeros", "ones", "empty", "full", "linspace", "normal"})
+
 # -- gradient -------------------------------------------------------------------------------------------
 DETACH = frozenset({"detach"})
 # methods that cut the autograd graph: no gradient reaches their receiver through them
@@ -291,3 +295,10 @@ PROPAGATES_GRADIENT = KEEPS_GRADIENT_FREE | {
     "pow", "where", "masked_fill", "mul", "div", "add", "sub", "outer", "einsum", "matmul", "bmm", "mm", "dot",
     "cdist", "dist", "atan2", "hypot", "cross", "minimum", "maximum",
 }
+
+
+# ops that keep an infinite entry infinite (the magnitude survives; layout and casts move it): a later product with
+# a 0 there is still 0 * inf (analysis/uses.py)
+INF_KEEPING = RESHAPES | TRANSPOSES | COPIES | FLOAT_CASTS | ARGUMENT_CASTS | frozenset({
+    "abs", "neg", "negative", "square", "pow",
+})

@@ -7,6 +7,7 @@ import libcst as cst
 
 from ..names import TorchCall, builtin_name, dotted_name, match_call
 from ..scope import Binding
+from .shapes import dim_argument
 from .vocabulary import ADJACENCY_NAME, INDICATOR_NAME, At, BROADCASTS, SCATTER_SUM_FUNCTIONS, same_vector, Count, DEGREE_FUNCTIONS, SCATTER_COUNTS, SELF_LOOP_NAME, TRANSPARENT_OPS, _CASTS, _MASK_NAME, _MASK_OPS, _MAX_DEPTH, _NEVER_ZERO_FACTORIES, _VALUE_COMPARISONS, _string_index, names_in
 
 
@@ -205,7 +206,7 @@ class Selections:
         sums to 1, and other dims depend on a shape nanlint cannot see."""
         if tc.operand is None or not self.is_tensor_method(tc):
             return False
-        dim = tc.keyword("dim") or tc.keyword("axis") or tc.positional(0)
+        dim = dim_argument(tc)
         if dim is None or self.literal(dim, at) != 0:
             return False
         return self.one_hot_rows(tc.operand, at, depth + 1)
@@ -220,11 +221,9 @@ class Selections:
                     return False
                 calls = self.in_place_calls(expr.value, b, at)
                 if calls:
-                    if len(calls) != 1 or not self._zeros(b.value, At(b.scope, b.order)):
-                        return False
                     scatter = match_call(calls[0][0], self.imports)
-                    return scatter is not None and scatter.key == "scatter_" and \
-                        self.literal(scatter.argument("value", 2) or scatter.argument("src", 2), at) == 1
+                    return len(calls) == 1 and self._zeros(b.value, At(b.scope, b.order)) \
+                        and scatter is not None and self._scatters_ones(scatter, at)
                 expr, at = b.value, At(b.scope, b.order)
                 continue
             if isinstance(expr, cst.Comparison):
@@ -239,11 +238,15 @@ class Selections:
             if tc.key.rsplit(".", 1)[-1] == "one_hot" and not tc.is_method:
                 return True
             if tc.key == "scatter_" and tc.operand is not None and self._zeros(tc.operand, at):
-                return self.literal(tc.argument("value", 2) or tc.argument("src", 2), at) == 1
+                return self._scatters_ones(tc, at)
             if tc.operand is None or not (tc.key in _CASTS or tc.key in ("view", "reshape", "flatten")):
                 return False
             expr = tc.operand
         return False
+
+    def _scatters_ones(self, tc: TorchCall, at: At) -> bool:
+        """``x.scatter_(1, idx, 1)``: a 1 written at each row's index (into zeros: a one-hot row)."""
+        return tc.key == "scatter_" and self.literal(tc.argument("value", 2) or tc.argument("src", 2), at) == 1
 
     # -- masks of pairs (i, j) of one batch: what their diagonal holds ------------------------------------
     def pair_mask(self, expr: cst.BaseExpression, at: At, depth: int = 0) -> Optional[str]:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Optional
 import libcst as cst
 
 from ..names import last_name
-from .ops import INDEX_RESULTS as _INDEX_RESULTS
+from .ops import INDEX_RESULTS as _INDEX_RESULTS, INF_KEEPING as _INF_KEEPING
 
 if TYPE_CHECKING:
     from ..context import FileContext
@@ -182,11 +182,6 @@ def multiplied_by(ctx: "FileContext") -> Optional[cst.BaseExpression]:
     return None
 
 
-# element-wise ops and layout changes that keep an infinite entry infinite (so a later product is still 0 * inf)
-_INF_KEEPING = frozenset({"abs", "neg", "negative", "square", "pow", "float", "double", "half", "to", "view",
-                          "reshape", "flatten", "squeeze", "unsqueeze", "permute", "transpose", "contiguous"})
-
-
 def _factor(path: list[cst.CSTNode]) -> Optional[cst.BaseExpression]:
     """The other side of the first product over the path's last node, through negation, parentheses and sums
     (``(log(p) - log(g)) * m``: every term of the sum is multiplied)."""
@@ -227,8 +222,7 @@ def appended_values(ctx: "FileContext", name: str) -> Optional[list[cst.BaseExpr
     ``name.append(v)`` / ``name.extend(v)`` / ``name.insert(i, v)`` (anchors built level by level in a loop, then
     ``torch.cat``-ed). None outside a function or when the list is also filled some other way (an item store,
     ``+=``) or passed where it could be filled."""
-    stack = ctx.stack
-    function = next((n for n in reversed(stack) if isinstance(n, cst.FunctionDef)), None)
+    function = ctx.enclosing_def()
     if function is None:
         return None
     values: list[cst.BaseExpression] = []

@@ -285,7 +285,7 @@ class ZeroSources:
                 base = _squared_base(expr.right, self, at)
                 if base is not None and _cosine_like(base, self, at):
                     return ZeroSource("one minus a squared cosine", expr)  # sin(theta) at parallel vectors
-                if base is not None and self._tanh_of(base, at):
+                if base is not None and self.tanh_of(base, at):
                     return ZeroSource("one minus a squared tanh", expr)  # tanh's derivative, 0 once it saturates
             left = self.zero_source(expr.left, at, depth)
             right = self.zero_source(expr.right, at, depth)
@@ -343,7 +343,7 @@ class ZeroSources:
                 return False
         return True
 
-    def _tanh_of(self, expr: cst.BaseExpression, at: At) -> bool:
+    def tanh_of(self, expr: cst.BaseExpression, at: At) -> bool:
         """``torch.tanh(u)`` / ``u.tanh()`` / ``F.tanh(u)`` (through names): it rounds to exactly +-1 for
         |u| above 9.02 in float32, 4.51 in float16, 3.47 in bfloat16 (docs/probe.md row 61)."""
         found = self.call(expr, at)

@@ -5,7 +5,7 @@ import libcst as cst
 
 from ..facts import At, Probability, names_in
 from ..analysis.gradient import gradient_at, metric_code
-from ..analysis.ops import LOGS as _LOGS
+from ..analysis.ops import CASTS, DETACH, LOGS as _LOGS
 from ..analysis.triggers import ABSENT_CATEGORY, ORDINARY, SATURATED_TANH, Trigger
 from ..patterns import code
 from .base import NEVER, Rule, Witness
@@ -15,8 +15,6 @@ from .base import NEVER, Rule, Witness
 _MASKED_OUT = Trigger("the entries the condition masks out (a probability of exactly 0)", ORDINARY)
 # method and function spellings of the comparisons ``_positive_test`` reads: x > c, x != c, x >= c
 _METHOD_TESTS = frozenset({"gt", "greater", "ne", "not_equal", "ge", "greater_equal"})
-# casts a 0/1 mask keeps its meaning through
-_MASK_CASTS = frozenset({"float", "double", "half", "to", "type", "type_as", "int", "long", "bool", "detach"})
 
 
 class LogOfZero(Rule):
@@ -262,7 +260,7 @@ class LogOfZero(Rule):
                 self._positive_test(value.right, name, where, depth + 1)
         if isinstance(value, cst.Call):
             tc = self.ctx.match(value)
-            if tc is not None and tc.operand is not None and tc.key in _MASK_CASTS:
+            if tc is not None and tc.operand is not None and (tc.key in CASTS or tc.key in DETACH):
                 return self._positive_test(tc.operand, name, where, depth + 1)
             if tc is not None and tc.key in _METHOD_TESTS and isinstance(tc.operand, cst.Name) \
                     and tc.operand.value == name:  # ``gt.gt(0)``, ``torch.ne(gt, 0)``

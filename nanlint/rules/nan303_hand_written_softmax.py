@@ -5,6 +5,7 @@ from typing import Optional
 
 import libcst as cst
 
+from ..analysis.ops import COPIES, RESHAPES
 from ..analysis.triggers import overflow_trigger
 from ..analysis.vocabulary import FLOAT_MAX
 from ..facts import At, Bound
@@ -32,10 +33,6 @@ class _Exp:
     def argument(self) -> cst.BaseExpression:
         assert self.call.operand is not None
         return self.call.operand
-
-
-# layout ops that give a reduced dim back for broadcasting (``e / e.sum(-1).unsqueeze(-1)``)
-_REEXPANDING = frozenset({"unsqueeze", "view", "reshape", "expand", "expand_as", "contiguous"})
 
 
 class HandWrittenSoftmax(Rule):
@@ -348,7 +345,7 @@ class HandWrittenSoftmax(Rule):
                 expr, at = value.value, where
                 continue
             tc = self.ctx.match(value) if isinstance(value, cst.Call) else None
-            if tc is not None and tc.operand is not None and tc.key in _REEXPANDING:
+            if tc is not None and tc.operand is not None and (tc.key in RESHAPES or tc.key in COPIES):
                 expr, at = tc.operand, where
                 continue
             return expr, at

@@ -11,7 +11,6 @@ from ..precision import SHORT, fmt, half_precisions, rounds_to_unit
 from .base import NEVER, Rule, Witness
 
 _ATANH = frozenset({"atanh", "arctanh", "atanh_", "arctanh_"})
-_TANH = frozenset({"tanh", "F.tanh", "nn.functional.tanh"})
 # a parameter that by its name holds actions of a bounded action space
 _ACTION_NAME = re.compile(r"(?i)^(?:actions?|acts?|batch_actions?|dataset_actions?|\w+_actions?)$")
 
@@ -107,7 +106,7 @@ class AtanhAtUnit(Rule):
             inner = self.ctx.match(value)
             if inner is None:
                 return None
-            if inner.key in _TANH or inner.key == "tanh" and inner.is_method:
+            if self.facts.tanh_of(value, at):
                 return (f"`{code(self.ctx, written)}` is a tanh output, exactly +-1 for {SATURATED_TANH.text}",
                         SATURATED_TANH)
             if inner.key in _CLAMPS:

@@ -158,6 +158,14 @@ class SqrtAtZero(Rule):
             fixed="var = ((x - x.mean()) ** 2).mean(); y = torch.sqrt(var + 1e-5)",
             hazard_dtypes=("float32", "float16"),
         ),
+        Witness(  # the same cancellation under a reciprocal root (a hand-written norm layer's rsqrt)
+            setup="x = leaf(torch.tensor([1000.003, 1000.004], dtype=dtype))",
+            hazard="var = (x * x).mean() - x.mean() ** 2; y = torch.rsqrt(var + 1e-5)",
+            fixed="var = ((x - x.mean()) ** 2).mean(); y = torch.rsqrt(var + 1e-5)",
+            hazard_dtypes=("float32", "float16"),
+            # in float16 the two-pass variance is 0 and rsqrt's gradient at 1e-5 (~1.6e7) overflows: NAN501's eps
+            fixed_dtypes=("float32", "bfloat16"),
+        ),
         Witness(  # an eps outside the root guards the value, not the gradient
             setup="d = leaf(torch.zeros(4, dtype=dtype))",
             hazard="y = torch.sqrt(d) + 1e-8",

@@ -9,7 +9,7 @@ and the engine's syntax check anyway) into *regions*: its top-level ``def`` and
 ``class`` statements, and the methods of its top-level classes. A region is hot
 for a rule when
 
-* the rule's screen matches its code (docstrings excluded), or
+* the rule's screen matches its code (docstrings and comment lines excluded), or
 * the screen matches module-level code that binds a name the region mentions
   (directly, or through module-level statements reading that name: ``EPS =
   1e-8``; ``TINY = EPS / 2``), or the imports of another definition (a star
@@ -19,7 +19,11 @@ for a rule when
   matches);
 
 and, when the rule has a ``site``, the region's own code (outside its methods)
-matches the site. libcst then parses a text where
+matches the site, and a divisor there reads the evidence: the right operand of
+a ``/``, the base of a ``**``, or a call named like a division or a reciprocal
+holds a screen match or mentions a name the evidence flows into (``_Flows``: by
+name through the region's statements, ``self.x`` set by the class's
+attribute-setting methods, or module-level names the match binds). libcst then parses a text where
 
 * every module-level statement is kept as is (imports, assignments, ``if``
   blocks, a script's training loop);
@@ -43,8 +47,9 @@ the rule's screen matches):
 2. A finding's evidence is a screen match in the region that holds it, in the
    module-level code it reads by name, or in a method of its class that sets
    attributes (only when ``attribute_flow``); a finding lies in a region its
-   rule's ``site`` matches. Screens match tokens of expressions, so a match
-   never spans two statements.
+   rule's ``site`` matches, and is a divisor computed from that evidence by
+   names the region (or the class's setters) bind. Screens match tokens of
+   expressions, so a match never spans two statements.
 
 Under (1) a kept region produces the same findings in the sliced file as in
 the whole file; under (2) a stubbed one produces none in either. The stdlib
@@ -120,13 +125,15 @@ def plan(source: str, rules: Sequence[type[Rule]], path: str = "<unknown>",
 
     if starts is None:
         starts = match_starts(rules, source)
+    starts = {rule: [start for start in found if not _commented(source, start)] for rule, found in starts.items()}
     edges, kinds = _sweep(regions, _docstring_lines(lines, tree), offsets)
     top = [index for index, region in enumerate(regions) if region.parent is None]
     stubs = {index: _stub(lines, regions[index]) for index in top}
     module_level = _ModuleLevel(body)
     module_hot: set[type[Rule]] = set()  # rules whose screen matches module-level code
     hot: dict[type[Rule], set[int]] = {}  # the regions that may hold a finding of each rule
-    sites: dict["re.Pattern[str]", set[int]] = {}
+    sites: dict["re.Pattern[str]", dict[int, set[int]]] = {}
+    flows = _Flows(regions, lines, offsets, edges, kinds, starts)
     for rule in rules:
         where: set[int] = set()
         everywhere = False  # some module-level code or stub may reach every definition
@@ -153,8 +160,10 @@ def plan(source: str, rules: Sequence[type[Rule]], path: str = "<unknown>",
                 found |= regions[region.parent].members
         if found and rule.site is not None and not (rule.site_anywhere and rule.site_anywhere.search(source)):
             if rule.site not in sites:  # the divide-by rules share theirs
-                sites[rule.site] = _regions_of(rule.site, source, edges, kinds)
-            found &= sites[rule.site]
+                sites[rule.site] = _lines_of(rule.site, source, offsets, edges, kinds)
+            found &= sites[rule.site].keys()
+            if found and not everywhere:  # the site must read what the evidence computed
+                found = flows.reaching(rule, found, sites[rule.site], module_level.closure(spread) if spread else set())
         hot[rule] = found
     chosen = [rule for rule in rules if rule in module_hot or hot[rule]]
     if not chosen:
@@ -390,20 +399,326 @@ class _ModuleLevel:
         return tainted
 
 
+def _commented(source: str, position: int) -> bool:
+    """Whether ``position`` lies on a line that is a comment (or, inside a string, reads like one): no rule's
+    finding in a definition rests on it (what rules read of comments, float16 words, they read in the whole
+    ``ctx.source``)."""
+    return source[source.rfind("\n", 0, position) + 1:position].lstrip().startswith("#")
+
+
 def _region_at(position: int, edges: list[int], kinds: list[int]) -> int:
     """What ``position`` lies in (see ``_sweep``): -1 module level, -2 a docstring, i >= 0 region i."""
     index = bisect.bisect_right(edges, position) - 1
     return kinds[index] if index >= 0 else -1
 
 
-def _regions_of(pattern: "re.Pattern[str]", source: str, edges: list[int], kinds: list[int]) -> set[int]:
-    """The regions ``pattern`` matches in, outside their methods and docstrings."""
-    found = set()
+def _lines_of(pattern: "re.Pattern[str]", source: str, offsets: list[int], edges: list[int],
+              kinds: list[int]) -> dict[int, set[int]]:
+    """The lines (1-based) ``pattern`` matches on in each region, outside its methods and docstrings."""
+    found: dict[int, set[int]] = {}
     for match in pattern.finditer(source):
         kind = _region_at(match.start(), edges, kinds)
         if kind >= 0:
-            found.add(kind)
+            found.setdefault(kind, set()).add(bisect.bisect_right(offsets, match.start()))
     return found
+
+
+class _Unit:
+    """A simple statement, a compound statement's header, or a nested definition on lines ``first``..``last``:
+    the names its targets set (None: it may set anything it mentions), and its nodes (where its divisors and
+    the names its comprehensions, lambdas and walruses bind are looked for)."""
+
+    __slots__ = ("first", "last", "targets", "nodes")
+
+    def __init__(self, first: int, last: int, targets: Optional[frozenset[str]], nodes: tuple[ast.AST, ...]) -> None:
+        self.first, self.last, self.targets, self.nodes = first, last, targets, nodes
+
+
+_IDENTIFIER = re.compile(r"[^\W\d]\w*")
+
+
+class _Flows:
+    """Whether a rule's evidence can reach a divisor inside a region: the third, per-rule condition of the rules
+    with a ``site`` (the divide-by rules), on the stdlib tree of the regions still hot.
+
+    A finding of a divide-by rule is a division whose divisor the analysis computed from the op its screen
+    matches (``x / x.norm()``; ``n = m.sum()`` ... ``y / n``; ``self.n = x.norm()`` in ``__init__``, ``/ self.n``
+    in ``forward``). So a region is kept only when a divisor (the right operand of ``/`` or ``/=``, the base of
+    ``**``, a call named like a division or a reciprocal) holds a screen match, or mentions a name that the
+    statements holding a screen match set, directly or through other statements of the region (a fixpoint, in any
+    order: loops), through ``self.x`` set by the class's attribute-setting methods, or through the module-level
+    names the match binds. Everything is over-approximated and matched by identifier (``self.n`` is ``self`` and
+    ``n``): a statement reads every identifier on its lines (strings and comments too); it sets its targets and
+    the names under a subscript or attribute target (``d[d == 0] = 1`` sets ``d``, ``self.n = ...`` sets ``n``),
+    what comprehensions, lambdas and walruses in it bind, and, for an expression statement (an in-place call:
+    ``deg.index_add_(0, row, ones)``) or a nested definition, everything it mentions.
+    """
+
+    def __init__(self, regions: list[_Region], lines: list[str], offsets: list[int], edges: list[int],
+                 kinds: list[int], starts: dict[type[Rule], list[int]]) -> None:
+        self.regions, self.lines, self.offsets, self.edges, self.kinds = regions, lines, offsets, edges, kinds
+        self.starts = starts
+        self._units: dict[int, list[_Unit]] = {}
+        self._reads: dict[int, frozenset[str]] = {}  # by id of the unit
+        self._binds: dict[int, frozenset[str]] = {}
+        self._seeds: dict[type[Rule], dict[int, set[int]]] = {}
+        self._divisors: dict[tuple[int, frozenset[int]], list[tuple[int, int, frozenset[str]]]] = {}
+
+    def reaching(self, rule: type[Rule], found: set[int], sites: dict[int, set[int]], names: set[str]) -> set[int]:
+        """The regions of ``found`` where the evidence of ``rule`` may reach a divisor on a line of ``sites``."""
+        seeds = self._seed_lines(rule)
+        attributes: dict[int, set[str]] = {}  # per class: the attributes its setters compute from evidence
+        kept = set()
+        for index in found:
+            region = self.regions[index]
+            initial = names
+            if region.parent is not None and rule.attribute_flow:
+                if region.parent not in attributes:
+                    attributes[region.parent] = self._class_attributes(region.parent, seeds, names)
+                initial = names | attributes[region.parent]
+            lines = seeds.get(index, set())
+            divisors = self.divisors(index, sites[index])
+            if any(_covers(first, last, lines) for first, last, _ in divisors):
+                kept.add(index)
+                continue
+            tainted = self._tainted(index, lines, initial)
+            if any(mentioned & tainted for _, _, mentioned in divisors):
+                kept.add(index)
+        return kept
+
+    def _class_attributes(self, parent: int, seeds: dict[int, set[int]], names: set[str]) -> set[str]:
+        setters = [m for m in self.regions[parent].members if m != parent and self.regions[m].binds_attributes]
+        attributes: set[str] = set()
+        while True:
+            found = set(attributes)
+            for member in setters:
+                found |= self._tainted(member, seeds.get(member, set()), names | attributes)
+            if found == attributes:
+                return attributes
+            attributes = found
+
+    def _tainted(self, index: int, seed_lines: set[int], initial: set[str]) -> set[str]:
+        """The names the evidence on ``seed_lines`` (and the ``initial`` names) may flow into in region ``index``."""
+        units = self.units(index)
+        tainted = set(initial)
+        for unit in units:
+            if _covers(unit.first, unit.last, seed_lines):
+                tainted |= self.binds(unit)
+        changed = True
+        while changed:
+            changed = False
+            for unit in units:
+                binds = self.binds(unit)
+                if not binds <= tainted and not self.reads(unit).isdisjoint(tainted):
+                    tainted |= binds
+                    changed = True
+        return tainted
+
+    def text(self, unit: _Unit) -> str:
+        return "\n".join(self.lines[unit.first - 1:unit.last])
+
+    def reads(self, unit: _Unit) -> frozenset[str]:
+        key = id(unit)
+        if key not in self._reads:
+            self._reads[key] = frozenset(_IDENTIFIER.findall(self.text(unit)))
+        return self._reads[key]
+
+    def binds(self, unit: _Unit) -> frozenset[str]:
+        key = id(unit)
+        if key not in self._binds:
+            if unit.targets is None:
+                self._binds[key] = self.reads(unit)
+            elif any(word in self.text(unit) for word in _LOCAL_BINDERS):
+                local: set[str] = set()
+                for node in unit.nodes:
+                    local |= _local_targets(node)
+                self._binds[key] = unit.targets | local
+            else:
+                self._binds[key] = unit.targets
+        return self._binds[key]
+
+    def _seed_lines(self, rule: type[Rule]) -> dict[int, set[int]]:
+        if rule not in self._seeds:
+            lines: dict[int, set[int]] = {}
+            for start in self.starts.get(rule, ()):
+                kind = _region_at(start, self.edges, self.kinds)
+                if kind >= 0:
+                    lines.setdefault(kind, set()).add(bisect.bisect_right(self.offsets, start))
+            self._seeds[rule] = lines
+        return self._seeds[rule]
+
+    def divisors(self, index: int, site_lines: set[int]) -> list[tuple[int, int, frozenset[str]]]:
+        """The divisors of the region's statements that hold a site match: each one's lines and names."""
+        key = (index, frozenset(site_lines))
+        if key not in self._divisors:
+            found = []
+            for unit in self.units(index):
+                if not _covers(unit.first, unit.last, site_lines):
+                    continue
+                for top in unit.nodes:
+                    for node in ast.walk(top):
+                        operand = _divisor(node)
+                        if operand is not None:
+                            found.append((operand.lineno, operand.end_lineno or operand.lineno,  # type: ignore
+                                          _identifiers(operand)))
+            self._divisors[key] = found
+        return self._divisors[key]
+
+    def units(self, index: int) -> list[_Unit]:
+        if index not in self._units:
+            region = self.regions[index]
+            units: list[_Unit] = []
+            node = region.node
+            if isinstance(node, ast.ClassDef):
+                methods = {self.regions[m].node for m in region.members if m != index}
+                _statement_units([s for s in node.body if s not in methods], units)
+            else:
+                arguments = node.args  # type: ignore[attr-defined]
+                evaluated = (*node.decorator_list, *arguments.defaults,  # type: ignore[attr-defined]
+                             *(d for d in arguments.kw_defaults if d is not None))
+                parameters = frozenset(a.arg for a in (*arguments.posonlyargs, *arguments.args,
+                                                       *arguments.kwonlyargs, arguments.vararg, arguments.kwarg)
+                                       if a is not None)
+                body = node.body  # type: ignore[attr-defined]
+                # a default's (or decorator's) value flows into the parameters; the parameters' names read nothing
+                signature = _Unit(region.first, max(region.first, body[0].lineno - 1), parameters, evaluated)
+                self._reads[id(signature)] = frozenset().union(*map(_identifiers, evaluated))
+                units.append(signature)
+                _statement_units(body, units)
+            self._units[index] = units
+        return self._units[index]
+
+
+def _covers(first: int, last: int, lines: set[int]) -> bool:
+    return any(first <= line <= last for line in lines)
+
+
+_RECIPROCALS = frozenset({"pow", "float_power", "rsqrt", "reciprocal"})
+
+
+def _divisor(node: ast.AST) -> Optional[ast.AST]:
+    """What ``node`` divides by: the right operand of ``/`` and ``/=``, the base of ``**`` and ``**=``, the whole
+    of a call named like a division or a reciprocal (``torch.div(a, b)``, ``d.pow(-0.5)``, ``n.rsqrt()``)."""
+    if isinstance(node, ast.BinOp):
+        if isinstance(node.op, ast.Div):
+            return node.right
+        if isinstance(node.op, ast.Pow):
+            return node.left
+    elif isinstance(node, ast.AugAssign):
+        if isinstance(node.op, ast.Div):
+            return node.value
+        if isinstance(node.op, ast.Pow):
+            return node.target
+    elif isinstance(node, ast.Call):
+        func = node.func
+        callee = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+        if "div" in callee or callee.rstrip("_") in _RECIPROCALS:
+            return node
+    return None
+
+
+def _identifiers(node: ast.AST) -> frozenset[str]:
+    """The names and attribute names mentioned under ``node``."""
+    found: set[str] = set()
+    for child in ast.walk(node):
+        if isinstance(child, ast.Name):
+            found.add(child.id)
+        elif isinstance(child, ast.Attribute):
+            found.add(child.attr)
+    return frozenset(found)
+
+
+_COMPOUND_HEADERS = {ast.If: ("test",), ast.While: ("test",), ast.For: ("target", "iter"),
+                     ast.AsyncFor: ("target", "iter"), ast.With: ("items",), ast.AsyncWith: ("items",)}
+_INERT = (ast.Return, ast.Pass, ast.Break, ast.Continue, ast.Delete, ast.Raise, ast.Assert)
+_LOCAL_BINDERS = ("for", "lambda", ":=")  # text that may hide a comprehension, a lambda or a walrus
+
+
+def _statement_units(statements: list[ast.stmt], out: list[_Unit]) -> None:
+    for statement in statements:
+        first, last = statement.lineno, statement.end_lineno or statement.lineno
+        if isinstance(statement, _DEFINITIONS):
+            out.append(_Unit(_first_line(statement), last, None, (statement,)))
+            continue
+        blocks = [getattr(statement, block) for block in _BLOCKS if getattr(statement, block, None)]
+        if not blocks:  # a simple statement
+            out.append(_Unit(first, last, _binds(statement), (statement,)))
+            continue
+        header: list[ast.AST] = []
+        for name in _COMPOUND_HEADERS.get(type(statement), ()):
+            value = getattr(statement, name)
+            header.extend(value if isinstance(value, list) else [value])
+        if type(statement).__name__ == "Match":
+            header = [statement.subject]  # type: ignore[attr-defined]
+        if header:
+            bound: set[str] = set()
+            if isinstance(statement, (ast.For, ast.AsyncFor)):
+                _target_names(statement.target, bound)
+            elif isinstance(statement, (ast.With, ast.AsyncWith)):
+                for item in statement.items:
+                    if item.optional_vars is not None:
+                        _target_names(item.optional_vars, bound)
+            header_last = max(first, statement.body[0].lineno - 1)  # type: ignore[attr-defined]
+            out.append(_Unit(first, header_last, frozenset(bound), tuple(header)))  # walrus: ``_LOCAL_BINDERS``
+        for block in blocks:
+            for item in block:
+                if isinstance(item, ast.ExceptHandler):
+                    out.append(_Unit(item.lineno, item.lineno, frozenset([item.name] if item.name else []),
+                                     (item.type,) if item.type is not None else ()))
+                    _statement_units(item.body, out)
+                elif type(item).__name__ == "match_case":
+                    captured = frozenset(n.name for n in ast.walk(item.pattern)  # type: ignore[attr-defined]
+                                         if isinstance(n, (ast.MatchAs, ast.MatchStar)) and n.name)
+                    guard = (item.guard,) if item.guard is not None else ()  # type: ignore[attr-defined]
+                    out.append(_Unit(item.pattern.lineno, item.pattern.lineno, captured, guard))  # type: ignore
+                    _statement_units(item.body, out)  # type: ignore[attr-defined]
+                else:
+                    _statement_units([item], out)
+
+
+def _local_targets(node: ast.AST) -> set[str]:
+    """The names comprehensions, lambdas and walruses under ``node`` bind (their values come from what the
+    statement reads)."""
+    bound: set[str] = set()
+    for child in ast.walk(node):
+        if isinstance(child, ast.comprehension):
+            _target_names(child.target, bound)
+        elif isinstance(child, ast.NamedExpr):
+            _target_names(child.target, bound)
+        elif isinstance(child, ast.arg):
+            bound.add(child.arg)
+    return bound
+
+
+def _binds(statement: ast.stmt) -> Optional[frozenset[str]]:
+    """The names the targets of ``statement`` set; None when it may set anything it mentions (an expression
+    statement: an in-place call; an import, ``global``...)."""
+    if isinstance(statement, ast.Assign):
+        targets: list[ast.expr] = statement.targets
+    elif isinstance(statement, (ast.AugAssign, ast.AnnAssign)):
+        targets = [statement.target]
+    elif isinstance(statement, _INERT):
+        targets = []
+    else:
+        return None
+    bound: set[str] = set()
+    for target in targets:
+        _target_names(target, bound)
+    return frozenset(bound)
+
+
+def _target_names(target: ast.expr, bound: set[str]) -> None:
+    if isinstance(target, ast.Name):
+        bound.add(target.id)
+    elif isinstance(target, ast.Attribute):
+        bound.add(target.attr)
+    elif isinstance(target, ast.Subscript):
+        _target_names(target.value, bound)
+    elif isinstance(target, (ast.Tuple, ast.List)):
+        for element in target.elts:
+            _target_names(element, bound)
+    elif isinstance(target, ast.Starred):
+        _target_names(target.value, bound)
 
 
 def _mentioning(names: set[str], source: str, offsets: list[int], regions: list[_Region]) -> set[int]:

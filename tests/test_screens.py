@@ -353,6 +353,43 @@ def test_a_definition_without_a_division_cannot_hold_a_divide_by_finding() -> No
     assert [f[0] for f in check_equivalent(renamed, [BY_CODE["NAN101"]])] == ["NAN101"]
 
 
+# The divide-by rules' flow condition: the evidence must reach a divisor of the region, by name.
+REACHING = {
+    "direct": ("NAN103", "def f(x, mask):\n    n = mask.sum()\n    return (x * mask).sum() / n\n"),
+    "in-place": ("NAN103", "def f(x, row, N):\n    deg = torch.zeros(N)\n"
+                           "    deg.index_add_(0, row, torch.ones(row.shape[0]))\n    return x / deg[:, None]\n"),
+    "walrus": ("NAN103", "def f(x, mask):\n    if (n := mask.sum()) is not None:\n        pass\n"
+                         "    return x.sum() / n\n"),
+    "augmented": ("NAN103", "def f(x, mask):\n    x = (x * mask).sum()\n    x /= mask.sum()\n    return x\n"),
+    "power": ("NAN103", "def f(x, row, N):\n    deg = torch.zeros(N).scatter_add_(0, row, torch.ones(row.shape[0]))\n"
+                        "    d = deg.pow(-0.5)\n    return x * d[:, None]\n"),
+    "attribute": ("NAN101", "class A(torch.nn.Module):\n    def __init__(self, w):\n        super().__init__()\n"
+                            "        self.w = w\n\n    def setup(self, x):\n        n = x.norm()\n        self.n = n\n\n"
+                            "    def forward(self, x):\n        return x / self.n\n"),
+    "unpacked": ("NAN102", "def f(x):\n    s, m = torch.std_mean(x)\n    return (x - m) / s\n"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REACHING))
+def test_evidence_reaches_the_divisor_through_the_definition(case: str) -> None:
+    code, body = REACHING[case]
+    source = "import torch\n" + PAD + "\n\n" + body
+    assert [f[0] for f in check_equivalent(source)] == [code]
+    plan = screening.plan(source, [BY_CODE[code]])
+    assert plan is not None and plan.text is not None and body.splitlines()[-1] in plan.text
+
+
+def test_evidence_that_reaches_no_divisor_keeps_nothing() -> None:
+    """A sum and a length in the function, a division in it too, but the divisor is computed from neither."""
+    body = ("def adapt(w, in_chans, base):\n    w = w.sum(dim=1, keepdim=True)\n    w *= base / float(in_chans)\n"
+            "    n = len(w)\n    return w * n\n")
+    source = "import torch\n" + PAD + "\n\n" + body
+    assert screening.plan(source, [BY_CODE["NAN103"]]).text is None
+    # the same function dividing by the sum is kept
+    divided = source.replace("base / float(in_chans)", "base / w")
+    assert screening.plan(divided, [BY_CODE["NAN103"]]).text is not None
+
+
 @pytest.mark.parametrize("setter", [
     "self.n = x.norm()", "(self.n, other) = (x.norm(), 1)", "[first, *self.n] = x.norm(), 2",
     "for self.n in [x.norm()]:\n            pass", "with x.norm() as self.n:\n            pass",

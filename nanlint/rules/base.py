@@ -14,7 +14,11 @@ of the rule contains a match for it.
 ``site`` (optional) is a second, finer necessary condition used by the
 second-stage screen (:mod:`nanlint.screening`): the *top-level definition that
 holds a finding* contains a match for it (a division for the divide-by rules),
-wherever the screen's evidence came from. ``site_anywhere`` (optional) matches
+wherever the screen's evidence came from. A rule with a site also promises that
+every finding is a division, ``/=``, power or reciprocal whose divisor (base)
+is computed from what its screen matches, so the second stage keeps a
+definition only when the evidence reaches such a divisor there (by name, through
+the definition's statements, ``self.x`` or module-level names). ``site_anywhere`` (optional) matches
 what makes the site test unreliable for a whole file (an import that renames
 ``torch.div``), and turns it off there.
 

@@ -98,7 +98,7 @@ class DivideByNorm(Rule):
         | """ + ROOT + r"""
         # or a sum that vanishes with its inputs (``g2 / (2 * g2 + (a * g3).sum())``): a ``+`` and a square
         | \A(?=[\s\S]*[+])(?=[\s\S]*?(?: [*][*]\s*2(?![\d.]) | pow\s*[(]\s*2(?![\d.]) | square
-                                      | (?<![\w.])(\w+)\s*[*]\s*\1(?!\w) | var(?<!\wvar) | mse ))""", re.VERBOSE)
+                                      | (?<![\w.])(\w++)\s*+[*]\s*+\1(?!\w) | var(?<!\wvar) | mse ))""", re.VERBOSE)
     site = DIVISION
     site_anywhere = DIVISION_RENAMED
     witnesses = (

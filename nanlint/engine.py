@@ -122,12 +122,17 @@ def lint_sliced(path: str, source: str, text: str, request: LintRequest, indent:
     whole file's, which fixes use): the caller lints ``source`` instead. ``possible``: the rules whose file-level
     condition (``may_fire``) holds on ``source``, if the caller knows them. A rule runs when its screen matches
     ``text``: under the chunk-locality contract every finding in a kept definition or in module-level code has
-    its evidence there. Used by the language server to re-analyse only the definitions an edit changed."""
+    its evidence there. The second stage then cuts ``text`` further (exact under the same contract), and libcst
+    is not needed at all when the changed definitions cannot hold a finding. Used by the language server to
+    re-analyse only the definitions an edit changed."""
     suppressions = parse_suppressions(source)
     result = FileResult(path, source=source)
     if possible is None:
         possible = [rule for rule in request.rule_classes() if rule.may_fire(source, request.precision)]
     rules = [rule for rule in possible if rule.screen.search(text)]
+    plan = screening.plan(text, rules, path) if rules and SECOND_STAGE else None
+    if plan is not None:  # the second stage on ``text``: exact under the same contract, and often nothing to parse
+        text, rules = plan.text or "", plan.rules
     if rules:
         try:
             module = cst.parse_module(text)

@@ -29,12 +29,14 @@ changed, a ``file-ignore`` comment changed, a rule's file-level condition
 from __future__ import annotations
 
 import ast
+import copy
 import re
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from .files import LintRequest
 from .finding import Edit, Finding, Fix
+from .lines import common_ends
 
 if TYPE_CHECKING:  # pragma: no cover
     from .rules.base import Rule
@@ -96,27 +98,100 @@ def layout(text: str, path: str = "<unknown>") -> Optional[Layout]:
         if first <= previous:
             return None  # shares a line with what precedes it
         between.append("\n".join(lines[previous:first - 1]))
-        methods: list[Definition] = []
-        frame: list[str] = []
-        if isinstance(statement, ast.ClassDef):
-            inner = first - 1
-            for child in statement.body:
-                if not isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                    continue
-                start, end = _span(child)
-                if start <= max(statement.lineno, inner) or not lines[start - 1].lstrip().startswith(
-                        ("@", "def", "async")):
-                    continue  # shares a line with the class header or what precedes it
-                frame.append("\n".join(lines[inner:start - 1]))
-                methods.append(Definition(start, end, child, "\n".join(lines[start - 1:end])))
-                inner = end
-            frame.append("\n".join(lines[inner:last]))
-        definitions.append(Definition(first, last, statement, "\n".join(lines[first - 1:last]), tuple(methods),
-                                      tuple(frame)))
+        definitions.append(_definition(statement, lines, first, last))
         previous = last
     between.append("\n".join(lines[previous:]))
     return Layout(text, lines, tree.body, tuple(definitions), tuple(between),  # type: ignore[attr-defined]
                   tuple(_FILE_IGNORE.findall(text)))
+
+
+def edited_layout(before: Layout, text: str, path: str = "<unknown>") -> Optional[Layout]:
+    """The layout of ``text``, an edit of ``before.text`` that lies inside one definition, compiling only that
+    definition (or method) again; None when the edit is elsewhere or the definition alone does not compile as one
+    definition (then :func:`layout` decides).
+
+    The edit is what lies between the lines the two texts share at their start and at their end; it is inside a
+    definition when an unchanged line of it comes first (its header) and an unchanged line of it comes last. Such
+    an edit cannot change how Python reads the rest of the file: a definition that compiles alone ends with every
+    bracket and string closed, and its last line, unchanged, ends it at the same indentation as before. The other
+    definitions keep their stdlib nodes, moved by the lines the edit added (only their spans are read again: the
+    stubs, ``binds_attributes`` and the imports compare nodes without positions)."""
+    old = before.lines
+    new = text.split("\n")
+    if "\r" in text:
+        return None
+    same_start, same_end = common_ends(old, new)
+    start, end = same_start + 1, len(old) - same_end  # the old lines the edit replaced (end < start: inserted)
+    delta = len(new) - len(old)
+    index = next((i for i, d in enumerate(before.definitions) if d.first < start and end < d.last), None)
+    if index is None:
+        return None
+    definition = before.definitions[index]
+    position = next((i for i, m in enumerate(definition.methods) if m.first < start and end < m.last), None)
+    unit = definition if position is None else definition.methods[position]
+    node = _compiled_alone(new[unit.first - 1:unit.last + delta], unit, path, nested=position is not None)
+    if node is None:
+        return None
+    if position is None:
+        edited = _definition(node, new, unit.first, unit.last + delta)
+    else:
+        edited = Definition(unit.first, unit.last + delta, node, "\n".join(new[unit.first - 1:unit.last + delta]))
+        methods = (*definition.methods[:position], edited,
+                   *(_shifted(m, delta) for m in definition.methods[position + 1:]))
+        frame = copy.copy(definition.node)
+        frame.body = [node if child is unit.node else child for child in definition.node.body]  # type: ignore
+        frame.end_lineno = (definition.node.end_lineno or definition.last) + delta
+        edited = Definition(definition.first, definition.last + delta, frame,
+                            "\n".join(new[definition.first - 1:definition.last + delta]), methods, definition.frame)
+    body = [edited.node if statement is definition.node else statement for statement in before.body]
+    definitions = (*before.definitions[:index], edited, *(_shifted(d, delta) for d in before.definitions[index + 1:]))
+    return Layout(text, new, body, definitions, before.between, tuple(_FILE_IGNORE.findall(text)))
+
+
+def _compiled_alone(lines: list[str], unit: Definition, path: str, nested: bool) -> Optional[ast.stmt]:
+    """The stdlib node of ``lines``, the new text of ``unit`` (a method when ``nested``), at its place in the file;
+    None unless it compiles as exactly one definition of the same kind and name spanning every line."""
+    wrapped = ["class _:", *lines] if nested else lines
+    try:
+        tree = compile("\n".join(wrapped), path, "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
+    except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
+        return None
+    body = tree.body[0].body if nested and len(tree.body) == 1 else tree.body  # type: ignore[attr-defined]
+    if len(body) != 1 or type(body[0]) is not type(unit.node) \
+            or body[0].name != unit.node.name:  # type: ignore[attr-defined]
+        return None
+    node = body[0]
+    if _span(node) != (1 + nested, len(wrapped)):
+        return None
+    ast.increment_lineno(node, unit.first - 1 - nested)
+    return node
+
+
+def _shifted(definition: Definition, delta: int) -> Definition:
+    if not delta:
+        return definition
+    return replace(definition, first=definition.first + delta, last=definition.last + delta,
+                   methods=tuple(_shifted(m, delta) for m in definition.methods))
+
+
+def _definition(statement: ast.stmt, lines: list[str], first: int, last: int) -> Definition:
+    """The top-level definition ``statement`` on ``lines[first - 1:last]``, a class cut into its methods."""
+    methods: list[Definition] = []
+    frame: list[str] = []
+    if isinstance(statement, ast.ClassDef):
+        inner = first - 1
+        for child in statement.body:
+            if not isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            start, end = _span(child)
+            if start <= max(statement.lineno, inner) or not lines[start - 1].lstrip().startswith(
+                    ("@", "def", "async")):
+                continue  # shares a line with the class header or what precedes it
+            frame.append("\n".join(lines[inner:start - 1]))
+            methods.append(Definition(start, end, child, "\n".join(lines[start - 1:end])))
+            inner = end
+        frame.append("\n".join(lines[inner:last]))
+    return Definition(first, last, statement, "\n".join(lines[first - 1:last]), tuple(methods), tuple(frame))
 
 
 def _span(node: ast.stmt) -> tuple[int, int]:
@@ -149,7 +224,7 @@ def relint(path: str, request: LintRequest, before: Layout, findings: list[Findi
            ) -> Optional[Relinted]:
     """The findings of ``text``, re-analysing only the definitions that differ from ``before`` (whose findings
     were ``findings``); None when that cannot be done (see the module docstring): lint the whole text."""
-    after = layout(text, path)
+    after = edited_layout(before, text, path) or layout(text, path)
     if after is None or not _same_frame(before, after):
         return None
     changed = [i for i, (old, new) in enumerate(zip(before.definitions, after.definitions)) if old.text != new.text]

@@ -30,6 +30,7 @@ The default precision set, when nothing declares one, is float32 and bfloat16
 """
 from __future__ import annotations
 
+import functools
 import math
 import re
 import struct
@@ -146,6 +147,11 @@ def may_have_fp16_evidence(source: str, declared: Optional[tuple[str, ...]]) -> 
     """A necessary condition of :func:`fp16_evidence` on the text alone (for ``Rule.may_fire``)."""
     if declared is not None:
         return "float16" in declared
+    return _may_have_fp16_evidence(source)
+
+
+@functools.lru_cache(maxsize=8)  # each float16 rule asks it of the same text (a str caches its hash)
+def _may_have_fp16_evidence(source: str) -> bool:
     if not any(word in source for word in _EVIDENCE_WORDS):  # str.find is ~50x faster than the regexes
         return False
     return bool(_TENSOR_EVIDENCE.search(source) or FP16_EVIDENCE.search(source))

@@ -42,7 +42,7 @@ from .config import ConfigError
 from .docs import anchor
 from .files import LintRequest
 from .finding import Edit, Finding, at_least
-from .lines import split_lines
+from .lines import common_ends, split_lines
 from .registry import BY_CODE
 from .report.levels import WARNING, level
 from .request import SettingsResolver
@@ -208,13 +208,7 @@ def parses(text: str) -> bool:
 
 def minimal_edit(before: str, after: str) -> Edit:
     """One edit turning ``before`` into ``after``: the span between their common prefix and suffix."""
-    limit = min(len(before), len(after))
-    prefix = 0
-    while prefix < limit and before[prefix] == after[prefix]:
-        prefix += 1
-    suffix = 0
-    while suffix < limit - prefix and before[-1 - suffix] == after[-1 - suffix]:
-        suffix += 1
+    prefix, suffix = common_ends(before, after)
     lines = split_lines(before)
 
     def position(offset: int) -> tuple[int, int]:

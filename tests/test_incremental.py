@@ -3,6 +3,7 @@ the findings of a full lint, except where a message names the line of float16 ev
 (the server confirms every preview with a full lint; tests/test_server.py checks what it shows at rest)."""
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from helpers import FIXTURES
 
 from nanlint.engine import LintRequest, lint_source
 from nanlint.finding import Finding
-from nanlint.incremental import layout, relint
+from nanlint.incremental import edited_layout, layout, relint
 from nanlint.rules import ALL_RULES
 
 REQUEST = LintRequest(ALL_RULES, None, (("max-grad-norm", 1.0),))
@@ -83,3 +84,47 @@ def test_preview_declines_what_it_cannot_do():
     assert preview is not None
     assert identity(preview.findings) == identity(lint_source("m.py", edited, REQUEST).findings)
     assert [f.line for f in preview.findings] == [8]
+
+
+def _shape(lay) -> tuple:
+    """A layout's spans, texts and nodes (positions aside: the moved definitions keep their old nodes)."""
+    def definition(d) -> tuple:
+        return (d.first, d.last, d.text, d.frame, ast.dump(d.node), tuple(definition(m) for m in d.methods))
+    return tuple(definition(d) for d in lay.definitions), lay.between, lay.file_ignores
+
+
+def test_an_edit_inside_one_definition_is_laid_out_from_the_last_layout():
+    """``edited_layout`` compiles only the edited definition (or method) again and gives what ``layout`` gives for
+    the whole new text; an edit it cannot place (a header, a last line, module-level text) is left to ``layout``."""
+    used = declined = 0
+    for path in FILES:
+        text = path.read_text(encoding="utf-8")
+        before = layout(text, str(path))
+        lines = text.split("\n")
+        for definition in before.definitions:
+            units = [definition, *definition.methods]
+            for unit in units:
+                for line in sorted({unit.first, (unit.first + unit.last) // 2, unit.last}):
+                    for changed in edits(lines, line).values():
+                        new = "\n".join(changed)
+                        fast = edited_layout(before, new, str(path))
+                        if fast is None:
+                            declined += 1
+                            continue
+                        used += 1
+                        full = layout(new, str(path))
+                        assert full is not None and _shape(fast) == _shape(full), (path, line)
+                        for was, now, whole in zip(before.definitions, fast.definitions, full.definitions):
+                            if now.node is was.node:
+                                continue
+                            pairs = [(n.node, w.node) for m, n, w in zip(was.methods, now.methods, whole.methods)
+                                     if n.node is not m.node]  # one method recompiled, or the whole definition
+                            recompiled = pairs if len(pairs) == 1 and len(now.methods) > 1 else [(now.node, whole.node)]
+                            for mine, theirs in recompiled:  # it sits where the file has it
+                                assert ast.dump(mine, include_attributes=True) == \
+                                    ast.dump(theirs, include_attributes=True), (path, line)
+    assert used > 200 and declined > 50
+    broken = "def f(x):\n    return x\n\n\ndef g(x):\n    y = x\n    return y\n"
+    assert edited_layout(layout(broken), broken.replace("    y = x\n", "    y = (x\n")) is None  # does not compile
+    dedented = broken.replace("    y = x\n", "y = x\n")  # no longer inside g: the whole text decides
+    assert edited_layout(layout(broken), dedented) is None

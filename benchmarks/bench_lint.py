@@ -180,6 +180,7 @@ class Row:
 
 # -- the language server ---------------------------------------------------------------------------------
 LSP_FILE = "transformers/transformers/models/wav2vec2/modeling_wav2vec2.py"  # 2,026 lines
+LSP_HOT_FUNCTION = "_compute_mask_indices"  # sums, lengths and divisions: every keystroke is analysed with libcst
 
 
 class LspSession:
@@ -254,10 +255,11 @@ class LspSession:
 
 
 def lsp_typing(python: str, env: dict[str, str], work: Path, source: Path, edits: int = 30,
-               interval: float = 0.05, settle: float = 1.5) -> dict:
+               interval: float = 0.05, settle: float = 1.5, into: Optional[str] = None) -> dict:
     """Open a 2,000-line file in ``nanlint server`` and type ``edits`` keystrokes into one of its methods, one
     every ``interval`` s (the first inserts a line ``_t = 1``, each next appends a digit: the text stays valid);
-    wait for the last version's diagnostics, then ``settle`` s for a confirmation.
+    wait for the last version's diagnostics, then ``settle`` s for a confirmation. ``into``: the name of the
+    function typed into (default: the first method after the middle of the file).
 
     A keystroke's latency is the time from sending it to the first publishDiagnostics for its version or a
     later one (a superseded version is never published). Also returns the number of publishes after the
@@ -270,8 +272,12 @@ def lsp_typing(python: str, env: dict[str, str], work: Path, source: Path, edits
     text = source.read_text(encoding="utf-8")
     lines = text.split("\n")
     middle = len(lines) // 2
-    at = next(i for i in range(middle, len(lines)) if lines[i].startswith("        ") and lines[i][8] != " "
-              and _parses("\n".join(lines[:i] + ["        _t = 1"] + lines[i:])))
+    indent = "        "
+    if into is not None:
+        middle = next(i for i, line in enumerate(lines) if line.lstrip().startswith(f"def {into}(")) + 1
+        indent = " " * (len(lines[middle - 1]) - len(lines[middle - 1].lstrip()) + 4)
+    at = next(i for i in range(middle, len(lines)) if lines[i].startswith(indent) and lines[i][len(indent)] != " "
+              and _parses("\n".join(lines[:i] + [indent + "_t = 1"] + lines[i:])))
     target.write_text(text, encoding="utf-8")
     uri = target.resolve().as_uri()
     session = LspSession([python, "-m", "nanlint", "server"], env, str(folder))
@@ -290,8 +296,8 @@ def lsp_typing(python: str, env: dict[str, str], work: Path, source: Path, edits
         for k in range(edits):
             if k == 0:
                 change = {"range": {"start": {"line": at, "character": 0}, "end": {"line": at, "character": 0}},
-                          "text": "        _t = 1\n"}
-                current.insert(at, "        _t = 1")
+                          "text": indent + "_t = 1\n"}
+                current.insert(at, indent + "_t = 1")
             else:
                 column = len(current[at])
                 change = {"range": {"start": {"line": at, "character": column},
@@ -502,16 +508,17 @@ def issue15_rows(args: argparse.Namespace, trees: dict[str, dict[str, str]], wor
     if cold is not None and "timm" in baselines:
         out.append(("cold timm / bare 2-process libcst parse", {"this tree": f"{cold.median / baselines['timm']:.3f} x"},
                     "<= 0.35 x"))
-    if not args.no_lsp:
-        for interval in (0.1, 0.05):
+    if not args.no_lsp:  # typing into a method no rule can fire in, then into a function that must be analysed
+        for interval, into in ((0.1, None), (0.05, None), (0.015, None), (0.05, LSP_HOT_FUNCTION)):
             lsp = {}
             for tree, environ in trees.items():
-                found = lsp_typing(sys.executable, environ, work / f"lsp-{tree.replace(' ', '-')}-{interval}",
-                                   corpus / LSP_FILE, interval=interval)
+                found = lsp_typing(sys.executable, environ, work / f"lsp-{tree.replace(' ', '-')}-{interval}-{into}",
+                                   corpus / LSP_FILE, interval=interval, into=into)
                 lsp[tree] = (f"p50 {1000 * found['p50']:.0f} ms, p95 {1000 * found['p95']:.0f} ms, "
                              f"{found['publishes']} publishes; at rest = check: {'yes' if found['same_as_check'] else 'NO'}")
-            out.append((f"LSP, {Path(LSP_FILE).name} (2,026 lines), 30 keystrokes {1000 * interval:.0f} ms apart",
-                        lsp, "p95 <= 100 ms, far fewer than 30 publishes"))
+            where = f", into `{into}`" if into else ""
+            out.append((f"LSP, {Path(LSP_FILE).name} (2,026 lines), 30 keystrokes {1000 * interval:.0f} ms apart{where}",
+                        lsp, "p95 <= 100 ms; a superseded version is never published"))
     return out
 
 

@@ -10,7 +10,9 @@
   LSP wants 0-based lines and columns in the negotiated position encoding, UTF-16
   code units unless the client offers another (so an emoji before a finding counts
   twice).
-* Typing: a change is linted after ``DEBOUNCE_S`` without a newer one, off the
+* Typing: a change is linted after ``DEBOUNCE_S`` without a newer one, or at the
+  latest ``MAX_WAIT_S`` after the first change not yet published (a burst of
+  keystrokes faster than the debounce is still answered while it lasts), off the
   event loop (one lint at a time), and published only if the document has not
   changed meanwhile; a newer change cancels the older one's pending work. The
   first lint after a change re-analyses only the top-level definitions it
@@ -59,7 +61,8 @@ SOURCE = "nanlint"
 FIX_ALL_KIND = "source.fixAll.nanlint"
 PYTHON_SUFFIXES = (".py", ".pyi")
 INSTALL_HINT = "nanlint server needs pygls (the `lsp` extra): pip install 'pygls>=2,<3'"
-DEBOUNCE_S = 0.025  # a change waits this long for the next keystroke before it is linted
+DEBOUNCE_S = 0.015  # a change waits this long for the next keystroke before it is linted
+MAX_WAIT_S = 0.05  # ... but no longer than this after the oldest change not yet published
 CONFIRM_S = 0.3  # a preview (changed definitions re-analysed) is confirmed by a full lint after this pause
 
 
@@ -102,6 +105,7 @@ class NanlintState:
     cache: dict[str, DocumentLint] = field(default_factory=dict)
     shown_errors: set[str] = field(default_factory=set)
     pending: dict[str, "asyncio.Task[None]"] = field(default_factory=dict)  # the latest change's work, per document
+    waiting_since: dict[str, float] = field(default_factory=dict)  # when the oldest unpublished change came
     # every lint after a change runs here, one at a time, off the event loop (which keeps reading changes)
     executor: "ThreadPoolExecutor" = field(default_factory=lambda: _lint_thread())
 
@@ -327,9 +331,12 @@ def create_server() -> Any:
 
     async def refresh(uri: str) -> None:
         """After a change: wait out the burst, preview, publish, then confirm with a full lint once typing pauses."""
-        await asyncio.sleep(DEBOUNCE_S)
+        loop = asyncio.get_running_loop()
+        since = state.waiting_since.setdefault(uri, loop.time())
+        await asyncio.sleep(min(DEBOUNCE_S, max(0.0, since + MAX_WAIT_S - loop.time())))
         document = server.workspace.get_text_document(uri)
         if not is_python(document):
+            state.waiting_since.pop(uri, None)
             return
         version, text = document.version, document.source
         path = document_path(uri, document.path)
@@ -343,6 +350,7 @@ def create_server() -> Any:
             return  # a newer change has its own task
         linted = DocumentLint(findings, text, split_lines(text), key, exact=exact, layout=layout)
         state.cache[uri] = linted
+        state.waiting_since.pop(uri, None)
         send(uri, version, linted)
         if exact:
             return
@@ -398,6 +406,7 @@ def create_server() -> Any:
     @server.feature(lsp.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(params: lsp.DidCloseTextDocumentParams) -> None:
         cancel(params.text_document.uri)
+        state.waiting_since.pop(params.text_document.uri, None)
         state.cache.pop(params.text_document.uri, None)
         server.text_document_publish_diagnostics(
             lsp.PublishDiagnosticsParams(uri=params.text_document.uri, diagnostics=[]))

@@ -12,7 +12,7 @@ from libcst.metadata import CodeRange
 from .context import FileContext, RawFinding
 from .files import (FILE_ERROR_CODE, FILE_ERROR_NAME, INTERNAL_ERROR_CODE, INTERNAL_ERROR_NAME,  # noqa: F401
                     MAX_FILE_BYTES, SUPPRESSIONS_OPTION, UNUSED_NOQA_CODE, FileResult, LintRequest, decode,
-                    decode_source, file_error, read_source)
+                    decode_source, file_error, python_syntax_error, read_source)
 from .finding import Finding
 from .fixspec import FixSpec, to_fix
 from .lines import split_lines
@@ -37,7 +37,7 @@ def parse(path: str, source: str) -> tuple[Optional[cst.Module], Optional[Findin
     of other nesting). Only a SyntaxError that may be newer syntax than this
     interpreter knows is handed to libcst to decide.
     """
-    python_error = _python_syntax_error(path, source)
+    python_error = python_syntax_error(path, source)
     if python_error is not None and not python_error.extra.get("newer_syntax_possible"):
         return None, python_error
     try:
@@ -51,22 +51,6 @@ def parse(path: str, source: str) -> tuple[Optional[cst.Module], Optional[Findin
         return None, file_error(path, "cannot parse: nesting too deep")
     except Exception as exc:  # libcst's native parser raises a few other types
         return None, file_error(path, f"cannot parse: {type(exc).__name__}: {exc}")
-
-
-def _python_syntax_error(path: str, source: str) -> Optional[Finding]:
-    """Python's own message and position for a syntax error (clearer than libcst's), if it has one."""
-    try:
-        compile(source, path, "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
-    except SyntaxError as exc:
-        finding = file_error(path, f"cannot parse: {exc.msg}", exc.lineno or 1, exc.offset or 1)
-        if "too many nested" not in exc.msg:
-            finding.extra["newer_syntax_possible"] = True
-        return finding
-    except (RecursionError, MemoryError):
-        return file_error(path, "cannot parse: nesting too deep for the Python parser")
-    except ValueError as exc:
-        return file_error(path, f"cannot parse: {exc}")
-    return None
 
 
 def _compiles(source: str, path: str) -> bool:

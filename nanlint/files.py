@@ -7,6 +7,7 @@ analysis are imported where a file is analysed (:meth:`LintRequest.rule_classes`
 """
 from __future__ import annotations
 
+import ast
 import io
 import os
 import tokenize
@@ -81,6 +82,22 @@ def decode(data: bytes) -> tuple[str, str]:
 
 def file_error(path: str, message: str, line: int = 1, column: int = 1) -> Finding:
     return Finding(FILE_ERROR_CODE, FILE_ERROR_NAME, message, path, line, column, line, column)
+
+
+def python_syntax_error(path: str, source: str) -> Optional[Finding]:
+    """Python's own message and position for a syntax error (clearer than libcst's), if it has one."""
+    try:
+        compile(source, path, "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
+    except SyntaxError as exc:
+        finding = file_error(path, f"cannot parse: {exc.msg}", exc.lineno or 1, exc.offset or 1)
+        if "too many nested" not in exc.msg:
+            finding.extra["newer_syntax_possible"] = True
+        return finding
+    except (RecursionError, MemoryError):
+        return file_error(path, "cannot parse: nesting too deep for the Python parser")
+    except ValueError as exc:
+        return file_error(path, f"cannot parse: {exc}")
+    return None
 
 
 # libcst holds ~60x a file's size in memory and parses ~20k lines/s: a 4 MB

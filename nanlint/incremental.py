@@ -312,6 +312,21 @@ def _inside(line: int, spans: list[tuple[int, int]]) -> bool:
     return any(first <= line <= last for first, last in spans)
 
 
+def moved_findings(findings: list[Finding], before: str, text: str) -> list[Finding]:
+    """``findings`` of the text ``before`` where ``text`` still has their lines: those above the edit as they
+    were, those below it moved by the lines it added; those on the lines it replaced are dropped. For a preview
+    of a text that cannot be analysed (a syntax error while typing), until the confirmation."""
+    old, new = before.split("\n"), text.split("\n")
+    same_start, same_end = common_ends(old, new)
+    end, delta = len(old) - same_end, len(new) - len(old)
+
+    def moved(line: int) -> int:
+        return line + delta if line > end else line
+
+    kept = [f for f in findings if f.line <= same_start or f.line > end]
+    return [_moved(f, moved(f.line) - f.line, moved) for f in kept]
+
+
 _EVIDENCE_LINE = re.compile(r"(` on line )(\d+)")  # precision.Evidence in a message: "`x.half()` on line 36"
 
 

@@ -42,7 +42,7 @@ import click
 from . import __version__
 from .config import ConfigError
 from .docs import anchor
-from .files import LintRequest
+from .files import FILE_ERROR_CODE, LintRequest, python_syntax_error
 from .finding import Edit, Finding, at_least
 from .lines import common_ends, split_lines
 from .registry import BY_CODE
@@ -152,7 +152,7 @@ def preview_document(path: str, text: str, previous: Optional[DocumentLint]) -> 
     """(findings, exact, layout) for a changed document: the definitions that differ from ``previous`` re-analysed
     and its other findings reused (``nanlint.incremental``; exact=False), or a full lint where that cannot be done
     (exact=True). Raises ConfigError."""
-    from .incremental import layout, relint
+    from .incremental import layout, moved_findings, relint
 
     found = request_for(path)
     if found is None:
@@ -165,6 +165,11 @@ def preview_document(path: str, text: str, previous: Optional[DocumentLint]) -> 
             done = relint(path, request, before, previous.findings, text)
             if done is not None:
                 return _shown(done.findings, confidence), not done.changed, done.layout
+        error = python_syntax_error(path, text)
+        if error is not None:  # mid-keystroke: Python's error, the other findings where they were (libcst may
+            # still parse newer syntax: the confirmation's full lint decides)
+            kept = [f for f in previous.findings if f.code != FILE_ERROR_CODE]
+            return _shown(moved_findings(kept, previous.text, text) + [error], confidence), False, None
     return lint_document(path, text), True, None
 
 

@@ -579,3 +579,24 @@ def test_a_preview_that_moved_float16_evidence_is_confirmed(project: Path, sessi
                 == expected)
 
     client.wait(confirmed, "the confirmed diagnostics")
+
+
+def test_a_keystroke_that_breaks_the_syntax_previews_the_error_beside_the_findings_that_stay(project: Path):
+    """Mid-keystroke (``foo(`` not closed yet) the preview shows Python's syntax error and keeps the findings on
+    lines the edit did not touch, moved by the lines it added; it is not exact, so the full lint confirms it once
+    typing pauses (which, like ``nanlint check``, reports only the syntax error)."""
+    path = project / "typed.py"
+    lines = TYPED.split("\n")
+    before = [f for f in lint_document(str(path), TYPED)]
+    assert [(f.code, f.line) for f in before] == [("NAN101", 10)]
+    broken = "\n".join(lines[:12] + ["        z = foo(", ""] + lines[12:])  # inside `other`, below the finding
+    shown, exact, _ = preview_document(str(path), broken, DocumentLint(before, TYPED, TYPED.splitlines(True)))
+    assert not exact and [(f.code, f.line) for f in shown] == [("NAN101", 10), ("NAN000", 13)]
+    above = "\n".join(lines[:3] + ["z = foo(", ""] + lines[3:])  # above it: the finding moves down two lines
+    shown, exact, _ = preview_document(str(path), above, DocumentLint(before, TYPED, TYPED.splitlines(True)))
+    assert not exact and [(f.code, f.line) for f in shown] == [("NAN000", 4), ("NAN101", 12)]
+    assert [f.code for f in lint_document(str(path), above)] == ["NAN000"]  # what the confirmation shows
+    # still broken at the next keystroke: the previous preview's findings move on, its error is replaced
+    previous = DocumentLint(shown, above, above.splitlines(True), exact=False)
+    again, _, _ = preview_document(str(path), above.replace("z = foo(", "z = foo(x,"), previous)
+    assert [(f.code, f.line) for f in again] == [("NAN000", 4), ("NAN101", 12)]

@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         totals["nanlint"] += time.perf_counter() - start
         engine.cst.parse_module = original_parse
         totals["libcst kept"] += kept_time[0]
-        plan = screening.plan(source, [r for r in rules if r.screen.search(source)], str(path))
+        plan = screening.plan(source, engine.screened_rules(rules, source), str(path))  # as the engine does
         kept_lines += plan.kept_lines if plan is not None and plan.text is not None else (
             0 if plan is not None else source.count("\n"))
         # the top-level statements holding a finding: what libcst would parse for positions and fixes

@@ -26,7 +26,10 @@ name through the region's statements, ``self.x`` set by the class's
 attribute-setting methods, or module-level names the match binds). libcst then parses a text where
 
 * every module-level statement is kept as is (imports, assignments, ``if``
-  blocks, a script's training loop);
+  blocks, a script's training loop), except a multi-line assignment to plain
+  names that no kept code reads, no screen matches and that reads no name the
+  module-level evidence binds (``default_cfgs = {...}`` over 300 lines of a
+  model file): it binds the same names to a string spanning its lines;
 * a hot region is kept; a class is kept when it or one of its methods is hot,
   and so are its class-level statements and every method that sets ``self.x``
   (other methods read those attributes);
@@ -40,16 +43,19 @@ unless it sets ``chunk_local = False`` (then the whole file is parsed whenever
 the rule's screen matches):
 
 1. What a rule reports inside a definition depends only on that definition, on
-   the module-level statements, on the names other definitions bind, on
+   the module-level statements (an assignment to plain names only through the
+   names it binds being read), on the names other definitions bind, on
    ``import`` statements anywhere in the file, on the ``self.x`` assignments of
    the methods of its class, and on the file's text through ``ctx.source``
    (which is always the whole file).
 2. A finding's evidence is a screen match in the region that holds it, in the
    module-level code it reads by name, or in a method of its class that sets
-   attributes (only when ``attribute_flow``); a finding lies in a region its
-   rule's ``site`` matches, and is a divisor computed from that evidence by
-   names the region (or the class's setters) bind. Screens match tokens of
-   expressions, so a match never spans two statements.
+   attributes (only when ``attribute_flow``); a module-level finding lies in a
+   statement a screen matches or that reads a name the module-level matches
+   bind; a finding lies in a region its rule's ``site`` matches, and is a
+   divisor computed from that evidence by names the region (or the class's
+   setters) bind. Screens match tokens of expressions, so a match never spans
+   two statements.
 
 Under (1) a kept region produces the same findings in the sliced file as in
 the whole file; under (2) a stubbed one produces none in either. The stdlib
@@ -134,6 +140,8 @@ def plan(source: str, rules: Sequence[type[Rule]], path: str = "<unknown>",
     hot: dict[type[Rule], set[int]] = {}  # the regions that may hold a finding of each rule
     sites: dict["re.Pattern[str]", dict[int, set[int]]] = {}
     flows = _Flows(regions, lines, offsets, edges, kinds, starts)
+    evidence_lines: set[int] = set()  # module-level lines a screen matches
+    evidence_names: Optional[set[str]] = set()  # the module-level names they bind (None: any name)
     for rule in rules:
         where: set[int] = set()
         everywhere = False  # some module-level code or stub may reach every definition
@@ -142,9 +150,11 @@ def plan(source: str, rules: Sequence[type[Rule]], path: str = "<unknown>",
             kind = _region_at(start, edges, kinds)
             where.add(kind)
             if kind == -1:
-                bound = module_level.names_bound_at(bisect.bisect_right(offsets, start))
+                line = bisect.bisect_right(offsets, start)
+                bound = module_level.names_bound_at(line)
                 everywhere = everywhere or bound is None
                 spread |= bound or set()
+                evidence_lines.add(line)
         for stub, imported in stubs.values():
             if rule.screen.search(stub):
                 everywhere = everywhere or imported is None
@@ -158,6 +168,8 @@ def plan(source: str, rules: Sequence[type[Rule]], path: str = "<unknown>",
             region = regions[index]  # evidence in a method that sets ``self.x`` may reach every method
             if region.parent is not None and region.binds_attributes:
                 found |= regions[region.parent].members
+        if evidence_names is not None:
+            evidence_names = None if everywhere else evidence_names | spread
         if found and rule.site is not None and not (rule.site_anywhere and rule.site_anywhere.search(source)):
             if rule.site not in sites:  # the divide-by rules share theirs
                 sites[rule.site] = _lines_of(rule.site, source, offsets, edges, kinds)
@@ -179,8 +191,20 @@ def plan(source: str, rules: Sequence[type[Rule]], path: str = "<unknown>",
             method = regions[member]
             if member not in hot_regions and not method.binds_attributes:
                 replaced.append((method.first, method.last, _stub(lines, method)[0]))
+    if evidence_names is not None:
+        replaced.extend(_unread_assignments(lines, replaced, module_level, evidence_lines,
+                                            module_level.closure(evidence_names)))
+        replaced.sort(key=lambda item: item[0])
     if not replaced:
         return Plan(source, chosen, kept_lines=len(lines))
+    text, kept = _sliced(lines, replaced)
+    return Plan(text, chosen, sliced=True, indent=first_indent(lines, body), kept_lines=kept,
+                dropped=tuple((first, last) for first, last, _ in replaced))
+
+
+def _sliced(lines: list[str], replaced: list[tuple[int, int, str]]) -> tuple[str, int]:
+    """``lines`` with each ``(first, last, stub)`` of ``replaced`` (in line order) put in place of its lines;
+    and how many lines are left as they were."""
     pieces: list[str] = []
     previous = 0
     kept = len(lines)
@@ -190,8 +214,68 @@ def plan(source: str, rules: Sequence[type[Rule]], path: str = "<unknown>",
         previous = last
         kept -= last - first
     pieces.extend(lines[previous:])
-    return Plan("\n".join(pieces), chosen, sliced=True, indent=first_indent(lines, body), kept_lines=kept,
-                dropped=tuple((first, last) for first, last, _ in replaced))
+    return "\n".join(pieces), kept
+
+
+def _unread_assignments(lines: list[str], replaced: list[tuple[int, int, str]], module_level: "_ModuleLevel",
+                        evidence_lines: set[int], tainted: set[str]) -> list[tuple[int, int, str]]:
+    """Stubs for the module-level assignments that no kept code reads: ``default_cfgs = {...}`` over 300 lines
+    of a model file, ``__all__ = [...]``.
+
+    A candidate is a statement on lines of its own that assigns only plain names (``X = ...``, ``a, b = ...``,
+    ``X: T = ...``; not ``obj.attr = ...`` or ``d[k] = ...``, which change an object) and spans more than one
+    line. It stays when a screen matches it, when it reads a name the module-level evidence binds (it may hold a
+    module-level finding), or when a name it binds is mentioned by what libcst will parse without the candidates
+    (the kept definitions, the stubs, every other module-level statement) or by a candidate that stays (a
+    fixpoint: ``EPS = ...`` read by ``CONFIG = dict(eps=EPS, ...)`` read by a kept function). Mentions are
+    words anywhere in that text, strings and comments included. Every other candidate binds the same names to
+    a string spanning its lines, so positions are unchanged: nothing the rules analyse can read it."""
+    tainted_words = _words(tainted) if tainted else None
+    candidates: list[tuple[int, int, set[str], str, str]] = []  # first, last, bound names, text, stub
+    for index, statement in enumerate(module_level.statements):
+        if isinstance(statement, ast.Assign):
+            targets: list[ast.expr] = statement.targets
+        elif isinstance(statement, ast.AnnAssign) and statement.value is not None:
+            targets = [statement.target]
+        else:
+            continue
+        first, last = statement.lineno, statement.end_lineno or statement.lineno
+        if last == first or statement.col_offset or not all(_plain_names(target) for target in targets):
+            continue
+        if module_level.statements_at(first) != [index] or module_level.statements_at(last) != [index]:
+            continue  # shares a line with another statement (``;``)
+        if any(first <= line <= last for line in evidence_lines):
+            continue
+        bound = module_level.bound(index)
+        text = "\n".join(lines[first - 1:last])
+        if not bound or (tainted_words is not None and tainted_words.search(text)):
+            continue
+        names = [n.id for target in targets for n in ast.walk(target) if isinstance(n, ast.Name)]
+        stub = " = ".join(dict.fromkeys(names)) + ' = """' + "\n" * (last - first) + '"""'
+        candidates.append((first, last, bound, text, stub))
+    if not candidates:
+        return []
+    words = _words(set().union(*(bound for _, _, bound, _, _ in candidates)))
+    spans = sorted([*replaced, *((first, last, "") for first, last, _, _, _ in candidates)], key=lambda r: r[0])
+    mentioned = set(words.findall(_sliced(lines, spans)[0]))  # of the candidates' names
+    unread = candidates
+    changed = True
+    while changed:
+        changed = False
+        for candidate in list(unread):
+            if candidate[2] & mentioned:
+                mentioned.update(words.findall(candidate[3]))
+                unread.remove(candidate)
+                changed = True
+    return [(first, last, stub) for first, last, _, _, stub in unread]
+
+
+def _plain_names(target: ast.expr) -> bool:
+    if isinstance(target, ast.Name):
+        return True
+    if isinstance(target, (ast.Tuple, ast.List)):
+        return all(_plain_names(element) for element in target.elts)
+    return isinstance(target, ast.Starred) and _plain_names(target.value)
 
 
 @dataclass
@@ -366,18 +450,24 @@ class _ModuleLevel:
             for line in range(statement.lineno, (statement.end_lineno or statement.lineno) + 1):
                 self._at_line.setdefault(line, []).append(index)
         self._bound: dict[int, Optional[set[str]]] = {}
+        self._closures: dict[frozenset[str], set[str]] = {}  # each rule asks for its names' closure twice
 
-    def _names(self, index: int) -> Optional[set[str]]:
+    def bound(self, index: int) -> Optional[set[str]]:
+        """The names statement ``index`` binds (None: a star import)."""
         if index not in self._bound:
             self._bound[index] = bound_names(self.statements[index])
         return self._bound[index]
+
+    def statements_at(self, line: int) -> list[int]:
+        """The indices of the statements on ``line`` (1-based)."""
+        return self._at_line.get(line, [])
 
     def names_bound_at(self, line: int) -> Optional[set[str]]:
         """The names bound by the module-level statements on ``line`` (1-based); empty between statements
         (a comment), None when one of them is a star import."""
         names: set[str] = set()
         for index in self._at_line.get(line, ()):
-            bound = self._names(index)
+            bound = self.bound(index)
             if bound is None:
                 return None
             names |= bound
@@ -385,12 +475,18 @@ class _ModuleLevel:
 
     def closure(self, names: set[str]) -> set[str]:
         """``names`` and every name a module-level statement binds while reading one of them."""
+        key = frozenset(names)
+        if key not in self._closures:
+            self._closures[key] = self._closure(names) if names else set()
+        return set(self._closures[key])
+
+    def _closure(self, names: set[str]) -> set[str]:
         tainted = set(names)
         changed = True
         while changed:
             changed = False
             for index, statement in enumerate(self.statements):
-                bound = self._names(index)
+                bound = self.bound(index)
                 if not bound or bound <= tainted:
                     continue
                 if any(isinstance(n, ast.Name) and n.id in tainted for n in ast.walk(statement)):
@@ -721,9 +817,14 @@ def _target_names(target: ast.expr, bound: set[str]) -> None:
         _target_names(target.value, bound)
 
 
+def _words(names: set[str]) -> "re.Pattern[str]":
+    """A pattern matching any of ``names`` as a word."""
+    return re.compile(r"\b(?:" + "|".join(sorted(map(re.escape, names))) + r")\b")
+
+
 def _mentioning(names: set[str], source: str, offsets: list[int], regions: list[_Region]) -> set[int]:
     """The regions whose text holds one of ``names`` as a word."""
-    pattern = re.compile(r"\b(?:" + "|".join(sorted(map(re.escape, names))) + r")\b")
+    pattern = _words(names)
     return {index for index, region in enumerate(regions)
             if pattern.search(source, offsets[region.first - 1], offsets[region.last])}
 

@@ -266,6 +266,47 @@ def test_module_level_evidence_follows_module_level_names() -> None:
     assert [f[0] for f in found] == ["NAN101"]
 
 
+def test_module_level_assignments_no_kept_code_reads_are_stubbed() -> None:
+    """A multi-line module-level assignment is parsed only when something kept reads a name it binds (through
+    other such assignments too), a screen matches it, or it reads what module-level evidence binds; an
+    assignment to an attribute or an item changes an object and always stays."""
+    source = "import torch\nW = torch.randn(3)\nN = torch.norm(W)\n" + textwrap.dedent("""\
+        CONFIGS = dict(
+            small=dict(depth=2),
+            large=dict(depth=24),
+        )
+        BASE = (
+            1e-6
+        )
+        EPS = (
+            BASE * 10
+        )
+        TINY: float = (
+            EPS / 2
+        )
+        torch.backends.flags = dict(
+            allow=True,
+        )
+        SCALED = (
+            W / N
+        )
+        HALF = (
+            N * 0.5
+        )
+        NOTES = [
+            "x / x.norm()",
+        ]
+        """) + PAD + "\n\ndef scaled(x):\n    return x / (x.norm() + TINY)\n"
+    found = check_equivalent(source)
+    assert [f[0] for f in found] == ["NAN101"]  # ``SCALED``: the module-level division by the norm
+    plan = screening.plan(source, screened_rules(ALL_RULES, source))
+    lines, sliced = source.split("\n"), plan.text.split("\n")
+    assert len(lines) == len(sliced)
+    stubbed = {lines[first - 1].split(" ")[0] for first, _ in plan.dropped if lines[first - 1][:1].isupper()}
+    assert stubbed == {"CONFIGS"}, plan.dropped  # BASE, EPS, TINY: read; SCALED, HALF: read N; NOTES: matches
+    assert sliced[3] == 'CONFIGS = """' and "torch.backends.flags = dict(" in sliced
+
+
 def test_star_import_or_evidence_in_a_comment() -> None:
     reader = "\n\ndef rms(p, q):\n    return np.sqrt(((p - q) ** 2).mean())\n"  # no match of its own
     named = "import math\nimport torch as np\n" + PAD + reader

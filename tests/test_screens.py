@@ -266,6 +266,24 @@ def test_module_level_evidence_follows_module_level_names() -> None:
     assert [f[0] for f in found] == ["NAN101"]
 
 
+@pytest.mark.parametrize("text", ["", "a + b", "x ** 2", "a + x ** 2", "norm(x) + y ** 2", "y = 1 + norm(x)",
+                                  "+ norm(", "var(x)\nnorm(a) + 1\nsqrt(b)", "v * v + w", "x\n+\nmse"])
+def test_a_file_condition_screen_matches_as_its_anchored_lookahead_would(text: str) -> None:
+    """``WithFileCondition(p, c)`` finds what the regex ``p|\\A(?=...)`` finds: the same starts, the same
+    leftmost match (NAN101: a ``+`` and a square anywhere make the start of the file a match)."""
+    from nanlint.rules._screens import WithFileCondition
+
+    pattern = re.compile(r"norm\s*[(] | sqrt", re.VERBOSE)
+    joined = re.compile(r"norm\s*[(] | sqrt | \A(?=[\s\S]*[+])(?=[\s\S]*?(?:[*][*]\s*2 | var | mse | (\w+)\s*[*]\s*\1))",
+                        re.VERBOSE)
+    square = re.compile(r"[*][*]\s*2 | var | mse | (\w+)\s*[*]\s*\1", re.VERBOSE)
+    screen = WithFileCondition(pattern, lambda t: "+" in t and square.search(t) is not None)
+    assert [m.start() for m in screen.finditer(text)] == [m.start() for m in joined.finditer(text)]
+    expected = joined.search(text)
+    found = screen.search(text)
+    assert (found and (found.start(), found.end())) == (expected and (expected.start(), expected.end()))
+
+
 def test_module_level_assignments_no_kept_code_reads_are_stubbed() -> None:
     """A multi-line module-level assignment is parsed only when something kept reads a name it binds (through
     other such assignments too), a screen matches it, or it reads what module-level evidence binds; an

@@ -1,11 +1,40 @@
-"""Screen fragments shared by the rules that look for square roots (see ``Rule.screen``).
+"""Screen fragments shared by the rules that look for square roots (see ``Rule.screen``), and a screen with a
+file-level alternative.
 
 Each fragment is a verbose regular expression (``re.VERBOSE``): a rule joins its own
 alternatives with these by ``|``. They must stay *necessary* (tests/test_screens.py).
 """
 from __future__ import annotations
 
+import itertools
 import re
+from typing import Callable, Iterator, Optional
+
+_AT_START = re.compile("")
+
+
+class WithFileCondition:
+    """A screen that is ``pattern`` plus a zero-width match at the start of the text when ``condition(text)``
+    holds: what the regex ``pattern|\\A(?=...)`` matches, with the file-level alternative tested once per text.
+    In a regex that alternative is a lazy scan from the start (``\\A(?=[\\s\\S]*?...)``) that costs more than
+    the rest of the screen: three times the screen's time on real files.
+
+    ``search`` and ``finditer`` return what the joined regex would (the same matches, the same starts), so
+    the engine and the second stage use it as they use a compiled pattern."""
+
+    def __init__(self, pattern: "re.Pattern[str]", condition: Callable[[str], bool]) -> None:
+        self.pattern, self.condition = pattern, condition
+
+    def search(self, text: str) -> "Optional[re.Match[str]]":
+        if self.condition(text):
+            return self.pattern.match(text) or _AT_START.match(text)  # the leftmost match is at 0
+        return self.pattern.search(text)
+
+    def finditer(self, text: str) -> "Iterator[re.Match[str]]":
+        found = self.pattern.finditer(text)
+        if not self.condition(text) or self.pattern.match(text):
+            return found  # (a match of ``pattern`` at 0 comes first, as in the joined regex)
+        return itertools.chain((_AT_START.match(text),), found)  # type: ignore[arg-type]
 
 
 def _power_forms(excluded_exponent: str) -> str:

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, Optional, Sequence
+from typing import TYPE_CHECKING, ClassVar, Optional, Sequence, Union
 
 import libcst as cst
 
@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from ..analysis.triggers import Trigger
     from ..context import FileContext
     from ..fixspec import FixSpec
+    from ._screens import WithFileCondition
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,7 @@ class Rule:
     summary: ClassVar[str]
     rows: ClassVar[str]  # rows of docs/probe.md §1 (or section) the rule rests on
     preview: ClassVar[bool] = False
-    screen: ClassVar[re.Pattern[str]]
+    screen: ClassVar[Union[re.Pattern[str], WithFileCondition]]
     site: ClassVar[Optional[re.Pattern[str]]] = None
     site_anywhere: ClassVar[Optional[re.Pattern[str]]] = None
     attribute_flow: ClassVar[bool] = True

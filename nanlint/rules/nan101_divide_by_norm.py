@@ -6,9 +6,18 @@ from ..facts import NORM_KINDS, ZeroSource
 from ..analysis.guards import branch_guarded, capped_reciprocal
 from ..patterns import code, division
 from ._guards import Built, clamp_divisor, clamp_inside_root, divisor_root
-from ._screens import DIVISION, DIVISION_RENAMED, ROOT
+from ._screens import DIVISION, DIVISION_RENAMED, ROOT, WithFileCondition
 from ..fixspec import UNSAFE
 from .base import Rule, SOMETIMES, Witness
+
+# A sum that vanishes with its inputs (``g2 / (2 * g2 + (a * g3).sum())``) makes the whole file a candidate:
+# a ``+`` somewhere and a square somewhere (``** 2``, ``pow(2``, ``square``, ``v * v``, a variance, an MSE).
+_SQUARE = re.compile(r"""[*][*]\s*2(?![\d.]) | pow\s*[(]\s*2(?![\d.]) | square
+                        | (?<![\w.])(\w++)\s*+[*]\s*+\1(?!\w) | var(?<!\wvar) | mse""", re.VERBOSE)
+
+
+def _plus_and_square(source: str) -> bool:
+    return "+" in source and _SQUARE.search(source) is not None
 
 
 class DivideByNorm(Rule):
@@ -91,14 +100,11 @@ class DivideByNorm(Rule):
     rows = "1, 3, 39"
     fix_availability = SOMETIMES
     fix_applicability = (UNSAFE,)
-    screen = re.compile(r"""
+    screen = WithFileCondition(re.compile(r"""
           norm(?<!\wnorm)\s*[(] | norm(?<!\wnorm)\s+as\b | vector_norm | matrix_norm  # x.norm(), linalg norms
         | dist(?<!\wdist)\s*[(] | dist(?<!\wdist)\s+as\b  # torch.dist
         # or a square root (a hand-written norm):
-        | """ + ROOT + r"""
-        # or a sum that vanishes with its inputs (``g2 / (2 * g2 + (a * g3).sum())``): a ``+`` and a square
-        | \A(?=[\s\S]*[+])(?=[\s\S]*?(?: [*][*]\s*2(?![\d.]) | pow\s*[(]\s*2(?![\d.]) | square
-                                      | (?<![\w.])(\w++)\s*+[*]\s*+\1(?!\w) | var(?<!\wvar) | mse ))""", re.VERBOSE)
+        | """ + ROOT, re.VERBOSE), _plus_and_square)  # or a sum that vanishes with its inputs (``_SQUARE``)
     site = DIVISION
     site_anywhere = DIVISION_RENAMED
     witnesses = (

@@ -11,6 +11,10 @@ One process, every file, every step timed in the same loop, so the ratios share 
   analysis on the stdlib tree must spend: a visit of every node);
 * ``nanlint``: ``engine.lint_source`` with the default rules (what a cold worker does per file), and the
   part of it that is libcst parsing the second stage's sliced text (``libcst kept``);
+* ``nanlint, collector running``: the same call with the cyclic garbage collector left running, as before
+  ``nanlint.collector`` paused it for each file; ``collector in ...``: the time the collector itself took in
+  each (``gc.callbacks``). Both calls end with a young-generation collection, timed with them: the one that
+  frees the file's reference cycles once the collector runs again;
 * ``libcst finding defs``: libcst parsing only the top-level definitions (and module-level statements) that
   hold a finding of the cold run: what libcst would still parse if the analysis ran on the stdlib tree and
   libcst were kept for exact positions and fixes.
@@ -23,6 +27,8 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
+import gc
 import os
 import sys
 import time
@@ -55,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     request = LintRequest(Settings().codes_for("x.py"))
     rules = request.rule_classes()
     totals = dict.fromkeys(("libcst whole", "ast whole", "ast walk", "nanlint", "libcst kept",
-                            "libcst finding defs"), 0.0)
+                            "nanlint, collector running", "collector in nanlint",
+                            "collector in nanlint, collector running", "libcst finding defs"), 0.0)
     lines = kept_lines = finding_lines = 0
     files = files_under(args.root)[::args.every]
     original_parse = libcst.parse_module
@@ -68,6 +75,27 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             kept_time[0] += time.perf_counter() - start
 
+    collecting = [0.0, 0.0]  # seconds in the collector; when the running collection started
+
+    def on_collection(phase: str, info: dict) -> None:
+        if phase == "start":
+            collecting[1] = time.perf_counter()
+        else:
+            collecting[0] += time.perf_counter() - collecting[1]
+
+    gc.callbacks.append(on_collection)
+
+    def timed_lint(path: Path, source: str, paused: bool):  # lint_source, and the collection that follows it
+        engine.collector_paused = paused_collector if paused else contextlib.nullcontext
+        collected = collecting[0]
+        start = time.perf_counter()
+        result = engine.lint_source(str(path), source, request)
+        gc.collect(0)
+        seconds = time.perf_counter() - start
+        engine.collector_paused = paused_collector
+        return result, seconds, collecting[0] - collected
+
+    paused_collector = engine.collector_paused
     for path in files:
         source = path.read_bytes().decode("utf-8", "replace")
         lines += source.count("\n")
@@ -84,11 +112,14 @@ def main(argv: list[str] | None = None) -> int:
         for _ in ast.walk(tree):
             pass
         totals["ast walk"] += time.perf_counter() - start
+        _, seconds, collector = timed_lint(path, source, paused=False)
+        totals["nanlint, collector running"] += seconds
+        totals["collector in nanlint, collector running"] += collector
         kept_time[0] = 0.0
         engine.cst.parse_module = timed_parse
-        start = time.perf_counter()
-        result = engine.lint_source(str(path), source, request)
-        totals["nanlint"] += time.perf_counter() - start
+        result, seconds, collector = timed_lint(path, source, paused=True)
+        totals["nanlint"] += seconds
+        totals["collector in nanlint"] += collector
         engine.cst.parse_module = original_parse
         totals["libcst kept"] += kept_time[0]
         plan = screening.plan(source, engine.screened_rules(rules, source), str(path))  # as the engine does

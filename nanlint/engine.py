@@ -18,6 +18,7 @@ from .fixspec import FixSpec, to_fix
 from .lines import split_lines
 from .positions import positions_of, whole_module
 from . import screening
+from .collector import collector_paused
 from .rules.base import Rule
 from .suppress import Suppressions, parse_suppressions
 from .walker import Walker
@@ -94,8 +95,9 @@ def _parse_screened(path: str, source: str, rules: list[type[Rule]],
 
 def lint_source(path: str, source: str, request: LintRequest) -> FileResult:
     """Lint decoded source. Never raises for bad input: errors become findings."""
-    suppressions = parse_suppressions(source)
-    return _unused_noqa(_lint_source(path, source, request, suppressions), path, request, suppressions)
+    with collector_paused():
+        suppressions = parse_suppressions(source)
+        return _unused_noqa(_lint_source(path, source, request, suppressions), path, request, suppressions)
 
 
 def lint_sliced(path: str, source: str, text: str, request: LintRequest, indent: Optional[str],
@@ -109,6 +111,12 @@ def lint_sliced(path: str, source: str, text: str, request: LintRequest, indent:
     its evidence there. The second stage then cuts ``text`` further (exact under the same contract), and libcst
     is not needed at all when the changed definitions cannot hold a finding. Used by the language server to
     re-analyse only the definitions an edit changed."""
+    with collector_paused():
+        return _lint_sliced(path, source, text, request, indent, possible)
+
+
+def _lint_sliced(path: str, source: str, text: str, request: LintRequest, indent: Optional[str],
+                 possible: Optional[Sequence[type[Rule]]]) -> Optional[FileResult]:
     suppressions = parse_suppressions(source)
     result = FileResult(path, source=source)
     if possible is None:
@@ -213,6 +221,7 @@ def _analyse(result: FileResult, path: str, source: str, module: cst.Module, rul
             ))
     finally:
         sys.setrecursionlimit(limit)
+        walker.release()
     return result
 
 

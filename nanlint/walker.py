@@ -45,6 +45,7 @@ class Walker:
         self.visits: dict[str, list[Hook]] = {}
         self.leaves: dict[str, list[Hook]] = {}
         self.failures: list[tuple[object, Exception, cst.CSTNode]] = []
+        self.scopes: list[Scope] = []
         for rule in rules:
             for attr in dir(type(rule)):
                 if attr.startswith("visit_"):
@@ -63,7 +64,18 @@ class Walker:
     def run(self, module: cst.Module) -> None:
         self.ctx.module = module
         self.ctx.scope = Scope("module", module, None)
+        self.scopes.append(self.ctx.scope)
         self._walk(module)
+
+    def release(self) -> None:
+        """Break the reference cycles the analysis of a file makes (a binding refers to its scope, which lists
+        it; the facts call back into the context), once its findings are out: reference counting then frees the
+        file's trees at once, where the cyclic collector would have to walk them all (nanlint/collector.py)."""
+        for scope in self.scopes:
+            scope.bindings.clear()
+            scope.attributes.clear()
+        self.scopes.clear()
+        self.ctx.facts.summary_source = None
 
     def _walk(self, node: cst.CSTNode) -> None:
         ctx = self.ctx
@@ -107,6 +119,7 @@ class Walker:
         if name == "FunctionDef" or name == "Lambda":
             outer = ctx.scope
             scope = Scope("function", node, outer)
+            self.scopes.append(scope)
             params = node.params  # type: ignore[attr-defined]
             all_params = [*params.posonly_params, *params.params, *params.kwonly_params]
             if outer.kind == "class" and all_params and name == "FunctionDef":
@@ -122,6 +135,7 @@ class Walker:
         elif name == "ClassDef":
             ctx.scope.bind(node.name.value, Binding(None, ctx.order, ctx.scope))  # type: ignore[attr-defined]
             ctx.scope = Scope("class", node, ctx.scope)
+            self.scopes.append(ctx.scope)
         elif name == "For":
             self._bind_unknown(node.target)  # type: ignore[attr-defined]
             self._bind_counter(node)  # type: ignore[arg-type]

@@ -31,8 +31,9 @@ attribute-setting methods, or module-level names the match binds). libcst then p
   module-level evidence binds (``default_cfgs = {...}`` over 300 lines of a
   model file): it binds the same names to a string spanning its lines;
 * a hot region is kept; a class is kept when it or one of its methods is hot,
-  and so are its class-level statements and every method that sets ``self.x``
-  (other methods read those attributes);
+  and so are its class-level statements and every method that sets a
+  ``self.x`` whose name kept code mentions (other methods read those
+  attributes; a fixpoint through the setters kept);
 * every other region is replaced by a one-line stub that binds the same name at
   the same indentation and keeps the region's ``import`` statements, followed
   by a string that spans its remaining lines, so line and column numbers are
@@ -182,6 +183,7 @@ def plan(source: str, rules: Sequence[type[Rule]], path: str = "<unknown>",
         return Plan(None, [])
     hot_regions = set().union(*hot.values())
     replaced: list[tuple[int, int, str]] = []  # (first, last, stub) in line order
+    setters: list[int] = []  # methods of kept classes that are not hot but set attributes
     for index in top:
         region = regions[index]
         if not region.members & hot_regions:
@@ -189,8 +191,15 @@ def plan(source: str, rules: Sequence[type[Rule]], path: str = "<unknown>",
             continue
         for member in sorted(region.members - {index}):
             method = regions[member]
-            if member not in hot_regions and not method.binds_attributes:
+            if member in hot_regions:
+                continue
+            if method.binds_attributes:
+                setters.append(member)
+            else:
                 replaced.append((method.first, method.last, _stub(lines, method)[0]))
+    if setters:
+        replaced.extend(_unread_setters(lines, regions, replaced, setters))
+        replaced.sort(key=lambda item: item[0])
     if evidence_names is not None:
         replaced.extend(_unread_assignments(lines, replaced, module_level, evidence_lines,
                                             module_level.closure(evidence_names)))
@@ -323,9 +332,15 @@ _BLOCKS = ("body", "orelse", "finalbody", "handlers", "cases")
 
 
 def binds_attributes(function: ast.AST) -> bool:
-    """Whether ``function`` assigns to ``name.attr`` (what the walker binds as ``self.attr``): an ``=`` /
-    annotated target, a ``for`` target or a ``with ... as`` target, tuples included. Only statements are
-    visited, not expressions: a fifth of the cost of ``ast.walk``."""
+    """Whether ``function`` assigns to ``name.attr`` (what the walker binds as ``self.attr``)."""
+    return bool(stored_attributes(function))
+
+
+def stored_attributes(function: ast.AST) -> set[str]:
+    """The attribute names ``function`` assigns to as ``name.attr``: an ``=`` / annotated target, a ``for``
+    target or a ``with ... as`` target, tuples included. Only statements are visited, not expressions: a
+    fifth of the cost of ``ast.walk``."""
+    stored: set[str] = set()
     pending = list(function.body)  # type: ignore[attr-defined]
     while pending:
         node = pending.pop()
@@ -339,21 +354,22 @@ def binds_attributes(function: ast.AST) -> bool:
             targets = [item.optional_vars for item in node.items if item.optional_vars is not None]
         else:
             targets = []
-        if any(_stores_attribute(target) for target in targets):
-            return True
+        for target in targets:
+            _stored_attributes(target, stored)
         for block in _BLOCKS:
             pending.extend(getattr(node, block, ()))
-    return False
+    return stored
 
 
-def _stores_attribute(target: ast.expr) -> bool:
+def _stored_attributes(target: ast.expr, stored: set[str]) -> None:
     if isinstance(target, ast.Attribute):
-        return isinstance(target.value, ast.Name)
-    if isinstance(target, (ast.Tuple, ast.List)):
-        return any(_stores_attribute(element) for element in target.elts)
-    if isinstance(target, ast.Starred):
-        return _stores_attribute(target.value)
-    return False
+        if isinstance(target.value, ast.Name):
+            stored.add(target.attr)
+    elif isinstance(target, (ast.Tuple, ast.List)):
+        for element in target.elts:
+            _stored_attributes(element, stored)
+    elif isinstance(target, ast.Starred):
+        _stored_attributes(target.value, stored)
 
 
 def _sweep(regions: list[_Region], docstrings: list[tuple[int, int]],
@@ -815,6 +831,32 @@ def _target_names(target: ast.expr, bound: set[str]) -> None:
             _target_names(element, bound)
     elif isinstance(target, ast.Starred):
         _target_names(target.value, bound)
+
+
+def _unread_setters(lines: list[str], regions: list[_Region], replaced: list[tuple[int, int, str]],
+                    setters: list[int]) -> list[tuple[int, int, str]]:
+    """Stubs for the methods that no screen made hot and that stay only because they set attributes
+    (``self.x = ...`` in ``__init__``), when no kept code can read what they set.
+
+    What one method of a class can tell the analysis of another is an attribute binding, looked up by
+    its name (``scope.lookup_attribute``). So a setter stays when an attribute name it stores is mentioned
+    by what libcst will parse without the setters (the hot methods, the class bodies, module-level code,
+    the stubs), or by a setter that stays (a fixpoint: ``self.scale`` set in ``__init__`` from ``self.dim``
+    set in ``_configure``). Mentions are words anywhere in that text, strings and comments included."""
+    stored = {member: stored_attributes(regions[member].node) for member in setters}
+    spans = sorted([*replaced, *((regions[m].first, regions[m].last, "") for m in setters)], key=lambda r: r[0])
+    mentioned = set(_IDENTIFIER.findall(_sliced(lines, spans)[0]))
+    unread = list(setters)
+    changed = True
+    while changed:
+        changed = False
+        for member in list(unread):
+            if stored[member] & mentioned:
+                region = regions[member]
+                mentioned.update(_IDENTIFIER.findall("\n".join(lines[region.first - 1:region.last])))
+                unread.remove(member)
+                changed = True
+    return [(regions[m].first, regions[m].last, _stub(lines, regions[m])[0]) for m in unread]
 
 
 def _words(names: set[str]) -> "re.Pattern[str]":

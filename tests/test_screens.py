@@ -325,6 +325,36 @@ def test_module_level_assignments_no_kept_code_reads_are_stubbed() -> None:
     assert sliced[3] == 'CONFIGS = """' and "torch.backends.flags = dict(" in sliced
 
 
+def test_setters_no_kept_code_reads_are_stubbed() -> None:
+    """A method of a kept class that no screen made hot stays only when kept code mentions an attribute it sets
+    (through other setters too): what one method tells another is an attribute binding, looked up by name."""
+    source = "import torch\n" + PAD + textwrap.dedent("""\
+
+
+        class Scaler(torch.nn.Module):
+            def attach(self, v):
+                self.base = v.norm(dim=-1, keepdim=True)
+
+            def prepare(self):
+                self.scale = self.base
+
+            def set_logging(self, on):
+                self.verbose = on
+                self.every = 10
+
+            def forward(self, x):
+                return x / self.scale
+        """)
+    found = check_equivalent(source)
+    assert [f[0] for f in found] == ["NAN101"]  # ``x / self.scale``: the norm set in ``attach``
+    plan = screening.plan(source, screened_rules(ALL_RULES, source))
+    lines = source.split("\n")
+    stubbed = {lines[first - 1].strip() for first, _ in plan.dropped if "class" not in lines[first - 1]}
+    assert "def set_logging(self, on):" in stubbed  # sets ``verbose`` and ``every``: nothing kept reads them
+    assert not stubbed & {"def attach(self, v):", "def prepare(self):"}  # ``scale`` read, ``base`` read by it
+    assert "self.base = v.norm(dim=-1, keepdim=True)" in plan.text
+
+
 def test_star_import_or_evidence_in_a_comment() -> None:
     reader = "\n\ndef rms(p, q):\n    return np.sqrt(((p - q) ** 2).mean())\n"  # no match of its own
     named = "import math\nimport torch as np\n" + PAD + reader
@@ -354,9 +384,9 @@ def test_attribute_set_in_one_method_read_in_another() -> None:
     assert [f[0] for f in found] == ["NAN101"]
 
 
-def test_methods_are_sliced_and_attribute_setters_kept() -> None:
-    """Only the hot method and the methods that set ``self.x`` survive in a hot class; a stubbed method
-    keeps its indentation, its imports, and its decorators' lines."""
+def test_methods_are_sliced_and_the_setters_they_read_kept() -> None:
+    """Only the hot method and the methods that set a ``self.x`` it reads survive in a hot class; a stubbed
+    method keeps its indentation, its imports, and its decorators' lines."""
     source = "import torch\n" + PAD + textwrap.dedent("""
 
         class Block(torch.nn.Module):
@@ -372,7 +402,7 @@ def test_methods_are_sliced_and_attribute_setters_kept() -> None:
                 return F.relu(torch.ones(3)) + 1
 
             def forward(self, x):
-                return x / x.norm()
+                return x / x.norm() * self.eps
         """)
     found = check_equivalent(source)
     assert [f[0] for f in found] == ["NAN101"]

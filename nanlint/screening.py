@@ -240,7 +240,7 @@ def _unread_assignments(lines: list[str], replaced: list[tuple[int, int, str]], 
     words anywhere in that text, strings and comments included. Every other candidate binds the same names to
     a string spanning its lines, so positions are unchanged: nothing the rules analyse can read it."""
     tainted_words = _words(tainted) if tainted else None
-    candidates: list[tuple[int, int, set[str], str, str]] = []  # first, last, bound names, text, stub
+    candidates: list[tuple[int, int, set[str], str]] = []  # first, last, bound names, stub
     for index, statement in enumerate(module_level.statements):
         if isinstance(statement, ast.Assign):
             targets: list[ast.expr] = statement.targets
@@ -256,27 +256,37 @@ def _unread_assignments(lines: list[str], replaced: list[tuple[int, int, str]], 
         if any(first <= line <= last for line in evidence_lines):
             continue
         bound = module_level.bound(index)
-        text = "\n".join(lines[first - 1:last])
-        if not bound or (tainted_words is not None and tainted_words.search(text)):
+        if not bound or (tainted_words is not None and tainted_words.search("\n".join(lines[first - 1:last]))):
             continue
         names = [n.id for target in targets for n in ast.walk(target) if isinstance(n, ast.Name)]
         stub = " = ".join(dict.fromkeys(names)) + ' = """' + "\n" * (last - first) + '"""'
-        candidates.append((first, last, bound, text, stub))
+        candidates.append((first, last, bound, stub))
+    unread = _unread(lines, replaced, [(first, last, bound) for first, last, bound, _ in candidates])
+    return [(candidates[i][0], candidates[i][1], candidates[i][3]) for i in unread]
+
+
+def _unread(lines: list[str], replaced: list[tuple[int, int, str]],
+            candidates: list[tuple[int, int, set[str]]]) -> list[int]:
+    """The indices of ``candidates`` (first line, last line, the names each binds) that nothing kept reads:
+    none of their names is a word of what libcst parses without any candidate (``replaced`` applied, the
+    candidates cut out), nor of a candidate that stays (a fixpoint: a candidate read by one that stays is
+    read). Words anywhere count, strings and comments included."""
     if not candidates:
         return []
-    words = _words(set().union(*(bound for _, _, bound, _, _ in candidates)))
-    spans = sorted([*replaced, *((first, last, "") for first, last, _, _, _ in candidates)], key=lambda r: r[0])
+    words = _words(set().union(*(names for _, _, names in candidates)))
+    spans = sorted([*replaced, *((first, last, "") for first, last, _ in candidates)], key=lambda r: r[0])
     mentioned = set(words.findall(_sliced(lines, spans)[0]))  # of the candidates' names
-    unread = candidates
+    unread = list(range(len(candidates)))
     changed = True
     while changed:
         changed = False
-        for candidate in list(unread):
-            if candidate[2] & mentioned:
-                mentioned.update(words.findall(candidate[3]))
-                unread.remove(candidate)
+        for index in list(unread):
+            first, last, names = candidates[index]
+            if names & mentioned:
+                mentioned.update(words.findall("\n".join(lines[first - 1:last])))
+                unread.remove(index)
                 changed = True
-    return [(first, last, stub) for first, last, _, _, stub in unread]
+    return unread
 
 
 def _plain_names(target: ast.expr) -> bool:
@@ -296,7 +306,11 @@ class _Region:
     node: ast.stmt
     parent: Optional[int] = None
     members: set[int] = field(default_factory=set)  # a class: itself and its methods; else itself
-    binds_attributes: bool = False  # a method that assigns ``name.attr`` (``self.x = ...``)
+    attributes: frozenset[str] = frozenset()  # a method's ``name.attr`` targets (``self.x = ...``: ``x``)
+
+    @property
+    def binds_attributes(self) -> bool:
+        return bool(self.attributes)
 
 
 def _regions(body: list[ast.stmt], lines: list[str]) -> list[_Region]:
@@ -320,7 +334,7 @@ def _regions(body: list[ast.stmt], lines: list[str]) -> list[_Region]:
             regions[index].members.add(len(regions))
             last = child.end_lineno or child.lineno
             regions.append(_Region(first, last, child, parent=index,
-                                   binds_attributes=binds_attributes(child)))
+                                   attributes=frozenset(stored_attributes(child))))
     return regions
 
 
@@ -842,21 +856,10 @@ def _unread_setters(lines: list[str], regions: list[_Region], replaced: list[tup
     its name (``scope.lookup_attribute``). So a setter stays when an attribute name it stores is mentioned
     by what libcst will parse without the setters (the hot methods, the class bodies, module-level code,
     the stubs), or by a setter that stays (a fixpoint: ``self.scale`` set in ``__init__`` from ``self.dim``
-    set in ``_configure``). Mentions are words anywhere in that text, strings and comments included."""
-    stored = {member: stored_attributes(regions[member].node) for member in setters}
-    spans = sorted([*replaced, *((regions[m].first, regions[m].last, "") for m in setters)], key=lambda r: r[0])
-    mentioned = set(_IDENTIFIER.findall(_sliced(lines, spans)[0]))
-    unread = list(setters)
-    changed = True
-    while changed:
-        changed = False
-        for member in list(unread):
-            if stored[member] & mentioned:
-                region = regions[member]
-                mentioned.update(_IDENTIFIER.findall("\n".join(lines[region.first - 1:region.last])))
-                unread.remove(member)
-                changed = True
-    return [(regions[m].first, regions[m].last, _stub(lines, regions[m])[0]) for m in unread]
+    set in ``_configure``): ``_unread``."""
+    methods = [regions[member] for member in setters]
+    unread = _unread(lines, replaced, [(method.first, method.last, set(method.attributes)) for method in methods])
+    return [(methods[i].first, methods[i].last, _stub(lines, methods[i])[0]) for i in unread]
 
 
 def _words(names: set[str]) -> "re.Pattern[str]":

@@ -13,12 +13,17 @@
 * Typing: a change is linted after ``DEBOUNCE_S`` without a newer one, or at the
   latest ``MAX_WAIT_S`` after the first change not yet published (a burst of
   keystrokes faster than the debounce is still answered while it lasts), off the
-  event loop (one lint at a time), and published only if the document has not
-  changed meanwhile; a newer change cancels the older one's pending work. The
-  first lint after a change re-analyses only the top-level definitions it
-  touched (:mod:`nanlint.incremental`); that preview is confirmed by a full lint
-  once typing pauses for ``CONFIRM_S``, published again only if it differs. At
-  rest the diagnostics are exactly those of ``nanlint check``.
+  event loop (one lint at a time). The first lint after a change re-analyses only
+  the top-level definitions it touched (:mod:`nanlint.incremental`); that preview
+  is confirmed by a full lint once typing pauses for ``CONFIRM_S``, published
+  again only if it differs. A newer change cancels the older one's pending work:
+  its debounce, its lint still queued, its confirmation even while it runs (the
+  lint stops at its next statement, :mod:`nanlint.cancellation`). A preview
+  already running is the one exception: it finishes and is published for its own
+  version, unless a newer version has been published, so a burst of keystrokes
+  faster than a preview takes is answered while it lasts instead of only when it
+  stops; versions are only ever published in increasing order. At rest the
+  diagnostics are exactly those of ``nanlint check``.
 * Code actions for findings that carry a fix: one quick fix per finding (preferred
   when the fix is safe; an unsafe fix says so in its title) and a
   ``source.fixAll.nanlint`` action applying every safe fix.
@@ -33,6 +38,7 @@ import hashlib
 import logging
 import os
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
@@ -40,6 +46,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 import click
 
 from . import __version__
+from .cancellation import cancellable
 from .config import ConfigError
 from .docs import anchor
 from .files import FILE_ERROR_CODE, LintRequest, python_syntax_error
@@ -51,7 +58,7 @@ from .request import SettingsResolver
 
 if TYPE_CHECKING:  # pragma: no cover
     import asyncio
-    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import Future, ThreadPoolExecutor
 
     from lsprotocol import types as lsp
 
@@ -62,8 +69,13 @@ FIX_ALL_KIND = "source.fixAll.nanlint"
 PYTHON_SUFFIXES = (".py", ".pyi")
 INSTALL_HINT = "nanlint server needs pygls (the `lsp` extra): pip install 'pygls>=2,<3'"
 DEBOUNCE_S = 0.015  # a change waits this long for the next keystroke before it is linted
-MAX_WAIT_S = 0.05  # ... but no longer than this after the oldest change not yet published
+MAX_WAIT_S = 0.03  # ... but no longer than this after the oldest change not yet published
 CONFIRM_S = 0.3  # a preview (changed definitions re-analysed) is confirmed by a full lint after this pause
+# While the worker thread lints, the event loop must still read each keystroke at once. CPython hands the GIL to a
+# waiting thread only after the running one has held it this long (5 ms by default), and reading and applying one
+# change waits for it several times: at 15 ms between keystrokes the loop fell 100-200 ms behind while previews ran
+# (LSP p95 0.43-0.46 s typing into `_compute_mask_indices`, 0.11-0.13 s at 1 ms; benchmarks/README.md).
+SWITCH_INTERVAL_S = 0.001
 
 
 # -- positions (no pygls needed: tested directly) --------------------------------------------------------------------
@@ -100,14 +112,35 @@ class DocumentLint:
 
 
 @dataclass
+class Pending:
+    """The work a change started: wait out the burst, preview, confirm. ``lint`` is its lint in the worker thread,
+    once submitted; setting ``stop`` makes that lint stop at its next statement (:mod:`nanlint.cancellation`)."""
+
+    task: Optional["asyncio.Task[None]"] = None
+    stop: threading.Event = field(default_factory=threading.Event)
+    lint: Optional["Future[Any]"] = None
+    previewing: bool = False  # ``lint`` is the preview, whose result is published even if a newer change comes
+
+    def finishes_preview(self) -> bool:
+        """Its preview is running in the worker thread: a newer change lets it finish and publish."""
+        return self.previewing and self.lint is not None and self.lint.running()
+
+
+@dataclass
 class NanlintState:
     docs_url: Optional[str] = None
     cache: dict[str, DocumentLint] = field(default_factory=dict)
     shown_errors: set[str] = field(default_factory=set)
-    pending: dict[str, "asyncio.Task[None]"] = field(default_factory=dict)  # the latest change's work, per document
+    pending: dict[str, Pending] = field(default_factory=dict)  # the latest change's work, per document
+    published: dict[str, int] = field(default_factory=dict)  # the newest version published, per document
     waiting_since: dict[str, float] = field(default_factory=dict)  # when the oldest unpublished change came
     # every lint after a change runs here, one at a time, off the event loop (which keeps reading changes)
     executor: "ThreadPoolExecutor" = field(default_factory=lambda: _lint_thread())
+
+
+def _stoppable(stop: threading.Event, work: Callable[..., Any], *args: Any) -> Any:
+    with cancellable(stop):
+        return work(*args)
 
 
 def _lint_thread() -> "ThreadPoolExecutor":
@@ -245,7 +278,6 @@ def overlaps(a: tuple[tuple[int, int], tuple[int, int]], b: tuple[tuple[int, int
 def create_server() -> Any:
     """Build the pygls server (imports pygls; raises ImportError when it is missing)."""
     import asyncio
-    from concurrent.futures import Future
 
     from lsprotocol import types as lsp
     from pygls.lsp.server import LanguageServer
@@ -306,6 +338,8 @@ def create_server() -> Any:
         )
 
     def send(uri: str, version: Optional[int], linted: DocumentLint) -> None:
+        if version is not None:
+            state.published[uri] = version
         server.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(
             uri=uri, version=version, diagnostics=[diagnostic(linted, f) for f in linted.findings],
         ))
@@ -319,22 +353,32 @@ def create_server() -> Any:
             return
         send(uri, server.workspace.get_text_document(uri).version, linted)
 
-    def cancel(uri: str) -> None:
-        """Drop the pending work of an older version: its debounce, its queued lint (a lint already running
-        finishes in its thread, and its result is not published)."""
-        task = state.pending.pop(uri, None)
-        if task is not None and not task.done():
-            task.cancel()
+    def cancel(uri: str, superseded: bool = True) -> None:
+        """Drop the pending work of an older version: its debounce, its queued lint, its running confirmation
+        (stopped at its next statement). A ``superseded`` preview already running finishes, and is published if
+        no newer version has been (typing faster than a preview takes would otherwise publish nothing until it
+        pauses); a closed document's work stops whatever it is doing."""
+        pending = state.pending.pop(uri, None)
+        if pending is None or pending.task is None or pending.task.done() \
+                or (superseded and pending.finishes_preview()):
+            return
+        pending.stop.set()
+        pending.task.cancel()
 
     def current(uri: str, version: Optional[int], text: str) -> bool:
         document = server.workspace.text_documents.get(uri)
         return document is not None and document.version == version and document.source == text
 
-    async def in_thread(work: Callable[..., Any], *args: Any) -> Any:
-        future: Future[Any] = state.executor.submit(work, *args)
-        return await asyncio.wrap_future(future)  # cancelling this cancels the lint if it has not started
+    def newest(uri: str, version: Optional[int]) -> bool:
+        """``version`` of an open document is newer than every version published for it."""
+        return (version is not None and uri in server.workspace.text_documents
+                and version > state.published.get(uri, -1 << 62))
 
-    async def refresh(uri: str) -> None:
+    async def in_thread(pending: Pending, work: Callable[..., Any], *args: Any) -> Any:
+        pending.lint = state.executor.submit(_stoppable, pending.stop, work, *args)
+        return await asyncio.wrap_future(pending.lint)  # cancelling this cancels the lint if it has not started
+
+    async def refresh(uri: str, pending: Pending) -> None:
         """After a change: wait out the burst, preview, publish, then confirm with a full lint once typing pauses."""
         loop = asyncio.get_running_loop()
         since = state.waiting_since.setdefault(uri, loop.time())
@@ -346,22 +390,29 @@ def create_server() -> Any:
         version, text = document.version, document.source
         path = document_path(uri, document.path)
         key = (version, hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest())
+        read_at = loop.time()
+        pending.previewing = True
         try:
-            findings, exact, layout = await in_thread(preview_document, path, text, state.cache.get(uri))
+            findings, exact, layout = await in_thread(pending, preview_document, path, text, state.cache.get(uri))
         except ConfigError as exc:
             report_error(f"nanlint: {exc}")
             findings, exact, layout = [], True, None
-        if not current(uri, version, text):
-            return  # a newer change has its own task
+        pending.previewing = False
+        is_current = current(uri, version, text)
+        if not (is_current or newest(uri, version)):
+            return  # a newer version is out, or the document was closed
         linted = DocumentLint(findings, text, split_lines(text), key, exact=exact, layout=layout)
         state.cache[uri] = linted
-        state.waiting_since.pop(uri, None)
+        if is_current:
+            state.waiting_since.pop(uri, None)
+        else:  # superseded while it ran: the changes not yet answered all came after its text was read
+            state.waiting_since[uri] = read_at
         send(uri, version, linted)
-        if exact:
-            return
+        if exact or not is_current:
+            return  # a newer change has its own task, which confirms
         await asyncio.sleep(CONFIRM_S)
         try:
-            confirmed = await in_thread(lint_document, path, text)
+            confirmed = await in_thread(pending, lint_document, path, text)
         except ConfigError as exc:
             report_error(f"nanlint: {exc}")
             return
@@ -373,7 +424,9 @@ def create_server() -> Any:
 
     def schedule(uri: str) -> None:
         cancel(uri)
-        state.pending[uri] = asyncio.ensure_future(refresh(uri))
+        pending = Pending()
+        pending.task = asyncio.ensure_future(refresh(uri, pending))
+        state.pending[uri] = pending
 
     def workspace_edit(uri: str, version: Optional[int], edits: list[lsp.TextEdit]) -> lsp.WorkspaceEdit:
         capabilities = server.client_capabilities
@@ -410,8 +463,9 @@ def create_server() -> Any:
 
     @server.feature(lsp.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(params: lsp.DidCloseTextDocumentParams) -> None:
-        cancel(params.text_document.uri)
+        cancel(params.text_document.uri, superseded=False)
         state.waiting_since.pop(params.text_document.uri, None)
+        state.published.pop(params.text_document.uri, None)
         state.cache.pop(params.text_document.uri, None)
         server.text_document_publish_diagnostics(
             lsp.PublishDiagnosticsParams(uri=params.text_document.uri, diagnostics=[]))
@@ -483,4 +537,5 @@ def command(stdio: bool) -> None:
     except ImportError as exc:
         click.echo(f"{INSTALL_HINT} ({exc})", err=True)
         sys.exit(2)
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     server.start_io()

@@ -12,6 +12,7 @@ from typing import Callable, Iterable, Optional
 
 import libcst as cst
 
+from .cancellation import Superseded, current_event
 from .context import FileContext
 from .analysis.ops import CONSTANT_FACTORIES, DATA_FACTORIES
 from .names import last_name
@@ -66,6 +67,7 @@ class Walker:
         self.leaves: dict[str, list[Hook]] = {}
         self.failures: list[tuple[object, Exception, cst.CSTNode]] = []
         self.scopes: list[Scope] = []
+        self.superseded = current_event()  # set when the language server no longer needs this lint
         for rule in rules:
             for attr in dir(type(rule)):
                 if attr.startswith("visit_"):
@@ -105,6 +107,8 @@ class Walker:
         name = cls.__name__
         is_statement = _kind(cls) == _STATEMENT
         if is_statement:
+            if self.superseded is not None and self.superseded.is_set():
+                raise Superseded
             ctx.statements.append(node)
         self._enter(node, name)
         for hook in self.visits.get(name, ()):

@@ -600,3 +600,98 @@ def test_a_keystroke_that_breaks_the_syntax_previews_the_error_beside_the_findin
     previous = DocumentLint(shown, above, above.splitlines(True), exact=False)
     again, _, _ = preview_document(str(path), above.replace("z = foo(", "z = foo(x,"), previous)
     assert [(f.code, f.line) for f in again] == [("NAN000", 4), ("NAN101", 12)]
+
+
+# -- work in the lint thread when a newer change comes: a running preview is published, a confirmation stops ---------
+SLOW_BOOTSTRAP = """
+import os, sys, time
+import nanlint.server as server
+from nanlint.cancellation import Superseded, current_event
+gate = os.environ["NANLINT_TEST_GATE"]
+real_preview, real_lint = server.preview_document, server.lint_document
+def wait_for_gate(name):
+    open(os.path.join(gate, name + ".started"), "w").close()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if os.path.exists(os.path.join(gate, name + ".go")):
+            return "released"
+        event = current_event()
+        if event is not None and event.is_set():
+            open(os.path.join(gate, name + ".stopped"), "w").close()
+            raise Superseded  # as the walker does at its next statement
+        time.sleep(0.01)
+    return "timed out"
+def preview(path, text, previous):
+    if "_slow_preview" in text:
+        wait_for_gate("preview")
+    return real_preview(path, text, previous)
+def lint(path, text):
+    if "_slow_confirm" in text:
+        wait_for_gate("confirm")
+    return real_lint(path, text)
+server.preview_document, server.lint_document = preview, lint
+from nanlint.cli import main
+sys.argv = ["nanlint", "server"]
+main()
+"""
+
+
+def typed_change(client: LspClient, uri: str, version: int, line: int, text: str) -> None:
+    client.notify("textDocument/didChange", {"textDocument": {"uri": uri, "version": version}, "contentChanges": [
+        {"range": {"start": {"line": line, "character": 0}, "end": {"line": line, "character": 0}}, "text": text}]})
+
+
+def wait_for_file(path: Path) -> None:
+    deadline = time.monotonic() + TIMEOUT
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path.name} never appeared"
+        time.sleep(0.01)
+
+
+def open_typed(client: LspClient, project: Path) -> tuple[str, int]:
+    """TYPED opened and its diagnostics received; the line of ``other`` where the edits go."""
+    uri = open_document(client, project / "typed.py", TYPED)
+    client.diagnostics(uri, version=1)
+    return uri, TYPED.split("\n").index("        y = x * self.scale")
+
+
+@pytest.fixture
+def slow_session(project: Path, session, monkeypatch):
+    gate = project / "gate"
+    gate.mkdir()
+    monkeypatch.setenv("NANLINT_TEST_GATE", str(gate))
+    monkeypatch.setattr(LspClient, "COMMAND", [sys.executable, "-c", SLOW_BOOTSTRAP])
+    client, _ = session()
+    return client, gate
+
+
+def test_a_preview_running_when_a_newer_change_comes_is_published_for_its_own_version(project: Path, slow_session):
+    """Typing faster than a preview takes: the preview already running finishes and is published (its version),
+    then the newest version's; an older version is never published after a newer one."""
+    client, gate = slow_session
+    uri, at = open_typed(client, project)
+    typed_change(client, uri, 2, at, "        _slow_preview = 1\n")
+    wait_for_file(gate / "preview.started")  # version 2's preview is running in the lint thread
+    typed_change(client, uri, 3, at, "        _t = 1\n")
+    time.sleep(0.2)  # version 3 is waiting behind it
+    (gate / "preview.go").touch()
+    assert [d["code"] for d in client.diagnostics(uri, version=2)] == ["NAN101"]
+    assert [d["code"] for d in client.diagnostics(uri, version=3)] == ["NAN101"]
+    versions = [m["params"].get("version") for m in client.seen
+                if m.get("method") == "textDocument/publishDiagnostics" and m["params"]["uri"] == uri]
+    assert versions == sorted(versions) and 2 in versions
+    assert not (gate / "preview.stopped").exists()
+
+
+def test_a_confirmation_running_when_a_newer_change_comes_stops(project: Path, slow_session):
+    """A full lint confirming a preview is dropped when the document changes: it stops (the lint thread's event is
+    set) instead of making the newer version's preview wait for it."""
+    client, gate = slow_session
+    uri, at = open_typed(client, project)
+    typed_change(client, uri, 2, at, "        _slow_confirm = 1\n")
+    client.diagnostics(uri, version=2)  # the preview, published at once
+    wait_for_file(gate / "confirm.started")  # typing paused: the confirmation is running
+    typed_change(client, uri, 3, at, "        _t = 1\n")
+    wait_for_file(gate / "confirm.stopped")
+    assert [d["code"] for d in client.diagnostics(uri, version=3)] == ["NAN101"]
+    assert not (gate / "confirm.go").exists()

@@ -79,3 +79,53 @@ def test_zero_at_every_call() -> None:
     fov = next(n for n in module.body if isinstance(n, cst.FunctionDef) and n.name.value == "fov")
     assert zero_at_every_call(summary, fov, "xi")
     assert not zero_at_every_call(summary, fov, "fx")
+
+
+WRAPPED = textwrap.dedent('''
+    import torch
+
+    def radius_loss(X, Y):
+        return torch.sqrt(X * X + Y * Y)
+
+    def radius_fov(X, Y, fov=1.0):
+        return radius_loss(X, Y) * fov
+
+    def rays(model, h):
+        Xs = model.proj(h)
+        return radius_fov(Xs, Xs)
+
+    def spread_loss(v):
+        return torch.sqrt(v * v)
+
+    def public(v):
+        return spread_loss(v)
+
+    def ping(x):
+        return pong(x)
+
+    def pong(x):
+        return ping(x)
+''')
+
+
+def test_a_parameter_a_wrapper_passes_on_takes_what_the_wrapper_s_callers_pass() -> None:
+    import libcst as cst
+
+    from nanlint.analysis.triggers import INPUT, LEARNED, parameter_trigger
+
+    summary = summarize(WRAPPED)
+    functions = {n.name.value: n for n in cst.parse_module(WRAPPED).body if isinstance(n, cst.FunctionDef)}
+    # radius_loss <- radius_fov(X) <- rays: a learned projection, two calls up
+    assert parameter_trigger(summary, functions["radius_loss"], "X") is LEARNED
+    assert parameter_trigger(summary, functions["radius_fov"], "X") is LEARNED
+    # a wrapper nobody in the module calls: its parameter is an input, as before
+    assert parameter_trigger(summary, functions["spread_loss"], "v") is INPUT
+    assert parameter_trigger(summary, functions["ping"], "x") is INPUT  # a cycle ends as an input
+
+
+def test_a_hazard_behind_a_wrapper_is_shown_by_what_reaches_the_wrapper() -> None:
+    from helpers import lint
+
+    found = {f.line: f for f in lint(WRAPPED) if f.code == "NAN201"}
+    assert found[15].confidence == "medium" and "a zero or constant input row" in found[15].message  # spread_loss
+    assert found[5].confidence == "low" and "a learned projection exactly 0" in found[5].message  # radius_loss

@@ -485,8 +485,12 @@ def _least_likely(a: Trigger, b: Trigger) -> Trigger:
 def parameter_trigger(summary: "ModuleSummary", function: cst.FunctionDef, name: str) -> Optional[Trigger]:
     """The trigger of parameter ``name`` of ``function`` from what the module's callers pass, or None when
     no caller is seen. The most ordinary argument wins: one caller passing data is enough."""
-    passed = _passed(summary, function, name) or []
-    found = [_ast_trigger(argument, caller, call.lineno, 0)
+    return _passed_trigger(summary, _passed(summary, function, name) or [], frozenset({function.name.value}))
+
+
+def _passed_trigger(summary: "ModuleSummary", passed: list[tuple[Optional[ast.AST], Optional[ast.AST], ast.Call]],
+                    seen: frozenset[str]) -> Optional[Trigger]:
+    found = [_ast_trigger(summary, argument, caller, call.lineno, 0, seen)
              for argument, caller, call in passed if argument is not None]
     if not found:
         return None
@@ -496,10 +500,25 @@ def parameter_trigger(summary: "ModuleSummary", function: cst.FunctionDef, name:
     return best
 
 
+def _forwarded(summary: "ModuleSummary", caller: ast.AST, name: str, seen: frozenset[str]) -> Trigger:
+    """Parameter ``name`` of ``caller``, which passes it on (a wrapper, ``project_fov(X, ...)`` calling
+    ``project(X, ...)``): what the wrapper's own callers pass; an input when none is seen."""
+    if not isinstance(caller, (ast.FunctionDef, ast.AsyncFunctionDef)) or caller.name in seen \
+            or len(seen) > _FORWARDING_DEPTH:
+        return INPUT
+    params = caller.args
+    passed = summary.arguments_passed(caller.name, [a.arg for a in (*params.posonlyargs, *params.args)],
+                                      {a.arg for a in params.kwonlyargs}, name)
+    found = _passed_trigger(summary, passed or [], seen | {caller.name})
+    return found if found is not None else INPUT
+
+
 _AST_TRANSPARENT = _TRANSPARENT | {"sum", "mean", "abs", "pow", "square", "float", "reshape"}
+_FORWARDING_DEPTH = 4  # wrappers followed up the call chain before a parameter counts as an input
 
 
-def _ast_trigger(node: ast.AST, caller: Optional[ast.AST], line: int, depth: int) -> Trigger:
+def _ast_trigger(summary: "ModuleSummary", node: ast.AST, caller: Optional[ast.AST], line: int, depth: int,
+                 seen: frozenset[str]) -> Trigger:
     if depth > 4:
         return UNKNOWN
     if isinstance(node, ast.Name):
@@ -508,10 +527,10 @@ def _ast_trigger(node: ast.AST, caller: Optional[ast.AST], line: int, depth: int
             return prior
         value = last_assignment(caller, node.id, line, unpack=False)
         if value is not None:
-            return _ast_trigger(value, caller, getattr(value, "lineno", line), depth + 1)
+            return _ast_trigger(summary, value, caller, getattr(value, "lineno", line), depth + 1, seen)
         if caller is not None and node.id in {a.arg for a in ast.walk(caller.args)  # type: ignore[attr-defined]
                                               if isinstance(a, ast.arg)}:
-            return INPUT
+            return _forwarded(summary, caller, node.id, seen)
         return UNKNOWN
     if isinstance(node, ast.Attribute):
         prior = _prior(node.attr)
@@ -521,19 +540,19 @@ def _ast_trigger(node: ast.AST, caller: Optional[ast.AST], line: int, depth: int
             return PARAMETER
         return LEARNED  # ``outputs.image_embeds``
     if isinstance(node, ast.Subscript):
-        return _ast_trigger(node.value, caller, line, depth + 1)
+        return _ast_trigger(summary, node.value, caller, line, depth + 1, seen)
     if isinstance(node, ast.BinOp):
         if isinstance(node.op, ast.Sub):
             return EQUAL
-        return _least_likely(_ast_trigger(node.left, caller, line, depth + 1),
-                             _ast_trigger(node.right, caller, line, depth + 1))
+        return _least_likely(_ast_trigger(summary, node.left, caller, line, depth + 1, seen),
+                             _ast_trigger(summary, node.right, caller, line, depth + 1, seen))
     if isinstance(node, ast.Call):
         func = node.func
         last = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
         if last in _SAMPLERS:
             return SAMPLE
         if last in _AST_TRANSPARENT and isinstance(func, ast.Attribute):
-            return _ast_trigger(func.value, caller, line, depth + 1)
+            return _ast_trigger(summary, func.value, caller, line, depth + 1, seen)
         return LEARNED
     return UNKNOWN
 

@@ -72,6 +72,7 @@ class Layout:
     between: tuple[str, ...]  # len(definitions) + 1 pieces of module-level text
     file_ignores: tuple[str, ...]
     conditions: dict[Any, tuple[bool, ...]] = field(default_factory=dict)  # may_fire per (rules, precision)
+    stubs: dict[str, str] = field(default_factory=dict)  # a definition's text -> its stub, as the last relint made
 
     def may_fire(self, rules: tuple[type[Rule], ...], precision: Optional[tuple[str, ...]]) -> tuple[bool, ...]:
         key = (rules, precision)
@@ -240,33 +241,37 @@ def relint(path: str, request: LintRequest, before: Layout, findings: list[Findi
     from .engine import lint_sliced
 
     units: list[_Unit] = []
-    stubbed: list[tuple[int, int, ast.stmt]] = []  # what libcst need not see: (first, last, node) in the new text
+    stubbed: list[Definition] = []  # what libcst need not see, in the new text
     for index, (old, new) in enumerate(zip(before.definitions, after.definitions)):
         if index not in changed:
-            stubbed.append((new.first, new.last, new.node))
+            stubbed.append(new)
             continue
         methods = _changed_methods(old, new)
         if methods is None:  # the definition as a whole
-            if _imports(old.node) != _imports(new.node):
+            if _imports(old) != _imports(new):
                 return None
             units.append(_Unit(old.first, old.last, new.first, new.last))
             continue
         for position, (was, now) in enumerate(zip(old.methods, new.methods)):
             if position in methods:
-                if _imports(was.node) != _imports(now.node):
+                if _imports(was) != _imports(now):
                     return None
                 units.append(_Unit(was.first, was.last, now.first, now.last))
             elif not screening.binds_attributes(now.node):  # kept when it sets self.x: the changed ones may read it
-                stubbed.append((now.first, now.last, now.node))
-    stubbed.sort(key=lambda item: item[0])
+                stubbed.append(now)
+    stubbed.sort(key=lambda definition: definition.first)
     pieces: list[str] = []
     previous = 0
     kept = len(after.lines)
-    for first, last, node in stubbed:
-        pieces.extend(after.lines[previous:first - 1])
-        pieces.append(screening.stub(after.lines, first, last, node))
-        previous = last
-        kept -= last - first
+    for definition in stubbed:  # a stub depends on the definition's text only: unchanged ones reuse theirs
+        stub = before.stubs.get(definition.text)
+        if stub is None:
+            stub = screening.stub(after.lines, definition.first, definition.last, definition.node)
+        after.stubs[definition.text] = stub
+        pieces.extend(after.lines[previous:definition.first - 1])
+        pieces.append(stub)
+        previous = definition.last
+        kept -= definition.last - definition.first
     pieces.extend(after.lines[previous:])
     result = lint_sliced(path, text, "\n".join(pieces), request, screening.first_indent(after.lines, after.body),
                          [rule for rule, fires in zip(rules, conditions) if fires])
@@ -304,8 +309,10 @@ def _same_frame(before: Layout, after: Layout) -> bool:
             and [d.key for d in before.definitions] == [d.key for d in after.definitions])
 
 
-def _imports(node: ast.AST) -> list[str]:
-    return [ast.dump(n) for n in ast.walk(node) if isinstance(n, (ast.Import, ast.ImportFrom))]
+def _imports(definition: Definition) -> list[str]:
+    if "import" not in definition.text:
+        return []
+    return [ast.dump(n) for n in ast.walk(definition.node) if isinstance(n, (ast.Import, ast.ImportFrom))]
 
 
 def _inside(line: int, spans: list[tuple[int, int]]) -> bool:

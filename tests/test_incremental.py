@@ -65,6 +65,43 @@ def test_preview_equals_a_full_lint(path: Path):
     assert previewed
 
 
+def test_previews_in_a_row_reuse_the_stubs_of_unchanged_definitions():
+    """As the server chains them: each preview's layout is the next one's ``before``. The second edit, in another
+    definition, stubs the first one's definition again from its new text and reuses every other stub."""
+    from nanlint import screening
+
+    chained = 0
+    for path in FILES:
+        text = path.read_text(encoding="utf-8")
+        before = layout(text, str(path))
+        assert before is not None
+        if len(before.definitions) < 3:
+            continue
+        first, last = before.definitions[0], before.definitions[-1]
+        if last.last - last.first < 2 or first.last - first.first < 2:
+            continue
+        lines = text.split("\n")
+        once = "\n".join(edits(lines, last.first + 1)["statement"])  # inside the last definition
+        one = relint(str(path), REQUEST, before, lint_source(str(path), text, REQUEST).findings, once)
+        if one is None or not one.layout.stubs:
+            continue
+        twice = "\n".join(edits(once.split("\n"), first.first + 1)["statement"])  # then inside the first
+        two = relint(str(path), REQUEST, one.layout, one.findings, twice)
+        if two is None:
+            continue
+        chained += 1
+        full = lint_source(str(path), twice, REQUEST).findings
+        assert [EVIDENCE.sub("", m[5]) for m in identity(two.findings)] == \
+            [EVIDENCE.sub("", m[5]) for m in identity(full)], path
+        reused = set(one.layout.stubs) & set(two.layout.stubs)
+        assert reused, path  # the definitions neither edit touched
+        for definition in two.layout.definitions:  # what was reused is what would be made afresh
+            if definition.text in two.layout.stubs:
+                assert two.layout.stubs[definition.text] == screening.stub(
+                    two.layout.lines, definition.first, definition.last, definition.node), path
+    assert chained >= 5
+
+
 def test_preview_declines_what_it_cannot_do():
     text = "import torch\n\nEPS = 0\n\n\ndef f(x):\n    return x / x.norm()\n\n\ndef g(x):\n    return x\n"
     before = layout(text)

@@ -46,4 +46,3 @@ def cancellable(event: threading.Event) -> Iterator[None]:
 def current_event() -> Optional[threading.Event]:
     """The event that stops the lint running in this thread, if any (the walker reads it once per file)."""
     return _current.event
-

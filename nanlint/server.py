@@ -371,8 +371,9 @@ def create_server() -> Any:
 
     def newest(uri: str, version: Optional[int]) -> bool:
         """``version`` of an open document is newer than every version published for it."""
+        published = state.published.get(uri)
         return (version is not None and uri in server.workspace.text_documents
-                and version > state.published.get(uri, -1 << 62))
+                and (published is None or version > published))
 
     async def in_thread(pending: Pending, work: Callable[..., Any], *args: Any) -> Any:
         pending.lint = state.executor.submit(_stoppable, pending.stop, work, *args)

@@ -4,7 +4,9 @@ An edit inside one function of a 2,000-line file leaves every other top-level
 ``def``/``class`` and all module-level text as they were. :func:`relint` then
 parses with libcst only the module-level code and the changed definitions (every
 other definition becomes the second stage's line-preserving stub,
-:func:`nanlint.screening.stub`, which keeps its name and imports), analyses that
+:func:`nanlint.screening.stub`, which keeps its name and imports; an unchanged
+method that sets attributes stays only while kept code mentions one of them, as in
+the second stage, :func:`nanlint.screening.unread`), analyses that
 with the rules screened on the *whole* new text (``ctx.source`` is the whole
 file, as always), keeps the new findings that lie in the changed definitions or
 in module-level code, and reuses the previous findings of every unchanged
@@ -242,6 +244,7 @@ def relint(path: str, request: LintRequest, before: Layout, findings: list[Findi
 
     units: list[_Unit] = []
     stubbed: list[Definition] = []  # what libcst need not see, in the new text
+    setters: list[Definition] = []  # unchanged methods of a changed class that set attributes
     for index, (old, new) in enumerate(zip(before.definitions, after.definitions)):
         if index not in changed:
             stubbed.append(new)
@@ -257,21 +260,33 @@ def relint(path: str, request: LintRequest, before: Layout, findings: list[Findi
                 if _imports(was) != _imports(now):
                     return None
                 units.append(_Unit(was.first, was.last, now.first, now.last))
-            elif not screening.binds_attributes(now.node):  # kept when it sets self.x: the changed ones may read it
+            elif screening.binds_attributes(now.node):
+                setters.append(now)
+            else:
                 stubbed.append(now)
-    stubbed.sort(key=lambda definition: definition.first)
-    pieces: list[str] = []
-    previous = 0
-    kept = len(after.lines)
-    for definition in stubbed:  # a stub depends on the definition's text only: unchanged ones reuse theirs
+
+    def stub_of(definition: Definition) -> str:  # a stub depends on the definition's text only: reuse the last
         stub = before.stubs.get(definition.text)
         if stub is None:
             stub = screening.stub(after.lines, definition.first, definition.last, definition.node)
         after.stubs[definition.text] = stub
-        pieces.extend(after.lines[previous:definition.first - 1])
+        return stub
+
+    replaced = [(d.first, d.last, stub_of(d)) for d in stubbed]
+    if setters:  # a setter matters to the changed methods only through an attribute name kept code mentions
+        replaced.sort(key=lambda item: item[0])
+        found = screening.unread(after.lines, replaced, [(d.first, d.last, screening.stored_attributes(d.node))
+                                                         for d in setters])
+        replaced.extend((setters[i].first, setters[i].last, stub_of(setters[i])) for i in found)
+    replaced.sort(key=lambda item: item[0])
+    pieces: list[str] = []
+    previous = 0
+    kept = len(after.lines)
+    for first, last, stub in replaced:
+        pieces.extend(after.lines[previous:first - 1])
         pieces.append(stub)
-        previous = definition.last
-        kept -= definition.last - definition.first
+        previous = last
+        kept -= last - first
     pieces.extend(after.lines[previous:])
     result = lint_sliced(path, text, "\n".join(pieces), request, screening.first_indent(after.lines, after.body),
                          [rule for rule, fires in zip(rules, conditions) if fires])

@@ -261,11 +261,11 @@ def _unread_assignments(lines: list[str], replaced: list[tuple[int, int, str]], 
         names = [n.id for target in targets for n in ast.walk(target) if isinstance(n, ast.Name)]
         stub = " = ".join(dict.fromkeys(names)) + ' = """' + "\n" * (last - first) + '"""'
         candidates.append((first, last, bound, stub))
-    unread = _unread(lines, replaced, [(first, last, bound) for first, last, bound, _ in candidates])
-    return [(candidates[i][0], candidates[i][1], candidates[i][3]) for i in unread]
+    found = unread(lines, replaced, [(first, last, bound) for first, last, bound, _ in candidates])
+    return [(candidates[i][0], candidates[i][1], candidates[i][3]) for i in found]
 
 
-def _unread(lines: list[str], replaced: list[tuple[int, int, str]],
+def unread(lines: list[str], replaced: list[tuple[int, int, str]],
             candidates: list[tuple[int, int, set[str]]]) -> list[int]:
     """The indices of ``candidates`` (first line, last line, the names each binds) that nothing kept reads:
     none of their names is a word of what libcst parses without any candidate (``replaced`` applied, the
@@ -856,10 +856,10 @@ def _unread_setters(lines: list[str], regions: list[_Region], replaced: list[tup
     its name (``scope.lookup_attribute``). So a setter stays when an attribute name it stores is mentioned
     by what libcst will parse without the setters (the hot methods, the class bodies, module-level code,
     the stubs), or by a setter that stays (a fixpoint: ``self.scale`` set in ``__init__`` from ``self.dim``
-    set in ``_configure``): ``_unread``."""
+    set in ``_configure``): :func:`unread`."""
     methods = [regions[member] for member in setters]
-    unread = _unread(lines, replaced, [(method.first, method.last, set(method.attributes)) for method in methods])
-    return [(methods[i].first, methods[i].last, _stub(lines, methods[i])[0]) for i in unread]
+    found = unread(lines, replaced, [(method.first, method.last, set(method.attributes)) for method in methods])
+    return [(methods[i].first, methods[i].last, _stub(lines, methods[i])[0]) for i in found]
 
 
 def _words(names: set[str]) -> "re.Pattern[str]":

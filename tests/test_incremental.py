@@ -165,3 +165,35 @@ def test_an_edit_inside_one_definition_is_laid_out_from_the_last_layout():
     assert edited_layout(layout(broken), broken.replace("    y = x\n", "    y = (x\n")) is None  # does not compile
     dedented = broken.replace("    y = x\n", "y = x\n")  # no longer inside g: the whole text decides
     assert edited_layout(layout(broken), dedented) is None
+
+
+SETTERS = '''import torch
+
+
+class Model(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.eps = 0.0
+
+    def unit(self, x):
+        return x / (x.norm() + self.eps)
+
+    def count(self, x):
+        self.steps = len(x)
+        return x
+'''
+
+
+def test_a_setter_the_changed_method_does_not_read_is_not_parsed():
+    """Editing ``unit``: ``__init__`` sets ``self.eps``, which ``unit`` reads, so it is analysed with it (an eps of
+    0 guards nothing); ``count`` sets only ``self.steps``, which nothing kept mentions, so it is stubbed."""
+    before = layout(SETTERS)
+    findings = lint_source("m.py", SETTERS, REQUEST).findings
+    assert [(f.code, f.line) for f in findings] == [("NAN101", 10)]
+    edited = SETTERS.replace("        return x / (x.norm()", "        x = x * 1\n        return x / (x.norm()")
+    preview = relint("m.py", REQUEST, before, findings, edited)
+    assert preview is not None
+    assert identity(preview.findings) == identity(lint_source("m.py", edited, REQUEST).findings)
+    assert [(f.code, f.line) for f in preview.findings] == [("NAN101", 11)]
+    count = next(m for d in preview.layout.definitions for m in d.methods if m.node.name == "count")
+    assert preview.kept_lines == len(edited.split("\n")) - (count.last - count.first)  # count's lines: one stub

@@ -274,21 +274,12 @@ def relint(path: str, request: LintRequest, before: Layout, findings: list[Findi
 
     replaced = [(d.first, d.last, stub_of(d)) for d in stubbed]
     if setters:  # a setter matters to the changed methods only through an attribute name kept code mentions
-        replaced.sort(key=lambda item: item[0])
         found = screening.unread(after.lines, replaced, [(d.first, d.last, screening.stored_attributes(d.node))
                                                          for d in setters])
         replaced.extend((setters[i].first, setters[i].last, stub_of(setters[i])) for i in found)
     replaced.sort(key=lambda item: item[0])
-    pieces: list[str] = []
-    previous = 0
-    kept = len(after.lines)
-    for first, last, stub in replaced:
-        pieces.extend(after.lines[previous:first - 1])
-        pieces.append(stub)
-        previous = last
-        kept -= last - first
-    pieces.extend(after.lines[previous:])
-    result = lint_sliced(path, text, "\n".join(pieces), request, screening.first_indent(after.lines, after.body),
+    kept_text, kept = screening.sliced(after.lines, replaced)
+    result = lint_sliced(path, text, kept_text, request, screening.first_indent(after.lines, after.body),
                          [rule for rule, fires in zip(rules, conditions) if fires])
     if result is None or result.internal_error:
         return None

@@ -206,12 +206,12 @@ def plan(source: str, rules: Sequence[type[Rule]], path: str = "<unknown>",
         replaced.sort(key=lambda item: item[0])
     if not replaced:
         return Plan(source, chosen, kept_lines=len(lines))
-    text, kept = _sliced(lines, replaced)
+    text, kept = sliced(lines, replaced)
     return Plan(text, chosen, sliced=True, indent=first_indent(lines, body), kept_lines=kept,
                 dropped=tuple((first, last) for first, last, _ in replaced))
 
 
-def _sliced(lines: list[str], replaced: list[tuple[int, int, str]]) -> tuple[str, int]:
+def sliced(lines: list[str], replaced: list[tuple[int, int, str]]) -> tuple[str, int]:
     """``lines`` with each ``(first, last, stub)`` of ``replaced`` (in line order) put in place of its lines;
     and how many lines are left as they were."""
     pieces: list[str] = []
@@ -275,7 +275,7 @@ def unread(lines: list[str], replaced: list[tuple[int, int, str]],
         return []
     words = _words(set().union(*(names for _, _, names in candidates)))
     spans = sorted([*replaced, *((first, last, "") for first, last, _ in candidates)], key=lambda r: r[0])
-    mentioned = set(words.findall(_sliced(lines, spans)[0]))  # of the candidates' names
+    mentioned = set(words.findall(sliced(lines, spans)[0]))  # of the candidates' names
     unread = list(range(len(candidates)))
     changed = True
     while changed:

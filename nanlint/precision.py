@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Optional
 
 import libcst as cst
 
-from .analysis.dtype import applies
+from .analysis.dtype import DISABLED_AUTOCAST, ROUND_TRIP, applies
 from .analysis.ops import AUTOCAST_DTYPE_KEEPING as _DTYPE_PRESERVING, AUTOCAST_F32_OPS, DEFAULT_DTYPE_FACTORIES, \
     UPCASTS as _UPCAST_METHODS
 from .context import FP16_EVIDENCE
@@ -133,6 +133,12 @@ _PARAM_EVIDENCE = re.compile(
 )
 _BF16_EVIDENCE = re.compile(r"\btorch\.bfloat16\b|['\"]bf16(?:-mixed|-true)?['\"]|\bbf16\s*=\s*True|\.bfloat16\(\s*\)")
 _AMP_SCALER = re.compile(r"GradScaler")
+_DEFAULT_DTYPE = re.compile(r"set_default_dtype|set_default_tensor_type")
+# What the precision analysis reads anywhere in a file's text (``ctx.source``), whatever code it analyses: float16
+# and bfloat16 evidence, autocast, a GradScaler, a changed default dtype, and what makes evidence not apply. The
+# language server's preview (nanlint/incremental.py) lints the whole text when an edit adds or removes any of it.
+FILE_FACTS = (FP16_EVIDENCE, _TENSOR_EVIDENCE, _AUTOCAST_LINE, _PARAM_EVIDENCE, _BF16_EVIDENCE, _AMP_SCALER,
+              _DEFAULT_DTYPE, DISABLED_AUTOCAST, ROUND_TRIP)
 
 
 def _line(source: str, index: int) -> int:
@@ -247,7 +253,7 @@ def default_float32(expr: cst.BaseExpression, ctx: "FileContext") -> bool:
     """``expr`` is (a name for) a float factory call with no dtype (``torch.randn(16, 8)``): float32, the default
     dtype, unless the file changes it (``torch.set_default_dtype``). A ``.half()`` elsewhere in the file is
     evidence about another value."""
-    if "set_default_dtype" in ctx.source or "set_default_tensor_type" in ctx.source:
+    if _DEFAULT_DTYPE.search(ctx.source):
         return False
     value, at = expr, ctx.at()
     for _ in range(4):

@@ -239,7 +239,7 @@ def _unread_assignments(lines: list[str], replaced: list[tuple[int, int, str]], 
     fixpoint: ``EPS = ...`` read by ``CONFIG = dict(eps=EPS, ...)`` read by a kept function). Mentions are
     words anywhere in that text, strings and comments included. Every other candidate binds the same names to
     a string spanning its lines, so positions are unchanged: nothing the rules analyse can read it."""
-    tainted_words = _words(tainted) if tainted else None
+    tainted_words = word_pattern(tainted) if tainted else None
     candidates: list[tuple[int, int, set[str], str]] = []  # first, last, bound names, stub
     for index, statement in enumerate(module_level.statements):
         if isinstance(statement, ast.Assign):
@@ -273,7 +273,7 @@ def unread(lines: list[str], replaced: list[tuple[int, int, str]],
     read). Words anywhere count, strings and comments included."""
     if not candidates:
         return []
-    words = _words(set().union(*(names for _, _, names in candidates)))
+    words = word_pattern(set().union(*(names for _, _, names in candidates)))
     spans = sorted([*replaced, *((first, last, "") for first, last, _ in candidates)], key=lambda r: r[0])
     mentioned = set(words.findall(sliced(lines, spans)[0]))  # of the candidates' names
     unread = list(range(len(candidates)))
@@ -862,14 +862,14 @@ def _unread_setters(lines: list[str], regions: list[_Region], replaced: list[tup
     return [(methods[i].first, methods[i].last, _stub(lines, methods[i])[0]) for i in found]
 
 
-def _words(names: set[str]) -> "re.Pattern[str]":
+def word_pattern(names: set[str]) -> "re.Pattern[str]":
     """A pattern matching any of ``names`` as a word."""
     return re.compile(r"\b(?:" + "|".join(sorted(map(re.escape, names))) + r")\b")
 
 
 def _mentioning(names: set[str], source: str, offsets: list[int], regions: list[_Region]) -> set[int]:
     """The regions whose text holds one of ``names`` as a word."""
-    pattern = _words(names)
+    pattern = word_pattern(names)
     return {index for index, region in enumerate(regions)
             if pattern.search(source, offsets[region.first - 1], offsets[region.last])}
 

@@ -197,7 +197,7 @@ def preview_document(path: str, text: str, previous: Optional[DocumentLint]) -> 
             previous.layout = before
             done = relint(path, request, before, previous.findings, text)
             if done is not None:
-                return _shown(done.findings, confidence), not done.changed, done.layout
+                return _shown(done.findings, confidence), done.reused_all, done.layout
         error = python_syntax_error(path, text)
         if error is not None:  # mid-keystroke: Python's error, the other findings where they were (libcst may
             # still parse newer syntax: the confirmation's full lint decides)

@@ -45,8 +45,10 @@ def test_preview_equals_a_full_lint(path: Path):
     lines = text.split("\n")
     evidence = {int(n) for f in findings for n in EVIDENCE.findall(f.message)}
     previewed = 0
-    for definition in before.definitions:
-        span = range(definition.first + 1, definition.last + 1)
+    spans = [range(d.first + 1, d.last + 1) for d in before.definitions]
+    spans += [range(s.lineno, (s.end_lineno or s.lineno) + 1) for s in before.body  # module-level statements
+              if not isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
+    for span in spans:
         if not span:
             continue
         for line in sorted({span[0], span[len(span) // 2], span[-1]}):  # its start, middle and end
@@ -63,6 +65,45 @@ def test_preview_equals_a_full_lint(path: Path):
                 else:
                     assert identity(preview.findings) == identity(full), (kind, line)
     assert previewed
+
+
+def _module_level_rewrites(text: str) -> dict[tuple[int, str], str]:
+    """Each module-level statement deleted (``pass`` on its first line, blank lines after, so nothing moves), and
+    each one-line assignment of a number set to 0: edits that change what the definitions read."""
+    lines = text.split("\n")
+    out: dict[tuple[int, str], str] = {}
+    for statement in ast.parse(text).body:
+        if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            continue
+        first, last = statement.lineno, statement.end_lineno or statement.lineno
+        out[(first, "pass")] = "\n".join(lines[:first - 1] + ["pass"] + [""] * (last - first) + lines[last:])
+        value = getattr(statement, "value", None)
+        if isinstance(statement, ast.Assign) and first == last and isinstance(value, ast.Constant) \
+                and type(value.value) in (int, float):
+            line = lines[first - 1]
+            zeroed = line[:value.col_offset] + "0" + line[value.end_col_offset:]
+            out[(first, "zero")] = "\n".join(lines[:first - 1] + [zeroed] + lines[last:])
+    return out
+
+
+def test_a_preview_after_a_module_level_rewrite_equals_a_full_lint():
+    """Deleting a statement or zeroing a constant changes what definitions read (a name, a call, a key) or what
+    the whole text holds (an import, float16 evidence, a NaN check in a docstring): the preview re-analyses
+    what the edit reaches, or declines."""
+    previewed = declined = 0
+    for path in FILES:
+        text = path.read_text(encoding="utf-8")
+        before = layout(text, str(path))
+        findings = lint_source(str(path), text, REQUEST).findings
+        for (line, kind), new in _module_level_rewrites(text).items():
+            preview = relint(str(path), REQUEST, before, findings, new)
+            if preview is None:
+                declined += 1
+                continue
+            previewed += 1
+            assert identity(preview.findings) == identity(lint_source(str(path), new, REQUEST).findings), \
+                (path, line, kind)
+    assert previewed > 150 and declined > 150
 
 
 def test_previews_in_a_row_reuse_the_stubs_of_unchanged_definitions():
@@ -107,8 +148,8 @@ def test_preview_declines_what_it_cannot_do():
     before = layout(text)
     findings = lint_source("m.py", text, REQUEST).findings
     assert [f.code for f in findings] == ["NAN101"]
-    # module-level code changed, a definition renamed, added, or a syntax error: the whole text is linted
-    for changed in (text.replace("EPS = 0", "EPS = 1"), text.replace("def g(", "def h("),
+    # a star import in module-level code, a definition renamed, added, or a syntax error: the whole text is linted
+    for changed in (text.replace("EPS = 0", "from torch import *"), text.replace("def g(", "def h("),
                     text + "\n\ndef h():\n    pass\n", text.replace("return x\n", "return x +\n")):
         assert relint("m.py", REQUEST, before, findings, changed) is None
     # an edit inside g: f's finding is reused, moved by the line g did not gain
@@ -123,11 +164,38 @@ def test_preview_declines_what_it_cannot_do():
     assert [f.line for f in preview.findings] == [8]
 
 
+def test_a_module_level_edit_re_analyses_the_definitions_that_mention_what_it_changed():
+    text = ("import torch\n\nEPS = 1e-6\nSCALE = EPS * 2\n\n\ndef f(x):\n    return x / (x.norm() + SCALE)\n\n\n"
+            "def g(x):\n    return x / x.norm()\n\n\ndef h(x):\n    return x / (x.norm() + EPS)\n")
+    before = layout(text)
+    findings = lint_source("m.py", text, REQUEST).findings
+    assert [(f.code, f.line) for f in findings] == [("NAN101", 12)]
+    # EPS becomes 0: f reads it through SCALE, h directly; g is reused
+    edited = text.replace("EPS = 1e-6", "EPS = 0.0")
+    preview = relint("m.py", REQUEST, before, findings, edited)
+    assert preview is not None and preview.changed == 2
+    full = lint_source("m.py", edited, REQUEST).findings
+    assert identity(preview.findings) == identity(full) and len(full) > 1
+    # a line added to module-level code moves what lies below it; a comment changes no statement: nothing is
+    # re-analysed
+    for edited in (text.replace("EPS = 1e-6\n", "EPS = 1e-6\nzz = 1\n"), text.replace("\n\n\ndef g", "\n# c\n\n\ndef g")):
+        preview = relint("m.py", REQUEST, before, findings, edited)
+        assert preview is not None and preview.changed == 0
+        assert identity(preview.findings) == identity(lint_source("m.py", edited, REQUEST).findings)
+    # definitions with no line between them: a blank line inserted there moves the second one
+    tight = "import torch\ndef f(x):\n    return x\ndef g(x):\n    return x / x.norm()\n"
+    edited = tight.replace("    return x\ndef g", "    return x\n\ndef g")
+    found = lint_source("m.py", tight, REQUEST).findings
+    preview = relint("m.py", REQUEST, layout(tight), found, edited)
+    assert preview is not None and [f.line for f in preview.findings] == [f.line + 1 for f in found] == [6]
+
+
 def _shape(lay) -> tuple:
     """A layout's spans, texts and nodes (positions aside: the moved definitions keep their old nodes)."""
     def definition(d) -> tuple:
         return (d.first, d.last, d.text, d.frame, ast.dump(d.node), tuple(definition(m) for m in d.methods))
-    return tuple(definition(d) for d in lay.definitions), lay.between, lay.file_ignores
+    return (tuple(definition(d) for d in lay.definitions),
+            tuple((s.first, s.last, ast.dump(s.node)) for s in lay.statements), lay.file_ignores)
 
 
 def test_an_edit_inside_one_definition_is_laid_out_from_the_last_layout():

@@ -23,10 +23,10 @@ import libcst as cst
 if TYPE_CHECKING:
     from ..context import FileContext
 
-_DISABLED_AUTOCAST = re.compile(r"autocast\s*\([^)]*enabled\s*=\s*False")
+DISABLED_AUTOCAST = re.compile(r"autocast\s*\([^)]*enabled\s*=\s*False")
 # ``x.half().float()``: a round trip through float16 (to quantise, or to compare at half precision), after
 # which the value is float32 again
-_ROUND_TRIP = re.compile(r"\s*\.\s*(float\(\s*\)|to\(\s*(dtype\s*=\s*)?torch\.float32\s*\)|type\(\s*torch\.float32\s*\))")
+ROUND_TRIP = re.compile(r"\s*\.\s*(float\(\s*\)|to\(\s*(dtype\s*=\s*)?torch\.float32\s*\)|type\(\s*torch\.float32\s*\))")
 
 
 def walk_owner(ctx: "FileContext") -> Optional[str]:
@@ -49,9 +49,9 @@ def applies(ctx: "FileContext", offset: int) -> bool:
     if "#" in prefix and prefix.count('"') % 2 == 0 and prefix.count("'") % 2 == 0:
         return False  # a comment
     line_end = source.find("\n", offset)
-    if _DISABLED_AUTOCAST.search(source, line_start, line_end if line_end >= 0 else len(source)):
+    if DISABLED_AUTOCAST.search(source, line_start, line_end if line_end >= 0 else len(source)):
         return False
-    if source.startswith(".half()", offset) and _ROUND_TRIP.match(source, offset + len(".half()")):
+    if source.startswith(".half()", offset) and ROUND_TRIP.match(source, offset + len(".half()")):
         return False
     summary = ctx.summary
     if summary.in_string(line, column) or summary.in_comparison(line, column):

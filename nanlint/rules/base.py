@@ -111,6 +111,9 @@ class Rule:
     site_anywhere: ClassVar[Optional[re.Pattern[str]]] = None
     attribute_flow: ClassVar[bool] = True
     chunk_local: ClassVar[bool] = True
+    # Text the rule reads anywhere in the file (``ctx.source``) whatever code it analyses (NAN603: a NaN check
+    # anywhere): the language server's preview lints the whole text when an edit adds or removes a match.
+    file_facts: ClassVar[Optional[re.Pattern[str]]] = None
     witnesses: ClassVar[Sequence[Witness]] = ()
     # The fix contract (ruff's FixAvailability / Applicability), shown by `nanlint rules`, `nanlint rule CODE` and
     # docs/rules.md, and enforced by tests/test_fix_contract.py: a rule declaring NEVER emits no fix, one declaring

@@ -73,6 +73,7 @@ class UncheckedNonfiniteLoss(LoopRule):
     fix_applicability = ()
     preview = True
     screen = re.compile(r"backward")
+    file_facts = _CHECKED  # a check anywhere in the file silences every loop
     _SETUP = ("torch.manual_seed(0); model = torch.nn.Linear(2, 1).to(dtype); "
               "opt = torch.optim.SGD(model.parameters(), lr=0.1); "
               "batches = [torch.ones(4, 2, dtype=dtype), torch.full((4, 2), float('nan'), dtype=dtype), "

@@ -351,7 +351,28 @@ def create_server() -> Any:
         linted = lint(uri)
         if linted is None:
             return
-        send(uri, server.workspace.get_text_document(uri).version, linted)
+        document = server.workspace.get_text_document(uri)
+        send(uri, document.version, linted)
+        prepare(uri, document.version, document_path(uri, document.path), linted)
+
+    def prepare(uri: str, version: Optional[int], path: str, linted: DocumentLint) -> None:
+        """After an exact lint, while the editor is idle: the layout the next keystroke's preview starts from, and
+        what a preview after a module-level edit reads of it (``Layout.prepare``); a newer version stops it."""
+        def changed() -> bool:  # (read from the lint thread: a dictionary lookup and an attribute)
+            document = server.workspace.text_documents.get(uri)
+            return document is None or document.version != version
+
+        def work() -> None:
+            from .incremental import layout
+
+            if changed() or state.cache.get(uri) is not linted:
+                return
+            if linted.layout is None:
+                linted.layout = layout(linted.text, path)
+            if linted.layout is not None:
+                linted.layout.prepare(changed)
+
+        state.executor.submit(work)
 
     def cancel(uri: str, superseded: bool = True) -> None:
         """Drop the pending work of an older version: its debounce, its queued lint, its running confirmation
@@ -409,6 +430,8 @@ def create_server() -> Any:
         else:  # superseded while it ran: the changes not yet answered all came after its text was read
             state.waiting_since[uri] = read_at
         send(uri, version, linted)
+        if exact and is_current:
+            prepare(uri, version, path, linted)
         if exact or not is_current:
             return  # a newer change has its own task, which confirms
         await asyncio.sleep(CONFIRM_S)

@@ -265,3 +265,17 @@ def test_a_setter_the_changed_method_does_not_read_is_not_parsed():
     assert [(f.code, f.line) for f in preview.findings] == [("NAN101", 11)]
     count = next(m for d in preview.layout.definitions for m in d.methods if m.node.name == "count")
     assert preview.kept_lines == len(edited.split("\n")) - (count.last - count.first)  # count's lines: one stub
+
+
+def test_prepare_reads_ahead_every_free_name_a_module_level_preview_needs_and_stops_when_asked():
+    text = "\n".join(["EPS = 1e-6", "", "def f(x):", "    return x / EPS", "", "class C:",
+                      "    def g(self, y):", "        return y * SCALE", "", "    def h(self):", "        return 1", ""])
+    lay = layout(text)
+    units = [u for d in lay.definitions for u in (d, *d.methods)]
+    assert len(units) == 4
+    calls = []
+    lay.prepare(lambda: calls.append(1) or len(calls) > 2)  # stops before the third
+    assert len(lay.free) == 2
+    lay.prepare()
+    assert {text: set(names) - {"self"} for text, names in lay.free.items()} == {
+        units[0].text: {"EPS"}, units[1].text: {"SCALE"}, units[2].text: {"SCALE"}, units[3].text: set()}

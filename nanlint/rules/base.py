@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from ..analysis.triggers import Trigger
     from ..context import FileContext
     from ..fixspec import FixSpec
-    from ._screens import WithFileCondition
+    from ._screens import Screen, WithFileCondition
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,7 @@ class Rule:
     summary: ClassVar[str]
     rows: ClassVar[str]  # rows of docs/probe.md §1 (or section) the rule rests on
     preview: ClassVar[bool] = False
-    screen: ClassVar[Union[re.Pattern[str], WithFileCondition]]
+    screen: ClassVar[Union[re.Pattern[str], Screen, WithFileCondition]]
     site: ClassVar[Optional[re.Pattern[str]]] = None
     site_anywhere: ClassVar[Optional[re.Pattern[str]]] = None
     attribute_flow: ClassVar[bool] = True

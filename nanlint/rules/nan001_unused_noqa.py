@@ -1,9 +1,9 @@
 """NAN001: a suppression comment that suppresses nothing (the engine checks it: nanlint/engine.py)."""
 from __future__ import annotations
 
-import re
 from typing import Optional
 
+from ._screens import Screen
 from .base import Rule
 
 
@@ -47,7 +47,7 @@ class UnusedNoqa(Rule):
     summary = "suppression comment that suppresses nothing"
     rows = "–"
     preview = True
-    screen = re.compile(r"noqa|nanlint:\s*ignore")
+    screen = Screen(r"noqa|nanlint:\s*ignore")
 
     @classmethod
     def may_fire(cls, source: str, precision: Optional[tuple[str, ...]]) -> bool:

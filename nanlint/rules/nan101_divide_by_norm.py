@@ -6,18 +6,33 @@ from ..facts import NORM_KINDS, ZeroSource
 from ..analysis.guards import branch_guarded, capped_reciprocal
 from ..patterns import code, division
 from ._guards import Built, clamp_divisor, clamp_inside_root, divisor_root
-from ._screens import DIVISION, DIVISION_RENAMED, ROOT, WithFileCondition
+from ._screens import DIVISION, DIVISION_RENAMED, ROOT, Screen, WithFileCondition
 from ..fixspec import UNSAFE
 from .base import Rule, SOMETIMES, Witness
 
 # A sum that vanishes with its inputs (``g2 / (2 * g2 + (a * g3).sum())``) makes the whole file a candidate:
 # a ``+`` somewhere and a square somewhere (``** 2``, ``pow(2``, ``square``, ``v * v``, a variance, an MSE).
-_SQUARE = re.compile(r"""[*][*]\s*2(?![\d.]) | pow\s*[(]\s*2(?![\d.]) | square
-                        | (?<![\w.])(\w++)\s*+[*]\s*+\1(?!\w) | var(?<!\wvar) | mse""", re.VERBOSE)
+_SQUARE = Screen(r"[*][*]\s*2(?![\d.]) | pow\s*[(]\s*2(?![\d.]) | square | var(?<!\wvar) | mse", re.VERBOSE)
+_TIMES_NAME = re.compile(r"[*]\s*+(\w++)(?!\w)")  # ``* v``: a product's right side, found literal-first
 
 
 def _plus_and_square(source: str) -> bool:
-    return "+" in source and _SQUARE.search(source) is not None
+    return "+" in source and (_SQUARE.search(source) is not None or _self_product(source))
+
+
+def _self_product(source: str) -> bool:
+    """``v * v``: what ``(?<![\\w.])(\\w++)\\s*+[*]\\s*+\\1(?!\\w)`` matches, found from each ``*`` (that regex
+    starts at every word of the text: six times slower)."""
+    for times in _TIMES_NAME.finditer(source):
+        name = times.group(1)
+        end = times.start()
+        while end and source[end - 1].isspace():
+            end -= 1
+        start = end - len(name)
+        if start >= 0 and source.startswith(name, start) and \
+                not (start and (source[start - 1].isalnum() or source[start - 1] in "_.")):
+            return True
+    return False
 
 
 class DivideByNorm(Rule):
@@ -100,7 +115,7 @@ class DivideByNorm(Rule):
     rows = "1, 3, 39"
     fix_availability = SOMETIMES
     fix_applicability = (UNSAFE,)
-    screen = WithFileCondition(re.compile(r"""
+    screen = WithFileCondition(Screen(r"""
           norm(?<!\wnorm)\s*[(] | norm(?<!\wnorm)\s+as\b | vector_norm | matrix_norm  # x.norm(), linalg norms
         | dist(?<!\wdist)\s*[(] | dist(?<!\wdist)\s+as\b  # torch.dist
         # or a square root (a hand-written norm):

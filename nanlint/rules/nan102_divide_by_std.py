@@ -6,7 +6,7 @@ from ..facts import STD_KINDS
 from ..analysis.guards import branch_guarded
 from ..patterns import code, division
 from ._guards import Built, clamp_divisor, clamp_inside_root, divisor_root
-from ._screens import DIVISION, DIVISION_RENAMED, ROOT
+from ._screens import DIVISION, DIVISION_RENAMED, ROOT, Screen
 from ..fixspec import UNSAFE
 from .base import Rule, SOMETIMES, Witness
 
@@ -76,7 +76,7 @@ class DivideByStd(Rule):
     rows = "4, 6, 60"
     fix_availability = SOMETIMES
     fix_applicability = (UNSAFE,)
-    screen = re.compile(r"""
+    screen = Screen(r"""
           std(?<!\wstd)\s*[(] | std(?<!\wstd)\s+as\b | std_mean  # x.std(), torch.std_mean
         | \.min\s*[(] | amin\s*[(] | min(?<!\wmin)\s+as\b  # a range x.max() - x.min(), x.amax(d) - x.amin(d)
         # or a square root (of a variance):

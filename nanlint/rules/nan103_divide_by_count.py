@@ -14,7 +14,7 @@ from ..facts import At, Count, names_in
 from ..fixspec import DISPLAY_ONLY, UNSAFE, FixSpec, Replace, append_to
 from ..patterns import code, division
 from ._guards import Built, eps_receiver
-from ._screens import DIVISION, DIVISION_RENAMED
+from ._screens import DIVISION, DIVISION_RENAMED, Screen
 from .base import SOMETIMES, Rule, Witness
 
 
@@ -148,7 +148,7 @@ class DivideByCount(GuardTests):
     rows = "39, 57, 59, 64"
     fix_availability = SOMETIMES
     fix_applicability = (UNSAFE, DISPLAY_ONLY)
-    screen = re.compile(r"sum(?<!\wsum)\s*\(|nansum\s*\(|count_nonzero|len(?<!\wlen)\s*\(|numel\s*\("
+    screen = Screen(r"sum(?<!\wsum)\s*\(|nansum\s*\(|count_nonzero|len(?<!\wlen)\s*\(|numel\s*\("
                         r"|scatter_add|index_add|bincount|degree")  # degrees and bin counts
     # a division, or a negative power / reciprocal of a count (``deg.pow(-0.5)``, ``deg ** -1``, ``rsqrt``)
     site = re.compile(DIVISION.pattern + r"|\*\*|pow|rsqrt|reciprocal")

@@ -1,4 +1,3 @@
-import re
 from typing import Optional
 
 import libcst as cst
@@ -6,6 +5,7 @@ import libcst as cst
 from ..analysis.ops import MEAN_LOSS_MODULES as _LOSS_MODULES, MEAN_LOSSES as _LOSSES
 from ..facts import At
 from ..patterns import code
+from ._screens import Screen
 from .base import NEVER, Witness
 from .nan103_divide_by_count import GuardTests, padding_like
 
@@ -56,7 +56,7 @@ class MeanOfEmptySelection(GuardTests):
     fix_availability = NEVER
     fix_applicability = ()
     preview = True
-    screen = re.compile(r"\bmean\b|nanmean|_loss\b|cross_entropy|Loss\b")
+    screen = Screen(r"mean(?<!\wmean)\b|nanmean|_loss\b|cross_entropy|Loss\b")  # literal-first
     witnesses = (
         Witness(
             setup="loss = leaf(torch.ones(4, dtype=dtype)); labels = torch.full((4,), -100)",

@@ -10,7 +10,7 @@ from ..names import TorchCall, last_name
 from ..analysis.triggers import EXPECTED, PLAUSIBLE, Trigger
 from ..patterns import Root, code, division, root
 from ._guards import Built, clamp_inside_root, relu_for_clamp, tensor_evidence
-from ._screens import ROOT
+from ._screens import ROOT, Screen
 from .base import Rule, SOMETIMES, Witness
 
 
@@ -112,7 +112,7 @@ class SqrtAtZero(Rule):
     rows = "3, 4, 9, 10, 12, 58, 62"
     fix_availability = SOMETIMES
     fix_applicability = (SAFE, UNSAFE)
-    screen = re.compile(r"""
+    screen = Screen(r"""
           hypot(?<!\whypot)(?!\w)  # torch.hypot
         | rsqrt  # a one-pass variance's cancellation under rsqrt(var + eps)
         | """ + ROOT, re.VERBOSE)

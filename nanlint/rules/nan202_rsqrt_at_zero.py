@@ -5,7 +5,7 @@ import libcst as cst
 from ..analysis.triggers import ZERO_ROW
 from ..patterns import code, root
 from ._guards import add_eps
-from ._screens import RECIPROCAL_ROOT
+from ._screens import RECIPROCAL_ROOT, Screen
 from ..fixspec import UNSAFE
 from .base import Rule, SOMETIMES, Witness
 
@@ -63,7 +63,7 @@ class RsqrtAtZero(Rule):
     rows = "5, 45"
     fix_availability = SOMETIMES
     fix_applicability = (UNSAFE,)
-    screen = re.compile(RECIPROCAL_ROOT, re.VERBOSE)
+    screen = Screen(RECIPROCAL_ROOT, re.VERBOSE)
     attribute_flow = False  # reports at the root its screen matches
     witnesses = (
         Witness(

@@ -1,4 +1,3 @@
-import re
 from typing import Optional
 
 import libcst as cst
@@ -11,6 +10,7 @@ from ..analysis.gradient import gradient_at
 from ..analysis.triggers import ORDINARY, Trigger
 from ..patterns import code
 from ._guards import relu_for_clamp
+from ._screens import Screen
 from .base import Rule, SOMETIMES, Witness
 
 
@@ -80,7 +80,7 @@ class FractionalPowAtZero(Rule):
     fix_availability = SOMETIMES
     fix_applicability = (SAFE,)
     preview = True
-    screen = re.compile(r"abs|clamp|clip")
+    screen = Screen(r"abs|clamp|clip")
     witnesses = (
         Witness(
             setup="x = leaf(torch.zeros(3, dtype=dtype))",

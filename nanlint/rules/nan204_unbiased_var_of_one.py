@@ -1,4 +1,3 @@
-import re
 
 import libcst as cst
 
@@ -7,6 +6,7 @@ from ..fixspec import UNSAFE, FixSpec, Replace
 from ..names import TorchCall
 from ..patterns import code
 from ._guards import biased_call
+from ._screens import Screen
 from .base import SOMETIMES, Rule, Witness
 
 
@@ -84,7 +84,7 @@ class UnbiasedVarOfOne(Rule):
     fix_availability = SOMETIMES
     fix_applicability = (UNSAFE,)
     preview = True
-    screen = re.compile(r"\b(?:std|var)\b")
+    screen = Screen(r"std(?<!\wstd)\b|var(?<!\wvar)\b")  # literal-first
     witnesses = (
         Witness(
             setup="x = leaf(torch.randn(2, 1, 4).to(dtype))",

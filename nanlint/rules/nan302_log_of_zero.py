@@ -8,6 +8,7 @@ from ..analysis.gradient import gradient_at, metric_code
 from ..analysis.ops import CASTS, DETACH, LOGS as _LOGS
 from ..analysis.triggers import ABSENT_CATEGORY, ORDINARY, SATURATED_TANH, Trigger
 from ..patterns import code
+from ._screens import Screen
 from .base import NEVER, Rule, Witness
 
 
@@ -99,7 +100,7 @@ class LogOfZero(Rule):
     rows = "16, 17, 18, 20, 30, 49, 61, 63, 66, 68"
     fix_availability = NEVER
     fix_applicability = ()
-    screen = re.compile(r"log(?<!\wlog)(?:1p|2|10|_|it)?\s*\(|xlogy|entr(?<!\wentr)(?!\w)")  # literal-first: 10x faster
+    screen = Screen(r"log(?<!\wlog)(?:1p|2|10|_|it)?\s*\(|xlogy|entr(?<!\wentr)(?!\w)")  # literal-first: 10x faster
     witnesses = (
         Witness(  # a PSNR loss at a perfect reconstruction: log10(1 / 0) (row 68)
             setup="x = leaf(torch.ones(4, dtype=dtype)); t = torch.ones(4, dtype=dtype)",

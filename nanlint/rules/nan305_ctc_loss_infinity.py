@@ -1,4 +1,3 @@
-import re
 from typing import Optional
 
 import libcst as cst
@@ -6,6 +5,7 @@ import libcst as cst
 from ..analysis.gradient import gradient_at
 from ..fixspec import UNSAFE, FixSpec, InsertAt, Replace
 from ..patterns import code
+from ._screens import Screen
 from .base import Rule, SOMETIMES, Witness
 
 # op key -> positional index of ``zero_infinity`` after the first argument (``F.ctc_loss(log_probs, targets, input_lengths,
@@ -56,7 +56,7 @@ class CtcLossInfinity(Rule):
     rows = "65"
     fix_availability = SOMETIMES
     fix_applicability = (UNSAFE,)
-    screen = re.compile(r"ctc_loss|CTCLoss")
+    screen = Screen(r"ctc_loss|CTCLoss")
     attribute_flow = False  # reports at the call its screen matches
     witnesses = (
         Witness(  # the second target needs 5 frames (no repeat) but has 4: no alignment, inf (row 65)

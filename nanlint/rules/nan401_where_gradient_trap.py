@@ -11,6 +11,7 @@ from ..patterns import code
 from ..singular import Singular, guard, in_no_grad, iter_singular, no_grad_value, plain_code, read_names, \
     torch_alias
 from ..analysis.triggers import ORDINARY, Trigger
+from ._screens import Screen
 from .base import Rule, SOMETIMES, Witness
 
 # calls in a condition that make evaluating it twice (the double-where fix) change the result
@@ -88,7 +89,7 @@ class WhereGradientTrap(Rule):
     fix_availability = SOMETIMES
     fix_applicability = (UNSAFE,)
     preview = True
-    screen = re.compile(r"where\b|masked_fill|\[[^\]\n]*(?:==|!=|<|>)[^\]\n]*\]\s*=[^=]")
+    screen = Screen(r"where\b|masked_fill|\[[^\]\n]*(?:==|!=|<|>)[^\]\n]*\]\s*=[^=]")
     witnesses = (
         Witness(
             setup="x = leaf(torch.zeros(4, dtype=dtype))",

@@ -1,5 +1,4 @@
 import math
-import re
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -20,6 +19,7 @@ from ..patterns import code
 from ..scope import lookup
 from ..singular import torch_alias
 from ._guards import Built, float_receiver
+from ._screens import Screen
 from .base import Rule, SOMETIMES, Witness
 
 _ONES = ONE_FACTORIES | FILL_FACTORIES  # never 0: a fill of ones or of a constant
@@ -150,7 +150,7 @@ class NegInfMask(Rule):
     rows = "24, 29, 67"
     fix_availability = SOMETIMES
     fix_applicability = (UNSAFE,)
-    screen = re.compile(r"(?:inf|Inf|INF)(?:inity)?\b")  # also NINF; no leading \b: 4x faster
+    screen = Screen(r"inf(?:inity)?\b|Inf(?:inity)?\b|INF(?:inity)?\b")  # also NINF; no leading \b: 4x faster
     witnesses = (
         Witness(  # SupCon with the diagonal at -inf, times the positives (0 on the diagonal): NaN (row 67)
             setup="s = leaf(torch.zeros(3, 3, dtype=dtype)); eye = torch.eye(3, dtype=torch.bool); "

@@ -13,6 +13,7 @@ from ..precision import FP16_MAX, Evidence, autocast_float32, float16_excluded, 
     may_have_fp16_evidence, spelled, upcast
 from ..singular import torch_alias
 from ._guards import Built, float_receiver
+from ._screens import Screen
 from .base import Rule, SOMETIMES, Witness
 
 _MASKISH = re.compile(r"mask|pad|bias|attn|attention", re.I)
@@ -73,7 +74,7 @@ class HalfOverflowingMask(Rule):
     fix_availability = SOMETIMES
     fix_applicability = (UNSAFE,)
     # a literal beyond 65504, or ``finfo(torch.float32)`` (its min is -3.4e38)
-    screen = re.compile(r"\d(?:[eE]\+?0*(?:[5-9]|[1-9]\d)\b|(?<=\b[1-9])\d{5,}|(?<=\b[6-9])\d{4}\b)|"
+    screen = Screen(r"\d(?:[eE]\+?0*(?:[5-9]|[1-9]\d)\b|(?<=\b[1-9])\d{5,}|(?<=\b[6-9])\d{4}\b)|"
                         r"finfo\s*\(\s*(?:\w+\s*\.\s*)?(?:float(?:32|64)?|double)\s*\)")
     may_fire = staticmethod(may_have_fp16_evidence)  # every finding needs float16 evidence
     witnesses = (

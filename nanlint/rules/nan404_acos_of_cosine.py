@@ -13,6 +13,7 @@ from ..analysis.ops import COSINE_KEEPING as _SHAPE_OPS, PRODUCTS as _PRODUCTS, 
 from ..analysis.ops import VALUE_KEEPING as _SHAPE_ONLY
 from ..analysis.triggers import swapped_by_where
 from ._guards import Built, eps_receiver
+from ._screens import Screen
 from .base import SOMETIMES, Rule, Witness
 
 _ACOS = {"acos": "acos", "arccos": "acos", "acos_": "acos", "asin": "asin", "arcsin": "asin", "asin_": "asin"}
@@ -73,7 +74,7 @@ class AcosOfCosine(Rule):
     rows = "33"
     fix_availability = SOMETIMES
     fix_applicability = (UNSAFE,)
-    screen = re.compile(r"acos|asin|arccos|arcsin")
+    screen = Screen(r"acos|asin|arccos|arcsin")
     witnesses = (
         Witness(
             setup="a = leaf(torch.tensor([[3.0, 4.0, 0.0, 0.0]], dtype=dtype)); "

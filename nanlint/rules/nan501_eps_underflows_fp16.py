@@ -1,4 +1,3 @@
-import re
 from typing import Optional
 
 import libcst as cst
@@ -10,6 +9,7 @@ from ..precision import FP16_MAX, Evidence, autocast_float32, default_float32, f
     fp16_param_evidence, may_have_fp16_evidence, fp16_tensor_evidence, spelled, underflows, upcast
 from ..singular import Guard, Singular, guard, no_grad_value, singular
 from ._guards import Built
+from ._screens import Screen
 from .base import SOMETIMES, Rule, Witness
 
 # optimizer -> default eps (torch 2.13); all but RAdam turn a zero gradient into NaN with float16 params
@@ -122,7 +122,7 @@ class EpsUnderflowsFp16(Rule):
     rows = "1, 34, 45, 46, §5.2"
     fix_availability = SOMETIMES
     fix_applicability = (UNSAFE,)
-    screen = re.compile(r"[eE]-0*(?:[4-9]|[1-9]\d)\b|0\.000\d|normalize|osine|Adam|RMSprop|Adagrad|Adamax")
+    screen = Screen(r"e-0*(?:[4-9]|[1-9]\d)\b|E-0*(?:[4-9]|[1-9]\d)\b|0\.000\d|normalize|osine|Adam|RMSprop|Adagrad|Adamax")
     _EVIDENT = "half = torch.float16"
     may_fire = staticmethod(may_have_fp16_evidence)  # every finding needs float16 evidence
     witnesses = (

@@ -6,6 +6,7 @@ import libcst as cst
 from ..fixspec import UNSAFE
 from ..patterns import code
 from ._training_loop import Event, LoopRule, clip_fix
+from ._screens import Screen
 from .base import SOMETIMES, Witness
 
 
@@ -86,7 +87,7 @@ class MissingGradClipping(LoopRule):
     fix_applicability = (UNSAFE,)
     # a call of backward / manual_backward, or an optimizer step: backward() may run in a helper the step's
     # definition calls (a PPO ``self.ppo_step(batch)``), which the module summary (whole file) knows
-    screen = re.compile(r"backward(?<!def backward)\s*\(|\.\s*step\s*\(")
+    screen = Screen(r"backward(?<!def backward)\s*\(|\.\s*step\s*\(")
     _BACKWARD = re.compile(r"backward(?<!def backward)\s*\(")
 
     @classmethod

@@ -5,6 +5,7 @@ import libcst as cst
 
 from ..fixspec import UNSAFE
 from ._training_loop import Event, LoopRule, unscale_fix
+from ._screens import Screen
 from .base import SOMETIMES, Witness
 
 
@@ -58,7 +59,7 @@ class ClipBeforeUnscale(LoopRule):
     fix_availability = SOMETIMES
     fix_applicability = (UNSAFE,)
     # scaler.scale(loss), or a clip: the scaled backward may run in a helper the clip's definition calls
-    screen = re.compile(r"\.\s*scale\s*\(|clip\w*\s*\(")
+    screen = Screen(r"\.\s*scale\s*\(|clip\w*\s*\(")
     _SCALE = re.compile(r"\.\s*scale\s*\(")
 
     @classmethod

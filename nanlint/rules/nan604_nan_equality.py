@@ -9,6 +9,7 @@ from ..fixspec import SAFE, FixSpec, Replace
 from ..names import builtin_name
 from ..patterns import code
 from ..singular import plain_code, torch_alias
+from ._screens import Screen
 from .base import Rule, SOMETIMES, Witness
 
 _NAN_NAMES = frozenset({"numpy.NaN", "numpy.NAN", "numpy.nan", "math.nan", "torch.nan"})
@@ -69,7 +70,7 @@ class NanEquality(Rule):
     # a NaN is named (``nan``, ``float("NaN")``) or made from a named infinity (``inf - inf``,
     # ``float("Infinity")``): facts never fold an overflow of finite literals into one. The word boundary
     # keeps ``info``/``inference`` out (without it, a cold run over the corpus took a third longer).
-    screen = re.compile(r"[nN][aA][nN]\b|[iI][nN][fF](?:[iI][nN][iI][tT][yY])?\b")
+    screen = Screen(r"[nN][aA][nN]\b|[iI][nN][fF](?:[iI][nN][iI][tT][yY])?\b")
     witnesses = (
         Witness(
             setup="x = leaf(torch.tensor([float('nan'), 1.0], dtype=dtype))",

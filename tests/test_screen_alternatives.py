@@ -1,0 +1,72 @@
+"""Screens scanned one top-level alternative at a time (nanlint/rules/_screens.py: ``Screen``): the same
+matches as the joined regex for the first stage, and a superset of its starts for the second."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from test_screens import sources
+
+from nanlint.rules import ALL_RULES
+from nanlint.rules._screens import Screen, WithFileCondition, alternatives
+from nanlint.rules.nan101_divide_by_norm import _self_product
+
+
+def screens() -> list[tuple[str, Screen]]:
+    out = []
+    for rule in ALL_RULES:
+        screen = rule.screen.pattern if isinstance(rule.screen, WithFileCondition) else rule.screen
+        if isinstance(screen, Screen):
+            out.append((rule.code, screen))
+    return out
+
+
+def test_most_screens_are_scanned_by_alternatives():
+    assert len([s for _, s in screens() if len(s.parts) > 1]) >= 15
+
+
+@pytest.mark.parametrize("code,screen", screens(), ids=[c for c, _ in screens()])
+def test_a_screen_matches_where_its_joined_regex_does(code: str, screen: Screen):
+    checked = 0
+    for path in sources():
+        text = path.read_text(encoding="utf-8")
+        joined = screen.pattern.search(text)
+        found = screen.search(text)
+        assert (found and found.span()) == (joined and joined.span()), path
+        starts = [m.start() for m in screen.finditer(text)]
+        assert starts == sorted(set(starts))
+        assert {m.start() for m in screen.pattern.finditer(text)} <= set(starts), path
+        assert all(screen.pattern.match(text, start) for start in starts), path
+        checked += bool(joined)
+    assert checked
+
+
+@pytest.mark.parametrize("pattern,flags,expected", [
+    (r"a|b", 0, ["a", "b"]),
+    (r"a(?:b|c)|d", 0, ["a(?:b|c)", "d"]),
+    (r"[|]|\||x", 0, ["[|]", r"\|", "x"]),
+    (r"[]|]|[^]|]|y", 0, ["[]|]", "[^]|]", "y"]),
+    (r"[\]|]|z", 0, [r"[\]|]", "z"]),
+    ("a  # a comment | not a cut\n| b", re.VERBOSE, ["a  # a comment | not a cut\n", " b"]),
+    ("a # not a comment without VERBOSE | b", 0, ["a # not a comment without VERBOSE ", " b"]),
+    (r"(a)|\1", 0, [r"(a)|\1"]),  # a backreference to another alternative's group: not cut
+])
+def test_alternatives_cut_a_pattern_at_its_top_level_bars(pattern: str, flags: int, expected: list[str]):
+    assert alternatives(pattern, flags) == expected
+
+
+def test_search_returns_the_joined_regexs_leftmost_match_and_its_first_matching_alternative():
+    screen = Screen(r"ab|abc|b")
+    pad = "-" * 4096  # (a short text is scanned by the joined regex)
+    assert screen.search(pad + "xxabc").span() == (4098, 4100)  # ``ab`` first, as the alternation tries it first
+    assert [m.start() for m in screen.finditer(pad + "abc")] == [4096, 4097]  # ``b`` inside ``ab`` counts too
+    assert [m.start() for m in screen.finditer("abc")] == [0]  # short: the joined regex's own starts
+    assert screen.search(pad + "nothing here") is None and screen.search("abc", 1).span() == (1, 2)
+
+
+@pytest.mark.parametrize("text", ["v * v", "v*v", "x = v * v + 1", "_v\t*\n_v", "é * é", "a.v * v", "xv * v",
+                                  "v * vx", "v ** v", "a * b", "2 * 2", "* v", "v *"])
+def test_a_self_product_is_found_as_its_regex_finds_it(text: str):
+    regex = re.compile(r"(?<![\w.])(\w++)\s*+[*]\s*+\1(?!\w)")
+    assert _self_product(text) == bool(regex.search(text))

@@ -8,7 +8,7 @@ import pytest
 
 from test_screens import sources
 
-from nanlint.rules import ALL_RULES
+from nanlint.rules import ALL_RULES, _screens
 from nanlint.rules._screens import Screen, WithFileCondition, alternatives
 from nanlint.rules.nan101_divide_by_norm import _self_product
 
@@ -27,7 +27,10 @@ def test_most_screens_are_scanned_by_alternatives():
 
 
 @pytest.mark.parametrize("code,screen", screens(), ids=[c for c, _ in screens()])
-def test_a_screen_matches_where_its_joined_regex_does(code: str, screen: Screen):
+def test_a_screen_matches_where_its_joined_regex_does(code: str, screen: Screen,
+                                                     monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(_screens, "_PAYS_OFF", 0)  # by the alternatives from the first text on
+    monkeypatch.setattr(_screens, "_SHORT", 0)
     checked = 0
     for path in sources():
         text = path.read_text(encoding="utf-8")
@@ -56,7 +59,9 @@ def test_alternatives_cut_a_pattern_at_its_top_level_bars(pattern: str, flags: i
     assert alternatives(pattern, flags) == expected
 
 
-def test_search_returns_the_joined_regexs_leftmost_match_and_its_first_matching_alternative():
+def test_search_returns_the_joined_regexs_leftmost_match_and_its_first_matching_alternative(
+        monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(_screens, "_PAYS_OFF", 0)
     screen = Screen(r"ab|abc|b")
     pad = "-" * 4096  # (a short text is scanned by the joined regex)
     assert screen.search(pad + "xxabc").span() == (4098, 4100)  # ``ab`` first, as the alternation tries it first
@@ -70,3 +75,13 @@ def test_search_returns_the_joined_regexs_leftmost_match_and_its_first_matching_
 def test_a_self_product_is_found_as_its_regex_finds_it(text: str):
     regex = re.compile(r"(?<![\w.])(\w++)\s*+[*]\s*+\1(?!\w)")
     assert _self_product(text) == bool(regex.search(text))
+
+
+def test_the_alternatives_are_compiled_once_the_joined_regex_has_scanned_enough_text():
+    screen = Screen(r"ab|b")
+    text = "-" * 4096 + "ab"
+    for _ in range(_screens._PAYS_OFF // len(text)):
+        assert [m.start() for m in screen.finditer(text)] == [4096]  # the joined regex's own starts
+    assert screen._parts is None
+    assert [m.start() for m in screen.finditer(text)] == [4096, 4097]  # now by the alternatives
+    assert screen._parts is not None

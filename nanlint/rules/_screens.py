@@ -14,6 +14,9 @@ _AT_START = re.compile("")
 # Below this many characters one scan of the joined regex costs less than a search per alternative (a stub, a
 # line): a definition's stub in the second stage
 _SHORT = 2048
+# Compiling a screen's alternatives takes about 0.5 ms, what they save over some 100 k characters of scanning: a
+# process compiles them once its joined regex has scanned this much (the pre-commit hook on one file never does)
+_PAYS_OFF = 1 << 17
 
 
 class Screen:
@@ -27,24 +30,46 @@ class Screen:
     matches (:func:`alternatives`): every start of its own ``finditer`` and, where an alternative matches
     inside an earlier match, that start too. The second stage reads only the starts, to keep the regions that
     hold one: a superset keeps a region more, never one less (``bool`` of the two is the same). A text shorter
-    than ``_SHORT`` is scanned by the joined regex."""
+    than ``_SHORT``, and every text until the joined regex has scanned ``_PAYS_OFF`` characters, is scanned by
+    the joined regex."""
 
     def __init__(self, pattern: str, flags: int = 0) -> None:
         self.pattern = re.compile(pattern, flags)
-        parts = alternatives(pattern, flags)
-        self.parts = tuple(re.compile(part, flags) for part in parts) if len(parts) > 1 else (self.pattern,)
+        self.flags = flags
+        self.scanned = 0  # characters the joined regex scanned before the alternatives were compiled
+        self._parts: "Optional[tuple[re.Pattern[str], ...]]" = None
+
+    @property
+    def parts(self) -> "tuple[re.Pattern[str], ...]":
+        """The alternatives, compiled on first use (a process that lints one file never compiles them)."""
+        if self._parts is None:
+            pieces = alternatives(self.pattern.pattern, self.flags)
+            self._parts = tuple(re.compile(piece, self.flags) for piece in pieces) if len(pieces) > 1 \
+                else (self.pattern,)
+        return self._parts
+
+    def _by_parts(self, length: int) -> bool:
+        """Scan ``length`` characters by the alternatives: not a short text, and not before the joined regex
+        has scanned ``_PAYS_OFF`` characters (compiling them costs more than they save on a file or two)."""
+        if length < _SHORT:
+            return False
+        if self._parts is None:
+            self.scanned += length
+            if self.scanned < _PAYS_OFF:
+                return False
+        return True
 
     def match(self, text: str, pos: int = 0) -> "Optional[re.Match[str]]":
         return self.pattern.match(text, pos)
 
     def search(self, text: str, pos: int = 0) -> "Optional[re.Match[str]]":
-        if len(text) - pos < _SHORT:
+        if not self._by_parts(len(text) - pos):
             return self.pattern.search(text, pos)
         first = min((m.start() for m in (part.search(text, pos) for part in self.parts) if m), default=None)
         return None if first is None else self.pattern.match(text, first)
 
     def finditer(self, text: str) -> "Iterator[re.Match[str]]":
-        if len(text) < _SHORT:
+        if not self._by_parts(len(text)):
             yield from self.pattern.finditer(text)
             return
         starts: set[int] = set()

@@ -183,7 +183,7 @@ LSP_FILE = "transformers/transformers/models/wav2vec2/modeling_wav2vec2.py"  # 2
 LSP_HOT_FUNCTION = "_compute_mask_indices"  # sums, lengths and divisions: every keystroke is analysed with libcst
 # Other files, typed into where lsp_typing's default puts the edit: a method of a diffusers pipeline class whose
 # `__call__` sets attributes, and timm's vision_transformer.py, whose middle is module-level code (a loop over
-# `default_cfgs`): an edit there is answered by a full lint (nanlint/incremental.py declines it)
+# `default_cfgs`): an edit there re-analyses module-level code and the definitions it reaches (nanlint/incremental.py)
 LSP_OTHER_FILES = ("diffusers/diffusers/pipelines/stable_diffusion/pipeline_stable_diffusion.py",
                    "timm/timm/models/vision_transformer.py")
 

@@ -484,8 +484,8 @@ class _Reach:
 def _module_reach(before: Layout, after: Layout, pieces: list[_Piece]) -> Optional[_Reach]:
     """What the module-level statements an edit changed (before or after it) reach: the names they bind, with
     every name a module-level statement binds while its text mentions one of them (``EPS = 0``; ``TINY = EPS /
-    2``; a function reading ``TINY``); the names they call; the keys they store. None when a changed statement is
-    a star import (it may bind any name)."""
+    2``; a function reading ``TINY``); the names they call; the keys they store. None when a changed statement
+    imports (a star import may bind any name; any import changes what fixes must import)."""
     from .screening import bound_names, word_pattern
 
     reach = _Reach()

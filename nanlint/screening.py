@@ -23,7 +23,9 @@ matches the site, and a divisor there reads the evidence: the right operand of
 a ``/``, the base of a ``**``, or a call named like a division or a reciprocal
 holds a screen match or mentions a name the evidence flows into (``_Flows``: by
 name through the region's statements, ``self.x`` set by the class's
-attribute-setting methods, or module-level names the match binds). libcst then parses a text where
+attribute-setting methods, or module-level names the match binds); when the rule has a ``root_operand``
+(the square-root rules), a root's operand there reads square evidence (``_square_evidence``: a variance, a
+square, a norm, an MSE), in it or by name the same ways. libcst then parses a text where
 
 * every module-level statement is kept as is (imports, assignments, ``if``
   blocks, a script's training loop), except a multi-line assignment to plain
@@ -55,8 +57,9 @@ the rule's screen matches):
    statement a screen matches or that reads a name the module-level matches
    bind; a finding lies in a region its rule's ``site`` matches, and is a
    divisor computed from that evidence by names the region (or the class's
-   setters) bind. Screens match tokens of expressions, so a match never spans
-   two statements.
+   setters) bind; a finding of a ``root_operand`` rule is a root whose operand
+   is computed from square evidence the same way. Screens match tokens of
+   expressions, so a match never spans two statements.
 
 Under (1) a kept region produces the same findings in the sliced file as in
 the whole file; under (2) a stubbed one produces none in either. The stdlib
@@ -70,8 +73,10 @@ import ast
 import bisect
 import re
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
+from .analysis.ops import SQUARE_SOURCE_OPS
+from .analysis.vocabulary import VARIANCE_NAME
 from .rules.base import Rule
 
 _DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
@@ -177,6 +182,9 @@ def plan(source: str, rules: Sequence[type[Rule]], path: str = "<unknown>",
             found &= sites[rule.site].keys()
             if found and not everywhere:  # the site must read what the evidence computed
                 found = flows.reaching(rule, found, sites[rule.site], module_level.closure(spread) if spread else set())
+        if found and rule.root_operand is not None and not everywhere and not _RENAMED_ROOTS.search(source):
+            found = flows.roots_reaching(found, rule.root_operand != "square",
+                                         lambda: module_level.closure(module_level.square_names(lines)))
         hot[rule] = found
     chosen = [rule for rule in rules if rule in module_hot or hot[rule]]
     if not chosen:
@@ -481,6 +489,7 @@ class _ModuleLevel:
                 self._at_line.setdefault(line, []).append(index)
         self._bound: dict[int, Optional[set[str]]] = {}
         self._closures: dict[frozenset[str], set[str]] = {}  # each rule asks for its names' closure twice
+        self._square_names: Optional[set[str]] = None
 
     def bound(self, index: int) -> Optional[set[str]]:
         """The names statement ``index`` binds (None: a star import)."""
@@ -502,6 +511,16 @@ class _ModuleLevel:
                 return None
             names |= bound
         return names
+
+    def square_names(self, lines: list[str]) -> set[str]:
+        """The names the module-level statements holding square evidence bind (a star import holds none)."""
+        if self._square_names is None:
+            self._square_names = set()
+            for index, statement in enumerate(self.statements):
+                text = "\n".join(lines[statement.lineno - 1:statement.end_lineno or statement.lineno])
+                if _SQUARE_TEXT.search(text) and any(_square_evidence(node) for node in ast.walk(statement)):
+                    self._square_names |= self.bound(index) or set()
+        return self._square_names
 
     def closure(self, names: set[str]) -> set[str]:
         """``names`` and every name a module-level statement binds while reading one of them."""
@@ -589,39 +608,99 @@ class _Flows:
         self._binds: dict[int, frozenset[str]] = {}
         self._seeds: dict[type[Rule], dict[int, set[int]]] = {}
         self._divisors: dict[tuple[int, frozenset[int]], list[tuple[int, int, frozenset[str]]]] = {}
+        self._square_lines: dict[int, set[int]] = {}
 
     def reaching(self, rule: type[Rule], found: set[int], sites: dict[int, set[int]], names: set[str]) -> set[int]:
         """The regions of ``found`` where the evidence of ``rule`` may reach a divisor on a line of ``sites``."""
         seeds = self._seed_lines(rule)
+        return self._reaching(found, lambda index: seeds.get(index, set()), lambda: names, rule.attribute_flow,
+                              lambda index: self.divisors(index, sites[index]), roots=False)
+
+    def roots_reaching(self, found: set[int], beside: bool, names: Callable[[], set[str]]) -> set[int]:
+        """The regions of ``found`` where square evidence (``_square_evidence``: a variance, a square, a norm, an
+        MSE) may reach the operand of a square root (a rule's ``root_operand``), from the region's statements,
+        ``self.x`` set by its class's statements and methods, or the module-level ``names``. With ``beside``, a
+        region that has a root with something added to it or a ``hypot`` call is kept as well."""
+        return self._reaching(found, self.square_lines, names, True, lambda index: self.root_operands(index, beside),
+                              roots=True)
+
+    def _reaching(self, found: set[int], seed_lines: Callable[[int], set[int]], module_names: Callable[[], set[str]],
+                  attribute_flow: bool, targets: Callable[[int], Optional[list[tuple[int, int, frozenset[str]]]]],
+                  roots: bool) -> set[int]:
+        """The regions of ``found`` where the evidence on ``seed_lines`` (by region) may reach one of the
+        ``targets`` (by region: each one's lines and names; None keeps the region). A divisor on a line of
+        evidence is reached; a root's operand is reached by the evidence in it, which ``root_operands`` tests
+        node by node (the root itself, ``a ** e``, is evidence), and ``roots`` also counts the class-level
+        statements among the setters of ``self.x``."""
         attributes: dict[int, set[str]] = {}  # per class: the attributes its setters compute from evidence
         kept = set()
         for index in found:
-            region = self.regions[index]
-            initial = names
-            if region.parent is not None and rule.attribute_flow:
-                if region.parent not in attributes:
-                    attributes[region.parent] = self._class_attributes(region.parent, seeds, names)
-                initial = names | attributes[region.parent]
-            lines = seeds.get(index, set())
-            divisors = self.divisors(index, sites[index])
-            if any(_covers(first, last, lines) for first, last, _ in divisors):
+            reached = targets(index)
+            if reached is None:
                 kept.add(index)
                 continue
+            if not reached:
+                continue
+            lines = seed_lines(index)
+            if not roots and any(_covers(first, last, lines) for first, last, _ in reached):
+                kept.add(index)
+                continue
+            region = self.regions[index]
+            names = module_names()
+            initial = names
+            if region.parent is not None and attribute_flow:
+                if region.parent not in attributes:
+                    attributes[region.parent] = self._class_attributes(region.parent, seed_lines, names, roots)
+                initial = names | attributes[region.parent]
             tainted = self._tainted(index, lines, initial)
-            if any(mentioned & tainted for _, _, mentioned in divisors):
+            if any(mentioned & tainted for _, _, mentioned in reached):
                 kept.add(index)
         return kept
 
-    def _class_attributes(self, parent: int, seeds: dict[int, set[int]], names: set[str]) -> set[str]:
+    def _class_attributes(self, parent: int, seed_lines: Callable[[int], set[int]], names: set[str],
+                          with_class: bool) -> set[str]:
+        """The attributes the class's setters (and, ``with_class``, its class-level statements) compute from
+        the evidence."""
         setters = [m for m in self.regions[parent].members if m != parent and self.regions[m].binds_attributes]
+        if with_class:
+            setters.append(parent)
         attributes: set[str] = set()
         while True:
             found = set(attributes)
             for member in setters:
-                found |= self._tainted(member, seeds.get(member, set()), names | attributes)
+                found |= self._tainted(member, seed_lines(member), names | attributes)
             if found == attributes:
                 return attributes
             attributes = found
+
+    def square_lines(self, index: int) -> set[int]:
+        """The lines of the region's own statements that hold square evidence."""
+        if index not in self._square_lines:
+            self._square_lines[index] = {node.lineno for unit in self.units(index)  # type: ignore[attr-defined]
+                                         if _SQUARE_TEXT.search(self.text(unit))
+                                         for top in unit.nodes for node in ast.walk(top) if _square_evidence(node)}
+        return self._square_lines[index]
+
+    def root_operands(self, index: int, beside: bool) -> Optional[list[tuple[int, int, frozenset[str]]]]:
+        """The operands of the region's square roots (``_root_parts``): each one's lines and names; None when one
+        holds square evidence itself, or when ``beside`` and a root has something added to it or the region calls
+        ``hypot``."""
+        found = []
+        for unit in self.units(index):
+            if not _ROOT_TEXT.search(self.text(unit)):
+                continue
+            for top in unit.nodes:
+                for node in ast.walk(top):
+                    if beside and (isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add) and (
+                            _root_parts(node.left) is not None or _root_parts(node.right) is not None)
+                            or isinstance(node, ast.Call) and _callee(node) == "hypot"):
+                        return None
+                    for part in _root_parts(node) or ():
+                        if any(_square_evidence(inner) for inner in ast.walk(part)):
+                            return None
+                        found.append((part.lineno, part.end_lineno or part.lineno,  # type: ignore[attr-defined]
+                                      _identifiers(part)))
+        return found
 
     def _tainted(self, index: int, seed_lines: set[int], initial: set[str]) -> set[str]:
         """The names the evidence on ``seed_lines`` (and the ``initial`` names) may flow into in region ``index``."""
@@ -741,6 +820,82 @@ def _divisor(node: ast.AST) -> Optional[ast.AST]:
         if "div" in callee or callee.rstrip("_") in _RECIPROCALS:
             return node
     return None
+
+
+def _callee(node: ast.Call) -> str:
+    func = node.func
+    return func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+
+
+_SQUARE_CALLS = frozenset(key.rpartition(".")[2] for key in SQUARE_SOURCE_OPS)
+_ROOT_CALLS = frozenset({"sqrt", "sqrt_", "rsqrt", "rsqrt_", "pow", "pow_", "float_power"})
+_POWER_CALLS = frozenset({"pow", "pow_", "float_power"})
+# text without which a statement holds no square evidence (``_square_evidence``: ``*`` for ``a * a`` and ``**``,
+# ``var`` and ``sigma`` for ``VARIANCE_NAME``), and no root (``_root_parts``) or ``hypot``
+_SQUARE_TEXT = re.compile(r"\*|var|sigma|" + "|".join(sorted(_SQUARE_CALLS)), re.IGNORECASE)
+_ROOT_TEXT = re.compile(r"\*\*|" + "|".join(sorted(_ROOT_CALLS | {"hypot"})))
+# an import that renames a root or a square's op: its calls need not say what they are
+_RENAMED_ROOTS = re.compile(r"\b(?:%s)\s+as\b" % "|".join(sorted(_SQUARE_CALLS | _ROOT_CALLS | {"hypot"})))
+
+
+def _number(node: Optional[ast.AST]) -> Optional[float]:
+    """The value of a numeric literal, signed or not (``2``, ``-0.5``); None for anything else."""
+    sign = 1.0
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        sign = -1.0 if isinstance(node.op, ast.USub) else 1.0
+        node = node.operand
+    if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+        return sign * node.value
+    return None
+
+
+def _exponent(node: ast.AST) -> Optional[ast.AST]:
+    """The exponent of ``a ** e`` or of a ``pow`` call (its ``exponent=`` or last positional argument)."""
+    if isinstance(node, ast.BinOp):
+        return node.right
+    assert isinstance(node, ast.Call)
+    for keyword in node.keywords:
+        if keyword.arg == "exponent":
+            return keyword.value
+    return node.args[-1] if node.args and not isinstance(node.args[-1], ast.Starred) else None
+
+
+def _square_evidence(node: ast.AST) -> bool:
+    """What the value analysis can call a square, a variance, a norm or an MSE starts at ``node``: a name like a
+    variance (``VARIANCE_NAME``), a call of an op of ``SQUARE_SOURCE_OPS`` (a power only when its exponent is not
+    a number other than 2 and 0.5), ``a ** e`` (the same), or ``a * a``."""
+    if isinstance(node, ast.Name):
+        return VARIANCE_NAME.match(node.id) is not None
+    if isinstance(node, ast.Attribute):
+        return VARIANCE_NAME.match(node.attr) is not None
+    if isinstance(node, ast.Call):
+        callee = _callee(node)
+        if callee not in _SQUARE_CALLS:
+            return False
+        return callee not in _POWER_CALLS or _number(_exponent(node)) in (None, 2, 0.5)
+    if isinstance(node, ast.BinOp):
+        if isinstance(node.op, ast.Pow):
+            return _number(node.right) in (None, 2, 0.5)
+        return isinstance(node.op, ast.Mult) and type(node.left) is type(node.right) \
+            and ast.dump(node.left) == ast.dump(node.right)
+    return False
+
+
+def _root_parts(node: ast.AST) -> Optional[list[ast.AST]]:
+    """What a square root at ``node`` reads besides the op: the base of ``a ** e``, the receiver and the
+    arguments of a root call (``sqrt``, ``rsqrt``, ``pow``); None when ``node`` is no root (a power whose
+    exponent is a number other than +-0.5)."""
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow):
+        return [node.left] if _number(node.right) in (None, 0.5, -0.5) else None
+    if not isinstance(node, ast.Call):
+        return None
+    callee = _callee(node)
+    if callee not in _ROOT_CALLS or callee in _POWER_CALLS and _number(_exponent(node)) not in (None, 0.5, -0.5):
+        return None
+    parts: list[ast.AST] = [*node.args, *(keyword.value for keyword in node.keywords)]
+    if isinstance(node.func, ast.Attribute):
+        parts.append(node.func.value)
+    return parts
 
 
 def _identifiers(node: ast.AST) -> frozenset[str]:

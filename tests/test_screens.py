@@ -479,6 +479,50 @@ def test_evidence_that_reaches_no_divisor_keeps_nothing() -> None:
     assert screening.plan(divided, [BY_CODE["NAN103"]]).text is not None
 
 
+# The square-root rules' operand condition (``root_operand``): a square, a variance, a norm or an MSE must reach
+# a root's operand. Each case's root reads one, and is reported with the second stage on and off.
+ROOTS = {
+    "direct": ("NAN201", "def f(p, t):\n    return torch.sqrt(F.mse_loss(p, t))\n"),
+    "name": ("NAN202", "def f(h):\n    v = h.pow(2).mean(-1, keepdim=True)\n    return h * v.rsqrt()\n"),
+    "parameter named like a variance": ("NAN202", "def f(x, running_var):\n    return x * running_var ** -0.5\n"),
+    "self product": ("NAN201", "def f(p, t):\n    d = (p - t) * (p - t)\n    return torch.sqrt(d.sum())\n"),
+    "attribute": ("NAN201", "class A(torch.nn.Module):\n    def setup(self, x):\n        self.v = x.var()\n\n"
+                            "    def forward(self, x):\n        return x * torch.sqrt(self.v)\n"),
+    "criterion set in __init__": ("NAN201", "class A(torch.nn.Module):\n    def __init__(self):\n"
+                                            "        super().__init__()\n        self.crit = torch.nn.MSELoss()\n\n"
+                                            "    def forward(self, p, t):\n        return self.crit(p, t).sqrt()\n"),
+    "module-level criterion": ("NAN201", "CRIT = torch.nn.MSELoss()\n\n\ndef rmse(p, t):\n"
+                                         "    return torch.sqrt(CRIT(p, t))\n"),
+    "eps outside": ("NAN201", "def f(x, y):\n    d = x - y\n    return torch.sqrt(d) + 1e-8\n"),
+    "hypot": ("NAN201", "def f(a, b):\n    return torch.hypot(a, b)\n"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ROOTS))
+def test_square_evidence_reaches_the_root_through_the_definition(case: str) -> None:
+    code, body = ROOTS[case]
+    source = "import torch\nimport torch.nn.functional as F\n" + PAD + "\n\n" + body
+    assert [f[0] for f in check_equivalent(source, (BY_CODE[code],))] == [code]
+    plan = screening.plan(source, [BY_CODE[code]])
+    assert plan is not None and plan.text is not None and body.splitlines()[-1] in plan.text
+
+
+@pytest.mark.parametrize("body", [
+    "class Attention(torch.nn.Module):\n    def __init__(self, dim, num_heads):\n        super().__init__()\n"
+    "        head_dim = dim // num_heads\n        self.scale = head_dim ** -0.5\n",
+    "def widths(out_chs, chs_decay, num_rep):\n    return [round(out_chs * chs_decay ** i) for i in range(num_rep)]\n",
+    "def scale(dim, warmup):\n    return torch.sqrt(torch.tensor(warmup + 1.0)) * (dim * 4) ** 0.5\n",
+])
+def test_a_root_no_square_reaches_keeps_nothing(body: str) -> None:
+    """A root whose operand is a head dimension, a decay or a step count: no square, variance or norm reaches it."""
+    source = "import math\nimport torch\n" + PAD + "\n\n" + body
+    for code in ("NAN201", "NAN202"):
+        assert lint(source, [BY_CODE[code]], second_stage=False) == []
+        assert screening.plan(source, [BY_CODE[code]]).text is None, code
+    renamed = "from torch import rsqrt as rs\n" + source  # a renamed root: nothing is dropped for it
+    assert "head_dim" not in body or screening.plan(renamed, [BY_CODE["NAN202"]]).text is not None
+
+
 @pytest.mark.parametrize("setter", [
     "self.n = x.norm()", "(self.n, other) = (x.norm(), 1)", "[first, *self.n] = x.norm(), 2",
     "for self.n in [x.norm()]:\n            pass", "with x.norm() as self.n:\n            pass",

@@ -177,6 +177,12 @@ MASKING = frozenset({"masked_fill", "masked_fill_", "mul", "multiply"})
 MATRIX_PRODUCTS = frozenset({"mm", "matmul", "bmm", "einsum"})
 # ``c + alpha * a @ b``: ``addmm(c, a, b, alpha=-2)`` adds -2 a.b to ``c``
 ADD_PRODUCT_OPS = frozenset({"addmm", "addmm_", "baddbmm", "baddbmm_"})
+# ops the value analysis (``zeros.py``) can call a square, a variance, a norm or an MSE (a square-root hazard's
+# sources; ``** 2`` and ``a * a`` are its operators): what ``screening`` looks for before a root's operand
+SQUARE_SOURCE_OPS = NORM_OPS | ADD_PRODUCT_OPS | frozenset({
+    "var", "var_mean", "F.mse_loss", "nn.MSELoss", "square", "square_", "sqrt", "sqrt_", "diag", "diagonal", "pow",
+    "pow_", "float_power",
+})
 # matrix and vector products: a learned projection or an inner product
 PRODUCTS = frozenset({
     "matmul", "mm", "bmm", "einsum", "F.linear", "F.bilinear", "addmm", "baddbmm", "dot", "inner", "vdot",

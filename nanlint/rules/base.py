@@ -28,6 +28,14 @@ x.norm()`` in one method, ``y / self.n`` in another). A rule that reports only a
 the very node its screen matches (or at a call of an import alias its screen
 matches) sets it to False, and the second stage keeps only its hot methods.
 
+``root_operand`` (NAN201, NAN202) promises that every finding is a square root or
+a reciprocal one (``sqrt``, ``rsqrt``, ``pow``, ``**``) whose operand the value
+analysis computes from a square, a variance, a norm or an MSE: the second stage
+keeps a hot definition only when such evidence reaches a root's operand there
+(by name, through the definition's statements, ``self.x`` or module-level
+names). ``"square or beside"`` also keeps a definition with a root that has something
+added to it (NAN201's eps outside the root) or a ``hypot`` call.
+
 ``chunk_local`` (default True) promises the contract :mod:`nanlint.screening`
 relies on to parse only the hot definitions of a file; a rule that cannot keep
 it sets it to False and always sees the whole file.
@@ -110,6 +118,7 @@ class Rule:
     site: ClassVar[Optional[re.Pattern[str]]] = None
     site_anywhere: ClassVar[Optional[re.Pattern[str]]] = None
     attribute_flow: ClassVar[bool] = True
+    root_operand: ClassVar[Optional[str]] = None  # None, "square" or "square or beside"
     chunk_local: ClassVar[bool] = True
     # Text the rule reads anywhere in the file (``ctx.source``) whatever code it analyses (NAN603: a NaN check
     # anywhere): the language server's preview lints the whole text when an edit adds or removes a match.

@@ -116,6 +116,7 @@ class SqrtAtZero(Rule):
           hypot(?<!\whypot)(?!\w)  # torch.hypot
         | rsqrt  # a one-pass variance's cancellation under rsqrt(var + eps)
         | """ + ROOT, re.VERBOSE)
+    root_operand = "square or beside"  # an eps outside the root (``_check_eps_outside``) and ``hypot``
     witnesses = (
         Witness(
             setup="p = leaf(torch.ones(4, dtype=dtype)); t = torch.ones(4, dtype=dtype)",

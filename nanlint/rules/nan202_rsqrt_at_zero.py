@@ -65,6 +65,7 @@ class RsqrtAtZero(Rule):
     fix_applicability = (UNSAFE,)
     screen = Screen(RECIPROCAL_ROOT, re.VERBOSE)
     attribute_flow = False  # reports at the root its screen matches
+    root_operand = "square"
     witnesses = (
         Witness(
             setup="h = leaf(torch.zeros(2, 8, dtype=dtype))",

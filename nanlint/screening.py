@@ -25,7 +25,9 @@ holds a screen match or mentions a name the evidence flows into (``_Flows``: by
 name through the region's statements, ``self.x`` set by the class's
 attribute-setting methods, or module-level names the match binds); when the rule has a ``root_operand``
 (the square-root rules), a root's operand there reads square evidence (``_square_evidence``: a variance, a
-square, a norm, an MSE), in it or by name the same ways. libcst then parses a text where
+square, a norm, an MSE), in it or by name the same ways. A rule's ``evidence_at`` may drop screen matches
+that cannot be the evidence of a finding (NAN103: ``len(x)`` of a name no statement assigns a selection,
+Python's ``sum``) before any of this. libcst then parses a text where
 
 * every module-level statement is kept as is (imports, assignments, ``if``
   blocks, a script's training loop), except a multi-line assignment to plain
@@ -137,7 +139,10 @@ def plan(source: str, rules: Sequence[type[Rule]], path: str = "<unknown>",
 
     if starts is None:
         starts = match_starts(rules, source)
-    starts = {rule: [start for start in found if not _commented(source, start)] for rule, found in starts.items()}
+    memo: dict = {}
+    starts = {rule: [start for start in found if not _commented(source, start)
+                     and (rule.evidence_at is None or rule.evidence_at(source, start, memo))]
+              for rule, found in starts.items()}
     edges, kinds = _sweep(regions, _docstring_lines(lines, tree), offsets)
     top = [index for index, region in enumerate(regions) if region.parent is None]
     stubs = {index: _stub(lines, regions[index]) for index in top}

@@ -523,6 +523,43 @@ def test_a_root_no_square_reaches_keeps_nothing(body: str) -> None:
     assert "head_dim" not in body or screening.plan(renamed, [BY_CODE["NAN202"]]).text is not None
 
 
+# NAN103's ``evidence_at``: ``len(x)`` / ``x.numel()`` count only a selection the code assigns, and a bare
+# ``sum(...)`` is Python's unless the file imports one. Each of these counts is reported, sliced or not.
+COUNTS = {
+    "assigned selection": "def f(loss, mask):\n    sel = loss[mask]\n    return sel.sum() / len(sel)\n",
+    "selection in place": "def f(loss, mask):\n    return loss[mask].sum() / loss[mask].numel()\n",
+    "attribute set to a selection": "class A:\n    def setup(self, loss, mask):\n        self.sel = loss[mask]\n\n"
+                                    "    def f(self):\n        return self.sel.sum() / len(self.sel)\n",
+    "selection on several lines": "def f(loss, mask):\n    sel = (\n        loss[mask]\n    )\n"
+                                  "    return sel.sum() / len(sel)\n",
+    "imported sum": "def f(loss, mask):\n    return sum(loss * mask) / sum(mask)\n",
+}
+
+
+@pytest.mark.parametrize("case", sorted(COUNTS))
+def test_a_count_of_a_selection_is_evidence(case: str) -> None:
+    body = COUNTS[case]
+    head = "from torch import (\n    sum,\n)\n" if case == "imported sum" else "import torch\n"
+    source = head + PAD + "\n\n" + body
+    assert [f[0] for f in check_equivalent(source, (BY_CODE["NAN103"],))] == ["NAN103"]
+    assert body.splitlines()[-1] in screening.plan(source, [BY_CODE["NAN103"]]).text
+
+
+@pytest.mark.parametrize("body", [
+    "def f(x, depths):\n    n = len(depths)\n    return x / n\n",  # a parameter
+    "class Net:\n    def __init__(self, blocks):\n        self.stages = torch.nn.Sequential(*blocks)\n\n"
+    "    def f(self, x):\n        stages = self.stages\n        return x / len(self.stages)\n",  # a module list
+    "def f(x, layers):\n    for block in layers:\n        x = x / block.numel()\n    return x\n",  # a loop variable
+    "def f(sizes):\n    return [s / sum(sizes) for s in sizes]\n",  # Python's sum
+    "def f(x, n):\n    w = x.len()\n    return x / w\n",  # not the builtin
+])
+def test_a_count_of_no_selection_keeps_nothing(body: str) -> None:
+    source = "import torch\n" + PAD + "\n\n" + body
+    assert lint(source, [BY_CODE["NAN103"]], second_stage=False) == []
+    plan = screening.plan(source, [BY_CODE["NAN103"]])
+    assert plan is not None and plan.text is None
+
+
 @pytest.mark.parametrize("setter", [
     "self.n = x.norm()", "(self.n, other) = (x.norm(), 1)", "[first, *self.n] = x.norm(), 2",
     "for self.n in [x.norm()]:\n            pass", "with x.norm() as self.n:\n            pass",

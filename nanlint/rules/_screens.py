@@ -6,9 +6,12 @@ alternatives with these by ``|``. They must stay *necessary* (tests/test_screens
 """
 from __future__ import annotations
 
+import ast
 import itertools
 import re
 from typing import Callable, Iterator, Optional
+
+from ..analysis.ops import CASTS, TRANSPARENT_OPS
 
 _AT_START = re.compile("")
 # Below this many characters one scan of the joined regex costs less than a search per alternative (a stub, a
@@ -186,3 +189,94 @@ RECIPROCAL_ROOT = r"""
 # ``true_divide`` call; ``site_anywhere``: an import renaming one of those (its calls need not say "div").
 DIVISION = re.compile(r"/(?<!//)(?!/)|div")
 DIVISION_RENAMED = re.compile(r"div\w*\s+as\b")
+
+
+# -- counts (NAN103): which of its screen's matches can be a count ------------------------------------------
+# ``selections.count`` takes ``len(x)`` and ``x.numel()`` for a count only when ``x`` is a selection: written
+# there (``len(x[mask])``, ``torch.nonzero(m).numel()``) or plainly assigned (``idx = m.nonzero()``,
+# ``self.idx = ...``), never a parameter, a loop variable or an unpacked element; and it reads a bare
+# ``sum(...)`` as torch's only when the file imports a ``sum``.
+_LEN_OF_NAME = re.compile(r"len\s*\(\s*([^\W\d][\w.]*)\s*\)")
+_NUMEL_OF_NAME = re.compile(r"(?<![\w.])([^\W\d][\w.]*)\s*\.\s*$")
+_IMPORTS_SUM = re.compile(r"\bimport\s+(?:\([^)]*|(?:[^\n]|\\\n)*)\bsum\b")
+
+
+def count_evidence(source: str, start: int, memo: dict) -> bool:
+    """Whether NAN103's screen match at ``start`` can be the count of a finding: not ``len(name)`` or
+    ``name.numel()`` of a name the file never plainly assigns, nor a bare ``sum(`` of a file that imports none."""
+    if source.startswith("len", start):
+        if start and source[start - 1] == ".":
+            return False  # ``x.len()``: a method, not the builtin
+        found = _LEN_OF_NAME.match(source, start)
+        return found is None or _assigned(source, found.group(1), memo)
+    if source.startswith("numel", start):
+        found = _NUMEL_OF_NAME.search(source, max(0, start - 200), start)
+        return found is None or found.group(1).split(".")[-1] == "torch" or _assigned(source, found.group(1), memo)
+    if source.startswith("sum", start):
+        before = start - 1
+        while before >= 0 and source[before] in " \t\\\n":
+            before -= 1
+        if before < 0 or source[before] != ".":
+            if "sum" not in memo:
+                memo["sum"] = _IMPORTS_SUM.search(source) is not None
+            return memo["sum"]
+    return True
+
+
+def _assigned(source: str, dotted: str, memo: dict) -> bool:
+    """Some statement may plainly assign the last name of ``dotted`` a selection: ``n = x[mask]``,
+    ``self.n: T = m.nonzero()``, ``n = idx.long()``, ``n = other`` (a name: followed no further), ``n := ...``.
+    A statement on more than one line counts whatever it holds; a keyword argument ``f(n=...)`` and an
+    unpacking ``a, n = ...`` never do (``selections`` follows neither)."""
+    name = dotted.rsplit(".", 1)[-1]
+    attribute = "." in dotted  # ``self.n``: an attribute target; ``n``: a name target
+    key = (name, attribute)
+    if key not in memo:
+        escaped = re.escape(name)
+        memo[key] = False
+        # literal-first (``re`` finds the name by a fast search), then the line before it is checked
+        for found in re.finditer(r"%s(?<!\w%s)(?:[ \t]*(?::[^=\n]*)?=(?!=)|\s*:=)" % (escaped, escaped), source):
+            first = source.rfind("\n", 0, found.start()) + 1
+            if not source.startswith(":=", found.end() - 2) \
+                    and not _ASSIGNED_BEFORE.match(source[max(first, source.rfind(";", first, found.start()) + 1):
+                                                          found.start()]):
+                continue  # a keyword argument, an unpacking, a comparison
+            last = source.find("\n", found.end())
+            try:
+                statement = ast.parse(source[first:last if last >= 0 else len(source)].strip())
+            except SyntaxError:
+                memo[key] = True  # a statement on several lines (or after ``;``)
+                break
+            for node in ast.walk(statement):
+                if isinstance(node, ast.Assign):
+                    targets = node.targets
+                elif isinstance(node, (ast.AnnAssign, ast.NamedExpr)) and node.value is not None:
+                    targets = [node.target]
+                else:
+                    continue
+                if any(isinstance(t, ast.Attribute) and t.attr == name if attribute
+                       else isinstance(t, ast.Name) and t.id == name for t in targets) and _may_select(node.value):
+                    memo[key] = True
+                    return True
+    return memo[key]
+
+
+# what may precede the target of a plain assignment on its line: indentation, ``a = b =`` chains, ``self.``
+_ASSIGNED_BEFORE = re.compile(r"[ \t]*(?:[\w.]+[ \t]*=[ \t]*)*(?:[\w.]*\.)?\Z")
+_SELECTING = TRANSPARENT_OPS | CASTS | {"masked_select", "nonzero", "argwhere"}
+
+
+def _may_select(value: ast.expr) -> bool:
+    """``value`` may be a selection to ``selections.selection``: a name (followed no further), a subscript by
+    something other than numbers and slices, or a call of a selecting, transparent or casting op."""
+    if isinstance(value, (ast.Name, ast.Attribute)):
+        return True
+    if isinstance(value, ast.Subscript):
+        index = value.slice
+        elements = index.elts if isinstance(index, ast.Tuple) else [index]
+        return any(not isinstance(e, (ast.Slice, ast.Constant)) for e in elements)
+    if isinstance(value, ast.Call):
+        func = value.func
+        callee = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+        return callee in _SELECTING
+    return False

@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Callable, ClassVar, Optional, Sequence, Union
 
 import libcst as cst
 
@@ -119,6 +119,9 @@ class Rule:
     site_anywhere: ClassVar[Optional[re.Pattern[str]]] = None
     attribute_flow: ClassVar[bool] = True
     root_operand: ClassVar[Optional[str]] = None  # None, "square" or "square or beside"
+    # The second stage's test of each screen match: can it be the evidence of a finding? (NAN103: ``len(x)`` of
+    # a parameter is no count.) Every match by default; ``memo`` is one file's cache.
+    evidence_at: ClassVar[Optional[Callable[[str, int, dict], bool]]] = None
     chunk_local: ClassVar[bool] = True
     # Text the rule reads anywhere in the file (``ctx.source``) whatever code it analyses (NAN603: a NaN check
     # anywhere): the language server's preview lints the whole text when an edit adds or removes a match.

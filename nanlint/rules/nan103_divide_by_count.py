@@ -14,7 +14,7 @@ from ..facts import At, Count, names_in
 from ..fixspec import DISPLAY_ONLY, UNSAFE, FixSpec, Replace, append_to
 from ..patterns import code, division
 from ._guards import Built, eps_receiver
-from ._screens import DIVISION, DIVISION_RENAMED, Screen
+from ._screens import DIVISION, DIVISION_RENAMED, Screen, count_evidence
 from .base import SOMETIMES, Rule, Witness
 
 
@@ -153,6 +153,7 @@ class DivideByCount(GuardTests):
     # a division, or a negative power / reciprocal of a count (``deg.pow(-0.5)``, ``deg ** -1``, ``rsqrt``)
     site = re.compile(DIVISION.pattern + r"|\*\*|pow|rsqrt|reciprocal")
     site_anywhere = re.compile(DIVISION_RENAMED.pattern + r"|(?:pow|rsqrt|reciprocal)\w*\s+as\b")
+    evidence_at = staticmethod(count_evidence)  # ``len(x)`` of a parameter, Python's ``sum``: no count
     witnesses = (
         Witness(
             setup="token_loss = leaf(torch.ones(2, 3, dtype=dtype)); labels = torch.full((2, 3), -100)",

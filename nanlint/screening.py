@@ -79,6 +79,7 @@ from typing import Callable, Optional, Sequence
 
 from .analysis.ops import SQUARE_SOURCE_OPS
 from .analysis.vocabulary import VARIANCE_NAME
+from .rules._screens import WithFileCondition, assigned
 from .rules.base import Rule
 
 _DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
@@ -170,9 +171,13 @@ def plan(source: str, rules: Sequence[type[Rule]], path: str = "<unknown>",
             if rule.screen.search(stub):
                 everywhere = everywhere or imported is None
                 spread |= imported or set()
+        # a screen's file-level condition (``WithFileCondition``) holds: its evidence may be in any definition
+        squares = isinstance(rule.screen, WithFileCondition) and rule.screen.condition(source)
+        if squares and rule.site is None:
+            everywhere = True  # (only a divide-by rule says what the condition's evidence is)
         if -1 in where:
             module_hot.add(rule)  # module-level code may hold a finding of its own
-        found = set(range(len(regions))) if everywhere else {w for w in where if w >= 0}
+        found = set(range(len(regions))) if everywhere or squares else {w for w in where if w >= 0}
         if spread and not everywhere:
             found |= _mentioning(module_level.closure(spread), source, offsets, regions)
         for index in list(found) if rule.attribute_flow else ():
@@ -186,7 +191,9 @@ def plan(source: str, rules: Sequence[type[Rule]], path: str = "<unknown>",
                 sites[rule.site] = _lines_of(rule.site, source, offsets, edges, kinds)
             found &= sites[rule.site].keys()
             if found and not everywhere:  # the site must read what the evidence computed
-                found = flows.reaching(rule, found, sites[rule.site], module_level.closure(spread) if spread else set())
+                names = spread | module_level.square_names(lines) if squares else spread
+                found = flows.reaching(rule, found, sites[rule.site], module_level.closure(names) if names else set(),
+                                       squares)
         if found and rule.root_operand is not None and not everywhere and not _RENAMED_ROOTS.search(source):
             found = flows.roots_reaching(found, rule.root_operand != "square",
                                          lambda: module_level.closure(module_level.square_names(lines)))
@@ -614,12 +621,23 @@ class _Flows:
         self._seeds: dict[type[Rule], dict[int, set[int]]] = {}
         self._divisors: dict[tuple[int, frozenset[int]], list[tuple[int, int, frozenset[str]]]] = {}
         self._square_lines: dict[int, set[int]] = {}
+        self._sums: dict = {}  # ``assigned``'s answers
+        self._source: Optional[str] = None
 
-    def reaching(self, rule: type[Rule], found: set[int], sites: dict[int, set[int]], names: set[str]) -> set[int]:
-        """The regions of ``found`` where the evidence of ``rule`` may reach a divisor on a line of ``sites``."""
+    def reaching(self, rule: type[Rule], found: set[int], sites: dict[int, set[int]], names: set[str],
+                 squares: bool = False) -> set[int]:
+        """The regions of ``found`` where the evidence of ``rule`` may reach a divisor on a line of ``sites``; with
+        ``squares``, square evidence (``_square_evidence``) is evidence too: a divide-by rule whose screen's
+        file-level condition holds (NAN101: a sum whose every term vanishes with its input holds a square or a
+        norm of it)."""
         seeds = self._seed_lines(rule)
-        return self._reaching(found, lambda index: seeds.get(index, set()), lambda: names, rule.attribute_flow,
+        kept = self._reaching(found, lambda index: seeds.get(index, set()), lambda: names, rule.attribute_flow,
                               lambda index: self.divisors(index, sites[index]), roots=False)
+        if squares and found - kept:  # such a sum is a divisor written with ``+``, or a name assigned one
+            kept |= self._reaching(found - kept, lambda index: seeds.get(index, set()) | self.square_lines(index),
+                                   lambda: names, rule.attribute_flow,
+                                   lambda index: self.divisors(index, sites[index], sums=True), roots=False)
+        return kept
 
     def roots_reaching(self, found: set[int], beside: bool, names: Callable[[], set[str]]) -> set[int]:
         """The regions of ``found`` where square evidence (``_square_evidence``: a variance, a square, a norm, an
@@ -757,8 +775,13 @@ class _Flows:
             self._seeds[rule] = lines
         return self._seeds[rule]
 
-    def divisors(self, index: int, site_lines: set[int]) -> list[tuple[int, int, frozenset[str]]]:
-        """The divisors of the region's statements that hold a site match: each one's lines and names."""
+    def divisors(self, index: int, site_lines: set[int], sums: bool = False) -> list[tuple[int, int, frozenset[str]]]:
+        """The divisors of the region's statements that hold a site match: each one's lines and names. ``sums``:
+        only those that may be a sum (``_may_be_sum``)."""
+        if sums:
+            return [(operand.lineno, operand.end_lineno or operand.lineno,  # type: ignore[attr-defined]
+                     _identifiers(operand)) for operand in self._divisor_nodes(index, site_lines)
+                    if _may_be_sum(operand, self.source, self._sums)]
         key = (index, frozenset(site_lines))
         if key not in self._divisors:
             found = []
@@ -773,6 +796,16 @@ class _Flows:
                                           _identifiers(operand)))
             self._divisors[key] = found
         return self._divisors[key]
+
+    @property
+    def source(self) -> str:
+        if self._source is None:
+            self._source = "\n".join(self.lines)
+        return self._source
+
+    def _divisor_nodes(self, index: int, site_lines: set[int]) -> list[ast.AST]:
+        return [operand for unit in self.units(index) if _covers(unit.first, unit.last, site_lines)
+                for top in unit.nodes for node in ast.walk(top) for operand in [_divisor(node)] if operand is not None]
 
     def units(self, index: int) -> list[_Unit]:
         if index not in self._units:
@@ -901,6 +934,21 @@ def _root_parts(node: ast.AST) -> Optional[list[ast.AST]]:
     if isinstance(node.func, ast.Attribute):
         parts.append(node.func.value)
     return parts
+
+
+def _may_be_sum(divisor: ast.AST, source: str, memo: dict) -> bool:
+    """A divisor that may be a sum written with ``+`` to ``Facts.vanishing_sum`` (which follows plain
+    assignments): ``a + b``, a name or attribute some statement assigns one (or another name), a call."""
+    if isinstance(divisor, ast.BinOp):
+        return isinstance(divisor.op, ast.Add)
+    if isinstance(divisor, (ast.Name, ast.Attribute)):
+        dotted = divisor.id if isinstance(divisor, ast.Name) else "." + divisor.attr
+        return assigned(source, dotted, memo, _sum_value)
+    return isinstance(divisor, ast.Call)
+
+
+def _sum_value(value: ast.expr) -> bool:
+    return isinstance(value, (ast.Name, ast.Attribute)) or isinstance(value, ast.BinOp) and isinstance(value.op, ast.Add)
 
 
 def _identifiers(node: ast.AST) -> frozenset[str]:

@@ -456,6 +456,11 @@ REACHING = {
                             "        self.w = w\n\n    def setup(self, x):\n        n = x.norm()\n        self.n = n\n\n"
                             "    def forward(self, x):\n        return x / self.n\n"),
     "unpacked": ("NAN102", "def f(x):\n    s, m = torch.std_mean(x)\n    return (x - m) / s\n"),
+    # NAN101's file-level condition: a sum whose every term vanishes with its input (no norm, no root)
+    "vanishing sum": ("NAN101", "def f(p, a):\n    g = p.grad\n    g2 = (g * g).sum()\n"
+                                "    return g2 / (2 * g2 + (a * g ** 3).sum())\n"),
+    "vanishing sum by name": ("NAN101", "def f(p, a):\n    g = p.grad\n    g2 = (g * g).sum()\n"
+                                        "    d = 2 * g2 + (a * g ** 3).sum()\n    return g2 / d\n"),
 }
 
 

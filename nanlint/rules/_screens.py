@@ -208,10 +208,11 @@ def count_evidence(source: str, start: int, memo: dict) -> bool:
         if start and source[start - 1] == ".":
             return False  # ``x.len()``: a method, not the builtin
         found = _LEN_OF_NAME.match(source, start)
-        return found is None or _assigned(source, found.group(1), memo)
+        return found is None or assigned(source, found.group(1), memo, _may_select)
     if source.startswith("numel", start):
         found = _NUMEL_OF_NAME.search(source, max(0, start - 200), start)
-        return found is None or found.group(1).split(".")[-1] == "torch" or _assigned(source, found.group(1), memo)
+        return found is None or found.group(1).split(".")[-1] == "torch" or assigned(source, found.group(1), memo,
+                                                                                     _may_select)
     if source.startswith("sum", start):
         before = start - 1
         while before >= 0 and source[before] in " \t\\\n":
@@ -223,14 +224,14 @@ def count_evidence(source: str, start: int, memo: dict) -> bool:
     return True
 
 
-def _assigned(source: str, dotted: str, memo: dict) -> bool:
-    """Some statement may plainly assign the last name of ``dotted`` a selection: ``n = x[mask]``,
-    ``self.n: T = m.nonzero()``, ``n = idx.long()``, ``n = other`` (a name: followed no further), ``n := ...``.
-    A statement on more than one line counts whatever it holds; a keyword argument ``f(n=...)`` and an
-    unpacking ``a, n = ...`` never do (``selections`` follows neither)."""
+def assigned(source: str, dotted: str, memo: dict, accepts: Callable[[ast.expr], bool]) -> bool:
+    """Some statement may plainly assign the last name of ``dotted`` a value ``accepts`` takes (``_may_select``:
+    ``n = x[mask]``, ``self.n: T = m.nonzero()``, ``n = other``; ``n := ...``), the way the value analysis
+    follows names (``Facts.assignment``): a statement on more than one line counts whatever it holds; a keyword
+    argument ``f(n=...)`` and an unpacking ``a, n = ...`` never do. ``memo``: one file's answers."""
     name = dotted.rsplit(".", 1)[-1]
     attribute = "." in dotted  # ``self.n``: an attribute target; ``n``: a name target
-    key = (name, attribute)
+    key = (name, attribute, accepts)
     if key not in memo:
         escaped = re.escape(name)
         memo[key] = False
@@ -255,7 +256,7 @@ def _assigned(source: str, dotted: str, memo: dict) -> bool:
                 else:
                     continue
                 if any(isinstance(t, ast.Attribute) and t.attr == name if attribute
-                       else isinstance(t, ast.Name) and t.id == name for t in targets) and _may_select(node.value):
+                       else isinstance(t, ast.Name) and t.id == name for t in targets) and accepts(node.value):
                     memo[key] = True
                     return True
     return memo[key]

@@ -77,9 +77,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence
 
-from .analysis.ops import SQUARE_SOURCE_OPS
+from .analysis.ops import ADD_PRODUCT_OPS, SQUARE_SOURCE_OPS
 from .analysis.vocabulary import VARIANCE_NAME
-from .rules._screens import WithFileCondition, assigned
+from .rules._screens import ROOT, WithFileCondition, assigned
 from .rules.base import Rule
 
 _DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
@@ -152,9 +152,15 @@ def plan(source: str, rules: Sequence[type[Rule]], path: str = "<unknown>",
     hot: dict[type[Rule], set[int]] = {}  # the regions that may hold a finding of each rule
     sites: dict["re.Pattern[str]", dict[int, set[int]]] = {}
     flows = _Flows(regions, lines, offsets, edges, kinds, starts)
+
+    def square_names() -> set[str]:  # module-level names bound from square evidence, and what reads them
+        return module_level.closure(module_level.square_names(lines))
     evidence_lines: set[int] = set()  # module-level lines a screen matches
     evidence_names: Optional[set[str]] = set()  # the module-level names they bind (None: any name)
     for rule in rules:
+        if rule.root_evidence and starts.get(rule) and not _RENAMED_ROOTS.search(source):
+            # a root is a norm or a standard deviation only when its operand may be a square
+            starts[rule] = [start for start in starts[rule] if flows.fed_root_at(start, square_names)]
         where: set[int] = set()
         everywhere = False  # some module-level code or stub may reach every definition
         spread: set[str] = set()  # module-level names a match lies in the binding of
@@ -195,8 +201,7 @@ def plan(source: str, rules: Sequence[type[Rule]], path: str = "<unknown>",
                 found = flows.reaching(rule, found, sites[rule.site], module_level.closure(names) if names else set(),
                                        squares)
         if found and rule.root_operand is not None and not everywhere and not _RENAMED_ROOTS.search(source):
-            found = flows.roots_reaching(found, rule.root_operand != "square",
-                                         lambda: module_level.closure(module_level.square_names(lines)))
+            found = flows.roots_reaching(found, rule.root_operand != "square", square_names)
         hot[rule] = found
     chosen = [rule for rule in rules if rule in module_hot or hot[rule]]
     if not chosen:
@@ -621,6 +626,9 @@ class _Flows:
         self._seeds: dict[type[Rule], dict[int, set[int]]] = {}
         self._divisors: dict[tuple[int, frozenset[int]], list[tuple[int, int, frozenset[str]]]] = {}
         self._square_lines: dict[int, set[int]] = {}
+        self._roots: dict[int, tuple[bool, list[tuple[int, int, list[ast.AST]]]]] = {}
+        self._fed: dict[int, set[int]] = {}
+        self._square_attributes: dict[int, set[str]] = {}
         self._sums: dict = {}  # ``assigned``'s answers
         self._source: Optional[str] = None
 
@@ -632,40 +640,37 @@ class _Flows:
         norm of it)."""
         seeds = self._seed_lines(rule)
         kept = self._reaching(found, lambda index: seeds.get(index, set()), lambda: names, rule.attribute_flow,
-                              lambda index: self.divisors(index, sites[index]), roots=False)
+                              lambda index: self.divisors(index, sites[index]))
         if squares and found - kept:  # such a sum is a divisor written with ``+``, or a name assigned one
             kept |= self._reaching(found - kept, lambda index: seeds.get(index, set()) | self.square_lines(index),
                                    lambda: names, rule.attribute_flow,
-                                   lambda index: self.divisors(index, sites[index], sums=True), roots=False)
+                                   lambda index: self.divisors(index, sites[index], sums=True))
         return kept
 
     def roots_reaching(self, found: set[int], beside: bool, names: Callable[[], set[str]]) -> set[int]:
-        """The regions of ``found`` where square evidence (``_square_evidence``: a variance, a square, a norm, an
-        MSE) may reach the operand of a square root (a rule's ``root_operand``), from the region's statements,
-        ``self.x`` set by its class's statements and methods, or the module-level ``names``. With ``beside``, a
-        region that has a root with something added to it or a ``hypot`` call is kept as well."""
-        return self._reaching(found, self.square_lines, names, True, lambda index: self.root_operands(index, beside),
-                              roots=True)
+        """The regions of ``found`` with a square root whose operand may be a square (``fed_roots``): a rule's
+        ``root_operand``. With ``beside``, a region that has a root with something added to it or a ``hypot``
+        call is kept as well."""
+        kept = set()
+        for index in found:
+            beside_root, roots = self.roots(index)
+            if beside and beside_root or roots and self.fed_roots(index, names):
+                kept.add(index)
+        return kept
 
     def _reaching(self, found: set[int], seed_lines: Callable[[int], set[int]], module_names: Callable[[], set[str]],
-                  attribute_flow: bool, targets: Callable[[int], Optional[list[tuple[int, int, frozenset[str]]]]],
-                  roots: bool) -> set[int]:
+                  attribute_flow: bool, targets: Callable[[int], list[tuple[int, int, frozenset[str]]]]) -> set[int]:
         """The regions of ``found`` where the evidence on ``seed_lines`` (by region) may reach one of the
-        ``targets`` (by region: each one's lines and names; None keeps the region). A divisor on a line of
-        evidence is reached; a root's operand is reached by the evidence in it, which ``root_operands`` tests
-        node by node (the root itself, ``a ** e``, is evidence), and ``roots`` also counts the class-level
-        statements among the setters of ``self.x``."""
+        ``targets`` (by region: each one's lines and names): a target on a line of evidence, or one that
+        mentions a name the evidence flows into."""
         attributes: dict[int, set[str]] = {}  # per class: the attributes its setters compute from evidence
         kept = set()
         for index in found:
             reached = targets(index)
-            if reached is None:
-                kept.add(index)
-                continue
             if not reached:
                 continue
             lines = seed_lines(index)
-            if not roots and any(_covers(first, last, lines) for first, last, _ in reached):
+            if any(_covers(first, last, lines) for first, last, _ in reached):
                 kept.add(index)
                 continue
             region = self.regions[index]
@@ -673,7 +678,7 @@ class _Flows:
             initial = names
             if region.parent is not None and attribute_flow:
                 if region.parent not in attributes:
-                    attributes[region.parent] = self._class_attributes(region.parent, seed_lines, names, roots)
+                    attributes[region.parent] = self._class_attributes(region.parent, seed_lines, names, False)
                 initial = names | attributes[region.parent]
             tainted = self._tainted(index, lines, initial)
             if any(mentioned & tainted for _, _, mentioned in reached):
@@ -704,26 +709,69 @@ class _Flows:
                                          for top in unit.nodes for node in ast.walk(top) if _square_evidence(node)}
         return self._square_lines[index]
 
-    def root_operands(self, index: int, beside: bool) -> Optional[list[tuple[int, int, frozenset[str]]]]:
-        """The operands of the region's square roots (``_root_parts``): each one's lines and names; None when one
-        holds square evidence itself, or when ``beside`` and a root has something added to it or the region calls
-        ``hypot``."""
-        found = []
-        for unit in self.units(index):
-            if not _ROOT_TEXT.search(self.text(unit)):
-                continue
-            for top in unit.nodes:
-                for node in ast.walk(top):
-                    if beside and (isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add) and (
-                            _root_parts(node.left) is not None or _root_parts(node.right) is not None)
-                            or isinstance(node, ast.Call) and _callee(node) == "hypot"):
-                        return None
-                    for part in _root_parts(node) or ():
-                        if any(_square_evidence(inner) for inner in ast.walk(part)):
-                            return None
-                        found.append((part.lineno, part.end_lineno or part.lineno,  # type: ignore[attr-defined]
-                                      _identifiers(part)))
-        return found
+    def roots(self, index: int) -> tuple[bool, list[tuple[int, int, list[ast.AST]]]]:
+        """The region's square roots (``_root_parts``): each one's lines and operand parts; and whether a root
+        has something added to it or the region calls ``hypot`` (NAN201's eps outside the root)."""
+        if index not in self._roots:
+            beside = False
+            found = []
+            for unit in self.units(index):
+                if not _ROOT_TEXT.search(self.text(unit)):
+                    continue
+                for top in unit.nodes:
+                    for node in ast.walk(top):
+                        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add) and (
+                                _root_parts(node.left) is not None or _root_parts(node.right) is not None) \
+                                or isinstance(node, ast.Call) and _callee(node) == "hypot":
+                            beside = True
+                        parts = _root_parts(node)
+                        if parts:
+                            found.append((node.lineno, node.end_lineno or node.lineno, parts))  # type: ignore
+            self._roots[index] = (beside, found)
+        return self._roots[index]
+
+    def fed_root_at(self, start: int, names: Callable[[], set[str]]) -> bool:
+        """A screen match at ``start`` is no root (``ROOT``), or lies outside the definitions, or on the lines of
+        a root whose operand may be a square (``fed_roots``), or of no root the stdlib tree shows."""
+        if not _ROOT_FORM.match(self.source, start):
+            return True
+        index = _region_at(start, self.edges, self.kinds)
+        if index < 0:
+            return True
+        line = bisect.bisect_right(self.offsets, start)
+        covering = [first for first, last, _ in self.roots(index)[1] if first <= line <= last]
+        return not covering or not self.fed_roots(index, names).isdisjoint(covering)
+
+    def fed_roots(self, index: int, names: Callable[[], set[str]]) -> set[int]:
+        """The lines of the region's roots whose operand may be a square (``_may_square``), reading names through
+        the region's statements, ``self.x`` set by its class (methods and class-level statements) and the
+        module-level ``names``, each bound from square evidence."""
+        if index not in self._fed:
+            roots = self.roots(index)[1]
+            fed = {line for line, _, parts in roots if any(_may_square(part, frozenset()) for part in parts)}
+            pending = [(line, parts) for line, _, parts in roots if line not in fed]
+            if pending:
+                initial = names()
+                parent = self.regions[index].parent
+                if parent is not None:
+                    if parent not in self._square_attributes:
+                        self._square_attributes[parent] = self._class_attributes(parent, self.square_lines, initial,
+                                                                                  True)
+                    initial = initial | self._square_attributes[parent]
+                tainted = frozenset(self._tainted(index, self.square_lines(index), initial))
+                # the names bound from a square that rounding may make negative (a one-pass variance)
+                negative_lines = {unit.first for unit in self.units(index) if "-" in self.text(unit) or
+                                  any(word in self.text(unit) for word in _EXPANDING) if any(
+                                      isinstance(inner, ast.BinOp) and isinstance(inner.op, ast.Sub)
+                                      and _may_square(inner, tainted) or isinstance(inner, ast.Call)
+                                      and _callee(inner) in _EXPANDING
+                                      for top in unit.nodes for inner in ast.walk(top))}
+                negative = frozenset(self._tainted(index, negative_lines, initial)) if negative_lines \
+                    else frozenset(initial)
+                fed |= {line for line, parts in pending
+                        if any(_may_square(part, tainted, negative) for part in parts)}
+            self._fed[index] = fed
+        return self._fed[index]
 
     def _tainted(self, index: int, seed_lines: set[int], initial: set[str]) -> set[str]:
         """The names the evidence on ``seed_lines`` (and the ``initial`` names) may flow into in region ``index``."""
@@ -871,6 +919,7 @@ _POWER_CALLS = frozenset({"pow", "pow_", "float_power"})
 # text without which a statement holds no square evidence (``_square_evidence``: ``*`` for ``a * a`` and ``**``,
 # ``var`` and ``sigma`` for ``VARIANCE_NAME``), and no root (``_root_parts``) or ``hypot``
 _SQUARE_TEXT = re.compile(r"\*|var|sigma|" + "|".join(sorted(_SQUARE_CALLS)), re.IGNORECASE)
+_ROOT_FORM = re.compile(ROOT, re.VERBOSE)  # the square-root forms of the screens (a match of NAN101's is one)
 _ROOT_TEXT = re.compile(r"\*\*|" + "|".join(sorted(_ROOT_CALLS | {"hypot"})))
 # an import that renames a root or a square's op: its calls need not say what they are
 _RENAMED_ROOTS = re.compile(r"\b(?:%s)\s+as\b" % "|".join(sorted(_SQUARE_CALLS | _ROOT_CALLS | {"hypot"})))
@@ -919,6 +968,73 @@ def _square_evidence(node: ast.AST) -> bool:
     return False
 
 
+def _may_square(node: ast.AST, tainted: frozenset[str], negative: frozenset[str] = frozenset()) -> bool:
+    """Whether the value analysis may call ``node`` a square, a variance, a norm or an MSE (what ``sqrt_hazard``
+    asks of a root's operand), by the shape ``zero_source`` follows: a name like a variance or one bound from
+    square evidence (``tainted``), a call of an op of ``SQUARE_SOURCE_OPS`` or of a tainted callable (a
+    criterion), ``a * a``, ``a ** 2``; through any other call's operands, ``a - b``, ``a * b``, ``a / b``'s
+    numerator, subscripts; and ``a + b`` only when both may be (a positive term guards the sum) or it may hold
+    a square that rounding makes negative (``_may_be_negative``: a one-pass variance plus an eps, which rounds
+    below it; ``negative``: the names bound from one)."""
+    if isinstance(node, ast.Name):
+        return node.id in tainted or VARIANCE_NAME.match(node.id) is not None
+    if isinstance(node, ast.Attribute):
+        return node.attr in tainted or VARIANCE_NAME.match(node.attr) is not None \
+            or _may_square(node.value, tainted, negative)
+    if isinstance(node, ast.Call):
+        callee = _callee(node)
+        if callee in tainted or _square_evidence(node):
+            return True
+        if callee in _POWER_CALLS:
+            exponent = _number(_exponent(node))
+            if exponent is not None and exponent != 0.5:
+                return False  # ``x.pow(3)``, ``x.pow(-0.5)``: no square (2 is evidence)
+        operands: list[ast.AST] = [*node.args, *(keyword.value for keyword in node.keywords)]
+        if isinstance(node.func, ast.Attribute):
+            operands.append(node.func.value)
+        return any(_may_square(operand, tainted, negative) for operand in operands)
+    if isinstance(node, ast.BinOp):
+        if _square_evidence(node):  # ``a * a``, ``a ** 2``, ``a ** e``
+            return isinstance(node.op, ast.Mult) or _number(node.right) != 0.5 \
+                or _may_square(node.left, tainted, negative)
+        if isinstance(node.op, ast.Pow):
+            return False  # a power whose exponent is another number
+        if isinstance(node.op, ast.Add):
+            return _may_square(node.left, tainted, negative) and _may_square(node.right, tainted, negative) or \
+                _may_be_negative(node, tainted, negative)
+        if isinstance(node.op, (ast.Div, ast.FloorDiv, ast.Mod)):
+            return _may_square(node.left, tainted, negative)
+        return _may_square(node.left, tainted, negative) or _may_square(node.right, tainted, negative)
+    if isinstance(node, (ast.Subscript, ast.Starred)):
+        return _may_square(node.value, tainted, negative)
+    if isinstance(node, ast.UnaryOp):
+        return _may_square(node.operand, tainted, negative)
+    if isinstance(node, ast.IfExp):
+        return _may_square(node.body, tainted, negative) or _may_square(node.orelse, tainted, negative)
+    if isinstance(node, (ast.BoolOp, ast.Tuple, ast.List)):
+        values = node.values if isinstance(node, ast.BoolOp) else node.elts
+        return any(_may_square(value, tainted, negative) for value in values)
+    return False
+
+
+def _may_be_negative(node: ast.AST, tainted: frozenset[str], negative: frozenset[str]) -> bool:
+    """``node`` may hold a square that rounding makes negative (``ZeroSource.negative``): a difference that may
+    be a square (``E[x**2] - E[x]**2``, ``a2 + b2 - 2 * a @ b.T``), an ``addmm``-style expanded distance, or
+    a name bound from one (``negative``)."""
+    for inner in ast.walk(node):
+        if isinstance(inner, ast.BinOp) and isinstance(inner.op, ast.Sub) and _may_square(inner, tainted, negative):
+            return True
+        if isinstance(inner, ast.Call) and _callee(inner) in _EXPANDING:
+            return True
+        if isinstance(inner, ast.Name) and inner.id in negative or \
+                isinstance(inner, ast.Attribute) and inner.attr in negative:
+            return True
+    return False
+
+
+_EXPANDING = frozenset(ADD_PRODUCT_OPS)
+
+
 def _root_parts(node: ast.AST) -> Optional[list[ast.AST]]:
     """What a square root at ``node`` reads besides the op: the base of ``a ** e``, the receiver and the
     arguments of a root call (``sqrt``, ``rsqrt``, ``pow``); None when ``node`` is no root (a power whose
@@ -938,17 +1054,24 @@ def _root_parts(node: ast.AST) -> Optional[list[ast.AST]]:
 
 def _may_be_sum(divisor: ast.AST, source: str, memo: dict) -> bool:
     """A divisor that may be a sum written with ``+`` to ``Facts.vanishing_sum`` (which follows plain
-    assignments): ``a + b``, a name or attribute some statement assigns one (or another name), a call."""
+    assignments): ``a + b``, a name or attribute some statement assigns one (or another name), or such an
+    operand of a call (``torch.div(x, a + b)``, ``float(n)``)."""
     if isinstance(divisor, ast.BinOp):
         return isinstance(divisor.op, ast.Add)
     if isinstance(divisor, (ast.Name, ast.Attribute)):
         dotted = divisor.id if isinstance(divisor, ast.Name) else "." + divisor.attr
         return assigned(source, dotted, memo, _sum_value)
-    return isinstance(divisor, ast.Call)
+    if isinstance(divisor, ast.Call):
+        operands: list[ast.AST] = [*divisor.args, *(keyword.value for keyword in divisor.keywords)]
+        if isinstance(divisor.func, ast.Attribute):
+            operands.append(divisor.func.value)
+        return any(_may_be_sum(operand, source, memo) for operand in operands)
+    return isinstance(divisor, ast.Starred) and _may_be_sum(divisor.value, source, memo)
 
 
 def _sum_value(value: ast.expr) -> bool:
-    return isinstance(value, (ast.Name, ast.Attribute)) or isinstance(value, ast.BinOp) and isinstance(value.op, ast.Add)
+    return isinstance(value, (ast.Name, ast.Attribute)) \
+        or isinstance(value, ast.BinOp) and isinstance(value.op, ast.Add)
 
 
 def _identifiers(node: ast.AST) -> frozenset[str]:

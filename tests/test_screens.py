@@ -528,6 +528,42 @@ def test_a_root_no_square_reaches_keeps_nothing(body: str) -> None:
     assert "head_dim" not in body or screening.plan(renamed, [BY_CODE["NAN202"]]).text is not None
 
 
+# NAN101 and NAN102's ``root_evidence``: a root is a norm or a standard deviation only when its operand may be
+# a square; ``a + b`` is one only when both terms may be, or when it may hold a one-pass variance.
+ROOT_EVIDENCE = {
+    "hand-written norm": ("NAN101", "def f(x):\n    n = torch.sqrt((x ** 2).sum(-1, keepdim=True))\n"
+                                    "    return x / n\n"),
+    "root of a variance": ("NAN102", "def f(x):\n    mu = x.mean(0)\n    var = ((x - mu) ** 2).mean(0)\n"
+                                     "    return (x - mu) / torch.sqrt(var)\n"),
+    "variance set in __init__": ("NAN102", "class N(torch.nn.Module):\n    def __init__(self, x):\n"
+                                           "        super().__init__()\n        self.s = x.var(0).sqrt()\n\n"
+                                           "    def forward(self, x):\n        return x / self.s\n"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ROOT_EVIDENCE))
+def test_a_root_of_a_square_is_evidence(case: str) -> None:
+    code, body = ROOT_EVIDENCE[case]
+    source = "import torch\n" + PAD + "\n\n" + body
+    assert code in [f[0] for f in check_equivalent(source, (BY_CODE[code],))]
+    assert body.splitlines()[-1] in screening.plan(source, [BY_CODE[code]]).text
+
+
+def test_a_root_of_a_guarded_variance_keeps_nothing() -> None:
+    """Folding a batch norm into a convolution: ``(running_var + eps).sqrt()`` has a positive term."""
+    body = ("def fuse(gamma, beta, mean, running_var, eps):\n    std = (running_var + eps).sqrt()\n"
+            "    t = gamma / std\n    return t, beta - mean * gamma / std\n")
+    source = "import torch\n" + PAD + "\n\n" + body
+    for code in ("NAN101", "NAN102", "NAN201", "NAN202"):
+        assert lint(source, [BY_CODE[code]], second_stage=False) == []
+        assert screening.plan(source, [BY_CODE[code]]).text is None, code
+    one_pass = body.replace("std = (running_var + eps).sqrt()",
+                            "running_var = (x * x).mean() - x.mean() ** 2\n    std = (running_var + eps).sqrt()")
+    one_pass = one_pass.replace("def fuse(gamma, beta, mean, running_var, eps)", "def fuse(gamma, beta, mean, x, eps)")
+    source = "import torch\n" + PAD + "\n\n" + one_pass  # a one-pass variance plus an eps rounds below 0
+    assert [f[0] for f in check_equivalent(source, (BY_CODE["NAN201"],))] == ["NAN201"]
+
+
 # NAN103's ``evidence_at``: ``len(x)`` / ``x.numel()`` count only a selection the code assigns, and a bare
 # ``sum(...)`` is Python's unless the file imports one. Each of these counts is reported, sliced or not.
 COUNTS = {

@@ -36,6 +36,11 @@ keeps a hot definition only when such evidence reaches a root's operand there
 names). ``"square or beside"`` also keeps a definition with a root that has something
 added to it (NAN201's eps outside the root) or a ``hypot`` call.
 
+``root_evidence`` (NAN101, NAN102) says that a square root its screen matches
+(``ROOT``: a hand-written norm, the root of a variance) is evidence only when
+the root's operand may be a square by the same test: the second stage drops
+the other root matches before anything else.
+
 ``chunk_local`` (default True) promises the contract :mod:`nanlint.screening`
 relies on to parse only the hot definitions of a file; a rule that cannot keep
 it sets it to False and always sees the whole file.
@@ -119,6 +124,7 @@ class Rule:
     site_anywhere: ClassVar[Optional[re.Pattern[str]]] = None
     attribute_flow: ClassVar[bool] = True
     root_operand: ClassVar[Optional[str]] = None  # None, "square" or "square or beside"
+    root_evidence: ClassVar[bool] = False  # a root its screen matches is evidence only when its operand is a square
     # The second stage's test of each screen match: can it be the evidence of a finding? (NAN103: ``len(x)`` of
     # a parameter is no count.) Every match by default; ``memo`` is one file's cache.
     evidence_at: ClassVar[Optional[Callable[[str, int, dict], bool]]] = None

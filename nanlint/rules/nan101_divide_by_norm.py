@@ -122,6 +122,7 @@ class DivideByNorm(Rule):
         | """ + ROOT, re.VERBOSE), _plus_and_square)  # or a sum that vanishes with its inputs (``_SQUARE``)
     site = DIVISION
     site_anywhere = DIVISION_RENAMED
+    root_evidence = True  # ``torch.sqrt(v)`` is a norm or a std only when ``v`` may be a square
     witnesses = (
         Witness(
             setup="x = leaf(torch.zeros(2, 4, dtype=dtype))",

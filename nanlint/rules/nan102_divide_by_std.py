@@ -83,6 +83,7 @@ class DivideByStd(Rule):
         | """ + ROOT, re.VERBOSE)
     site = DIVISION
     site_anywhere = DIVISION_RENAMED
+    root_evidence = True  # ``torch.sqrt(v)`` is a norm or a std only when ``v`` may be a square
     witnesses = (
         Witness(
             setup="x = leaf(torch.full((8,), 3.0, dtype=dtype))",

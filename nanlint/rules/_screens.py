@@ -172,10 +172,19 @@ def _power_forms(excluded_exponent: str) -> str:
         """
 
 
+# ``math.log``, ``np.log`` and ``numpy.log`` are no torch ops (``names.op_key``): a screen for ``log`` follows it
+# by ``not_foreign("log")``, and adds ``AS_FOREIGN`` for a file that imports torch (or a part) under such a name
+AS_FOREIGN = r"(?:torch|functional)\s+as\s+(?:c?math|numpy|np)(?!\w)"
+
+
+def not_foreign(op: str) -> str:
+    return rf"(?<!math\.{op})(?<!np\.{op})(?<!numpy\.{op})"
+
+
 # sqrt and ``** e`` / ``pow(e)`` where e may be 0.5: not a negative number, not a nonzero integer
 ROOT = r"""
-          sqrt(?<!\wsqrt)(?<!math\.sqrt)(?<!np\.sqrt)(?<!numpy\.sqrt)_?(?!\w)  # torch.sqrt, x.sqrt_()
-        | torch\s+as\s+(?:c?math|numpy|np)\b | functional\s+as\s+(?:c?math|numpy|np)\b  # np.sqrt is torch's
+          sqrt(?<!\wsqrt)""" + not_foreign("sqrt") + r"""_?(?!\w)  # torch.sqrt, x.sqrt_()
+        | """ + AS_FOREIGN + """  # np.sqrt is torch's
         |""" + _power_forms(r"""-\s*[\d.]  # a negative number
                       | [1-9][\d_]*(?![\w.])(?!\s*\*\*)  # a nonzero integer (but 2 ** -1 is 0.5)""")
 

@@ -8,7 +8,7 @@ from ..analysis.gradient import gradient_at, metric_code
 from ..analysis.ops import CASTS, DETACH, LOGS as _LOGS
 from ..analysis.triggers import ABSENT_CATEGORY, ORDINARY, SATURATED_TANH, Trigger
 from ..patterns import code
-from ._screens import Screen
+from ._screens import AS_FOREIGN, Screen, not_foreign
 from .base import NEVER, Rule, Witness
 
 
@@ -100,7 +100,9 @@ class LogOfZero(Rule):
     rows = "16, 17, 18, 20, 30, 49, 61, 63, 66, 68"
     fix_availability = NEVER
     fix_applicability = ()
-    screen = Screen(r"log(?<!\wlog)(?:1p|2|10|_|it)?\s*\(|xlogy|entr(?<!\wentr)(?!\w)")  # literal-first: 10x faster
+    # literal-first: 10x faster; ``math.log`` is not torch's
+    screen = Screen(r"log(?<!\wlog)" + not_foreign("log") + r"(?:1p|2|10|_|it)?\s*\(|xlogy|entr(?<!\wentr)(?!\w)|"
+                    + AS_FOREIGN)
     witnesses = (
         Witness(  # a PSNR loss at a perfect reconstruction: log10(1 / 0) (row 68)
             setup="x = leaf(torch.ones(4, dtype=dtype)); t = torch.ones(4, dtype=dtype)",

@@ -79,7 +79,7 @@ from typing import Callable, Optional, Sequence
 
 from .analysis.ops import ADD_PRODUCT_OPS, SQUARE_SOURCE_OPS
 from .analysis.vocabulary import VARIANCE_NAME
-from .rules._screens import ROOT, WithFileCondition, assigned
+from .rules._screens import ROOT, Assignments, WithFileCondition
 from .rules.base import Rule
 
 _DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
@@ -140,7 +140,8 @@ def plan(source: str, rules: Sequence[type[Rule]], path: str = "<unknown>",
 
     if starts is None:
         starts = match_starts(rules, source)
-    memo: dict = {}
+    assignments = Assignments(tree, source)
+    memo: dict = {"assignments": assignments}
     starts = {rule: [start for start in found if not _commented(source, start)
                      and (rule.evidence_at is None or rule.evidence_at(source, start, memo))]
               for rule, found in starts.items()}
@@ -151,16 +152,14 @@ def plan(source: str, rules: Sequence[type[Rule]], path: str = "<unknown>",
     module_hot: set[type[Rule]] = set()  # rules whose screen matches module-level code
     hot: dict[type[Rule], set[int]] = {}  # the regions that may hold a finding of each rule
     sites: dict["re.Pattern[str]", dict[int, set[int]]] = {}
-    flows = _Flows(regions, lines, offsets, edges, kinds, starts)
-
     def square_names() -> set[str]:  # module-level names bound from square evidence, and what reads them
         return module_level.closure(module_level.square_names(lines))
+
+    flows = _Flows(regions, lines, offsets, edges, kinds, starts, square_names, not _renames_root(source),
+                   assignments)
     evidence_lines: set[int] = set()  # module-level lines a screen matches
     evidence_names: Optional[set[str]] = set()  # the module-level names they bind (None: any name)
     for rule in rules:
-        if rule.root_evidence and starts.get(rule) and not _RENAMED_ROOTS.search(source):
-            # a root is a norm or a standard deviation only when its operand may be a square
-            starts[rule] = [start for start in starts[rule] if flows.fed_root_at(start, square_names)]
         where: set[int] = set()
         everywhere = False  # some module-level code or stub may reach every definition
         spread: set[str] = set()  # module-level names a match lies in the binding of
@@ -200,7 +199,7 @@ def plan(source: str, rules: Sequence[type[Rule]], path: str = "<unknown>",
                 names = spread | module_level.square_names(lines) if squares else spread
                 found = flows.reaching(rule, found, sites[rule.site], module_level.closure(names) if names else set(),
                                        squares)
-        if found and rule.root_operand is not None and not everywhere and not _RENAMED_ROOTS.search(source):
+        if found and rule.root_operand is not None and not everywhere and flows.roots_visible:
             found = flows.roots_reaching(found, rule.root_operand != "square", square_names)
         hot[rule] = found
     chosen = [rule for rule in rules if rule in module_hot or hot[rule]]
@@ -617,19 +616,22 @@ class _Flows:
     """
 
     def __init__(self, regions: list[_Region], lines: list[str], offsets: list[int], edges: list[int],
-                 kinds: list[int], starts: dict[type[Rule], list[int]]) -> None:
+                 kinds: list[int], starts: dict[type[Rule], list[int]], square_names: Callable[[], set[str]],
+                 roots_visible: bool, assignments: Assignments) -> None:
         self.regions, self.lines, self.offsets, self.edges, self.kinds = regions, lines, offsets, edges, kinds
         self.starts = starts
+        self.square_names = square_names  # the module-level names bound from square evidence
+        self.roots_visible = roots_visible  # no import renames a root (``_renames_root``)
+        self.assignments = assignments
         self._units: dict[int, list[_Unit]] = {}
         self._reads: dict[int, frozenset[str]] = {}  # by id of the unit
         self._binds: dict[int, frozenset[str]] = {}
-        self._seeds: dict[type[Rule], dict[int, set[int]]] = {}
+        self._seeds: dict[type[Rule], tuple[dict[int, set[int]], dict[int, set[int]]]] = {}
         self._divisors: dict[tuple[int, frozenset[int]], list[tuple[int, int, frozenset[str]]]] = {}
         self._square_lines: dict[int, set[int]] = {}
         self._roots: dict[int, tuple[bool, list[tuple[int, int, list[ast.AST]]]]] = {}
         self._fed: dict[int, set[int]] = {}
         self._square_attributes: dict[int, set[str]] = {}
-        self._sums: dict = {}  # ``assigned``'s answers
         self._source: Optional[str] = None
 
     def reaching(self, rule: type[Rule], found: set[int], sites: dict[int, set[int]], names: set[str],
@@ -638,11 +640,16 @@ class _Flows:
         ``squares``, square evidence (``_square_evidence``) is evidence too: a divide-by rule whose screen's
         file-level condition holds (NAN101: a sum whose every term vanishes with its input holds a square or a
         norm of it)."""
-        seeds = self._seed_lines(rule)
-        kept = self._reaching(found, lambda index: seeds.get(index, set()), lambda: names, rule.attribute_flow,
+        seeds, roots = self._seed_lines(rule)
+
+        def evidence(index: int) -> set[int]:  # a root matched is evidence where its operand may be a square
+            found = roots.get(index)
+            return seeds.get(index, set()) | self._fed_lines(index, found) if found else seeds.get(index, set())
+
+        kept = self._reaching(found, evidence, lambda: names, rule.attribute_flow,
                               lambda index: self.divisors(index, sites[index]))
         if squares and found - kept:  # such a sum is a divisor written with ``+``, or a name assigned one
-            kept |= self._reaching(found - kept, lambda index: seeds.get(index, set()) | self.square_lines(index),
+            kept |= self._reaching(found - kept, lambda index: evidence(index) | self.square_lines(index),
                                    lambda: names, rule.attribute_flow,
                                    lambda index: self.divisors(index, sites[index], sums=True))
         return kept
@@ -730,17 +737,15 @@ class _Flows:
             self._roots[index] = (beside, found)
         return self._roots[index]
 
-    def fed_root_at(self, start: int, names: Callable[[], set[str]]) -> bool:
-        """A screen match at ``start`` is no root (``ROOT``), or lies outside the definitions, or on the lines of
-        a root whose operand may be a square (``fed_roots``), or of no root the stdlib tree shows."""
-        if not _ROOT_FORM.match(self.source, start):
-            return True
-        index = _region_at(start, self.edges, self.kinds)
-        if index < 0:
-            return True
-        line = bisect.bisect_right(self.offsets, start)
-        covering = [first for first, last, _ in self.roots(index)[1] if first <= line <= last]
-        return not covering or not self.fed_roots(index, names).isdisjoint(covering)
+    def _fed_lines(self, index: int, lines: set[int]) -> set[int]:
+        """Those of ``lines`` (of root matches in region ``index``) on a root whose operand may be a square
+        (``fed_roots``), or on no root the stdlib tree shows."""
+        kept = set()
+        for line in lines:
+            covering = [first for first, last, _ in self.roots(index)[1] if first <= line <= last]
+            if not covering or not self.fed_roots(index, self.square_names).isdisjoint(covering):
+                kept.add(line)
+        return kept
 
     def fed_roots(self, index: int, names: Callable[[], set[str]]) -> set[int]:
         """The lines of the region's roots whose operand may be a square (``_may_square``), reading names through
@@ -813,14 +818,19 @@ class _Flows:
                 self._binds[key] = unit.targets
         return self._binds[key]
 
-    def _seed_lines(self, rule: type[Rule]) -> dict[int, set[int]]:
+    def _seed_lines(self, rule: type[Rule]) -> tuple[dict[int, set[int]], dict[int, set[int]]]:
+        """The lines of the rule's screen matches in each region; with ``root_evidence``, its root matches
+        (``ROOT``) apart, evidence only where the root's operand may be a square (``_fed_lines``)."""
         if rule not in self._seeds:
             lines: dict[int, set[int]] = {}
+            roots: dict[int, set[int]] = {}
+            apart = rule.root_evidence and self.roots_visible
             for start in self.starts.get(rule, ()):
                 kind = _region_at(start, self.edges, self.kinds)
                 if kind >= 0:
-                    lines.setdefault(kind, set()).add(bisect.bisect_right(self.offsets, start))
-            self._seeds[rule] = lines
+                    into = roots if apart and _ROOT_FORM.match(self.source, start) else lines
+                    into.setdefault(kind, set()).add(bisect.bisect_right(self.offsets, start))
+            self._seeds[rule] = (lines, roots)
         return self._seeds[rule]
 
     def divisors(self, index: int, site_lines: set[int], sums: bool = False) -> list[tuple[int, int, frozenset[str]]]:
@@ -829,7 +839,7 @@ class _Flows:
         if sums:
             return [(operand.lineno, operand.end_lineno or operand.lineno,  # type: ignore[attr-defined]
                      _identifiers(operand)) for operand in self._divisor_nodes(index, site_lines)
-                    if _may_be_sum(operand, self.source, self._sums)]
+                    if _may_be_sum(operand, self.assignments)]
         key = (index, frozenset(site_lines))
         if key not in self._divisors:
             found = []
@@ -921,8 +931,19 @@ _POWER_CALLS = frozenset({"pow", "pow_", "float_power"})
 _SQUARE_TEXT = re.compile(r"\*|var|sigma|" + "|".join(sorted(_SQUARE_CALLS)), re.IGNORECASE)
 _ROOT_FORM = re.compile(ROOT, re.VERBOSE)  # the square-root forms of the screens (a match of NAN101's is one)
 _ROOT_TEXT = re.compile(r"\*\*|" + "|".join(sorted(_ROOT_CALLS | {"hypot"})))
-# an import that renames a root or a square's op: its calls need not say what they are
-_RENAMED_ROOTS = re.compile(r"\b(?:%s)\s+as\b" % "|".join(sorted(_SQUARE_CALLS | _ROOT_CALLS | {"hypot"})))
+_ROOT_NAMES = _SQUARE_CALLS | _ROOT_CALLS | {"hypot"}
+_AS = re.compile(r"as(?<=\sas)\s")  # literal-first: `` as `` is rare, a leading ``\b`` tries every position
+_WORD_BEFORE = re.compile(r"(\w+)\s+\Z")
+
+
+def _renames_root(source: str) -> bool:
+    """An import renames a root or a square's op (``from torch import sqrt as s``): its calls need not say what
+    they are."""
+    for found in _AS.finditer(source):
+        before = _WORD_BEFORE.search(source, max(0, found.start() - 40), found.start())
+        if before is not None and before.group(1) in _ROOT_NAMES:
+            return True
+    return False
 
 
 def _number(node: Optional[ast.AST]) -> Optional[float]:
@@ -1052,7 +1073,7 @@ def _root_parts(node: ast.AST) -> Optional[list[ast.AST]]:
     return parts
 
 
-def _may_be_sum(divisor: ast.AST, source: str, memo: dict) -> bool:
+def _may_be_sum(divisor: ast.AST, assignments: Assignments) -> bool:
     """A divisor that may be a sum written with ``+`` to ``Facts.vanishing_sum`` (which follows plain
     assignments): ``a + b``, a name or attribute some statement assigns one (or another name), or such an
     operand of a call (``torch.div(x, a + b)``, ``float(n)``)."""
@@ -1060,13 +1081,13 @@ def _may_be_sum(divisor: ast.AST, source: str, memo: dict) -> bool:
         return isinstance(divisor.op, ast.Add)
     if isinstance(divisor, (ast.Name, ast.Attribute)):
         dotted = divisor.id if isinstance(divisor, ast.Name) else "." + divisor.attr
-        return assigned(source, dotted, memo, _sum_value)
+        return assignments.assigned(dotted, _sum_value)
     if isinstance(divisor, ast.Call):
         operands: list[ast.AST] = [*divisor.args, *(keyword.value for keyword in divisor.keywords)]
         if isinstance(divisor.func, ast.Attribute):
             operands.append(divisor.func.value)
-        return any(_may_be_sum(operand, source, memo) for operand in operands)
-    return isinstance(divisor, ast.Starred) and _may_be_sum(divisor.value, source, memo)
+        return any(_may_be_sum(operand, assignments) for operand in operands)
+    return isinstance(divisor, ast.Starred) and _may_be_sum(divisor.value, assignments)
 
 
 def _sum_value(value: ast.expr) -> bool:

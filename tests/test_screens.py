@@ -120,6 +120,8 @@ def test_findings_lie_where_the_screens_say(no_screens: dict[str, re.Pattern]) -
 
 # -- the seed rules' screens: necessary for every spelling, tight against the common non-hazards ----------
 HAZARDS = {
+    "NAN301": ["y = torch.log(F.softmax(x, -1))", "import torch as np\ny = np.log(F.softmax(x, -1))",
+               "from torch.nn import functional as math\ny = torch.log(math.softmax(x, -1))"],
     "NAN101": [
         "y = x / x.norm(dim=-1, keepdim=True)",
         "y = x / torch.linalg.vector_norm(x)",
@@ -209,6 +211,8 @@ NOT_HAZARDS = {  # what the old screens let through in almost every model file
     "NAN201": ["scale = 1 / math.sqrt(d)", "s = d ** -0.5", "z = x ** 2", "hypothesis = 1", "k = 2 ** -len(x)"],
     "NAN202": ["s = d ** 0.5", "z = x ** -1", "z = x.pow(2)", "y = f(**kw)", "k = 2 ** -len(x)",
                "k = 2 ** -(torch.arange(4) / 4)"],
+    "NAN301": ["head_bias = -math.log(num_classes)", "t = np.log(x)", "b = numpy.log10(p)"],
+    "NAN302": ["head_bias = -math.log(num_classes)", "t = np.log(x)", "b = numpy.log10(p)", "w = math.log2(8)"],
     "NAN601": ["def backward(ctx, grad):\n    return grad"],
     "NAN602": ["scale = 2.0", "x = self.scale * y"],
 }

@@ -174,7 +174,7 @@ def _power_forms(excluded_exponent: str) -> str:
 
 # ``math.log``, ``np.log`` and ``numpy.log`` are no torch ops (``names.op_key``): a screen for ``log`` follows it
 # by ``not_foreign("log")``, and adds ``AS_FOREIGN`` for a file that imports torch (or a part) under such a name
-AS_FOREIGN = r"(?:torch|functional)\s+as\s+(?:c?math|numpy|np)(?!\w)"
+AS_FOREIGN = r"torch\s+as\s+(?:c?math|numpy|np)(?!\w)|functional\s+as\s+(?:c?math|numpy|np)(?!\w)"  # literal-first
 
 
 def not_foreign(op: str) -> str:
@@ -212,16 +212,17 @@ _IMPORTS_SUM = re.compile(r"\bimport\s+(?:\([^)]*|(?:[^\n]|\\\n)*)\bsum\b")
 
 def count_evidence(source: str, start: int, memo: dict) -> bool:
     """Whether NAN103's screen match at ``start`` can be the count of a finding: not ``len(name)`` or
-    ``name.numel()`` of a name the file never plainly assigns, nor a bare ``sum(`` of a file that imports none."""
+    ``name.numel()`` of a name no plain assignment (``memo["assignments"]``) gives a selection, nor a bare
+    ``sum(`` of a file that imports none."""
     if source.startswith("len", start):
         if start and source[start - 1] == ".":
             return False  # ``x.len()``: a method, not the builtin
         found = _LEN_OF_NAME.match(source, start)
-        return found is None or assigned(source, found.group(1), memo, _may_select)
+        return found is None or memo["assignments"].assigned(found.group(1), _may_select)
     if source.startswith("numel", start):
         found = _NUMEL_OF_NAME.search(source, max(0, start - 200), start)
-        return found is None or found.group(1).split(".")[-1] == "torch" or assigned(source, found.group(1), memo,
-                                                                                     _may_select)
+        return found is None or found.group(1).split(".")[-1] == "torch" \
+            or memo["assignments"].assigned(found.group(1), _may_select)
     if source.startswith("sum", start):
         before = start - 1
         while before >= 0 and source[before] in " \t\\\n":
@@ -233,46 +234,56 @@ def count_evidence(source: str, start: int, memo: dict) -> bool:
     return True
 
 
-def assigned(source: str, dotted: str, memo: dict, accepts: Callable[[ast.expr], bool]) -> bool:
-    """Some statement may plainly assign the last name of ``dotted`` a value ``accepts`` takes (``_may_select``:
-    ``n = x[mask]``, ``self.n: T = m.nonzero()``, ``n = other``; ``n := ...``), the way the value analysis
-    follows names (``Facts.assignment``): a statement on more than one line counts whatever it holds; a keyword
-    argument ``f(n=...)`` and an unpacking ``a, n = ...`` never do. ``memo``: one file's answers."""
-    name = dotted.rsplit(".", 1)[-1]
-    attribute = "." in dotted  # ``self.n``: an attribute target; ``n``: a name target
-    key = (name, attribute, accepts)
-    if key not in memo:
-        escaped = re.escape(name)
-        memo[key] = False
-        # literal-first (``re`` finds the name by a fast search), then the line before it is checked
-        for found in re.finditer(r"%s(?<!\w%s)(?:[ \t]*(?::[^=\n]*)?=(?!=)|\s*:=)" % (escaped, escaped), source):
-            first = source.rfind("\n", 0, found.start()) + 1
-            if not source.startswith(":=", found.end() - 2) \
-                    and not _ASSIGNED_BEFORE.match(source[max(first, source.rfind(";", first, found.start()) + 1):
-                                                          found.start()]):
-                continue  # a keyword argument, an unpacking, a comparison
-            last = source.find("\n", found.end())
-            try:
-                statement = ast.parse(source[first:last if last >= 0 else len(source)].strip())
-            except SyntaxError:
-                memo[key] = True  # a statement on several lines (or after ``;``)
-                break
-            for node in ast.walk(statement):
+class Assignments:
+    """The plain assignments of one module, by target: ``n = v``, ``a = n = v``, ``n: T = v``, ``self.n = v``,
+    ``n := v``, in any scope, the way the value analysis follows names (``Facts.assignment``): not an
+    unpacking ``a, n = v``, an augmented assignment, a loop variable or a parameter. Read from the stdlib tree
+    the second stage has parsed, statements only (``:=`` sends it through the expressions too)."""
+
+    def __init__(self, tree: ast.AST, source: str) -> None:
+        self.tree, self.source = tree, source
+        self._values: Optional[dict[tuple[str, bool], list[ast.expr]]] = None
+        self._answers: dict[tuple[str, bool, Callable[[ast.expr], bool]], bool] = {}
+
+    def assigned(self, dotted: str, accepts: Callable[[ast.expr], bool]) -> bool:
+        """Some plain assignment gives the last name of ``dotted`` (an attribute when dotted) a value ``accepts``
+        takes (``_may_select``)."""
+        name = dotted.rsplit(".", 1)[-1]
+        key = (name, "." in dotted, accepts)
+        if key not in self._answers:
+            self._answers[key] = any(accepts(value) for value in self.values().get(key[:2], ()))
+        return self._answers[key]
+
+    def values(self) -> dict[tuple[str, bool], list[ast.expr]]:
+        if self._values is None:
+            self._values = {}
+            pending = list(getattr(self.tree, "body", ()))
+            while pending:
+                node = pending.pop()
                 if isinstance(node, ast.Assign):
-                    targets = node.targets
-                elif isinstance(node, (ast.AnnAssign, ast.NamedExpr)) and node.value is not None:
-                    targets = [node.target]
+                    targets, value = node.targets, node.value
+                elif isinstance(node, ast.AnnAssign) and node.value is not None:
+                    targets, value = [node.target], node.value
                 else:
+                    for block in ("body", "orelse", "finalbody", "handlers", "cases"):
+                        pending.extend(getattr(node, block, ()))
                     continue
-                if any(isinstance(t, ast.Attribute) and t.attr == name if attribute
-                       else isinstance(t, ast.Name) and t.id == name for t in targets) and accepts(node.value):
-                    memo[key] = True
-                    return True
-    return memo[key]
+                for target in targets:
+                    self._add(target, value)
+            if ":=" in self.source:
+                for node in ast.walk(self.tree):
+                    if isinstance(node, ast.NamedExpr):
+                        self._add(node.target, node.value)
+        return self._values
+
+    def _add(self, target: ast.expr, value: ast.expr) -> None:
+        assert self._values is not None
+        if isinstance(target, ast.Name):
+            self._values.setdefault((target.id, False), []).append(value)
+        elif isinstance(target, ast.Attribute):
+            self._values.setdefault((target.attr, True), []).append(value)
 
 
-# what may precede the target of a plain assignment on its line: indentation, ``a = b =`` chains, ``self.``
-_ASSIGNED_BEFORE = re.compile(r"[ \t]*(?:[\w.]+[ \t]*=[ \t]*)*(?:[\w.]*\.)?\Z")
 _SELECTING = TRANSPARENT_OPS | CASTS | {"masked_select", "nonzero", "argwhere"}
 
 

@@ -38,8 +38,8 @@ added to it (NAN201's eps outside the root) or a ``hypot`` call.
 
 ``root_evidence`` (NAN101, NAN102) says that a square root its screen matches
 (``ROOT``: a hand-written norm, the root of a variance) is evidence only when
-the root's operand may be a square by the same test: the second stage drops
-the other root matches before anything else.
+the root's operand may be a square by the same test: the second stage does not
+count the other root matches as evidence that reaches a divisor.
 
 ``chunk_local`` (default True) promises the contract :mod:`nanlint.screening`
 relies on to parse only the hot definitions of a file; a rule that cannot keep
@@ -126,7 +126,8 @@ class Rule:
     root_operand: ClassVar[Optional[str]] = None  # None, "square" or "square or beside"
     root_evidence: ClassVar[bool] = False  # a root its screen matches is evidence only when its operand is a square
     # The second stage's test of each screen match: can it be the evidence of a finding? (NAN103: ``len(x)`` of
-    # a parameter is no count.) Every match by default; ``memo`` is one file's cache.
+    # a parameter is no count.) Every match by default; ``memo`` is one file's cache, holding its plain
+    # assignments (``_screens.Assignments``) under "assignments".
     evidence_at: ClassVar[Optional[Callable[[str, int, dict], bool]]] = None
     chunk_local: ClassVar[bool] = True
     # Text the rule reads anywhere in the file (``ctx.source``) whatever code it analyses (NAN603: a NaN check

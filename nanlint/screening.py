@@ -631,7 +631,7 @@ class _Flows:
         self._square_lines: dict[int, set[int]] = {}
         self._roots: dict[int, tuple[bool, list[tuple[int, int, list[ast.AST]]]]] = {}
         self._fed: dict[int, set[int]] = {}
-        self._square_attributes: dict[int, set[str]] = {}
+        self._square_attributes: dict[int, tuple[set[str], set[str]]] = {}  # per class: square, negative
         self._source: Optional[str] = None
 
     def reaching(self, rule: type[Rule], found: set[int], sites: dict[int, set[int]], names: set[str],
@@ -750,33 +750,48 @@ class _Flows:
     def fed_roots(self, index: int, names: Callable[[], set[str]]) -> set[int]:
         """The lines of the region's roots whose operand may be a square (``_may_square``), reading names through
         the region's statements, ``self.x`` set by its class (methods and class-level statements) and the
-        module-level ``names``, each bound from square evidence."""
+        module-level ``names``, each bound from square evidence (``_square_taint``)."""
         if index not in self._fed:
             roots = self.roots(index)[1]
             fed = {line for line, _, parts in roots if any(_may_square(part, frozenset()) for part in parts)}
             pending = [(line, parts) for line, _, parts in roots if line not in fed]
             if pending:
-                initial = names()
-                parent = self.regions[index].parent
-                if parent is not None:
-                    if parent not in self._square_attributes:
-                        self._square_attributes[parent] = self._class_attributes(parent, self.square_lines, initial,
-                                                                                  True)
-                    initial = initial | self._square_attributes[parent]
-                tainted = frozenset(self._tainted(index, self.square_lines(index), initial))
-                # the names bound from a square that rounding may make negative (a one-pass variance)
-                negative_lines = {unit.first for unit in self.units(index) if "-" in self.text(unit) or
-                                  any(word in self.text(unit) for word in _EXPANDING) if any(
-                                      isinstance(inner, ast.BinOp) and isinstance(inner.op, ast.Sub)
-                                      and _may_square(inner, tainted) or isinstance(inner, ast.Call)
-                                      and _callee(inner) in _EXPANDING
-                                      for top in unit.nodes for inner in ast.walk(top))}
-                negative = frozenset(self._tainted(index, negative_lines, initial)) if negative_lines \
-                    else frozenset(initial)
+                square, negative = self._square_taint(index, names)
                 fed |= {line for line, parts in pending
-                        if any(_may_square(part, tainted, negative) for part in parts)}
+                        if any(_may_square(part, square, negative) for part in parts)}
             self._fed[index] = fed
         return self._fed[index]
+
+    def _square_taint(self, index: int, names: Callable[[], set[str]]) -> tuple[frozenset[str], frozenset[str]]:
+        """The names region ``index`` may bind from a square, and from a square that rounding may make negative
+        (a one-pass variance: ``_negative_lines``), through its statements, ``self.x`` set by its class and the
+        module-level ``names`` (each of which may be negative)."""
+        outside = names()
+        square_outside, negative_outside = outside, outside
+        parent = self.regions[index].parent
+        if parent is not None:
+            if parent not in self._square_attributes:
+                squares = self._class_attributes(parent, self.square_lines, outside, True)
+
+                def negative_lines(member: int) -> set[int]:
+                    taint = frozenset(self._tainted(member, self.square_lines(member), outside | squares))
+                    return self._negative_lines(member, taint)
+
+                self._square_attributes[parent] = (squares, self._class_attributes(parent, negative_lines, outside,
+                                                                                   True))
+            squares, negatives = self._square_attributes[parent]
+            square_outside, negative_outside = outside | squares, outside | negatives
+        square = frozenset(self._tainted(index, self.square_lines(index), square_outside))
+        return square, frozenset(self._tainted(index, self._negative_lines(index, square), negative_outside))
+
+    def _negative_lines(self, index: int, square: frozenset[str]) -> set[int]:
+        """The lines of the region's statements holding a difference that may be a square (``_may_square`` with
+        ``square``) or an ``addmm``-style expanded distance: a value rounding may make negative."""
+        return {unit.first for unit in self.units(index)
+                if "-" in self.text(unit) or any(word in self.text(unit) for word in _EXPANDING)
+                if any(isinstance(inner, ast.BinOp) and isinstance(inner.op, ast.Sub) and _may_square(inner, square)
+                       or isinstance(inner, ast.Call) and _callee(inner) in _EXPANDING
+                       for top in unit.nodes for inner in ast.walk(top))}
 
     def _tainted(self, index: int, seed_lines: set[int], initial: set[str]) -> set[str]:
         """The names the evidence on ``seed_lines`` (and the ``initial`` names) may flow into in region ``index``."""

@@ -502,6 +502,9 @@ ROOTS = {
                                             "    def forward(self, p, t):\n        return self.crit(p, t).sqrt()\n"),
     "module-level criterion": ("NAN201", "CRIT = torch.nn.MSELoss()\n\n\ndef rmse(p, t):\n"
                                          "    return torch.sqrt(CRIT(p, t))\n"),
+    "one-pass variance set in another method": (
+        "NAN201", "class A(torch.nn.Module):\n    def setup(self, x):\n        self.s = (x * x).mean() - x.mean() ** 2\n\n"
+                  "    def forward(self, x):\n        return x / torch.sqrt(self.s + 1e-5)\n"),
     "eps outside": ("NAN201", "def f(x, y):\n    d = x - y\n    return torch.sqrt(d) + 1e-8\n"),
     "hypot": ("NAN201", "def f(a, b):\n    return torch.hypot(a, b)\n"),
 }
@@ -558,6 +561,13 @@ def test_a_root_of_a_guarded_variance_keeps_nothing() -> None:
     body = ("def fuse(gamma, beta, mean, running_var, eps):\n    std = (running_var + eps).sqrt()\n"
             "    t = gamma / std\n    return t, beta - mean * gamma / std\n")
     source = "import torch\n" + PAD + "\n\n" + body
+    for code in ("NAN101", "NAN102", "NAN201", "NAN202"):
+        assert lint(source, [BY_CODE[code]], second_stage=False) == []
+        assert screening.plan(source, [BY_CODE[code]]).text is None, code
+    method = ("class Block(torch.nn.Module):\n    def fuse(self, branch):\n        self.id_tensor = branch.weight\n"
+              "        running_var = branch.running_var\n        eps = branch.eps\n        gamma = branch.weight\n"
+              "        std = (running_var + eps).sqrt()\n        return gamma / std\n")  # a setter, as in timm
+    source = "import torch\n" + PAD + "\n\n" + method
     for code in ("NAN101", "NAN102", "NAN201", "NAN202"):
         assert lint(source, [BY_CODE[code]], second_stage=False) == []
         assert screening.plan(source, [BY_CODE[code]]).text is None, code

@@ -213,6 +213,8 @@ NOT_HAZARDS = {  # what the old screens let through in almost every model file
                "k = 2 ** -(torch.arange(4) / 4)"],
     "NAN301": ["head_bias = -math.log(num_classes)", "t = np.log(x)", "b = numpy.log10(p)"],
     "NAN302": ["head_bias = -math.log(num_classes)", "t = np.log(x)", "b = numpy.log10(p)", "w = math.log2(8)"],
+    "NAN303": ["lr = base * math.exp(-k * t)", "w = np.exp(x)"],
+    "NAN404": ["increasing = True", "anti_aliasing = 1", "a = math.acos(c)", "b = np.arcsin(s)", "acosh(x)"],
     "NAN601": ["def backward(ctx, grad):\n    return grad"],
     "NAN602": ["scale = 2.0", "x = self.scale * y"],
 }

@@ -1,5 +1,4 @@
 import math
-import re
 from typing import Optional
 
 import libcst as cst
@@ -8,6 +7,7 @@ from ..analysis.ops import LINEAR_LAYERS as _LAYERS, PRODUCTS as _PRODUCTS, SPLI
 from ..analysis.triggers import is_log_scale, overflow_trigger
 from ..facts import TRANSPARENT_OPS, At
 from ..patterns import code
+from ._screens import AS_FOREIGN, Screen, not_foreign
 from .base import NEVER, Rule, Witness
 
 # Largest argument whose exp is finite in float16 (max 65504).
@@ -94,7 +94,8 @@ class ExpOverflow(Rule):
     fix_availability = NEVER
     fix_applicability = ()
     preview = True
-    screen = re.compile(r"exp(?<!\wexp)(?:m1|2|_)?\s*\(")  # literal-first (no leading \b): 20x faster
+    # literal-first (no leading \b): 20x faster; ``math.exp`` is not torch's
+    screen = Screen(r"exp(?<!\wexp)" + not_foreign("exp") + r"(?:m1|2|_)?\s*\(|" + AS_FOREIGN)
     witnesses = (
         Witness(
             setup="half = torch.float16; fc = torch.nn.Linear(1, 1).to(dtype); "

@@ -13,7 +13,7 @@ from ..analysis.ops import COSINE_KEEPING as _SHAPE_OPS, PRODUCTS as _PRODUCTS, 
 from ..analysis.ops import VALUE_KEEPING as _SHAPE_ONLY
 from ..analysis.triggers import swapped_by_where
 from ._guards import Built, eps_receiver
-from ._screens import Screen
+from ._screens import AS_FOREIGN, Screen, not_foreign
 from .base import SOMETIMES, Rule, Witness
 
 _ACOS = {"acos": "acos", "arccos": "acos", "acos_": "acos", "asin": "asin", "arcsin": "asin", "asin_": "asin"}
@@ -74,7 +74,9 @@ class AcosOfCosine(Rule):
     rows = "33"
     fix_availability = SOMETIMES
     fix_applicability = (UNSAFE,)
-    screen = Screen(r"acos|asin|arccos|arcsin")
+    # whole words, literal-first (``asin`` is in "increasing" and "aliasing"); ``math.acos`` is not torch's
+    screen = Screen("|".join(rf"{op}(?<!\w{op})" + not_foreign(op) + r"_?(?!\w)" for op in ("acos", "arccos", "asin",
+                                                                                         "arcsin")) + "|" + AS_FOREIGN)
     witnesses = (
         Witness(
             setup="a = leaf(torch.tensor([[3.0, 4.0, 0.0, 0.0]], dtype=dtype)); "

@@ -256,37 +256,65 @@ def _unread_assignments(lines: list[str], replaced: list[tuple[int, int, str]], 
     of a model file, ``__all__ = [...]``.
 
     A candidate is a statement on lines of its own that assigns only plain names (``X = ...``, ``a, b = ...``,
-    ``X: T = ...``; not ``obj.attr = ...`` or ``d[k] = ...``, which change an object) and spans more than one
-    line. It stays when a screen matches it, when it reads a name the module-level evidence binds (it may hold a
-    module-level finding), or when a name it binds is mentioned by what libcst will parse without the candidates
-    (the kept definitions, the stubs, every other module-level statement) or by a candidate that stays (a
-    fixpoint: ``EPS = ...`` read by ``CONFIG = dict(eps=EPS, ...)`` read by a kept function). Mentions are
-    words anywhere in that text, strings and comments included. Every other candidate binds the same names to
-    a string spanning its lines, so positions are unchanged: nothing the rules analyse can read it."""
+    ``X: T = ...``; not ``obj.attr = ...`` or ``d[k] = ...``, which change an object); only one that spans more
+    than one line is stubbed, but a one-line candidate reads only if it stays itself (``_quick_cfgs = [n for n
+    in default_cfgs]``, ``default_cfgs = generate_default_cfgs(default_cfgs)``). A ``for`` loop whose body
+    only assigns is a candidate too, binding its targets and the names whose items or attributes it sets
+    (``for n in _quick_cfgs: default_cfgs[n + '_x'] = copy(default_cfgs[n])``). It stays when a screen matches
+    it, when it reads a name the module-level evidence binds (it may hold a module-level finding), or when a
+    name it binds is mentioned by what libcst will parse without the candidates (the kept definitions, the
+    stubs, every other module-level statement) or by a candidate that stays (a fixpoint: ``EPS = ...`` read by
+    ``CONFIG = dict(eps=EPS, ...)`` read by a kept function). Mentions are words anywhere in that text,
+    strings and comments included. Every other multi-line candidate binds the same names to a string spanning
+    its lines, so positions are unchanged: nothing the rules analyse can read it."""
     tainted_words = word_pattern(tainted) if tainted else None
     candidates: list[tuple[int, int, set[str], str]] = []  # first, last, bound names, stub
     for index, statement in enumerate(module_level.statements):
+        changed: set[str] = set()  # a loop's subscript and attribute targets: the objects it changes
         if isinstance(statement, ast.Assign):
             targets: list[ast.expr] = statement.targets
         elif isinstance(statement, ast.AnnAssign) and statement.value is not None:
             targets = [statement.target]
+        elif isinstance(statement, ast.For) and _assignments_only(statement):
+            targets = [statement.target]  # ``for n in names: cfgs[n + '_x'] = copy(cfgs[n])``
+            changed = {_base_name(t) for node in ast.walk(statement) if isinstance(node, (ast.Assign, ast.AugAssign,
+                       ast.AnnAssign)) for t in (getattr(node, "targets", None) or [node.target])  # type: ignore
+                       if isinstance(t, (ast.Subscript, ast.Attribute))} - {""}
         else:
             continue
         first, last = statement.lineno, statement.end_lineno or statement.lineno
-        if last == first or statement.col_offset or not all(_plain_names(target) for target in targets):
+        if statement.col_offset or not all(_plain_names(target) for target in targets):
             continue
         if module_level.statements_at(first) != [index] or module_level.statements_at(last) != [index]:
             continue  # shares a line with another statement (``;``)
         if any(first <= line <= last for line in evidence_lines):
             continue
-        bound = module_level.bound(index)
+        bound = (module_level.bound(index) or set()) | changed
         if not bound or (tainted_words is not None and tainted_words.search("\n".join(lines[first - 1:last]))):
             continue
-        names = [n.id for target in targets for n in ast.walk(target) if isinstance(n, ast.Name)]
+        names = [n.id for target in targets for n in ast.walk(target) if isinstance(n, ast.Name)] + sorted(changed)
         stub = " = ".join(dict.fromkeys(names)) + ' = """' + "\n" * (last - first) + '"""'
         candidates.append((first, last, bound, stub))
     found = unread(lines, replaced, [(first, last, bound) for first, last, bound, _ in candidates])
-    return [(candidates[i][0], candidates[i][1], candidates[i][3]) for i in found]
+    return [(candidates[i][0], candidates[i][1], candidates[i][3]) for i in found
+            if candidates[i][1] > candidates[i][0]]
+
+
+def _assignments_only(loop: ast.For) -> bool:
+    """A loop whose body (and ``else``) only assigns: no call statement, definition, import or ``global``."""
+    return all(isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.If, ast.For, ast.Pass, ast.Continue,
+                                 ast.Break))
+               and (not isinstance(node, ast.For) or _assignments_only(node))
+               and (not isinstance(node, ast.If) or all(isinstance(n, (ast.Assign, ast.AugAssign, ast.AnnAssign,
+                                                                         ast.Pass)) for n in node.body + node.orelse))
+               for node in loop.body + loop.orelse)
+
+
+def _base_name(target: ast.expr) -> str:
+    """``cfgs`` of ``cfgs[k]`` or ``cfgs.x[k].y``; "" when the base is not a name."""
+    while isinstance(target, (ast.Subscript, ast.Attribute)):
+        target = target.value
+    return target.id if isinstance(target, ast.Name) else ""
 
 
 def unread(lines: list[str], replaced: list[tuple[int, int, str]],

@@ -331,6 +331,30 @@ def test_module_level_assignments_no_kept_code_reads_are_stubbed() -> None:
     assert sliced[3] == 'CONFIGS = """' and "torch.backends.flags = dict(" in sliced
 
 
+def test_unread_configurations_and_the_module_level_code_that_extends_them_are_stubbed() -> None:
+    """timm's ``vision_transformer.py``: a dict of configurations, a one-line list and a loop that read it and
+    add entries, a one-line rebinding; kept code reads none of them, so the dict and the loop are stubbed."""
+    configs = textwrap.dedent("""\
+        default_cfgs = {
+            'a': dict(notes=('quickgelu',)),
+            'b': dict(notes=()),
+        }
+        _quick = [n for n, c in default_cfgs.items() if c['notes']]
+        for n in _quick:
+            c = dict(default_cfgs[n])
+            default_cfgs[n + '_q'] = c
+        default_cfgs = register(default_cfgs)
+        """)
+    source = "import torch\n" + configs + PAD + "\n\ndef scaled(x):\n    return x / x.norm()\n"
+    assert [f[0] for f in check_equivalent(source)] == ["NAN101"]
+    text = screening.plan(source, [BY_CODE["NAN101"]]).text
+    assert "'a': dict" not in text and "default_cfgs[n + '_q'] = c" not in text
+    reading = source.replace("return x / x.norm()", "return x / x.norm() * len(default_cfgs)")
+    check_equivalent(reading)
+    text = screening.plan(reading, [BY_CODE["NAN101"]]).text
+    assert "'a': dict" in text and "default_cfgs[n + '_q'] = c" in text  # read by kept code: parsed
+
+
 def test_setters_no_kept_code_reads_are_stubbed() -> None:
     """A method of a kept class that no screen made hot stays only when kept code mentions an attribute it sets
     (through other setters too): what one method tells another is an attribute binding, looked up by name."""

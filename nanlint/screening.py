@@ -659,7 +659,8 @@ class _Flows:
         self._square_lines: dict[int, set[int]] = {}
         self._roots: dict[int, tuple[bool, list[tuple[int, int, list[ast.AST]]]]] = {}
         self._fed: dict[int, set[int]] = {}
-        self._square_attributes: dict[int, tuple[set[str], set[str]]] = {}  # per class: square, negative
+        self._square_attributes: dict[int, set[str]] = {}  # per class: the attributes set from a square
+        self._negative_attributes: dict[int, set[str]] = {}  # ... from one rounding may make negative
         self._source: Optional[str] = None
 
     def reaching(self, rule: type[Rule], found: set[int], sites: dict[int, set[int]], names: set[str],
@@ -790,27 +791,36 @@ class _Flows:
             self._fed[index] = fed
         return self._fed[index]
 
-    def _square_taint(self, index: int, names: Callable[[], set[str]]) -> tuple[frozenset[str], frozenset[str]]:
-        """The names region ``index`` may bind from a square, and from a square that rounding may make negative
-        (a one-pass variance: ``_negative_lines``), through its statements, ``self.x`` set by its class and the
-        module-level ``names`` (each of which may be negative)."""
+    def _square_taint(self, index: int, names: Callable[[], set[str]]) -> tuple[frozenset[str], "_Lazy"]:
+        """The names region ``index`` may bind from a square, and (computed when first asked) from a square that
+        rounding may make negative (a one-pass variance: ``_negative_lines``), through its statements, ``self.x``
+        set by its class and the module-level ``names`` (each of which may be negative)."""
         outside = names()
-        square_outside, negative_outside = outside, outside
         parent = self.regions[index].parent
+        squares: set[str] = set()
         if parent is not None:
             if parent not in self._square_attributes:
-                squares = self._class_attributes(parent, self.square_lines, outside, True)
+                self._square_attributes[parent] = self._class_attributes(parent, self.square_lines, outside, True)
+            squares = self._square_attributes[parent]
+        square = frozenset(self._tainted(index, self.square_lines(index), outside | squares))
 
-                def negative_lines(member: int) -> set[int]:
-                    taint = frozenset(self._tainted(member, self.square_lines(member), outside | squares))
-                    return self._negative_lines(member, taint)
+        def negative() -> set[str]:
+            negatives: set[str] = set()
+            if parent is not None:
+                if parent not in self._negative_attributes:
+                    memo: dict[int, set[int]] = {}
 
-                self._square_attributes[parent] = (squares, self._class_attributes(parent, negative_lines, outside,
-                                                                                   True))
-            squares, negatives = self._square_attributes[parent]
-            square_outside, negative_outside = outside | squares, outside | negatives
-        square = frozenset(self._tainted(index, self.square_lines(index), square_outside))
-        return square, frozenset(self._tainted(index, self._negative_lines(index, square), negative_outside))
+                    def negative_lines(member: int) -> set[int]:
+                        if member not in memo:
+                            taint = frozenset(self._tainted(member, self.square_lines(member), outside | squares))
+                            memo[member] = self._negative_lines(member, taint)
+                        return memo[member]
+
+                    self._negative_attributes[parent] = self._class_attributes(parent, negative_lines, outside, True)
+                negatives = self._negative_attributes[parent]
+            return self._tainted(index, self._negative_lines(index, square), outside | negatives)
+
+        return square, _Lazy(negative)
 
     def _negative_lines(self, index: int, square: frozenset[str]) -> set[int]:
         """The lines of the region's statements holding a difference that may be a square (``_may_square`` with
@@ -1032,7 +1042,23 @@ def _square_evidence(node: ast.AST) -> bool:
     return False
 
 
-def _may_square(node: ast.AST, tainted: frozenset[str], negative: frozenset[str] = frozenset()) -> bool:
+class _Lazy:
+    """A set of names computed when first asked whether it holds one."""
+
+    def __init__(self, compute: Callable[[], set[str]]) -> None:
+        self._compute: Optional[Callable[[], set[str]]] = compute
+        self._names: set[str] = set()
+
+    def __contains__(self, name: object) -> bool:
+        if self._compute is not None:
+            self._names, self._compute = self._compute(), None
+        return name in self._names
+
+
+_NONE = _Lazy(set)
+
+
+def _may_square(node: ast.AST, tainted: frozenset[str], negative: "_Lazy" = _NONE) -> bool:
     """Whether the value analysis may call ``node`` a square, a variance, a norm or an MSE (what ``sqrt_hazard``
     asks of a root's operand), by the shape ``zero_source`` follows: a name like a variance or one bound from
     square evidence (``tainted``), a call of an op of ``SQUARE_SOURCE_OPS`` or of a tainted callable (a
@@ -1081,7 +1107,7 @@ def _may_square(node: ast.AST, tainted: frozenset[str], negative: frozenset[str]
     return False
 
 
-def _may_be_negative(node: ast.AST, tainted: frozenset[str], negative: frozenset[str]) -> bool:
+def _may_be_negative(node: ast.AST, tainted: frozenset[str], negative: _Lazy) -> bool:
     """``node`` may hold a square that rounding makes negative (``ZeroSource.negative``): a difference that may
     be a square (``E[x**2] - E[x]**2``, ``a2 + b2 - 2 * a @ b.T``), an ``addmm``-style expanded distance, or
     a name bound from one (``negative``)."""

@@ -66,6 +66,21 @@ def test_screened_path_equals_plain_path(rules) -> None:
     assert compared > 30 and sliced >= (5 if rules is SEED else 1)  # findings and sliced files were compared
 
 
+def test_every_fixture_made_long_enough_to_slice_gives_the_same_findings() -> None:
+    """Most fixtures are shorter than ``screening.MIN_LINES`` and are parsed whole: each one, with definitions
+    no rule can fire in appended (``PAD``), is sliced, and the second stage must keep every finding."""
+    compared = sliced = 0
+    for path in sorted(ROOT.glob("fixtures/**/*.py")):
+        source = path.read_text(encoding="utf-8") + PAD
+        precision = fixture_precision(source)
+        plain = lint(source, ALL_RULES, str(path), second_stage=False, precision=precision)
+        assert lint(source, ALL_RULES, str(path), second_stage=True, precision=precision) == plain, path
+        compared += len(plain)
+        found = screening.plan(source, screened_rules(ALL_RULES, source, precision), str(path))
+        sliced += bool(found is not None and found.sliced)
+    assert compared > 300 and sliced > 100
+
+
 @pytest.fixture
 def no_screens(monkeypatch: pytest.MonkeyPatch) -> dict[str, re.Pattern]:
     """Every rule runs everywhere; returns the real screens."""
@@ -793,3 +808,74 @@ def test_nan_constants_come_from_names_the_screen_sees() -> None:
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(rule, "screen", EVERYTHING)
             assert lint(source, [rule], second_stage=False) == [], hidden
+
+
+# NAN502's and NAN604's ``evidence_at`` (rules/_literal_evidence.py): a norm call counts only when its eps may
+# fold to 0, a ``nan``/``inf`` only where a comparison or a binding may read it. Each of these is reported,
+# sliced or not.
+ZERO_EPS = {
+    "keyword": "def f(d):\n    return torch.nn.LayerNorm(d, eps=0)\n",
+    "position": "def f(x):\n    return F.group_norm(x, 2, None, None, 0.0)\n",
+    "underflow": "def f(d):\n    return torch.nn.LayerNorm(d, eps=1e-200 * 1e-200)\n",
+    "module constant": "EPS = 0.0\n\n\ndef f(d):\n    return torch.nn.LayerNorm(d, eps=EPS)\n",
+    "default": "def f(d, eps=0.):\n    return torch.nn.LayerNorm(d, eps=eps)\n",
+    "attribute from a default": "class N(torch.nn.Module):\n    def __init__(self, d, eps=0):\n"
+                                "        self.eps = eps\n\n    def forward(self, x):\n"
+                                "        return F.layer_norm(x, x.shape[-1:], None, None, self.eps)\n",
+    "config dict": "cfg = {'eps': 0.0}\n\n\ndef f(d):\n    return torch.nn.LayerNorm(d, eps=cfg['eps'])\n",
+    "kwargs": "norm_kwargs = dict(eps=0)\n\n\ndef f(d):\n    return torch.nn.LayerNorm(d, **norm_kwargs)\n",
+    "config field": "class Config:\n    eps: float = 0.0\n\n\ndef f(d):\n    config = Config()\n"
+                    "    return torch.nn.LayerNorm(d, eps=config.eps)\n",
+}
+
+
+@pytest.mark.parametrize("case", sorted(ZERO_EPS))
+def test_an_eps_that_may_be_zero_is_evidence(case: str) -> None:
+    source = "import torch\nimport torch.nn.functional as F\n" + PAD + "\n\n" + ZERO_EPS[case]
+    assert [f[0] for f in check_equivalent(source, (BY_CODE["NAN502"],))] == ["NAN502"]
+
+
+@pytest.mark.parametrize("body", [
+    "def f(d, eps=1e-6):\n    return torch.nn.LayerNorm(d, eps=eps)\n",
+    "class N(torch.nn.Module):\n    def __init__(self, eps=1e-5):\n        self.eps = eps\n\n"
+    "    def copy(self, module):\n        self.eps = module.eps\n\n    def forward(self, x):\n"
+    "        return F.group_norm(x, 2, None, None, self.eps)\n",  # ``module.eps``: what some ``.eps`` holds
+    "def f(d):\n    return torch.nn.LayerNorm(d, 1e-5)\n",
+    "def f(d, eps):\n    return torch.nn.LayerNorm(d, eps=eps)\n",  # a parameter: callers are not followed
+    "def f(d):\n    return RmsNorm(d, eps=0)\n",  # not torch's norm
+    "def layer_norm(x, s, eps=1e-5):\n    return x\n",
+])
+def test_an_eps_that_is_never_zero_keeps_nothing(body: str) -> None:
+    source = "import torch\nimport torch.nn.functional as F\nfrom timm.layers import RmsNorm\n" + PAD + "\n\n" + body
+    assert lint(source, [BY_CODE["NAN502"]], second_stage=False) == []
+    plan = screening.plan(source, screened_rules([BY_CODE["NAN502"]], source))
+    assert plan is not None and plan.text is None
+
+
+NAN_COMPARED = {
+    "literal": "def f(x):\n    return torch.where(x == float('nan'), 0.0, x)\n",
+    "eq call": "def f(x):\n    return x.ne(\n        math.nan)\n",
+    "local constant": "def f(x):\n    nan = float('inf') - float('inf')\n    return x != nan\n",
+    "module constant": "INF = float('inf')\nNAN = INF - INF\n\n\ndef f(x):\n    return x == NAN\n",
+    "default": "def f(x, missing=float('nan')):\n    return x == missing\n",
+}
+
+
+@pytest.mark.parametrize("case", sorted(NAN_COMPARED))
+def test_a_nan_a_comparison_may_read_is_evidence(case: str) -> None:
+    source = "import math\nimport torch\n" + PAD + "\n\n" + NAN_COMPARED[case]
+    assert [f[0] for f in check_equivalent(source, (BY_CODE["NAN604"],))] == ["NAN604"]
+
+
+def test_an_infinity_no_comparison_reads_keeps_nothing() -> None:
+    body = ("def f(scores, mask):\n    bias = scores.new_full(scores.shape, float('-inf')).triu_(1)\n"
+            "    scores = scores.masked_fill(~mask, -math.inf)\n    fill = float('-inf')\n    return scores + bias\n")
+    source = "import math\nimport torch\n" + PAD + "\n\n" + body
+    assert lint(source, [BY_CODE["NAN604"]], second_stage=False) == []
+    plan = screening.plan(source, screened_rules([BY_CODE["NAN604"]], source))
+    assert plan is not None and plan.text is None
+
+
+def test_a_comparison_that_shares_its_line_with_a_block_is_evidence() -> None:
+    source = "import torch\n" + PAD + "\n\ndef f(x):\n    if x == float('nan'): x = torch.zeros_like(x)\n    return x\n"
+    assert [f[0] for f in check_equivalent(source, (BY_CODE["NAN604"],))] == ["NAN604"]

@@ -5,6 +5,7 @@ import libcst as cst
 
 from ..fixspec import UNSAFE, FixSpec, Replace
 from ..patterns import code
+from ._literal_evidence import zero_eps_evidence
 from .base import Rule, SOMETIMES, Witness
 
 # op key -> (positional index of eps after the operand, default eps as code)
@@ -77,6 +78,7 @@ class ZeroEpsNormLayer(Rule):
                           ("layernorm", "layer_norm", "groupnorm", "group_norm", "rmsnorm", "rms_norm")) + r""")
         (?:\w*\s+as\b | [\s\\]*\((?![^(),\#"'eE]*(?:[eE](?![pP][sS])[^(),\#"'eE]*)*\)))""", re.VERBOSE)
     attribute_flow = False  # reports at the norm call its screen matches
+    evidence_at = staticmethod(zero_eps_evidence)  # a call whose eps never folds to 0 holds no finding
     witnesses = (
         Witness(
             setup="x = leaf(torch.ones(2, 8, dtype=dtype))",

@@ -10,6 +10,7 @@ from ..names import builtin_name
 from ..patterns import code
 from ..singular import plain_code, torch_alias
 from ._screens import Screen
+from ._literal_evidence import nan_evidence
 from .base import Rule, SOMETIMES, Witness
 
 _NAN_NAMES = frozenset({"numpy.NaN", "numpy.NAN", "numpy.nan", "math.nan", "torch.nan"})
@@ -71,6 +72,7 @@ class NanEquality(Rule):
     # ``float("Infinity")``): facts never fold an overflow of finite literals into one. The word boundary
     # keeps ``info``/``inference`` out (without it, a cold run over the corpus took a third longer).
     screen = Screen(r"[nN][aA][nN]\b|[iI][nN][fF](?:[iI][nN][iI][tT][yY])?\b")
+    evidence_at = staticmethod(nan_evidence)  # a -inf passed to masked_fill is compared with nothing
     witnesses = (
         Witness(
             setup="x = leaf(torch.tensor([float('nan'), 1.0], dtype=dtype))",

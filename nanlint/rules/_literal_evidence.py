@@ -1,0 +1,349 @@
+"""Which screen matches can hold a literal a finding needs: the second stage's test (``Rule.evidence_at``) for the
+rules whose finding rests on ``Facts.literal`` (NAN502: an eps that is 0; NAN604: a NaN a comparison reads).
+
+``Facts.literal`` folds numbers, ``-x``, arithmetic, ``float("nan")``, ``math.inf`` and names bound to those
+(an assignment, a parameter's default, ``self.x = ...``, a config's keyword or dict entry, a class field).
+:class:`Literals` answers the same question on the stdlib tree without scopes: a name may hold what *any*
+plain binding of that name in the file holds, so its answer is a superset of the analysis's (a necessary
+condition, as a screen must be).
+"""
+from __future__ import annotations
+
+import ast
+import bisect
+import math
+import re
+from typing import Iterator, Optional, Union
+
+from ._screens import Assignments
+
+# What a literal may fold to: an exact value, or some of these outcomes
+ZERO, NONZERO, NOT_A_LITERAL = "zero", "nonzero", "none"
+_ANYTHING = frozenset((ZERO, NONZERO, NOT_A_LITERAL))
+_NONE = frozenset((NOT_A_LITERAL,))
+Folded = Union[float, frozenset]
+_MAX_DEPTH = 12  # deeper than the analysis follows names (``vocabulary._MAX_DEPTH``): past it, anything
+
+
+def _may_be_zero(value: Folded) -> bool:
+    return value == 0 if not isinstance(value, frozenset) else ZERO in value
+
+
+def _outcomes(value: Folded) -> frozenset:
+    if isinstance(value, frozenset):
+        return value
+    return frozenset((ZERO,)) if value == 0 else frozenset((NONZERO,))
+
+
+class Literals:
+    """One module's plain bindings, read from its stdlib tree when first asked for: each name's assigned values
+    and parameter defaults (``names``), and each member's (``members``: ``x.eps = v``, ``eps=v`` in any call,
+    ``{"eps": v}``, a class field)."""
+
+    def __init__(self, assignments: Assignments) -> None:
+        self.assignments = assignments
+        self._names: Optional[dict[str, list[ast.expr]]] = None
+        self._members: Optional[dict[str, list[ast.expr]]] = None
+        self._done: dict[tuple[bool, str], Folded] = {}  # (member?, key) -> the union of its bindings' values
+        self._active: set[tuple[bool, str]] = set()
+
+    @property
+    def names(self) -> dict[str, list[ast.expr]]:
+        if self._names is None:
+            self._names = {name: list(values) for (name, attribute), values in self.assignments.values().items()
+                           if not attribute}
+            tree, source = self.assignments.tree, self.assignments.source
+            functions = ast.walk(tree) if "lambda" in source else _statements(getattr(tree, "body", []))
+            for node in functions:
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                    arguments = node.args
+                    positional = [*arguments.posonlyargs, *arguments.args]
+                    defaults = [*zip(positional[len(positional) - len(arguments.defaults):], arguments.defaults),
+                                *zip(arguments.kwonlyargs, arguments.kw_defaults)]
+                    for arg, default in defaults:
+                        if default is not None:
+                            self._names.setdefault(arg.arg, []).append(default)
+        return self._names
+
+    @property
+    def members(self) -> dict[str, list[ast.expr]]:
+        if self._members is None:
+            self._members = {}
+            for (name, _), values in self.assignments.values().items():  # ``x.eps = v``; ``eps = v``: a field
+                self._members.setdefault(name, []).extend(values)
+            for node in ast.walk(self.assignments.tree):
+                if isinstance(node, ast.keyword) and node.arg is not None:
+                    self._members.setdefault(node.arg, []).append(node.value)
+                elif isinstance(node, ast.Dict):
+                    for key, value in zip(node.keys, node.values):
+                        if isinstance(key, ast.Constant) and isinstance(key.value, str):
+                            self._members.setdefault(key.value, []).append(value)
+        return self._members
+
+    def may_be_zero(self, expr: ast.expr) -> bool:
+        return _may_be_zero(self.fold(expr))
+
+    def member_may_be_zero(self, key: str) -> bool:
+        """``m["eps"]`` / ``m.eps`` may be 0 for some mapping or object ``m`` the module builds."""
+        return _may_be_zero(self._bound(True, key, 0)[0])
+
+    def may_be_nan(self, expr: ast.expr) -> bool:
+        value = self.fold(expr)
+        return math.isnan(value) if not isinstance(value, frozenset) else NONZERO in value
+
+    def fold(self, expr: ast.expr) -> Folded:
+        """What ``Facts.literal`` may give for ``expr``: an exact float, or a set of outcomes."""
+        return self._fold(expr, 0)[0]
+
+    def _fold(self, expr: ast.expr, depth: int) -> tuple[Folded, bool]:
+        """The value, and whether it is partial: it met a binding whose values are being gathered (``eps =
+        eps * 2``), which adds nothing to that binding's own values but must not be remembered elsewhere."""
+        if isinstance(expr, ast.Constant):
+            value = expr.value
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                return _NONE, False  # ``True`` is a name to libcst; strings only count inside ``float(...)``
+            try:
+                number = float(value)
+            except OverflowError:
+                return _NONE, False
+            return (number if math.isfinite(number) else _NONE), False  # ``1e400``: an overflow
+        if isinstance(expr, ast.UnaryOp):
+            if not isinstance(expr.op, (ast.USub, ast.UAdd)):
+                return _NONE, False
+            inner, partial = self._fold(expr.operand, depth + 1)
+            if isinstance(inner, frozenset) or isinstance(expr.op, ast.UAdd):
+                return inner, partial
+            return -inner, partial
+        if isinstance(expr, ast.BinOp):
+            return self._arithmetic(expr, depth)
+        if isinstance(expr, ast.Call):
+            return self._float_call(expr, depth)
+        if isinstance(expr, ast.Name):
+            return self._bound(False, expr.id, depth)
+        if isinstance(expr, ast.Attribute):
+            found, partial = self._bound(True, expr.attr, depth)
+            if expr.attr in ("inf", "nan"):  # ``math.inf``, ``torch.nan``
+                return frozenset((NONZERO,)) | _outcomes(found), partial
+            return found, partial
+        if isinstance(expr, ast.Subscript) and isinstance(expr.slice, ast.Constant) \
+                and isinstance(expr.slice.value, str):
+            return self._bound(True, expr.slice.value, depth)
+        return _NONE, False
+
+    def _bound(self, member: bool, key: str, depth: int) -> tuple[Folded, bool]:
+        """The union of what every binding of ``key`` (in ``members`` or ``names``) may hold."""
+        slot = (member, key)
+        if slot in self._done:
+            return self._done[slot], False
+        if slot in self._active:
+            return frozenset(), True
+        if depth > _MAX_DEPTH:
+            return _ANYTHING, False
+        values = (self.members if member else self.names).get(key, ())
+        if not values:
+            return _NONE, False  # no plain binding: the analysis finds no literal either
+        self._active.add(slot)
+        try:
+            found = [self._fold(value, depth + 1) for value in values]
+        finally:
+            self._active.discard(slot)
+        value = found[0][0] if len(found) == 1 else frozenset().union(*(_outcomes(v) for v, _ in found))
+        partial = any(p for _, p in found)
+        if not partial:
+            self._done[slot] = value
+        return value, partial
+
+    def _arithmetic(self, expr: ast.BinOp, depth: int) -> tuple[Folded, bool]:
+        if not isinstance(expr.op, (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow)):
+            return _NONE, False
+        (left, partial_left), (right, partial_right) = self._fold(expr.left, depth + 1), \
+            self._fold(expr.right, depth + 1)
+        partial = partial_left or partial_right
+        if isinstance(left, frozenset) or isinstance(right, frozenset):
+            if _outcomes(left) == _NONE or _outcomes(right) == _NONE:
+                return _NONE, partial
+            return _ANYTHING, partial  # ``1e-5 - eps`` may cancel, ``1e-200 * eps`` may underflow
+        try:
+            if isinstance(expr.op, ast.Add):
+                value = left + right
+            elif isinstance(expr.op, ast.Sub):
+                value = left - right
+            elif isinstance(expr.op, ast.Mult):
+                value = left * right
+            elif isinstance(expr.op, ast.Div):
+                value = left / right
+            else:
+                value = float(left ** right)
+        except (ZeroDivisionError, OverflowError, TypeError):
+            return _NONE, partial
+        if math.isfinite(left) and math.isfinite(right) and not math.isfinite(value):
+            return _NONE, partial  # an overflow of finite literals is not folded
+        return value, partial
+
+    def _float_call(self, call: ast.Call, depth: int) -> tuple[Folded, bool]:
+        if not (isinstance(call.func, ast.Name) and call.func.id == "float" and len(call.args) == 1
+                and not call.keywords and not isinstance(call.args[0], ast.Starred)):
+            return _NONE, False
+        argument = call.args[0]
+        if isinstance(argument, ast.Constant) and isinstance(argument.value, str):
+            try:
+                value = float(argument.value)
+            except ValueError:
+                return _NONE, False
+            named = "inf" in argument.value.lower() or "nan" in argument.value.lower()
+            return (value if math.isfinite(value) or named else _NONE), False
+        return self._fold(argument, depth + 1)
+
+
+def _literals(memo: dict) -> Literals:
+    if "literals" not in memo:
+        memo["literals"] = Literals(memo["assignments"])
+    return memo["literals"]
+
+
+_BODIES = ("body", "orelse", "finalbody", "handlers", "cases")
+
+
+def _statements(body: list) -> Iterator[ast.AST]:
+    """Every statement of ``body`` and of the blocks nested in it (not the expressions)."""
+    pending = list(body)
+    while pending:
+        node = pending.pop()
+        yield node
+        for block in _BODIES:
+            pending.extend(getattr(node, block, ()))
+
+
+def _first_line(node: ast.AST) -> int:
+    """Where a statement begins: its first decorator, if any (``match_case`` has no position: its pattern's)."""
+    decorators = getattr(node, "decorator_list", None)
+    first = node.pattern.lineno if isinstance(node, ast.match_case) else node.lineno  # type: ignore[attr-defined]
+    return min(first, *(d.lineno for d in decorators)) if decorators else first
+
+
+def _last_line(node: ast.AST) -> int:
+    if isinstance(node, ast.match_case):
+        return _last_line(node.body[-1])
+    return node.end_lineno or node.lineno  # type: ignore[attr-defined]
+
+
+def _header_nodes(tree: ast.AST, line: int) -> Iterator[ast.AST]:
+    """The nodes of the statements that hold ``line``, but not those of the blocks nested in them: for
+    ``if x == nan: y = 1`` both the ``if``'s test and the assignment; for ``def f(x, eps=0.0):`` the
+    function's arguments, decorators and annotations, not its body."""
+    node = tree
+    while True:
+        for name, value in ast.iter_fields(node):
+            if name in _BODIES:
+                continue
+            for part in value if isinstance(value, list) else [value]:
+                if isinstance(part, ast.AST):
+                    yield from ast.walk(part)
+        for block in _BODIES:
+            inner = next((child for child in getattr(node, block, ()) if _first_line(child) <= line <= _last_line(child)),
+                         None)
+            if inner is not None:
+                node = inner
+                break
+        else:
+            return
+
+
+def _line_and_column(source: str, position: int, memo: dict) -> tuple[int, int]:
+    """``position``'s 1-based line and its column in UTF-8 bytes, as the stdlib tree counts them."""
+    if "newlines" not in memo:
+        memo["newlines"] = _newlines(source)
+    newlines = memo["newlines"]
+    before = bisect.bisect_left(newlines, position)
+    start = newlines[before - 1] + 1 if before else 0
+    return before + 1, len(source[start:position].encode("utf-8"))
+
+
+def _newlines(source: str) -> list[int]:
+    found, at = [], source.find("\n")
+    while at != -1:
+        found.append(at)
+        at = source.find("\n", at + 1)
+    return found
+
+
+# -- NAN502: an eps that may be 0 ------------------------------------------------------------------------------
+# the position of eps among the positional arguments of each norm (``ZeroEpsNormLayer._NORMS``: after the
+# operand, which is the first argument)
+_EPS_POSITION = {"LayerNorm": 1, "GroupNorm": 2, "RMSNorm": 1, "layer_norm": 4, "group_norm": 4, "rms_norm": 3}
+
+
+def zero_eps_evidence(source: str, start: int, memo: dict) -> bool:
+    """Whether NAN502's screen match at ``start`` (the ``norm`` that ends a norm's name) can be a finding: not a
+    call of torch's norm whose eps (by keyword, at its position, or in a ``**`` mapping) never folds to 0, nor
+    a call of a name that is not torch's (``RmsNorm(...)``: an import that renames torch's matches itself),
+    nor the name of a ``def``."""
+    line, column = _line_and_column(source, start + len("norm"), memo)
+    call = next((node for node in _header_nodes(memo["assignments"].tree, line) if isinstance(node, ast.Call)
+                 and node.func.end_lineno == line and node.func.end_col_offset == column), None)
+    if call is None:  # an import alias or text: left to the analysis; a definition's name holds no finding
+        return _DEFINED.search(source, source.rfind("\n", 0, start) + 1, start) is None
+    literals = _literals(memo)
+    callee = _callee(call)
+    if callee not in _EPS_POSITION:  # unless the name is bound to torch's norm here (``Norm = nn.LayerNorm``)
+        return callee in (literals.names if isinstance(call.func, ast.Name) else literals.members)
+    for keyword in call.keywords:
+        if keyword.arg == "eps":
+            return literals.may_be_zero(keyword.value)
+    position = _EPS_POSITION[callee]
+    if any(isinstance(arg, ast.Starred) for arg in call.args[:position + 1]):
+        return True
+    if len(call.args) > position:
+        return literals.may_be_zero(call.args[position])
+    # ``**norm_kwargs`` holding ``"eps": 0``
+    return any(keyword.arg is None for keyword in call.keywords) and literals.member_may_be_zero("eps")
+
+
+_DEFINED = re.compile(r"^\s*(?:async\s+)?(?:def|class)\s+\w*$", re.MULTILINE)
+
+
+def _callee(call: ast.Call) -> Optional[str]:
+    func = call.func
+    return func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
+
+
+# -- NAN604: a NaN that a comparison may read --------------------------------------------------------------------
+_EQUALITY_CALLS = frozenset(("eq", "ne", "not_equal"))
+
+
+def nan_evidence(source: str, start: int, memo: dict) -> bool:
+    """Whether NAN604's screen match at ``start`` (``nan``, ``inf``) lies on a line where a NaN can be compared
+    or bound: an ``==`` / ``!=`` comparison, an ``eq`` / ``ne`` call, or a literal a name, a keyword, a dict
+    entry or a default may hold (``NAN = float("nan")``). A ``-inf`` passed to ``masked_fill`` or ``new_full``
+    is neither."""
+    line = _line_and_column(source, start, memo)[0]
+    answers = memo.setdefault("nan_lines", {})
+    if line not in answers:
+        answers[line] = _nan_line(memo, line)
+    return answers[line]
+
+
+def _nan_line(memo: dict, line: int) -> bool:
+    def covers(node: ast.AST) -> bool:
+        return node.lineno <= line <= (node.end_lineno or node.lineno)  # type: ignore[attr-defined]
+
+    def nan_literal(value: Optional[ast.expr]) -> bool:
+        return value is not None and covers(value) and _literals(memo).may_be_nan(value)
+
+    for node in _header_nodes(memo["assignments"].tree, line):
+        if isinstance(node, ast.Compare):
+            if covers(node) and any(isinstance(op, (ast.Eq, ast.NotEq)) for op in node.ops):
+                return True
+        elif isinstance(node, ast.Call):
+            if _callee(node) in _EQUALITY_CALLS and covers(node):
+                return True
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.NamedExpr, ast.keyword)):
+            if nan_literal(node.value):
+                return True
+        elif isinstance(node, ast.Dict):
+            if any(nan_literal(value) for value in node.values):
+                return True
+        elif isinstance(node, ast.arguments):
+            if any(nan_literal(default) for default in (*node.defaults, *node.kw_defaults)):
+                return True
+    return False

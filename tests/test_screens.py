@@ -858,6 +858,7 @@ NAN_COMPARED = {
     "local constant": "def f(x):\n    nan = float('inf') - float('inf')\n    return x != nan\n",
     "module constant": "INF = float('inf')\nNAN = INF - INF\n\n\ndef f(x):\n    return x == NAN\n",
     "default": "def f(x, missing=float('nan')):\n    return x == missing\n",
+    "renamed eq": "from torch import eq as same\n\n\ndef f(x):\n    return same(x, float('nan'))\n",
 }
 
 

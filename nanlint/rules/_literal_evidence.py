@@ -309,6 +309,7 @@ def _callee(call: ast.Call) -> Optional[str]:
 
 # -- NAN604: a NaN that a comparison may read --------------------------------------------------------------------
 _EQUALITY_CALLS = frozenset(("eq", "ne", "not_equal"))
+_EQUALITY_RENAMED = re.compile(r"(?:eq|ne|not_equal)\s+as\b")
 
 
 def nan_evidence(source: str, start: int, memo: dict) -> bool:
@@ -316,6 +317,8 @@ def nan_evidence(source: str, start: int, memo: dict) -> bool:
     or bound: an ``==`` / ``!=`` comparison, an ``eq`` / ``ne`` call, or a literal a name, a keyword, a dict
     entry or a default may hold (``NAN = float("nan")``). A ``-inf`` passed to ``masked_fill`` or ``new_full``
     is neither."""
+    if "equality_renamed" not in memo:  # ``from torch import eq as same``: any call may compare
+        memo["equality_renamed"] = _EQUALITY_RENAMED.search(source) is not None
     line = _line_and_column(source, start, memo)[0]
     answers = memo.setdefault("nan_lines", {})
     if line not in answers:
@@ -335,7 +338,7 @@ def _nan_line(memo: dict, line: int) -> bool:
             if covers(node) and any(isinstance(op, (ast.Eq, ast.NotEq)) for op in node.ops):
                 return True
         elif isinstance(node, ast.Call):
-            if _callee(node) in _EQUALITY_CALLS and covers(node):
+            if (memo["equality_renamed"] or _callee(node) in _EQUALITY_CALLS) and covers(node):
                 return True
         elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.NamedExpr, ast.keyword)):
             if nan_literal(node.value):

@@ -858,6 +858,8 @@ NAN_COMPARED = {
     "local constant": "def f(x):\n    nan = float('inf') - float('inf')\n    return x != nan\n",
     "module constant": "INF = float('inf')\nNAN = INF - INF\n\n\ndef f(x):\n    return x == NAN\n",
     "default": "def f(x, missing=float('nan')):\n    return x == missing\n",
+    "numpy's spelling": "import numpy as np\n\n\ndef f(x):\n    return x != np.NaN\n",
+    "constant under another name": "MISSING = float('nan')\n\n\ndef f(x):\n    return x == MISSING\n",
     "renamed eq": "from torch import eq as same\n\n\ndef f(x):\n    return same(x, float('nan'))\n",
 }
 
@@ -870,7 +872,8 @@ def test_a_nan_a_comparison_may_read_is_evidence(case: str) -> None:
 
 def test_an_infinity_no_comparison_reads_keeps_nothing() -> None:
     body = ("def f(scores, mask):\n    bias = scores.new_full(scores.shape, float('-inf')).triu_(1)\n"
-            "    scores = scores.masked_fill(~mask, -math.inf)\n    fill = float('-inf')\n    return scores + bias\n")
+            "    scores = scores.masked_fill(~mask, -math.inf)\n    fill = float('-inf')\n"
+            "    if scores.max() == float('inf'):\n        return fill\n    return scores + bias\n")
     source = "import math\nimport torch\n" + PAD + "\n\n" + body
     assert lint(source, [BY_CODE["NAN604"]], second_stage=False) == []
     plan = screening.plan(source, screened_rules([BY_CODE["NAN604"]], source))
@@ -880,3 +883,38 @@ def test_an_infinity_no_comparison_reads_keeps_nothing() -> None:
 def test_a_comparison_that_shares_its_line_with_a_block_is_evidence() -> None:
     source = "import torch\n" + PAD + "\n\ndef f(x):\n    if x == float('nan'): x = torch.zeros_like(x)\n    return x\n"
     assert [f[0] for f in check_equivalent(source, (BY_CODE["NAN604"],))] == ["NAN604"]
+
+
+# NAN402's ``evidence_at``: a -inf counts in a product, a binding, module-level code or a definition that holds
+# a softmax (or anywhere, when module-level code names one). Each of these is reported, sliced or not.
+NEG_INF_MASKS = {
+    "same function": "def f(s, m):\n    s = s.masked_fill(~m, float('-inf'))\n    return F.softmax(s, dim=-1)\n",
+    "bias set in __init__": "class A(torch.nn.Module):\n    def __init__(self, q, k):\n"
+                            "        self.bias = torch.zeros(4, 4).masked_fill(~(q[:, None] & k[None, :]), -math.inf)\n\n"
+                            "    def forward(self, s):\n        return torch.softmax(s + self.bias, -1)\n",
+    "nn.Softmax under another name": "class A(torch.nn.Module):\n    def __init__(self):\n"
+                                     "        self.attend = torch.nn.Softmax(dim=-1)\n\n"
+                                     "    def forward(self, s, q, k):\n"
+                                     "        s = s.masked_fill(~(q[:, None] & k[None, :]), float('-inf'))\n"
+                                     "        return self.attend(s)\n",
+    "renamed softmax": "from torch.nn.functional import softmax as sm\n\n\n"
+                       "def f(s, q, k):\n    return sm(s.masked_fill(~(q[:, None] & k[None, :]), float('-inf')), -1)\n",
+    "product with a constant": "NEG = float('-inf')\n\n\ndef f(s, keep):\n    return s + (1 - keep) * NEG\n",
+    "product": "def f(s, keep):\n    bias = (1 - keep) * float('-inf')\n    return s + bias\n",
+}
+
+
+@pytest.mark.parametrize("case", sorted(NEG_INF_MASKS))
+def test_a_neg_inf_a_softmax_or_product_may_read_is_evidence(case: str) -> None:
+    source = "import math\nimport torch\nimport torch.nn.functional as F\n" + PAD + "\n\n" + NEG_INF_MASKS[case]
+    assert [f[0] for f in check_equivalent(source, (BY_CODE["NAN402"],))] == ["NAN402"]
+
+
+def test_a_neg_inf_bias_a_helper_returns_keeps_nothing() -> None:
+    body = ("def causal_bias(n, mask):\n    bias = torch.zeros(n, n).masked_fill(~mask, float('-inf'))\n"
+            "    bias.masked_fill_(mask, float('-inf'))\n    return bias\n\n\n"
+            "def attend(s, bias):\n    return F.softmax(s + bias, dim=-1)\n")
+    source = "import torch\nimport torch.nn.functional as F\n" + PAD + "\n\n" + body
+    assert lint(source, [BY_CODE["NAN402"]], second_stage=False) == []
+    plan = screening.plan(source, screened_rules([BY_CODE["NAN402"]], source))
+    assert plan is not None and plan.text is None

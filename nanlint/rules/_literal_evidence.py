@@ -13,7 +13,7 @@ import ast
 import bisect
 import math
 import re
-from typing import Iterator, Optional, Union
+from typing import Callable, Iterator, Optional, Union
 
 from ._screens import Assignments
 
@@ -87,6 +87,10 @@ class Literals:
         """``m["eps"]`` / ``m.eps`` may be 0 for some mapping or object ``m`` the module builds."""
         return _may_be_zero(self._bound(True, key, 0)[0])
 
+    def may_be_infinite(self, expr: ast.expr) -> bool:
+        value = self.fold(expr)
+        return math.isinf(value) if not isinstance(value, frozenset) else NONZERO in value
+
     def may_be_nan(self, expr: ast.expr) -> bool:
         value = self.fold(expr)
         return math.isnan(value) if not isinstance(value, frozenset) else NONZERO in value
@@ -122,7 +126,7 @@ class Literals:
             return self._bound(False, expr.id, depth)
         if isinstance(expr, ast.Attribute):
             found, partial = self._bound(True, expr.attr, depth)
-            if expr.attr in ("inf", "nan"):  # ``math.inf``, ``torch.nan``
+            if expr.attr.lower() in ("inf", "nan"):  # ``math.inf``, ``torch.nan``, ``np.NaN``
                 return frozenset((NONZERO,)) | _outcomes(found), partial
             return found, partial
         if isinstance(expr, ast.Subscript) and isinstance(expr.slice, ast.Constant) \
@@ -233,6 +237,7 @@ def _header_nodes(tree: ast.AST, line: int) -> Iterator[ast.AST]:
     function's arguments, decorators and annotations, not its body."""
     node = tree
     while True:
+        yield node
         for name, value in ast.iter_fields(node):
             if name in _BODIES:
                 continue
@@ -327,26 +332,92 @@ def nan_evidence(source: str, start: int, memo: dict) -> bool:
 
 
 def _nan_line(memo: dict, line: int) -> bool:
+    may_be_nan = _literals(memo).may_be_nan
+
+    def comparison(node: ast.AST) -> bool:  # ``x == nan``, ``torch.eq(x, nan)``: not ``x == float('inf')``
+        if isinstance(node, ast.Compare):
+            return any(isinstance(op, (ast.Eq, ast.NotEq)) for op in node.ops) \
+                and any(may_be_nan(operand) for operand in (node.left, *node.comparators))
+        return isinstance(node, ast.Call) and (memo["equality_renamed"] or _callee(node) in _EQUALITY_CALLS) \
+            and any(may_be_nan(argument) for argument in (*node.args, *(k.value for k in node.keywords)))
+
+    return _site_or_binding(memo, line, comparison, may_be_nan)
+
+
+def _site_or_binding(memo: dict, line: int, site: Callable[[ast.AST], bool],
+                     holds: Callable[[ast.expr], bool]) -> bool:
+    """Whether ``line`` lies in a ``site`` node, or in a value that a name, a keyword, a dict entry or a default
+    takes and that ``holds`` accepts: of the statements that hold ``line``, their own lines only."""
     def covers(node: ast.AST) -> bool:
         return node.lineno <= line <= (node.end_lineno or node.lineno)  # type: ignore[attr-defined]
 
-    def nan_literal(value: Optional[ast.expr]) -> bool:
-        return value is not None and covers(value) and _literals(memo).may_be_nan(value)
+    def bound(value: Optional[ast.expr]) -> bool:
+        return value is not None and covers(value) and holds(value)
 
     for node in _header_nodes(memo["assignments"].tree, line):
-        if isinstance(node, ast.Compare):
-            if covers(node) and any(isinstance(op, (ast.Eq, ast.NotEq)) for op in node.ops):
-                return True
-        elif isinstance(node, ast.Call):
-            if (memo["equality_renamed"] or _callee(node) in _EQUALITY_CALLS) and covers(node):
-                return True
-        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.NamedExpr, ast.keyword)):
-            if nan_literal(node.value):
+        if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.NamedExpr, ast.keyword)):
+            if bound(node.value):
                 return True
         elif isinstance(node, ast.Dict):
-            if any(nan_literal(value) for value in node.values):
+            if any(bound(value) for value in node.values):
                 return True
         elif isinstance(node, ast.arguments):
-            if any(nan_literal(default) for default in (*node.defaults, *node.kw_defaults)):
+            if any(bound(default) for default in (*node.defaults, *node.kw_defaults)):
                 return True
+        elif site(node) and covers(node):
+            return True
     return False
+
+
+# -- NAN402: a -inf fill that may reach a softmax --------------------------------------------------------------
+_SOFTMAX = re.compile(r"[sS][oO][fF][tT][mM][aA][xX]")
+
+
+def neg_inf_evidence(source: str, start: int, memo: dict) -> bool:
+    """Whether NAN402's screen match at ``start`` can be part of a finding: an infinity in a product (``mask *
+    float('-inf')``), bound to a name, a keyword, a dict entry or a default (which any code may read), at module
+    level, or in a top-level definition that holds a softmax (``F.softmax``, ``log_softmax``, an ``nn.Softmax``
+    module set in the class). The analysis follows a fill only through names, ``self.x`` of the same class and
+    module-level names, never into a call: a ``-inf`` bias a helper function returns reaches no softmax it
+    sees. Where the file names a softmax in module-level code (``from torch.nn.functional import softmax as
+    sm``), every match counts."""
+    line = _line_and_column(source, start, memo)[0]
+    answers = memo.setdefault("neg_inf_lines", {})
+    if line not in answers:
+        answers[line] = _product_or_binding(memo, line) or _near_softmax(source, memo, line)
+    return answers[line]
+
+
+def _product_or_binding(memo: dict, line: int) -> bool:
+    def product(node: ast.AST) -> bool:
+        return isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult)
+
+    return _site_or_binding(memo, line, product, _literals(memo).may_be_infinite)
+
+
+def _near_softmax(source: str, memo: dict, line: int) -> bool:
+    if "definitions" not in memo:
+        definitions = [(_first_line(node), _last_line(node)) for node in getattr(memo["assignments"].tree, "body", [])
+                       if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
+        softmax_lines = sorted({_line_and_column(source, found.start(), memo)[0]
+                                for found in _SOFTMAX.finditer(source)})
+        firsts = [first for first, _ in definitions]
+        inside = [(first, last) for first, last in definitions
+                  if _holds_line(softmax_lines, first, last)]
+        module_level = any(_definition_at(definitions, firsts, softmax_line) is None for softmax_line in softmax_lines)
+        memo["definitions"] = (definitions, firsts, set(inside), module_level)
+    definitions, firsts, with_softmax, module_level = memo["definitions"]
+    if module_level:
+        return True
+    where = _definition_at(definitions, firsts, line)
+    return where is None or where in with_softmax
+
+
+def _definition_at(definitions: list[tuple[int, int]], firsts: list[int], line: int) -> Optional[tuple[int, int]]:
+    index = bisect.bisect_right(firsts, line) - 1
+    return definitions[index] if index >= 0 and definitions[index][1] >= line else None
+
+
+def _holds_line(lines: list[int], first: int, last: int) -> bool:
+    index = bisect.bisect_left(lines, first)
+    return index < len(lines) and lines[index] <= last

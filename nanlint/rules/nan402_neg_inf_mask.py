@@ -19,6 +19,7 @@ from ..patterns import code
 from ..scope import lookup
 from ..singular import torch_alias
 from ._guards import Built, float_receiver
+from ._literal_evidence import neg_inf_evidence
 from ._screens import Screen
 from .base import Rule, SOMETIMES, Witness
 
@@ -151,6 +152,7 @@ class NegInfMask(Rule):
     fix_availability = SOMETIMES
     fix_applicability = (UNSAFE,)
     screen = Screen(r"inf(?:inity)?\b|Inf(?:inity)?\b|INF(?:inity)?\b")  # also NINF; no leading \b: 4x faster
+    evidence_at = staticmethod(neg_inf_evidence)  # a -inf no softmax or product can read is no mask
     witnesses = (
         Witness(  # SupCon with the diagonal at -inf, times the positives (0 on the diagonal): NaN (row 67)
             setup="s = leaf(torch.zeros(3, 3, dtype=dtype)); eye = torch.eye(3, dtype=torch.bool); "

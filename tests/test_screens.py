@@ -270,6 +270,20 @@ def check_equivalent(source: str, rules=ALL_RULES, expect_sliced: bool = True) -
     return plain
 
 
+def assert_reported_when_sliced(code: str, head: str, body: str) -> None:
+    """``body`` after ``PAD`` gives one finding of rule ``code``, the same with the second stage on and off."""
+    assert [f[0] for f in check_equivalent(head + PAD + "\n\n" + body, (BY_CODE[code],))] == [code]
+
+
+def assert_nothing_kept(code: str, head: str, body: str) -> None:
+    """``body`` after ``PAD`` gives no finding of rule ``code``, and the second stage parses nothing for it."""
+    source = head + PAD + "\n\n" + body
+    rule = BY_CODE[code]
+    assert lint(source, [rule], second_stage=False) == []
+    plan = screening.plan(source, screened_rules([rule], source))
+    assert plan is not None and plan.text is None
+
+
 def test_module_level_evidence_reaches_the_definitions_that_read_it() -> None:
     source = "import torch\nW = torch.randn(3)\nN = torch.norm(W)\n" + PAD + \
         "\n\ndef scaled(x):\n    return x / N\n"
@@ -831,8 +845,7 @@ ZERO_EPS = {
 
 @pytest.mark.parametrize("case", sorted(ZERO_EPS))
 def test_an_eps_that_may_be_zero_is_evidence(case: str) -> None:
-    source = "import torch\nimport torch.nn.functional as F\n" + PAD + "\n\n" + ZERO_EPS[case]
-    assert [f[0] for f in check_equivalent(source, (BY_CODE["NAN502"],))] == ["NAN502"]
+    assert_reported_when_sliced("NAN502", "import torch\nimport torch.nn.functional as F\n", ZERO_EPS[case])
 
 
 @pytest.mark.parametrize("body", [
@@ -846,10 +859,7 @@ def test_an_eps_that_may_be_zero_is_evidence(case: str) -> None:
     "def layer_norm(x, s, eps=1e-5):\n    return x\n",
 ])
 def test_an_eps_that_is_never_zero_keeps_nothing(body: str) -> None:
-    source = "import torch\nimport torch.nn.functional as F\nfrom timm.layers import RmsNorm\n" + PAD + "\n\n" + body
-    assert lint(source, [BY_CODE["NAN502"]], second_stage=False) == []
-    plan = screening.plan(source, screened_rules([BY_CODE["NAN502"]], source))
-    assert plan is not None and plan.text is None
+    assert_nothing_kept("NAN502", "import torch\nimport torch.nn.functional as F\nfrom timm.layers import RmsNorm\n", body)
 
 
 NAN_COMPARED = {
@@ -866,23 +876,19 @@ NAN_COMPARED = {
 
 @pytest.mark.parametrize("case", sorted(NAN_COMPARED))
 def test_a_nan_a_comparison_may_read_is_evidence(case: str) -> None:
-    source = "import math\nimport torch\n" + PAD + "\n\n" + NAN_COMPARED[case]
-    assert [f[0] for f in check_equivalent(source, (BY_CODE["NAN604"],))] == ["NAN604"]
+    assert_reported_when_sliced("NAN604", "import math\nimport torch\n", NAN_COMPARED[case])
 
 
 def test_an_infinity_no_comparison_reads_keeps_nothing() -> None:
     body = ("def f(scores, mask):\n    bias = scores.new_full(scores.shape, float('-inf')).triu_(1)\n"
             "    scores = scores.masked_fill(~mask, -math.inf)\n    fill = float('-inf')\n"
             "    if scores.max() == float('inf'):\n        return fill\n    return scores + bias\n")
-    source = "import math\nimport torch\n" + PAD + "\n\n" + body
-    assert lint(source, [BY_CODE["NAN604"]], second_stage=False) == []
-    plan = screening.plan(source, screened_rules([BY_CODE["NAN604"]], source))
-    assert plan is not None and plan.text is None
+    assert_nothing_kept("NAN604", "import math\nimport torch\n", body)
 
 
 def test_a_comparison_that_shares_its_line_with_a_block_is_evidence() -> None:
-    source = "import torch\n" + PAD + "\n\ndef f(x):\n    if x == float('nan'): x = torch.zeros_like(x)\n    return x\n"
-    assert [f[0] for f in check_equivalent(source, (BY_CODE["NAN604"],))] == ["NAN604"]
+    assert_reported_when_sliced("NAN604", "import torch\n",
+                                "def f(x):\n    if x == float('nan'): x = torch.zeros_like(x)\n    return x\n")
 
 
 # NAN402's ``evidence_at``: a -inf counts in a product, a binding, module-level code or a definition that holds
@@ -906,15 +912,12 @@ NEG_INF_MASKS = {
 
 @pytest.mark.parametrize("case", sorted(NEG_INF_MASKS))
 def test_a_neg_inf_a_softmax_or_product_may_read_is_evidence(case: str) -> None:
-    source = "import math\nimport torch\nimport torch.nn.functional as F\n" + PAD + "\n\n" + NEG_INF_MASKS[case]
-    assert [f[0] for f in check_equivalent(source, (BY_CODE["NAN402"],))] == ["NAN402"]
+    assert_reported_when_sliced("NAN402", "import math\nimport torch\nimport torch.nn.functional as F\n",
+                                NEG_INF_MASKS[case])
 
 
 def test_a_neg_inf_bias_a_helper_returns_keeps_nothing() -> None:
     body = ("def causal_bias(n, mask):\n    bias = torch.zeros(n, n).masked_fill(~mask, float('-inf'))\n"
             "    bias.masked_fill_(mask, float('-inf'))\n    return bias\n\n\n"
             "def attend(s, bias):\n    return F.softmax(s + bias, dim=-1)\n")
-    source = "import torch\nimport torch.nn.functional as F\n" + PAD + "\n\n" + body
-    assert lint(source, [BY_CODE["NAN402"]], second_stage=False) == []
-    plan = screening.plan(source, screened_rules([BY_CODE["NAN402"]], source))
-    assert plan is not None and plan.text is None
+    assert_nothing_kept("NAN402", "import torch\nimport torch.nn.functional as F\n", body)

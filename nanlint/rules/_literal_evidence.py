@@ -43,7 +43,8 @@ class Literals:
     def __init__(self, assignments: Assignments) -> None:
         self.assignments = assignments
         self._names: Optional[dict[str, list[ast.expr]]] = None
-        self._members: Optional[dict[str, list[ast.expr]]] = None
+        self._members: dict[str, list[ast.expr]] = {}
+        self._newlines: Optional[list[int]] = None
         self._done: dict[tuple[bool, str], Folded] = {}  # (member?, key) -> the union of its bindings' values
         self._active: set[tuple[bool, str]] = set()
 
@@ -65,20 +66,29 @@ class Literals:
                             self._names.setdefault(arg.arg, []).append(default)
         return self._names
 
-    @property
-    def members(self) -> dict[str, list[ast.expr]]:
-        if self._members is None:
-            self._members = {}
-            for (name, _), values in self.assignments.values().items():  # ``x.eps = v``; ``eps = v``: a field
-                self._members.setdefault(name, []).extend(values)
-            for node in ast.walk(self.assignments.tree):
-                if isinstance(node, ast.keyword) and node.arg is not None:
-                    self._members.setdefault(node.arg, []).append(node.value)
-                elif isinstance(node, ast.Dict):
-                    for key, value in zip(node.keys, node.values):
-                        if isinstance(key, ast.Constant) and isinstance(key.value, str):
-                            self._members.setdefault(key.value, []).append(value)
-        return self._members
+    def members(self, key: str) -> list[ast.expr]:
+        """What ``m.key`` / ``m["key"]`` may hold: ``x.key = v``, a field ``key = v``, ``key=v`` in any call,
+        ``{"key": v}``. The keywords and entries are looked for only on the lines whose text names them."""
+        if key not in self._members:
+            values = [*self.assignments.values().get((key, True), ()), *self.assignments.values().get((key, False), ())]
+            source, tree = self.assignments.source, self.assignments.tree
+            if self._newlines is None:
+                self._newlines = _newlines(source)
+            lines = {bisect.bisect_left(self._newlines, found.start()) + 1
+                     for found in re.finditer(rf"\b{key}\s*=(?!=)|['\"]{key}['\"]\s*:", source)}
+            seen: set[int] = set()
+            for line in sorted(lines):
+                for node in _header_nodes(tree, line):
+                    if id(node) in seen:
+                        continue
+                    seen.add(id(node))
+                    if isinstance(node, ast.keyword) and node.arg == key:
+                        values.append(node.value)
+                    elif isinstance(node, ast.Dict):
+                        values.extend(value for entry, value in zip(node.keys, node.values)
+                                      if isinstance(entry, ast.Constant) and entry.value == key)
+            self._members[key] = values
+        return self._members[key]
 
     def may_be_zero(self, expr: ast.expr) -> bool:
         return _may_be_zero(self.fold(expr))
@@ -143,7 +153,7 @@ class Literals:
             return frozenset(), True
         if depth > _MAX_DEPTH:
             return _ANYTHING, False
-        values = (self.members if member else self.names).get(key, ())
+        values = self.members(key) if member else self.names.get(key, ())
         if not values:
             return _NONE, False  # no plain binding: the analysis finds no literal either
         self._active.add(slot)
@@ -290,8 +300,10 @@ def zero_eps_evidence(source: str, start: int, memo: dict) -> bool:
         return _DEFINED.search(source, source.rfind("\n", 0, start) + 1, start) is None
     literals = _literals(memo)
     callee = _callee(call)
+    if callee is None:
+        return True
     if callee not in _EPS_POSITION:  # unless the name is bound to torch's norm here (``Norm = nn.LayerNorm``)
-        return callee in (literals.names if isinstance(call.func, ast.Name) else literals.members)
+        return bool(literals.names.get(callee) if isinstance(call.func, ast.Name) else literals.members(callee))
     for keyword in call.keywords:
         if keyword.arg == "eps":
             return literals.may_be_zero(keyword.value)

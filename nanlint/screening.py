@@ -79,7 +79,7 @@ from typing import Callable, Optional, Sequence
 
 from .analysis.ops import ADD_PRODUCT_OPS, SQUARE_SOURCE_OPS
 from .analysis.vocabulary import VARIANCE_NAME
-from .rules._screens import ROOT, Assignments, WithFileCondition
+from .rules._screens import BLOCKS, ROOT, Assignments, WithFileCondition, callee, first_line
 from .rules.base import Rule
 
 _DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
@@ -373,14 +373,14 @@ def _regions(body: list[ast.stmt], lines: list[str]) -> list[_Region]:
         if not isinstance(statement, _DEFINITIONS):
             continue
         index = len(regions)
-        regions.append(_Region(_first_line(statement), statement.end_lineno or statement.lineno, statement,
+        regions.append(_Region(first_line(statement), statement.end_lineno or statement.lineno, statement,
                                members={index}))
         if not isinstance(statement, ast.ClassDef):
             continue
         for child in statement.body:
             if not isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 continue
-            first = _first_line(child)
+            first = first_line(child)
             if first <= statement.lineno or not lines[first - 1].lstrip().startswith(("@", "def", "async")):
                 continue  # shares a line with the class header
             regions[index].members.add(len(regions))
@@ -388,13 +388,6 @@ def _regions(body: list[ast.stmt], lines: list[str]) -> list[_Region]:
             regions.append(_Region(first, last, child, parent=index,
                                    attributes=frozenset(stored_attributes(child))))
     return regions
-
-
-def _first_line(node: ast.stmt) -> int:
-    return min([node.lineno, *(d.lineno for d in node.decorator_list)])  # type: ignore[attr-defined]
-
-
-_BLOCKS = ("body", "orelse", "finalbody", "handlers", "cases")
 
 
 def binds_attributes(function: ast.AST) -> bool:
@@ -422,7 +415,7 @@ def stored_attributes(function: ast.AST) -> set[str]:
             targets = []
         for target in targets:
             _stored_attributes(target, stored)
-        for block in _BLOCKS:
+        for block in BLOCKS:
             pending.extend(getattr(node, block, ()))
     return stored
 
@@ -758,7 +751,7 @@ class _Flows:
                     for node in ast.walk(top):
                         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add) and (
                                 _root_parts(node.left) is not None or _root_parts(node.right) is not None) \
-                                or isinstance(node, ast.Call) and _callee(node) == "hypot":
+                                or isinstance(node, ast.Call) and callee(node) == "hypot":
                             beside = True
                         parts = _root_parts(node)
                         if parts:
@@ -828,7 +821,7 @@ class _Flows:
         return {unit.first for unit in self.units(index)
                 if "-" in self.text(unit) or any(word in self.text(unit) for word in _EXPANDING)
                 if any(isinstance(inner, ast.BinOp) and isinstance(inner.op, ast.Sub) and _may_square(inner, square)
-                       or isinstance(inner, ast.Call) and _callee(inner) in _EXPANDING
+                       or isinstance(inner, ast.Call) and callee(inner) in _EXPANDING
                        for top in unit.nodes for inner in ast.walk(top))}
 
     def _tainted(self, index: int, seed_lines: set[int], initial: set[str]) -> set[str]:
@@ -964,16 +957,10 @@ def _divisor(node: ast.AST) -> Optional[ast.AST]:
         if isinstance(node.op, ast.Pow):
             return node.target
     elif isinstance(node, ast.Call):
-        func = node.func
-        callee = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
-        if "div" in callee or callee.rstrip("_") in _RECIPROCALS:
+        name = callee(node)
+        if "div" in name or name.rstrip("_") in _RECIPROCALS:
             return node
     return None
-
-
-def _callee(node: ast.Call) -> str:
-    func = node.func
-    return func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
 
 
 _SQUARE_CALLS = frozenset(key.rpartition(".")[2] for key in SQUARE_SOURCE_OPS)
@@ -1030,10 +1017,10 @@ def _square_evidence(node: ast.AST) -> bool:
     if isinstance(node, ast.Attribute):
         return VARIANCE_NAME.match(node.attr) is not None
     if isinstance(node, ast.Call):
-        callee = _callee(node)
-        if callee not in _SQUARE_CALLS:
+        name = callee(node)
+        if name not in _SQUARE_CALLS:
             return False
-        return callee not in _POWER_CALLS or _number(_exponent(node)) in (None, 2, 0.5)
+        return name not in _POWER_CALLS or _number(_exponent(node)) in (None, 2, 0.5)
     if isinstance(node, ast.BinOp):
         if isinstance(node.op, ast.Pow):
             return _number(node.right) in (None, 2, 0.5)
@@ -1072,10 +1059,10 @@ def _may_square(node: ast.AST, tainted: frozenset[str], negative: "_Lazy" = _NON
         return node.attr in tainted or VARIANCE_NAME.match(node.attr) is not None \
             or _may_square(node.value, tainted, negative)
     if isinstance(node, ast.Call):
-        callee = _callee(node)
-        if callee in tainted or _square_evidence(node):
+        name = callee(node)
+        if name in tainted or _square_evidence(node):
             return True
-        if callee in _POWER_CALLS:
+        if name in _POWER_CALLS:
             exponent = _number(_exponent(node))
             if exponent is not None and exponent != 0.5:
                 return False  # ``x.pow(3)``, ``x.pow(-0.5)``: no square (2 is evidence)
@@ -1114,7 +1101,7 @@ def _may_be_negative(node: ast.AST, tainted: frozenset[str], negative: _Lazy) ->
     for inner in ast.walk(node):
         if isinstance(inner, ast.BinOp) and isinstance(inner.op, ast.Sub) and _may_square(inner, tainted, negative):
             return True
-        if isinstance(inner, ast.Call) and _callee(inner) in _EXPANDING:
+        if isinstance(inner, ast.Call) and callee(inner) in _EXPANDING:
             return True
         if isinstance(inner, ast.Name) and inner.id in negative or \
                 isinstance(inner, ast.Attribute) and inner.attr in negative:
@@ -1133,8 +1120,8 @@ def _root_parts(node: ast.AST) -> Optional[list[ast.AST]]:
         return [node.left] if _number(node.right) in (None, 0.5, -0.5) else None
     if not isinstance(node, ast.Call):
         return None
-    callee = _callee(node)
-    if callee not in _ROOT_CALLS or callee in _POWER_CALLS and _number(_exponent(node)) not in (None, 0.5, -0.5):
+    name = callee(node)
+    if name not in _ROOT_CALLS or name in _POWER_CALLS and _number(_exponent(node)) not in (None, 0.5, -0.5):
         return None
     parts: list[ast.AST] = [*node.args, *(keyword.value for keyword in node.keywords)]
     if isinstance(node.func, ast.Attribute):
@@ -1185,9 +1172,9 @@ def _statement_units(statements: list[ast.stmt], out: list[_Unit]) -> None:
     for statement in statements:
         first, last = statement.lineno, statement.end_lineno or statement.lineno
         if isinstance(statement, _DEFINITIONS):
-            out.append(_Unit(_first_line(statement), last, None, (statement,)))
+            out.append(_Unit(first_line(statement), last, None, (statement,)))
             continue
-        blocks = [getattr(statement, block) for block in _BLOCKS if getattr(statement, block, None)]
+        blocks = [getattr(statement, block) for block in BLOCKS if getattr(statement, block, None)]
         if not blocks:  # a simple statement
             out.append(_Unit(first, last, _binds(statement), (statement,)))
             continue

@@ -1,5 +1,6 @@
 """Which screen matches can hold a literal a finding needs: the second stage's test (``Rule.evidence_at``) for the
-rules whose finding rests on ``Facts.literal`` (NAN502: an eps that is 0; NAN604: a NaN a comparison reads).
+rules whose finding rests on ``Facts.literal`` (NAN502: an eps that is 0; NAN604: a NaN a comparison reads;
+NAN402: a -inf that a softmax or a product reads).
 
 ``Facts.literal`` folds numbers, ``-x``, arithmetic, ``float("nan")``, ``math.inf`` and names bound to those
 (an assignment, a parameter's default, ``self.x = ...``, a config's keyword or dict entry, a class field).
@@ -15,7 +16,7 @@ import math
 import re
 from typing import Callable, Iterator, Optional, Union
 
-from ._screens import Assignments
+from ._screens import BLOCKS, Assignments, callee, first_line
 
 # What a literal may fold to: an exact value, or some of these outcomes
 ZERO, NONZERO, NOT_A_LITERAL = "zero", "nonzero", "none"
@@ -40,11 +41,11 @@ class Literals:
     and parameter defaults (``names``), and each member's (``members``: ``x.eps = v``, ``eps=v`` in any call,
     ``{"eps": v}``, a class field)."""
 
-    def __init__(self, assignments: Assignments) -> None:
+    def __init__(self, assignments: Assignments, line_of: Callable[[int], int]) -> None:
         self.assignments = assignments
+        self.line_of = line_of  # the 1-based line of a position in the source
         self._names: Optional[dict[str, list[ast.expr]]] = None
         self._members: dict[str, list[ast.expr]] = {}
-        self._newlines: Optional[list[int]] = None
         self._done: dict[tuple[bool, str], Folded] = {}  # (member?, key) -> the union of its bindings' values
         self._active: set[tuple[bool, str]] = set()
 
@@ -72,9 +73,7 @@ class Literals:
         if key not in self._members:
             values = [*self.assignments.values().get((key, True), ()), *self.assignments.values().get((key, False), ())]
             source, tree = self.assignments.source, self.assignments.tree
-            if self._newlines is None:
-                self._newlines = _newlines(source)
-            lines = {bisect.bisect_left(self._newlines, found.start()) + 1
+            lines = {self.line_of(found.start())
                      for found in re.finditer(rf"\b{key}\s*=(?!=)|['\"]{key}['\"]\s*:", source)}
             seen: set[int] = set()
             for line in sorted(lines):
@@ -211,11 +210,9 @@ class Literals:
 
 def _literals(memo: dict) -> Literals:
     if "literals" not in memo:
-        memo["literals"] = Literals(memo["assignments"])
+        assignments = memo["assignments"]
+        memo["literals"] = Literals(assignments, lambda position: _line_of(assignments.source, position, memo))
     return memo["literals"]
-
-
-_BODIES = ("body", "orelse", "finalbody", "handlers", "cases")
 
 
 def _statements(body: list) -> Iterator[ast.AST]:
@@ -224,15 +221,8 @@ def _statements(body: list) -> Iterator[ast.AST]:
     while pending:
         node = pending.pop()
         yield node
-        for block in _BODIES:
+        for block in BLOCKS:
             pending.extend(getattr(node, block, ()))
-
-
-def _first_line(node: ast.AST) -> int:
-    """Where a statement begins: its first decorator, if any (``match_case`` has no position: its pattern's)."""
-    decorators = getattr(node, "decorator_list", None)
-    first = node.pattern.lineno if isinstance(node, ast.match_case) else node.lineno  # type: ignore[attr-defined]
-    return min(first, *(d.lineno for d in decorators)) if decorators else first
 
 
 def _last_line(node: ast.AST) -> int:
@@ -249,13 +239,13 @@ def _header_nodes(tree: ast.AST, line: int) -> Iterator[ast.AST]:
     while True:
         yield node
         for name, value in ast.iter_fields(node):
-            if name in _BODIES:
+            if name in BLOCKS:
                 continue
             for part in value if isinstance(value, list) else [value]:
                 if isinstance(part, ast.AST):
                     yield from ast.walk(part)
-        for block in _BODIES:
-            inner = next((child for child in getattr(node, block, ()) if _first_line(child) <= line <= _last_line(child)),
+        for block in BLOCKS:
+            inner = next((child for child in getattr(node, block, ()) if first_line(child) <= line <= _last_line(child)),
                          None)
             if inner is not None:
                 node = inner
@@ -264,14 +254,27 @@ def _header_nodes(tree: ast.AST, line: int) -> Iterator[ast.AST]:
             return
 
 
-def _line_and_column(source: str, position: int, memo: dict) -> tuple[int, int]:
-    """``position``'s 1-based line and its column in UTF-8 bytes, as the stdlib tree counts them."""
+def _line_of(source: str, position: int, memo: dict) -> int:
+    """``position``'s 1-based line."""
     if "newlines" not in memo:
         memo["newlines"] = _newlines(source)
-    newlines = memo["newlines"]
-    before = bisect.bisect_left(newlines, position)
-    start = newlines[before - 1] + 1 if before else 0
-    return before + 1, len(source[start:position].encode("utf-8"))
+    return bisect.bisect_left(memo["newlines"], position) + 1
+
+
+def _line_and_column(source: str, position: int, memo: dict) -> tuple[int, int]:
+    """``position``'s 1-based line and its column in UTF-8 bytes, as the stdlib tree counts them."""
+    line = _line_of(source, position, memo)
+    start = memo["newlines"][line - 2] + 1 if line > 1 else 0
+    return line, len(source[start:position].encode("utf-8"))
+
+
+def _per_line(source: str, start: int, memo: dict, name: str, answer: Callable[[int], bool]) -> bool:
+    """``answer`` for the line of ``start``, asked once per line (a line often holds several matches)."""
+    line = _line_of(source, start, memo)
+    answers = memo.setdefault(name, {})
+    if line not in answers:
+        answers[line] = answer(line)
+    return answers[line]
 
 
 def _newlines(source: str) -> list[int]:
@@ -283,31 +286,27 @@ def _newlines(source: str) -> list[int]:
 
 
 # -- NAN502: an eps that may be 0 ------------------------------------------------------------------------------
-# the position of eps among the positional arguments of each norm (``ZeroEpsNormLayer._NORMS``: after the
-# operand, which is the first argument)
-_EPS_POSITION = {"LayerNorm": 1, "GroupNorm": 2, "RMSNorm": 1, "layer_norm": 4, "group_norm": 4, "rms_norm": 3}
-
-
-def zero_eps_evidence(source: str, start: int, memo: dict) -> bool:
+def zero_eps_evidence(source: str, start: int, memo: dict, positions: dict[str, int]) -> bool:
     """Whether NAN502's screen match at ``start`` (the ``norm`` that ends a norm's name) can be a finding: not a
     call of torch's norm whose eps (by keyword, at its position, or in a ``**`` mapping) never folds to 0, nor
     a call of a name that is not torch's (``RmsNorm(...)``: an import that renames torch's matches itself),
-    nor the name of a ``def``."""
+    nor the name of a ``def``. ``positions``: each norm's name and the index of eps among its positional
+    arguments."""
     line, column = _line_and_column(source, start + len("norm"), memo)
     call = next((node for node in _header_nodes(memo["assignments"].tree, line) if isinstance(node, ast.Call)
                  and node.func.end_lineno == line and node.func.end_col_offset == column), None)
     if call is None:  # an import alias or text: left to the analysis; a definition's name holds no finding
         return _DEFINED.search(source, source.rfind("\n", 0, start) + 1, start) is None
     literals = _literals(memo)
-    callee = _callee(call)
-    if callee is None:
+    name = callee(call)
+    if not name:
         return True
-    if callee not in _EPS_POSITION:  # unless the name is bound to torch's norm here (``Norm = nn.LayerNorm``)
-        return bool(literals.names.get(callee) if isinstance(call.func, ast.Name) else literals.members(callee))
+    if name not in positions:  # unless the name is bound to torch's norm here (``Norm = nn.LayerNorm``)
+        return bool(literals.names.get(name) if isinstance(call.func, ast.Name) else literals.members(name))
     for keyword in call.keywords:
         if keyword.arg == "eps":
             return literals.may_be_zero(keyword.value)
-    position = _EPS_POSITION[callee]
+    position = positions[name]
     if any(isinstance(arg, ast.Starred) for arg in call.args[:position + 1]):
         return True
     if len(call.args) > position:
@@ -317,11 +316,6 @@ def zero_eps_evidence(source: str, start: int, memo: dict) -> bool:
 
 
 _DEFINED = re.compile(r"^\s*(?:async\s+)?(?:def|class)\s+\w*$", re.MULTILINE)
-
-
-def _callee(call: ast.Call) -> Optional[str]:
-    func = call.func
-    return func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
 
 
 # -- NAN604: a NaN that a comparison may read --------------------------------------------------------------------
@@ -336,11 +330,7 @@ def nan_evidence(source: str, start: int, memo: dict) -> bool:
     is neither."""
     if "equality_renamed" not in memo:  # ``from torch import eq as same``: any call may compare
         memo["equality_renamed"] = _EQUALITY_RENAMED.search(source) is not None
-    line = _line_and_column(source, start, memo)[0]
-    answers = memo.setdefault("nan_lines", {})
-    if line not in answers:
-        answers[line] = _nan_line(memo, line)
-    return answers[line]
+    return _per_line(source, start, memo, "nan_lines", lambda line: _nan_line(memo, line))
 
 
 def _nan_line(memo: dict, line: int) -> bool:
@@ -350,7 +340,7 @@ def _nan_line(memo: dict, line: int) -> bool:
         if isinstance(node, ast.Compare):
             return any(isinstance(op, (ast.Eq, ast.NotEq)) for op in node.ops) \
                 and any(may_be_nan(operand) for operand in (node.left, *node.comparators))
-        return isinstance(node, ast.Call) and (memo["equality_renamed"] or _callee(node) in _EQUALITY_CALLS) \
+        return isinstance(node, ast.Call) and (memo["equality_renamed"] or callee(node) in _EQUALITY_CALLS) \
             and any(may_be_nan(argument) for argument in (*node.args, *(k.value for k in node.keywords)))
 
     return _site_or_binding(memo, line, comparison, may_be_nan)
@@ -393,11 +383,8 @@ def neg_inf_evidence(source: str, start: int, memo: dict) -> bool:
     module-level names, never into a call: a ``-inf`` bias a helper function returns reaches no softmax it
     sees. Where the file names a softmax in module-level code (``from torch.nn.functional import softmax as
     sm``), every match counts."""
-    line = _line_and_column(source, start, memo)[0]
-    answers = memo.setdefault("neg_inf_lines", {})
-    if line not in answers:
-        answers[line] = _product_or_binding(memo, line) or _near_softmax(source, memo, line)
-    return answers[line]
+    return _per_line(source, start, memo, "neg_inf_lines",
+                     lambda line: _product_or_binding(memo, line) or _near_softmax(source, memo, line))
 
 
 def _product_or_binding(memo: dict, line: int) -> bool:
@@ -409,10 +396,9 @@ def _product_or_binding(memo: dict, line: int) -> bool:
 
 def _near_softmax(source: str, memo: dict, line: int) -> bool:
     if "definitions" not in memo:
-        definitions = [(_first_line(node), _last_line(node)) for node in getattr(memo["assignments"].tree, "body", [])
+        definitions = [(first_line(node), _last_line(node)) for node in getattr(memo["assignments"].tree, "body", [])
                        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
-        softmax_lines = sorted({_line_and_column(source, found.start(), memo)[0]
-                                for found in _SOFTMAX.finditer(source)})
+        softmax_lines = sorted({_line_of(source, found.start(), memo) for found in _SOFTMAX.finditer(source)})
         firsts = [first for first, _ in definitions]
         inside = [(first, last) for first, last in definitions
                   if _holds_line(softmax_lines, first, last)]

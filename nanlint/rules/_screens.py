@@ -14,6 +14,24 @@ from typing import Callable, Iterator, Optional
 from ..analysis.ops import CASTS, TRANSPARENT_OPS
 
 _AT_START = re.compile("")
+
+# -- the stdlib tree, as the second stage's conditions read it ---------------------------------------------------
+BLOCKS = ("body", "orelse", "finalbody", "handlers", "cases")  # the statement blocks a compound statement holds
+
+
+def callee(call: ast.Call) -> str:
+    """The name a call is made by: ``f`` of ``f(x)``, ``g`` of ``a.b.g(x)``; "" for anything else."""
+    func = call.func
+    return func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+
+
+def first_line(node: ast.AST) -> int:
+    """Where a statement begins: at its first decorator, if any (a ``match_case`` has no position: its
+    pattern's)."""
+    decorators = getattr(node, "decorator_list", None)
+    first = node.pattern.lineno if isinstance(node, ast.match_case) else node.lineno  # type: ignore[attr-defined]
+    return min(first, *(d.lineno for d in decorators)) if decorators else first
+
 # Below this many characters one scan of the joined regex costs less than a search per alternative (a stub, a
 # line): a definition's stub in the second stage
 _SHORT = 2048
@@ -265,7 +283,7 @@ class Assignments:
                 elif isinstance(node, ast.AnnAssign) and node.value is not None:
                     targets, value = [node.target], node.value
                 else:
-                    for block in ("body", "orelse", "finalbody", "handlers", "cases"):
+                    for block in BLOCKS:
                         pending.extend(getattr(node, block, ()))
                     continue
                 for target in targets:
@@ -297,7 +315,5 @@ def _may_select(value: ast.expr) -> bool:
         elements = index.elts if isinstance(index, ast.Tuple) else [index]
         return any(not isinstance(e, (ast.Slice, ast.Constant)) for e in elements)
     if isinstance(value, ast.Call):
-        func = value.func
-        callee = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
-        return callee in _SELECTING
+        return callee(value) in _SELECTING
     return False

@@ -1,4 +1,5 @@
 import re
+from functools import partial
 from typing import Optional
 
 import libcst as cst
@@ -78,7 +79,9 @@ class ZeroEpsNormLayer(Rule):
                           ("layernorm", "layer_norm", "groupnorm", "group_norm", "rmsnorm", "rms_norm")) + r""")
         (?:\w*\s+as\b | [\s\\]*\((?![^(),\#"'eE]*(?:[eE](?![pP][sS])[^(),\#"'eE]*)*\)))""", re.VERBOSE)
     attribute_flow = False  # reports at the norm call its screen matches
-    evidence_at = staticmethod(zero_eps_evidence)  # a call whose eps never folds to 0 holds no finding
+    # a call whose eps never folds to 0 holds no finding (eps's position: after the operand, the first argument)
+    evidence_at = staticmethod(partial(zero_eps_evidence, positions={
+        key.rpartition(".")[2]: index + 1 for key, (index, _) in _NORMS.items()}))
     witnesses = (
         Witness(
             setup="x = leaf(torch.ones(2, 8, dtype=dtype))",

@@ -9,8 +9,8 @@ from ..fixspec import SAFE, FixSpec, Replace
 from ..names import builtin_name
 from ..patterns import code
 from ..singular import plain_code, torch_alias
-from ._screens import Screen
 from ._literal_evidence import nan_evidence
+from ._screens import Screen
 from .base import Rule, SOMETIMES, Witness
 
 _NAN_NAMES = frozenset({"numpy.NaN", "numpy.NAN", "numpy.nan", "math.nan", "torch.nan"})

@@ -1,57 +1,45 @@
-"""discovery -> read -> screen -> parse (once) -> one walk with every rule -> suppress -> findings."""
+"""discovery -> read -> screen -> parse (once) -> one walk with every rule -> suppress -> findings.
+
+This module reads, screens (:mod:`nanlint.screening`, with each rule's ``RuleScreen``) and suppresses; the
+parse and the walk are :mod:`nanlint.cst_pass`, imported only for a file with something to parse, so a file
+no rule can fire in costs no import of libcst or of a rule."""
 from __future__ import annotations
 
 import ast
 import os
-import sys
-from typing import Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence, Union
 
-import libcst as cst
-from libcst.metadata import CodeRange
-
-from .context import FileContext, RawFinding
 from .files import (FILE_ERROR_CODE, FILE_ERROR_NAME, INTERNAL_ERROR_CODE, INTERNAL_ERROR_NAME,  # noqa: F401
                     MAX_FILE_BYTES, SUPPRESSIONS_OPTION, UNUSED_NOQA_CODE, FileResult, LintRequest, decode,
                     decode_source, file_error, python_syntax_error, read_source)
 from .finding import Finding
-from .fixspec import FixSpec, to_fix
-from .lines import split_lines
-from .positions import positions_of, whole_module
 from . import screening
 from .collector import collector_paused
-from .rules.base import Rule
+from .rules._screens import RuleScreen
 from .suppress import Suppressions, parse_suppressions
-from .walker import Walker
 
-# The walk recurses once per tree level; CPython accepts ~3,000 levels of nesting,
-# libcst's tree is a few times deeper than that. Python-to-Python calls do not use
-# the C stack in 3.11+, so a higher limit is safe for the walk.
-_WALK_RECURSION_LIMIT = 50_000
+if TYPE_CHECKING:
+    import libcst as cst
+
+    from .rules.base import Rule
+
+    Screened = Union[RuleScreen, type[Rule]]  # what the screens read: a rule's ``RuleScreen``, or the rule class
+
 
 def parse(path: str, source: str) -> tuple[Optional[cst.Module], Optional[Finding]]:
-    """libcst's tree, or a NAN000 finding. Never crashes the process.
+    """libcst's tree, or a NAN000 finding (:func:`nanlint.cst_pass.parse`; imports libcst)."""
+    from .cst_pass import parse
 
-    The stdlib parser runs first (about a tenth of libcst's cost): libcst's native
-    parser overflows its stack and kills the process (SIGSEGV) on nesting that
-    CPython rejects cleanly (measured: 2,000 nested parentheses, 5,000-deep
-    attribute chains; CPython refuses above 200 parentheses and ~3,000 levels
-    of other nesting). Only a SyntaxError that may be newer syntax than this
-    interpreter knows is handed to libcst to decide.
-    """
-    python_error = python_syntax_error(path, source)
-    if python_error is not None and not python_error.extra.get("newer_syntax_possible"):
-        return None, python_error
-    try:
-        return cst.parse_module(source), None
-    except cst.ParserSyntaxError as exc:
-        if python_error is not None:
-            return None, python_error
-        message = str(exc.message).strip().splitlines()[0] if exc.message else "invalid syntax"
-        return None, file_error(path, f"cannot parse (libcst): {message}", exc.raw_line, exc.raw_column + 1)
-    except RecursionError:
-        return None, file_error(path, "cannot parse: nesting too deep")
-    except Exception as exc:  # libcst's native parser raises a few other types
-        return None, file_error(path, f"cannot parse: {type(exc).__name__}: {exc}")
+    return parse(path, source)
+
+
+def _rule_classes(rules: Sequence[Screened]) -> list[type[Rule]]:
+    """The rule classes of what the screens kept: a ``RuleScreen`` names its class by its code."""
+    if not any(isinstance(rule, RuleScreen) for rule in rules):
+        return list(rules)  # type: ignore[arg-type]
+    from .rules import BY_CODE
+
+    return [BY_CODE[rule.code] if isinstance(rule, RuleScreen) else rule for rule in rules]
 
 
 def _compiles(source: str, path: str) -> bool:
@@ -62,8 +50,8 @@ def _compiles(source: str, path: str) -> bool:
     return True
 
 
-def screened_rules(rules: Sequence[type[Rule]], source: str,
-                   precision: Optional[tuple[str, ...]] = None) -> list[type[Rule]]:
+def screened_rules(rules: Sequence[Screened], source: str,
+                   precision: Optional[tuple[str, ...]] = None) -> list[Screened]:
     """The rules whose screen matches and whose file-level condition holds: the only ones that can fire."""
     return [rule for rule in rules if rule.may_fire(source, precision) and rule.screen.search(source)]
 
@@ -73,20 +61,19 @@ def screened_rules(rules: Sequence[type[Rule]], source: str,
 SECOND_STAGE = os.environ.get("NANLINT_SECOND_STAGE", "1") != "0"
 
 
-def _parse_screened(path: str, source: str, rules: list[type[Rule]],
-                    starts: Optional[dict[type[Rule], list[int]]] = None
-                    ) -> tuple[Optional[cst.Module], list[type[Rule]], Optional[Finding]]:
-    """Parse what the second-stage screen keeps; (None, [], None) when nothing can fire."""
+def _parse_screened(path: str, source: str, rules: list[Screened], starts: Optional[dict[Screened, list[int]]] = None
+                    ) -> tuple[Optional[cst.Module], list[Screened], Optional[Finding]]:
+    """Parse what the second-stage screen keeps; (None, [], None) when nothing can fire (libcst is then not
+    imported)."""
     plan = screening.plan(source, rules, path, starts)
     if plan is None:
         module, error = parse(path, source)
         return module, rules, error
     if plan.text is None:
         return None, [], None
-    try:  # the stdlib parser has accepted the whole file: no need to run it again
-        module = cst.parse_module(plan.text)
-    except Exception:  # libcst disagrees with the stdlib parser: the plain path decides
-        module = None
+    from .cst_pass import parse_kept
+
+    module = parse_kept(plan.text)  # None where libcst disagrees with the stdlib parser: the plain path decides
     if module is None or (plan.sliced and module.default_indent != plan.indent):
         module, error = parse(path, source)
         return module, rules, error
@@ -126,36 +113,37 @@ def _lint_sliced(path: str, source: str, text: str, request: LintRequest, indent
     if plan is not None:  # the second stage on ``text``: exact under the same contract, and often nothing to parse
         text, rules = plan.text or "", plan.rules
     if rules:
-        try:
-            module = cst.parse_module(text)
-        except Exception:  # libcst's native parser raises several types
+        from .cst_pass import analyse, parse_kept
+
+        module = parse_kept(text)
+        if module is None or indent is None or module.default_indent != indent:
             return None
-        if indent is None or module.default_indent != indent:
-            return None
-        result = _analyse(result, path, source, module, rules, request, suppressions)
+        result = analyse(result, path, source, module, _rule_classes(rules), request, suppressions)
     return _unused_noqa(result, path, request, suppressions)
 
 
 def _unused_noqa(result: FileResult, path: str, request: LintRequest, suppressions: Suppressions) -> FileResult:
     """NAN001 (a preview rule): after every other rule, the suppression comments that suppressed nothing."""
-    rules = request.rule_classes()
-    unused = next((rule for rule in rules if rule.code == UNUSED_NOQA_CODE), None)
-    if unused is not None and not any(f.code in (FILE_ERROR_CODE, INTERNAL_ERROR_CODE) for f in result.findings):
-        enabled = frozenset(rule.code for rule in rules)
+    enabled = frozenset(request.codes)
+    failed = any(f.code in (FILE_ERROR_CODE, INTERNAL_ERROR_CODE) for f in result.findings)
+    if UNUSED_NOQA_CODE in enabled and not failed:
+        from .registry import BY_CODE  # the rule's name, without importing the rule
+
+        name = BY_CODE[UNUSED_NOQA_CODE].name
         for comment, codes in suppressions.unused(enabled):
             if UNUSED_NOQA_CODE in suppressions.by_line.get(comment.line, ()) \
                     or suppressions.covers(UNUSED_NOQA_CODE, ()):  # NAN001 named on that line, or file-ignored
                 continue
             what = f"code{'s' if len(codes) > 1 else ''} {', '.join(codes)}" if codes else "comment"
             result.findings.append(Finding(
-                UNUSED_NOQA_CODE, unused.name, f"unused `{comment.kind}` {what}: no finding to suppress here",
+                UNUSED_NOQA_CODE, name, f"unused `{comment.kind}` {what}: no finding to suppress here",
                 path, comment.line, comment.column, comment.line, comment.column))
     return result
 
 
 def _lint_source(path: str, source: str, request: LintRequest, suppressions: Suppressions) -> FileResult:
     result = FileResult(path, source=source)
-    all_rules = request.rule_classes()
+    all_rules = request.rule_screens()
     if SECOND_STAGE:  # one scan per screen serves both stages (the same test as screened_rules)
         possible = [rule for rule in all_rules if rule.may_fire(source, request.precision)]
         starts = screening.match_starts(possible, source)
@@ -180,109 +168,9 @@ def _lint_source(path: str, source: str, request: LintRequest, suppressions: Sup
         result.findings.append(error)
         return result
     assert module is not None
-    return _analyse(result, path, source, module, rules, request, suppressions)
+    from .cst_pass import analyse
 
-
-def _analyse(result: FileResult, path: str, source: str, module: cst.Module, rules: Sequence[type[Rule]],
-             request: LintRequest, suppressions: Suppressions) -> FileResult:
-    """One walk of ``module`` with ``rules``; findings located in ``source``."""
-    ctx = FileContext(path, source, request.precision, dict(request.options))
-    instances = [rule(ctx) for rule in rules]
-    limit = sys.getrecursionlimit()
-    sys.setrecursionlimit(max(limit, _WALK_RECURSION_LIMIT))
-    walker = Walker(ctx, instances)
-    try:
-        walker.run(module)
-    except RecursionError:
-        result.findings.append(file_error(path, "cannot analyse: nesting too deep"))
-        return result
-    except Exception as exc:  # a rule bug must not stop the other files
-        result.internal_error = True
-        result.findings.append(Finding(
-            INTERNAL_ERROR_CODE, INTERNAL_ERROR_NAME,
-            f"internal error while linting: {type(exc).__name__}: {exc} (please report this)",
-            path, 1, 1, 1, 1,
-        ))
-        return result
-    else:
-        failed = {type(rule) for rule, _, _ in walker.failures}
-        raw = [f for f in ctx.findings if f.rule not in failed]
-        if raw:
-            result.findings.extend(_locate(path, source, module, raw, suppressions,
-                                           bool(dict(request.options).get(SUPPRESSIONS_OPTION))))
-        for rule, exc, _ in walker.failures:
-            result.internal_error = True
-            code, name = getattr(rule, "code", "?"), getattr(rule, "name", "?")
-            result.findings.append(Finding(
-                INTERNAL_ERROR_CODE, INTERNAL_ERROR_NAME,
-                f"internal error in rule {code} ({name}): {type(exc).__name__}: {exc}; the other rules ran "
-                "(please report this)",
-                path, 1, 1, 1, 1,
-            ))
-    finally:
-        sys.setrecursionlimit(limit)
-        walker.release()
-    return result
-
-
-def _locate(path: str, source: str, module: cst.Module, raw: list[RawFinding], suppressions: Suppressions,
-            keep_suppressed: bool = False) -> list[Finding]:
-    positions = _positions(source, module, raw)
-    source_lines = split_lines(source)
-    findings: list[Finding] = []
-    seen: set[tuple[str, int, int, int, int]] = set()
-    for item in raw:
-        span = positions[item.node]
-        suppress_lines: tuple[int, ...] = (span.start.line,)
-        if item.statement is not None and item.statement in positions:
-            statement = positions[item.statement]
-            suppress_lines = (span.start.line, statement.start.line)
-            if isinstance(item.statement, cst.SimpleStatementLine):
-                suppress_lines += (statement.end.line,)
-        code = item.rule.code
-        suppressed = suppressions.covers(code, suppress_lines)
-        if suppressed and not keep_suppressed:
-            continue
-        key = (code, span.start.line, span.start.column, span.end.line, span.end.column)
-        if key in seen:
-            continue
-        seen.add(key)
-        extra = dict(item.extra)
-        if keep_suppressed:
-            extra["noqa_lines"] = suppress_lines
-            if suppressed:
-                extra["suppressed"] = True
-        confidence = extra.pop("confidence", "high")
-        spec = extra.pop("fix", None)
-        fix = to_fix(spec, positions, module, source_lines) if isinstance(spec, FixSpec) else None
-        target = extra.pop("target", None)
-        if isinstance(target, cst.CSTNode) and target in positions:
-            t = positions[target]
-            extra["target_span"] = (t.start.line, t.start.column + 1, t.end.line, t.end.column + 1)
-        findings.append(Finding(
-            code, item.rule.name, item.message, path,
-            span.start.line, span.start.column + 1, span.end.line, span.end.column + 1,
-            fix, extra, confidence=confidence,
-        ))
-    return findings
-
-
-def _positions(source: str, module: cst.Module, raw: list[RawFinding]) -> Mapping[cst.CSTNode, CodeRange]:
-    """Positions of what the findings need: only their top-level statements where that is exact."""
-    if "\r" in source or any(item.top is None for item in raw):  # lines counted by "\n" alone
-        return whole_module(module)
-    needed: list[cst.CSTNode] = []
-    for item in raw:
-        needed.append(item.node)
-        if item.statement is not None:
-            needed.append(item.statement)
-        target = item.extra.get("target")
-        if isinstance(target, cst.CSTNode):
-            needed.append(target)
-        spec = item.extra.get("fix")
-        if isinstance(spec, FixSpec):
-            needed.extend(getattr(change, "node", None) or change.statement for change in spec.changes)
-    return positions_of(module, {id(item.top): item.top for item in raw}.values(), needed)
+    return analyse(result, path, source, module, _rule_classes(rules), request, suppressions)
 
 
 def lint_path(path: str, request: LintRequest, display: Optional[str] = None) -> FileResult:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 from .finding import Finding
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .rules._screens import RuleScreen
     from .rules.base import Rule
 
 FILE_ERROR_CODE = "NAN000"
@@ -61,6 +62,15 @@ class LintRequest:
         if all(not isinstance(rule, str) for rule in self.rules):
             return self.rules  # type: ignore[return-value]
         from .rules import BY_CODE
+
+        return tuple(BY_CODE[rule] if isinstance(rule, str) else rule for rule in self.rules)
+
+    def rule_screens(self) -> tuple[Union[RuleScreen, type[Rule]], ...]:
+        """What the screens read of each rule, importing no rule: a code's ``RuleScreen``
+        (``nanlint/_screen_index.py``), a rule class itself (it has the same attributes)."""
+        if all(not isinstance(rule, str) for rule in self.rules):
+            return self.rules  # type: ignore[return-value]
+        from ._screen_index import BY_CODE
 
         return tuple(BY_CODE[rule] if isinstance(rule, str) else rule for rule in self.rules)
 

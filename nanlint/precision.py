@@ -30,7 +30,6 @@ The default precision set, when nothing declares one, is float32 and bfloat16
 """
 from __future__ import annotations
 
-import functools
 import math
 import re
 import struct
@@ -42,7 +41,7 @@ import libcst as cst
 from .analysis.dtype import DISABLED_AUTOCAST, ROUND_TRIP, applies
 from .analysis.ops import AUTOCAST_DTYPE_KEEPING as _DTYPE_PRESERVING, AUTOCAST_F32_OPS, DEFAULT_DTYPE_FACTORIES, \
     UPCASTS as _UPCAST_METHODS
-from .context import FP16_EVIDENCE
+from .fp16_text import FP16_EVIDENCE, TENSOR_EVIDENCE as _TENSOR_EVIDENCE
 
 if TYPE_CHECKING:
     from .context import FileContext
@@ -119,11 +118,6 @@ class Evidence:
         return f"`{self.text}` on line {self.line}"
 
 
-# float16 tensors exist. ``torch.float16`` right after ``autocast(`` on the same line is autocast evidence.
-_TENSOR_EVIDENCE = re.compile(  # literal-first (word boundaries as lookbehinds): 10x faster, same matches
-    r"\.half\(\s*\)|torch(?<!\wtorch)\.(?:float16|half)\b|HalfTensor(?<!\wHalfTensor)\b|"
-    r"dtype(?<!\wdtype)\s*=\s*['\"](?:float16|half|fp16)['\"]"
-)
 _AUTOCAST_LINE = re.compile(r"autocast\s*\(|amp_dtype|autocast_dtype|mixed_precision")
 # the parameters themselves are float16 (not float32 master weights under AMP)
 _PARAM_EVIDENCE = re.compile(
@@ -149,22 +143,6 @@ def _declared(ctx: "FileContext") -> Optional[tuple[str, ...]]:
     return ctx._declared_precision  # noqa: SLF001 - the config's precision, None when not declared
 
 
-def may_have_fp16_evidence(source: str, declared: Optional[tuple[str, ...]]) -> bool:
-    """A necessary condition of :func:`fp16_evidence` on the text alone (for ``Rule.may_fire``)."""
-    if declared is not None:
-        return "float16" in declared
-    return _may_have_fp16_evidence(source)
-
-
-@functools.lru_cache(maxsize=8)  # each float16 rule asks it of the same text (a str caches its hash)
-def _may_have_fp16_evidence(source: str) -> bool:
-    if not any(word in source for word in _EVIDENCE_WORDS):  # str.find is ~50x faster than the regexes
-        return False
-    return bool(_TENSOR_EVIDENCE.search(source) or FP16_EVIDENCE.search(source))
-
-
-# every alternative of _TENSOR_EVIDENCE and context.FP16_EVIDENCE spells one of these
-_EVIDENCE_WORDS = ("float16", "half", "Half", "GradScaler", "autocast", "fp16", "precision")
 
 
 def fp16_evidence(ctx: "FileContext") -> Optional[Evidence]:

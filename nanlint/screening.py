@@ -77,10 +77,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence
 
-from .analysis.ops import ADD_PRODUCT_OPS, SQUARE_SOURCE_OPS
-from .analysis.vocabulary import VARIANCE_NAME
+from typing import TYPE_CHECKING
+
+from .analysis.ops import ADD_PRODUCT_OPS, SQUARE_SOURCE_OPS, VARIANCE_NAME
 from .rules._screens import BLOCKS, ROOT, Assignments, WithFileCondition, callee, first_line
-from .rules.base import Rule
+
+if TYPE_CHECKING:
+    from .rules.base import Rule
 
 _DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 # A file this short is parsed whole: slicing cannot save enough to pay for itself.

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-import nanlint.engine as engine
+import nanlint.cst_pass as cst_pass
 from test_cli import run, write
 
 SOURCE = """import torch
@@ -27,7 +27,7 @@ def f(x):
 
 @pytest.fixture
 def levelled(monkeypatch: pytest.MonkeyPatch):
-    original = engine._locate
+    original = cst_pass._locate
 
     def locate(path, source, *args, **kwargs):
         lines = source.splitlines()
@@ -37,7 +37,7 @@ def levelled(monkeypatch: pytest.MonkeyPatch):
             out.append(dataclasses.replace(finding, confidence=mark.group(1)) if mark else finding)
         return out
 
-    monkeypatch.setattr(engine, "_locate", locate)
+    monkeypatch.setattr(cst_pass, "_locate", locate)
 
 
 def _lines(tmp_path: Path, *args: str) -> tuple[int, list[int], str]:

@@ -15,7 +15,8 @@ from nanlint.config import Settings
 from nanlint.rules import ALL_RULES
 
 ROOT = Path(__file__).resolve().parent.parent
-HEAVY = ("libcst", "nanlint.rules", "nanlint.engine", "nanlint.analysis", "nanlint.facts", "nanlint.walker")
+HEAVY = ("libcst", "nanlint.rules", "nanlint.engine", "nanlint.analysis", "nanlint.facts", "nanlint.walker",
+         "nanlint.cst_pass")
 HAZARD = "import torch\n\n\ndef unit(x):\n    return x / x.norm()\n"
 COLD_FILE = "def add(a, b):\n    return a + b\n"
 
@@ -42,6 +43,46 @@ def imported(cwd: Path, *args: str) -> list[str]:
 
 def test_rule_index_is_current():
     assert registry.render() == Path(registry.INDEX_PATH).read_text(encoding="utf-8"), registry.REGENERATE
+
+
+def test_screen_index_is_current():
+    assert registry.render_screens() == Path(registry.SCREEN_INDEX_PATH).read_text(encoding="utf-8"), \
+        registry.REGENERATE_SCREENS
+
+
+def test_screen_index_screens_as_the_rule_classes_do():
+    """Each rule's ``RuleScreen`` gives the rule class's answers on every fixture: the file-level condition in
+    every precision, the screen's matches, and the second stage's plan."""
+    from nanlint import screening
+    from nanlint._screen_index import BY_CODE as SCREENS
+
+    from test_screens import PAD, sources
+
+    assert [s.code for s in SCREENS.values()] == [r.code for r in ALL_RULES]
+    texts = [(path.name, path.read_text(encoding="utf-8")) for path in sources()]
+    for name, source in texts + [(f"{name} + PAD", source + PAD) for name, source in texts]:  # long enough to slice
+        for rule in ALL_RULES:
+            entry = SCREENS[rule.code]
+            for precision in (None, ("float32",), ("float32", "float16")):
+                assert entry.may_fire(source, precision) == rule.may_fire(source, precision), (name, rule.code)
+            assert [m.start() for m in entry.screen.finditer(source)] == \
+                [m.start() for m in rule.screen.finditer(source)], (name, rule.code)
+        screened = [r for r in ALL_RULES if r.screen.search(source)]
+        by_class = screening.plan(source, screened, name)
+        by_entry = screening.plan(source, [SCREENS[r.code] for r in screened], name)
+        assert (by_class is None) == (by_entry is None), name
+        if by_class is not None and by_entry is not None:
+            assert (by_entry.text, [r.code for r in by_entry.rules]) == \
+                (by_class.text, [r.code for r in by_class.rules]), name
+
+
+def test_screen_index_imports_no_libcst_and_no_rule():
+    probe = "import sys, nanlint._screen_index, nanlint.screening, nanlint.engine\n" \
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'libcst' or m.startswith('nanlint.rules.')" \
+            " and not m.startswith(('nanlint.rules._screens', 'nanlint.rules._literal_evidence'))))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
 
 
 def test_rule_index_matches_the_rule_classes():
@@ -73,3 +114,23 @@ def test_a_run_of_cache_hits_imports_no_rule_and_no_libcst(tmp_path: Path):
     first = imported(tmp_path, *args)
     assert "libcst" in first and "nanlint.engine" in first  # a miss: the file is analysed
     assert imported(tmp_path, *args) == []  # every file a hit
+
+
+# A long file whose only screen match (``x.norm()``) is in a docstring: the first stage lets NAN101 through, the
+# second stage keeps no definition.
+DOCSTRING_ONLY = '"""Unit vectors: y = x / x.norm()."""\nimport torch\n' + "".join(
+    f"\n\ndef f{i}(a, b):\n    return a + b\n" for i in range(20))
+
+
+@pytest.mark.parametrize("changed", [COLD_FILE, DOCSTRING_ONLY], ids=["no screen matches", "nothing kept"])
+def test_a_changed_file_with_nothing_to_parse_imports_no_rule_and_no_libcst(tmp_path: Path, changed: str):
+    """The pre-commit hook's second run: one file changed, and no rule can fire in it."""
+    (tmp_path / "hazard.py").write_text(HAZARD)
+    (tmp_path / "changed.py").write_text(HAZARD)
+    args = ["check", "--isolated", "--jobs", "1", "--cache-dir", str(tmp_path / "cache"), "."]
+    assert "libcst" in imported(tmp_path, *args)
+    (tmp_path / "changed.py").write_text(changed)
+    heavy = imported(tmp_path, *args)
+    assert "nanlint.engine" in heavy  # a miss: the file is screened
+    assert [m for m in heavy if m.split(".")[0] == "libcst" or m.startswith("nanlint.rules.nan")
+            or m in ("nanlint.rules.base", "nanlint.cst_pass", "nanlint.walker", "nanlint.facts")] == []

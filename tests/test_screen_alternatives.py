@@ -10,7 +10,7 @@ from test_screens import sources
 
 from nanlint.rules import ALL_RULES, _screens
 from nanlint.rules._screens import Screen, WithFileCondition, alternatives
-from nanlint.rules.nan101_divide_by_norm import _self_product
+from nanlint.rules._screens import _self_product
 
 
 def screens() -> list[tuple[str, Screen]]:

@@ -16,6 +16,7 @@ import re
 import textwrap
 from pathlib import Path
 
+import libcst
 import pytest
 
 from helpers import fixture_precision
@@ -732,7 +733,7 @@ def test_nothing_hot_means_nothing_parsed(monkeypatch: pytest.MonkeyPatch) -> No
     def refuse(*args, **kwargs):
         raise AssertionError("libcst must not run")
 
-    monkeypatch.setattr(engine.cst, "parse_module", refuse)
+    monkeypatch.setattr(libcst, "parse_module", refuse)
     assert lint(source, [BY_CODE["NAN101"]]) == []
 
 

@@ -15,14 +15,14 @@ zero sources, probabilities, masks); rules never keep their own copies.
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-from .gradient import Gradient
-from .triggers import DEGENERATE, IMPOSSIBLE, ORDINARY, PLAUSIBLE, Trigger
+if TYPE_CHECKING:  # the package itself imports no libcst: the screens read ``ops`` before anything is parsed
+    from .gradient import Gradient
+    from .triggers import Trigger
 
 HIGH, MEDIUM, LOW = "high", "medium", "low"
 LEVELS = (HIGH, MEDIUM, LOW)
-_BY_LIKELIHOOD = {ORDINARY: HIGH, PLAUSIBLE: MEDIUM, DEGENERATE: LOW}
 
 
 def confidence(trigger: Trigger, gradient: Gradient, gradient_only: bool = False) -> Optional[str]:
@@ -43,11 +43,13 @@ def confidence(trigger: Trigger, gradient: Gradient, gradient_only: bool = False
     that only comparisons and ranking indices use (``gradient.inert``) reaches no output: low for a
     forward hazard, None for a gradient-only one.
     """
+    from .triggers import DEGENERATE, IMPOSSIBLE, ORDINARY, PLAUSIBLE
+
     if trigger.likelihood == IMPOSSIBLE or gradient_only and not gradient.flows:
         return None
     if gradient.inert:
         return LOW
-    level = _BY_LIKELIHOOD[trigger.likelihood]
+    level = {ORDINARY: HIGH, PLAUSIBLE: MEDIUM, DEGENERATE: LOW}[trigger.likelihood]
     if gradient_only and not gradient.evidence:
         return LOW
     if not gradient.flows and not gradient.updates_weights:  # an optimizer's forward NaN is a NaN weight

@@ -9,6 +9,13 @@ docs/analysis.md ("The op vocabulary") lists the families.
 """
 from __future__ import annotations
 
+import re
+
+# values that are a variance by their conventional names, when their origin cannot be seen (a parameter, a
+# running statistic of another object): non-negative, and 0 for a constant input. (Here, not in
+# ``vocabulary``: the second-stage screen reads it before libcst is imported.)
+VARIANCE_NAME = re.compile(r"(?i)^(?:var|variance|variances|sigma2|sigma_sq|sigma_squared|running_var|\w+_var)$")
+
 # -- layout: every element of the result is an element of the operand, values unchanged ------------------
 RESHAPES = frozenset({
     "view", "view_as", "reshape", "reshape_as", "unsqueeze", "squeeze", "unsqueeze_", "squeeze_", "flatten",

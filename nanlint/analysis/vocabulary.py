@@ -15,7 +15,7 @@ from .ops import (  # noqa: F401 (re-exported)
     BROADCASTS, CASTS as _CASTS, COUNTING_METHODS as _COUNTING_METHODS, DEGREE_FUNCTIONS, FACTORIES as _FACTORIES,
     LOG_PROBABILITY_OPS as _LOG_PROBABILITY_OPS, MASK_OPS as _MASK_OPS, MODULE_SELF_METHODS as _MODULE_CASTS,
     NON_NEGATIVE_OPS as _NON_NEGATIVE_OPS, NORM_OPS, ONE_FACTORIES as _NEVER_ZERO_FACTORIES, REDUCE_OPS,
-    SCATTER_COUNTS, SCATTER_SUM_FUNCTIONS, SIGMOID_OPS, SOFTMAX_OPS, TRANSPARENT_OPS, UNIT_BOUNDED_OPS as _UNIT_BOUNDED_OPS,
+    SCATTER_COUNTS, SCATTER_SUM_FUNCTIONS, SIGMOID_OPS, SOFTMAX_OPS, TRANSPARENT_OPS, UNIT_BOUNDED_OPS as _UNIT_BOUNDED_OPS, VARIANCE_NAME,
 )
 
 if TYPE_CHECKING:
@@ -194,9 +194,6 @@ ADJACENCY_NAME = re.compile(r"(?i)(?:^|_)adj(?:acency)?(?:_?mat(?:rix)?|_t)?$")
 # parameter names that mean a probability in [0, 1] (the name prior of docs/analysis.md)
 PROBABILITY_NAME = re.compile(r"^(p|probs?|probas?|probabilit(?:y|ies)|\w+_probs?|probs?_\w+|\w+_proba)$")
 _MASK_NAME = re.compile(r"(?i)(?:^|_)masks?(?:_|$)")
-# values that are a variance by their conventional names, when their origin cannot be seen (a parameter, a
-# running statistic of another object): non-negative, and 0 for a constant input
-VARIANCE_NAME = re.compile(r"(?i)^(?:var|variance|variances|sigma2|sigma_sq|sigma_squared|running_var|\w+_var)$")
 # 0/1 indicators that are masks by their conventional names: survival analysis's event indicator (DeepSurv,
 # pycox: a mini-batch in which every sample is censored has no event)
 INDICATOR_NAME = re.compile(r"(?i)^(?:events?|event_indicators?|observed|is_event|event_observed)$")

@@ -1,15 +1,21 @@
-"""Screen fragments shared by the rules that look for square roots (see ``Rule.screen``), and a screen with a
-file-level alternative.
+"""What the screens are made of: screen fragments shared by the rules that look for square roots (see
+``Rule.screen``), a screen with a file-level alternative, the file-level conditions and evidence tests the rules
+declare, and :class:`RuleScreen`, what the two screening stages read of a rule.
 
 Each fragment is a verbose regular expression (``re.VERBOSE``): a rule joins its own
 alternatives with these by ``|``. They must stay *necessary* (tests/test_screens.py).
+
+This module, and every one it imports, imports neither libcst nor a rule module: the engine screens a file
+with the rules' ``RuleScreen`` entries (``nanlint/_screen_index.py``, generated from the rule classes), so a
+file with nothing to parse costs no import of either (the pre-commit hook on a file no rule can fire in).
 """
 from __future__ import annotations
 
 import ast
 import itertools
 import re
-from typing import Callable, Iterator, Optional
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Optional, Union
 
 from ..analysis.ops import CASTS, TRANSPARENT_OPS
 
@@ -317,3 +323,81 @@ def _may_select(value: ast.expr) -> bool:
     if isinstance(value, ast.Call):
         return callee(value) in _SELECTING
     return False
+
+
+# -- file-level conditions (``Rule.file_condition``) --------------------------------------------------------
+def never(source: str, precision: Optional[tuple[str, ...]]) -> bool:
+    """A rule that is no tree walk (NAN001: the engine compares comments with the other rules' findings)."""
+    return False
+
+
+_BACKWARD = re.compile(r"backward(?<!def backward)\s*\(")
+_SCALE = re.compile(r"\.\s*scale\s*\(")
+
+
+def may_hold_backward(source: str, precision: Optional[tuple[str, ...]]) -> bool:
+    """No ``backward()`` call in the file: no training step."""
+    return _BACKWARD.search(source) is not None
+
+
+def may_scale_loss(source: str, precision: Optional[tuple[str, ...]]) -> bool:
+    """No ``scaler.scale(...)`` call in the file: no gradient is scaled."""
+    return _SCALE.search(source) is not None
+
+
+# A sum that vanishes with its inputs (``g2 / (2 * g2 + (a * g3).sum())``) makes the whole file a candidate:
+# a ``+`` somewhere and a square somewhere (``** 2``, ``pow(2``, ``square``, ``v * v``, a variance, an MSE).
+_SQUARE = Screen(r"[*][*]\s*2(?![\d.]) | pow\s*[(]\s*2(?![\d.]) | square | var(?<!\wvar) | mse", re.VERBOSE)
+_TIMES_NAME = re.compile(r"[*]\s*+(\w++)(?!\w)")  # ``* v``: a product's right side, found literal-first
+
+
+def plus_and_square(source: str) -> bool:
+    """NAN101's file-level condition: a ``+`` and a square somewhere in the file."""
+    return "+" in source and (_SQUARE.search(source) is not None or _self_product(source))
+
+
+def _self_product(source: str) -> bool:
+    """``v * v``: what ``(?<![\\w.])(\\w++)\\s*+[*]\\s*+\\1(?!\\w)`` matches, found from each ``*`` (that regex
+    starts at every word of the text: six times slower)."""
+    for times in _TIMES_NAME.finditer(source):
+        name = times.group(1)
+        end = times.start()
+        while end and source[end - 1].isspace():
+            end -= 1
+        start = end - len(name)
+        if start >= 0 and source.startswith(name, start) and \
+                not (start and (source[start - 1].isalnum() or source[start - 1] in "_.")):
+            return True
+    return False
+
+
+# -- what the screening stages read of a rule -----------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class RuleScreen:
+    """A rule's screen attributes (``Rule.screen``, ``site``, ``evidence_at``...: see nanlint/rules/base.py),
+    without its visitor: what ``engine.screened_rules`` and ``screening.plan`` read, under the same names as on
+    the rule class, so both accept either. ``nanlint/_screen_index.py`` holds one per rule, generated from the
+    classes by ``python -m nanlint.registry --write`` (tests/test_registry.py fails when it is stale); the
+    engine imports the rule class (``BY_CODE[code]``) only to analyse a file the plan parses."""
+
+    code: str
+    screen: "Union[re.Pattern[str], Screen, WithFileCondition]"
+    preview: bool = False
+    file_condition: Optional[Callable[[str, Optional[tuple[str, ...]]], bool]] = None
+    site: "Optional[re.Pattern[str]]" = None
+    site_anywhere: "Optional[re.Pattern[str]]" = None
+    attribute_flow: bool = True
+    root_operand: Optional[str] = None
+    root_evidence: bool = False
+    evidence_at: Optional[Callable[[str, int, dict], Any]] = None
+    chunk_local: bool = True
+
+    def may_fire(self, source: str, precision: Optional[tuple[str, ...]]) -> bool:
+        return self.file_condition is None or self.file_condition(source, precision)
+
+    def default_on(self) -> bool:
+        return not self.preview
+
+
+# The attributes a ``RuleScreen`` copies from its rule class, in its field order.
+SCREEN_ATTRIBUTES = tuple(name for name in RuleScreen.__dataclass_fields__ if name != "code")

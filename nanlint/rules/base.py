@@ -44,6 +44,13 @@ count the other root matches as evidence that reaches a divisor.
 ``chunk_local`` (default True) promises the contract :mod:`nanlint.screening`
 relies on to parse only the hot definitions of a file; a rule that cannot keep
 it sets it to False and always sees the whole file.
+
+The engine screens with a copy of these attributes (``RuleScreen``, in
+``nanlint/_screen_index.py``) so that a file nothing can fire in imports neither
+libcst nor the rules: a function among them (``file_condition``,
+``evidence_at``, a ``WithFileCondition``'s test) lives in a module that imports
+no libcst (``_screens``, ``_literal_evidence``, ``nanlint.fp16_text``). After
+changing one, run ``python -m nanlint.registry --write``.
 """
 from __future__ import annotations
 
@@ -130,6 +137,10 @@ class Rule:
     # assignments (``_screens.Assignments``) under "assignments".
     evidence_at: ClassVar[Optional[Callable[[str, int, dict], bool]]] = None
     chunk_local: ClassVar[bool] = True
+    # A cheap, file-level necessary condition beyond ``screen``, ``(source, precision) -> bool`` (``precision``:
+    # the configured one, or None): the engine skips the rule where it is False. A function of a module that
+    # imports no libcst (``_screens``, ``nanlint.fp16_text``): ``_screen_index.py`` imports it by name.
+    file_condition: ClassVar[Optional[Callable[[str, Optional[tuple[str, ...]]], bool]]] = None
     # Text the rule reads anywhere in the file (``ctx.source``) whatever code it analyses (NAN603: a NaN check
     # anywhere): the language server's preview lints the whole text when an edit adds or removes a match.
     file_facts: ClassVar[Optional[re.Pattern[str]]] = None
@@ -200,9 +211,8 @@ class Rule:
 
     @classmethod
     def may_fire(cls, source: str, precision: Optional[tuple[str, ...]]) -> bool:
-        """A cheap, file-level necessary condition beyond ``screen`` (``precision``: the configured one, or
-        None); the engine skips the rule where it is False. Default: always True."""
-        return True
+        """``file_condition``, or True when the rule has none."""
+        return cls.file_condition is None or cls.file_condition(source, precision)
 
     @classmethod
     def docs(cls) -> str:

@@ -1,9 +1,7 @@
 """NAN001: a suppression comment that suppresses nothing (the engine checks it: nanlint/engine.py)."""
 from __future__ import annotations
 
-from typing import Optional
-
-from ._screens import Screen
+from ._screens import Screen, never
 from .base import Rule
 
 
@@ -49,6 +47,5 @@ class UnusedNoqa(Rule):
     preview = True
     screen = Screen(r"noqa|nanlint:\s*ignore")
 
-    @classmethod
-    def may_fire(cls, source: str, precision: Optional[tuple[str, ...]]) -> bool:
-        return False  # not a tree walk: the engine compares the comments with the other rules' findings
+    # not a tree walk: the engine compares the comments with the other rules' findings
+    file_condition = staticmethod(never)

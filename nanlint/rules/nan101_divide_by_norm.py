@@ -6,34 +6,9 @@ from ..facts import NORM_KINDS, ZeroSource
 from ..analysis.guards import branch_guarded, capped_reciprocal
 from ..patterns import code, division
 from ._guards import Built, clamp_divisor, clamp_inside_root, divisor_root
-from ._screens import DIVISION, DIVISION_RENAMED, ROOT, Screen, WithFileCondition
+from ._screens import DIVISION, DIVISION_RENAMED, ROOT, Screen, WithFileCondition, plus_and_square
 from ..fixspec import UNSAFE
 from .base import Rule, SOMETIMES, Witness
-
-# A sum that vanishes with its inputs (``g2 / (2 * g2 + (a * g3).sum())``) makes the whole file a candidate:
-# a ``+`` somewhere and a square somewhere (``** 2``, ``pow(2``, ``square``, ``v * v``, a variance, an MSE).
-_SQUARE = Screen(r"[*][*]\s*2(?![\d.]) | pow\s*[(]\s*2(?![\d.]) | square | var(?<!\wvar) | mse", re.VERBOSE)
-_TIMES_NAME = re.compile(r"[*]\s*+(\w++)(?!\w)")  # ``* v``: a product's right side, found literal-first
-
-
-def _plus_and_square(source: str) -> bool:
-    return "+" in source and (_SQUARE.search(source) is not None or _self_product(source))
-
-
-def _self_product(source: str) -> bool:
-    """``v * v``: what ``(?<![\\w.])(\\w++)\\s*+[*]\\s*+\\1(?!\\w)`` matches, found from each ``*`` (that regex
-    starts at every word of the text: six times slower)."""
-    for times in _TIMES_NAME.finditer(source):
-        name = times.group(1)
-        end = times.start()
-        while end and source[end - 1].isspace():
-            end -= 1
-        start = end - len(name)
-        if start >= 0 and source.startswith(name, start) and \
-                not (start and (source[start - 1].isalnum() or source[start - 1] in "_.")):
-            return True
-    return False
-
 
 class DivideByNorm(Rule):
     """
@@ -119,7 +94,7 @@ class DivideByNorm(Rule):
           norm(?<!\wnorm)\s*[(] | norm(?<!\wnorm)\s+as\b | vector_norm | matrix_norm  # x.norm(), linalg norms
         | dist(?<!\wdist)\s*[(] | dist(?<!\wdist)\s+as\b  # torch.dist
         # or a square root (a hand-written norm):
-        | """ + ROOT, re.VERBOSE), _plus_and_square)  # or a sum that vanishes with its inputs (``_SQUARE``)
+        | """ + ROOT, re.VERBOSE), plus_and_square)  # or a sum that vanishes with its inputs
     site = DIVISION
     site_anywhere = DIVISION_RENAMED
     root_evidence = True  # ``torch.sqrt(v)`` is a norm or a std only when ``v`` may be a square

@@ -10,7 +10,8 @@ from ..fixspec import UNSAFE, FixSpec, Replace
 from ..masking import Fill, as_fill, constant, finfo_bound, mask_text
 from ..patterns import code
 from ..precision import FP16_MAX, Evidence, autocast_float32, float16_excluded, fmt, fp16_evidence, \
-    may_have_fp16_evidence, spelled, upcast
+    spelled, upcast
+from ..fp16_text import may_have_fp16_evidence
 from ..singular import torch_alias
 from ._guards import Built, float_receiver
 from ._screens import Screen
@@ -76,7 +77,7 @@ class HalfOverflowingMask(Rule):
     # a literal beyond 65504, or ``finfo(torch.float32)`` (its min is -3.4e38)
     screen = Screen(r"\d(?:[eE]\+?0*(?:[5-9]|[1-9]\d)\b|(?<=\b[1-9])\d{5,}|(?<=\b[6-9])\d{4}\b)|"
                         r"finfo\s*\(\s*(?:\w+\s*\.\s*)?(?:float(?:32|64)?|double)\s*\)")
-    may_fire = staticmethod(may_have_fp16_evidence)  # every finding needs float16 evidence
+    file_condition = staticmethod(may_have_fp16_evidence)  # every finding needs float16 evidence
     witnesses = (
         Witness(
             setup="s = leaf(torch.randn(2, 3, dtype=dtype)); m = torch.tensor([[True, True, True], [False, True, True]]); "

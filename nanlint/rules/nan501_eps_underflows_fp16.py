@@ -6,7 +6,8 @@ from ..eps import format_literal, literal_problem
 from ..fixspec import UNSAFE, FixSpec, Replace
 from ..patterns import code
 from ..precision import FP16_MAX, Evidence, autocast_float32, default_float32, float16_excluded, fmt, fp16_evidence, \
-    fp16_param_evidence, may_have_fp16_evidence, fp16_tensor_evidence, spelled, underflows, upcast
+    fp16_param_evidence, fp16_tensor_evidence, spelled, underflows, upcast
+from ..fp16_text import may_have_fp16_evidence
 from ..singular import Guard, Singular, guard, no_grad_value, singular
 from ._guards import Built
 from ._screens import Screen
@@ -124,7 +125,7 @@ class EpsUnderflowsFp16(Rule):
     fix_applicability = (UNSAFE,)
     screen = Screen(r"e-0*(?:[4-9]|[1-9]\d)\b|E-0*(?:[4-9]|[1-9]\d)\b|0\.000\d|normalize|osine|Adam|RMSprop|Adagrad|Adamax")
     _EVIDENT = "half = torch.float16"
-    may_fire = staticmethod(may_have_fp16_evidence)  # every finding needs float16 evidence
+    file_condition = staticmethod(may_have_fp16_evidence)  # every finding needs float16 evidence
     witnesses = (
         Witness(
             setup="x = leaf(torch.ones(2, 8, dtype=dtype)); " + _EVIDENT,

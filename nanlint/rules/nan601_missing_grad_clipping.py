@@ -1,12 +1,9 @@
-import re
-from typing import Optional
-
 import libcst as cst
 
 from ..fixspec import UNSAFE
 from ..patterns import code
 from ._training_loop import Event, LoopRule, clip_fix
-from ._screens import Screen
+from ._screens import Screen, may_hold_backward
 from .base import SOMETIMES, Witness
 
 
@@ -88,11 +85,8 @@ class MissingGradClipping(LoopRule):
     # a call of backward / manual_backward, or an optimizer step: backward() may run in a helper the step's
     # definition calls (a PPO ``self.ppo_step(batch)``), which the module summary (whole file) knows
     screen = Screen(r"backward(?<!def backward)\s*\(|\.\s*step\s*\(")
-    _BACKWARD = re.compile(r"backward(?<!def backward)\s*\(")
 
-    @classmethod
-    def may_fire(cls, source: str, precision: "Optional[tuple[str, ...]]") -> bool:
-        return cls._BACKWARD.search(source) is not None  # no backward() in the file: no training step
+    file_condition = staticmethod(may_hold_backward)
     _LOOP = (
         "opt = torch.optim.SGD(model.parameters(), lr=1.0)\n"
         "for step in range(4):\n"

@@ -1,11 +1,10 @@
-import re
 from typing import Optional
 
 import libcst as cst
 
 from ..fixspec import UNSAFE
 from ._training_loop import Event, LoopRule, unscale_fix
-from ._screens import Screen
+from ._screens import Screen, may_scale_loss
 from .base import SOMETIMES, Witness
 
 
@@ -60,11 +59,8 @@ class ClipBeforeUnscale(LoopRule):
     fix_applicability = (UNSAFE,)
     # scaler.scale(loss), or a clip: the scaled backward may run in a helper the clip's definition calls
     screen = Screen(r"\.\s*scale\s*\(|clip\w*\s*\(")
-    _SCALE = re.compile(r"\.\s*scale\s*\(")
 
-    @classmethod
-    def may_fire(cls, source: str, precision: "Optional[tuple[str, ...]]") -> bool:
-        return cls._SCALE.search(source) is not None  # no scaler.scale(...) in the file: nothing is scaled
+    file_condition = staticmethod(may_scale_loss)
     _LOOP = (
         "opt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
         "scaler = torch.amp.GradScaler('cpu', init_scale=2.0 ** 16)\n"

@@ -56,7 +56,8 @@ class CtcLossInfinity(Rule):
     rows = "65"
     fix_availability = SOMETIMES
     fix_applicability = (UNSAFE,)
-    screen = Screen(r"ctc_loss|CTCLoss")
+    # the whole name (``F.ctc_loss``, ``nn.CTCLoss``, an import of either), not ``ctc_loss_reduction = {...}``
+    screen = Screen(r"ctc_loss(?<!\wctc_loss)\b|CTCLoss(?<!\wCTCLoss)\b")
     attribute_flow = False  # reports at the call its screen matches
     witnesses = (
         Witness(  # the second target needs 5 frames (no repeat) but has 4: no alignment, inf (row 65)

@@ -123,7 +123,13 @@ class EpsUnderflowsFp16(Rule):
     rows = "1, 34, 45, 46, §5.2"
     fix_availability = SOMETIMES
     fix_applicability = (UNSAFE,)
-    screen = Screen(r"e-0*(?:[4-9]|[1-9]\d)\b|E-0*(?:[4-9]|[1-9]\d)\b|0\.000\d|normalize|osine|Adam|RMSprop|Adagrad|Adamax")
+    # a float literal below 1e-3 (a digit or "." before the exponent: not ``CWE-22``, ``size-5``), or the whole
+    # name of a call the rule reads (``F.normalize``, not ``normalized=`` or ``_normalize_messages``; ``AdamW``,
+    # not ``AnyPrecisionAdamW``)
+    screen = Screen(r"e(?<=[\d.]e)-0*(?:[4-9]|[1-9]\d)\b|E(?<=[\d.]E)-0*(?:[4-9]|[1-9]\d)\b|0\.000\d"
+                    r"|normalize(?<!\wnormalize)\b|cosine_similarity(?<!\wcosine_similarity)\b"
+                    r"|CosineSimilarity(?<!\wCosineSimilarity)\b|Adam(?<!\wAdam)(?:W|ax)?\b|NAdam(?<!\wNAdam)\b"
+                    r"|RMSprop(?<!\wRMSprop)\b|Adagrad(?<!\wAdagrad)\b")
     _EVIDENT = "half = torch.float16"
     file_condition = staticmethod(may_have_fp16_evidence)  # every finding needs float16 evidence
     witnesses = (

@@ -1,6 +1,7 @@
 """Per-file state shared by the rules during the engine's single walk."""
 from __future__ import annotations
 
+import ast
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional
 
@@ -30,9 +31,10 @@ class RawFinding:
 
 class FileContext:
     def __init__(self, path: str, source: str, precision: Optional[tuple[str, ...]] = None,
-                 options: Optional[dict[str, Any]] = None) -> None:
+                 options: Optional[dict[str, Any]] = None, tree: Optional[ast.Module] = None) -> None:
         self.path = path
         self.source = source
+        self._tree = tree  # the stdlib tree of ``source``, if the caller parsed it (the second stage did)
         self.imports = ImportTable()
         self.facts = Facts(self.imports)
         self.facts.summary_source = lambda: self.summary
@@ -54,7 +56,7 @@ class FileContext:
     def summary(self) -> ModuleSummary:
         """Whole-module facts from the stdlib parser (grad mode of callers, classes, strings), built on demand."""
         if self._summary is None:
-            self._summary = summarize(self.source)
+            self._summary = summarize(self.source, self._tree)
         return self._summary
 
     # -- for rules ------------------------------------------------------

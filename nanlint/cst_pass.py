@@ -3,6 +3,7 @@ rule that can fire, and locate the findings in the source. :mod:`nanlint.engine`
 file it must parse, so a run whose files hold nothing to parse imports no libcst and no rule."""
 from __future__ import annotations
 
+import ast
 import sys
 from typing import Mapping, Optional, Sequence
 
@@ -62,9 +63,10 @@ def parse_kept(text: str) -> Optional[cst.Module]:
 
 
 def analyse(result: FileResult, path: str, source: str, module: cst.Module, rules: Sequence[type[Rule]],
-             request: LintRequest, suppressions: Suppressions) -> FileResult:
-    """One walk of ``module`` with ``rules``; findings located in ``source``."""
-    ctx = FileContext(path, source, request.precision, dict(request.options))
+             request: LintRequest, suppressions: Suppressions, tree: Optional[ast.Module] = None) -> FileResult:
+    """One walk of ``module`` with ``rules``; findings located in ``source``. ``tree``: the stdlib tree of
+    ``source``, when the caller has one (the module summary then does not parse ``source`` again)."""
+    ctx = FileContext(path, source, request.precision, dict(request.options), tree)
     instances = [rule(ctx) for rule in rules]
     limit = sys.getrecursionlimit()
     sys.setrecursionlimit(max(limit, _WALK_RECURSION_LIMIT))

@@ -62,22 +62,23 @@ SECOND_STAGE = os.environ.get("NANLINT_SECOND_STAGE", "1") != "0"
 
 
 def _parse_screened(path: str, source: str, rules: list[Screened], starts: Optional[dict[Screened, list[int]]] = None
-                    ) -> tuple[Optional[cst.Module], list[Screened], Optional[Finding]]:
-    """Parse what the second-stage screen keeps; (None, [], None) when nothing can fire (libcst is then not
-    imported)."""
+                    ) -> tuple[Optional[cst.Module], list[Screened], Optional[Finding], Optional[ast.Module]]:
+    """Parse what the second-stage screen keeps; (None, [], None, tree) when nothing can fire (libcst is then not
+    imported). The last item is the stdlib tree of ``source`` the second stage parsed (None on the plain path):
+    the analysis's module summary reads it instead of parsing the file again."""
     plan = screening.plan(source, rules, path, starts)
     if plan is None:
         module, error = parse(path, source)
-        return module, rules, error
+        return module, rules, error, None
     if plan.text is None:
-        return None, [], None
+        return None, [], None, plan.tree
     from .cst_pass import parse_kept
 
     module = parse_kept(plan.text)  # None where libcst disagrees with the stdlib parser: the plain path decides
     if module is None or (plan.sliced and module.default_indent != plan.indent):
         module, error = parse(path, source)
-        return module, rules, error
-    return module, plan.rules, None
+        return module, rules, error, plan.tree
+    return module, plan.rules, None, plan.tree
 
 
 def lint_source(path: str, source: str, request: LintRequest) -> FileResult:
@@ -158,10 +159,11 @@ def _lint_source(path: str, source: str, request: LintRequest, suppressions: Sup
             if error is not None:
                 result.findings.append(error)
         return result
+    tree: Optional[ast.Module] = None
     if not SECOND_STAGE:
         module, error = parse(path, source)
     else:
-        module, rules, error = _parse_screened(path, source, rules, starts)
+        module, rules, error, tree = _parse_screened(path, source, rules, starts)
         if module is None and error is None:
             return result  # no definition any rule's screen matches: nothing to parse (screening.py)
     if error is not None:
@@ -170,7 +172,7 @@ def _lint_source(path: str, source: str, request: LintRequest, suppressions: Sup
     assert module is not None
     from .cst_pass import analyse
 
-    return analyse(result, path, source, module, _rule_classes(rules), request, suppressions)
+    return analyse(result, path, source, module, _rule_classes(rules), request, suppressions, tree)
 
 
 def lint_path(path: str, request: LintRequest, display: Optional[str] = None) -> FileResult:

@@ -80,7 +80,7 @@ from typing import Callable, Optional, Sequence
 from typing import TYPE_CHECKING
 
 from .analysis.ops import ADD_PRODUCT_OPS, SQUARE_SOURCE_OPS, VARIANCE_NAME
-from .rules._screens import BLOCKS, ROOT, Assignments, WithFileCondition, callee, first_line
+from .rules._screens import BLOCKS, ROOT, Assignments, WithFileCondition, callee, first_line, statements
 
 if TYPE_CHECKING:
     from .rules.base import Rule
@@ -106,6 +106,7 @@ class Plan:
     indent: Optional[str] = None
     kept_lines: int = 0
     dropped: tuple[tuple[int, int], ...] = ()  # 1-based inclusive line ranges replaced by stubs
+    tree: Optional[ast.Module] = field(default=None, repr=False, compare=False)  # the stdlib tree of the source
 
 
 def match_starts(rules: Sequence[type[Rule]], source: str) -> dict[type[Rule], list[int]]:
@@ -132,14 +133,14 @@ def plan(source: str, rules: Sequence[type[Rule]], path: str = "<unknown>",
         return None  # the plain path reports it exactly as before
     lines = source.split("\n")
     if len(lines) < MIN_LINES:
-        return Plan(source, list(rules), kept_lines=len(lines))
+        return Plan(source, list(rules), kept_lines=len(lines), tree=tree)
     body = tree.body  # type: ignore[attr-defined]
     offsets = [0]  # offsets[i]: where line i + 1 starts
     for line in lines:
         offsets.append(offsets[-1] + len(line) + 1)
     regions = _regions(body, lines)
     if not regions:
-        return Plan(source, list(rules), kept_lines=len(lines))
+        return Plan(source, list(rules), kept_lines=len(lines), tree=tree)
 
     if starts is None:
         starts = match_starts(rules, source)
@@ -207,7 +208,7 @@ def plan(source: str, rules: Sequence[type[Rule]], path: str = "<unknown>",
         hot[rule] = found
     chosen = [rule for rule in rules if rule in module_hot or hot[rule]]
     if not chosen:
-        return Plan(None, [])
+        return Plan(None, [], tree=tree)
     hot_regions = set().union(*hot.values())
     replaced: list[tuple[int, int, str]] = []  # (first, last, stub) in line order
     setters: list[int] = []  # methods of kept classes that are not hot but set attributes
@@ -232,10 +233,10 @@ def plan(source: str, rules: Sequence[type[Rule]], path: str = "<unknown>",
                                             module_level.closure(evidence_names)))
         replaced.sort(key=lambda item: item[0])
     if not replaced:
-        return Plan(source, chosen, kept_lines=len(lines))
+        return Plan(source, chosen, kept_lines=len(lines), tree=tree)
     text, kept = sliced(lines, replaced)
     return Plan(text, chosen, sliced=True, indent=first_indent(lines, body), kept_lines=kept,
-                dropped=tuple((first, last) for first, last, _ in replaced))
+                dropped=tuple((first, last) for first, last, _ in replaced), tree=tree)
 
 
 def sliced(lines: list[str], replaced: list[tuple[int, int, str]]) -> tuple[str, int]:
@@ -469,7 +470,7 @@ def _stub(lines: list[str], region: _Region) -> tuple[str, Optional[set[str]]]:
     imports = ""
     names: Optional[set[str]] = {node.name}  # type: ignore[attr-defined]
     if any("import" in line for line in lines[first - 1:last]):
-        found = [n for n in ast.walk(node) if isinstance(n, (ast.Import, ast.ImportFrom))]
+        found = [n for n in statements(node.body) if isinstance(n, (ast.Import, ast.ImportFrom))]
         found.sort(key=lambda n: (n.lineno, n.col_offset))
         imports = "".join(ast.unparse(n) + "; " for n in found)
         for statement in found:

@@ -863,6 +863,7 @@ ZERO_EPS = {
                                 "        self.eps = eps\n\n    def forward(self, x):\n"
                                 "        return F.layer_norm(x, x.shape[-1:], None, None, self.eps)\n",
     "config dict": "cfg = {'eps': 0.0}\n\n\ndef f(d):\n    return torch.nn.LayerNorm(d, eps=cfg['eps'])\n",
+    "key that is no name": "cfg = {'(eps': 0.0}\n\n\ndef f(d):\n    return torch.nn.LayerNorm(d, eps=cfg['(eps'])\n",
     "kwargs": "norm_kwargs = dict(eps=0)\n\n\ndef f(d):\n    return torch.nn.LayerNorm(d, **norm_kwargs)\n",
     "config field": "class Config:\n    eps: float = 0.0\n\n\ndef f(d):\n    config = Config()\n"
                     "    return torch.nn.LayerNorm(d, eps=config.eps)\n",

@@ -16,7 +16,7 @@ import math
 import re
 from typing import Callable, Iterator, Optional, Union
 
-from ._screens import BLOCKS, Assignments, callee, first_line
+from ._screens import BLOCKS, Assignments, callee, first_line, statements
 
 # What a literal may fold to: an exact value, or some of these outcomes
 ZERO, NONZERO, NOT_A_LITERAL = "zero", "nonzero", "none"
@@ -55,7 +55,7 @@ class Literals:
             self._names = {name: list(values) for (name, attribute), values in self.assignments.values().items()
                            if not attribute}
             tree, source = self.assignments.tree, self.assignments.source
-            functions = ast.walk(tree) if "lambda" in source else _statements(getattr(tree, "body", []))
+            functions = ast.walk(tree) if "lambda" in source else statements(getattr(tree, "body", []))
             for node in functions:
                 if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
                     arguments = node.args
@@ -73,8 +73,9 @@ class Literals:
         if key not in self._members:
             values = [*self.assignments.values().get((key, True), ()), *self.assignments.values().get((key, False), ())]
             source, tree = self.assignments.source, self.assignments.tree
-            lines = {self.line_of(found.start())
-                     for found in re.finditer(rf"\b{key}\s*=(?!=)|['\"]{key}['\"]\s*:", source)}
+            word = re.escape(key)  # any string: ``m["("]`` (literal-first: a leading ``\b`` tries every position)
+            named = re.compile(rf"{word}(?<!\w{word})\s*=(?!=)|{word}(?<=['\"]{word})['\"]\s*:")
+            lines = {self.line_of(found.start()) for found in named.finditer(source)}
             seen: set[int] = set()
             for line in sorted(lines):
                 for node in _header_nodes(tree, line):
@@ -213,16 +214,6 @@ def _literals(memo: dict) -> Literals:
         assignments = memo["assignments"]
         memo["literals"] = Literals(assignments, lambda position: _line_of(assignments.source, position, memo))
     return memo["literals"]
-
-
-def _statements(body: list) -> Iterator[ast.AST]:
-    """Every statement of ``body`` and of the blocks nested in it (not the expressions)."""
-    pending = list(body)
-    while pending:
-        node = pending.pop()
-        yield node
-        for block in BLOCKS:
-            pending.extend(getattr(node, block, ()))
 
 
 def _last_line(node: ast.AST) -> int:

@@ -12,8 +12,10 @@ file with nothing to parse costs no import of either (the pre-commit hook on a f
 from __future__ import annotations
 
 import ast
+import bisect
 import itertools
 import re
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Optional, Union
 
@@ -23,6 +25,34 @@ _AT_START = re.compile("")
 
 # -- the stdlib tree, as the second stage's conditions read it ---------------------------------------------------
 BLOCKS = ("body", "orelse", "finalbody", "handlers", "cases")  # the statement blocks a compound statement holds
+
+
+def statements(body: list) -> Iterator[ast.AST]:
+    """Every statement of ``body`` and of the blocks nested in it (not the expressions)."""
+    pending = list(body)
+    while pending:
+        node = pending.pop()
+        yield node
+        for block in BLOCKS:
+            pending.extend(getattr(node, block, ()))
+
+
+def walk_lines(tree: ast.AST, lines: list[int]) -> Iterator[ast.AST]:
+    """The nodes of ``ast.walk(tree)`` in its order, less the subtrees that span none of ``lines`` (sorted,
+    1-based): what ``ast.walk`` finds of a node that can only lie on those lines (``:=`` on a line with
+    ``:=``), for a fraction of the walk. A node without a position (``comprehension``, ``arguments``) is
+    always entered."""
+    todo = deque([tree])
+    while todo:
+        node = todo.popleft()
+        for child in ast.iter_child_nodes(node):
+            first = getattr(child, "lineno", None)
+            if first is not None:
+                at = bisect.bisect_left(lines, first)
+                if at == len(lines) or lines[at] > (child.end_lineno or first):
+                    continue
+            todo.append(child)
+        yield node
 
 
 def callee(call: ast.Call) -> str:
@@ -295,7 +325,8 @@ class Assignments:
                 for target in targets:
                     self._add(target, value)
             if ":=" in self.source:
-                for node in ast.walk(self.tree):
+                walrus = [number for number, line in enumerate(self.source.split("\n"), 1) if ":=" in line]
+                for node in walk_lines(self.tree, walrus):
                     if isinstance(node, ast.NamedExpr):
                         self._add(node.target, node.value)
         return self._values

@@ -80,7 +80,8 @@ from typing import Callable, Optional, Sequence
 from typing import TYPE_CHECKING
 
 from .analysis.ops import ADD_PRODUCT_OPS, SQUARE_SOURCE_OPS, VARIANCE_NAME
-from .rules._screens import BLOCKS, ROOT, Assignments, WithFileCondition, callee, first_line, statements
+from .rules._screens import BLOCKS, ROOT, Assignments, WithFileCondition, callee, first_line, screen_starts, \
+    statements
 
 if TYPE_CHECKING:
     from .rules.base import Rule
@@ -115,7 +116,8 @@ def match_starts(rules: Sequence[type[Rule]], source: str) -> dict[type[Rule], l
     ``bool(starts[rule])`` is exactly ``rule.screen.search(source) is not None``,
     the first stage's test.
     """
-    return {rule: [m.start() for m in rule.screen.finditer(source)] for rule in rules}
+    shared: dict = {}  # the screens' common alternatives, scanned once
+    return {rule: screen_starts(rule.screen, source, shared) for rule in rules}
 
 
 def plan(source: str, rules: Sequence[type[Rule]], path: str = "<unknown>",

@@ -45,6 +45,25 @@ def test_a_screen_matches_where_its_joined_regex_does(code: str, screen: Screen,
     assert checked
 
 
+@pytest.mark.parametrize("by_parts", [True, False], ids=["by-alternatives", "joined"])
+def test_starts_shared_between_screens_are_those_of_finditer(by_parts: bool, monkeypatch: pytest.MonkeyPatch):
+    """``screen_starts`` with one ``shared`` dict per text (what the engine does) gives every rule's screen the
+    starts its own ``finditer`` gives, though eight screens hold ``torch\\s+as\\s+...`` and scan it once."""
+    if by_parts:
+        monkeypatch.setattr(_screens, "_PAYS_OFF", 0)
+        monkeypatch.setattr(_screens, "_SHORT", 0)
+    every = [rule.screen for rule in ALL_RULES]
+    reused = 0
+    for path in sources():
+        text = path.read_text(encoding="utf-8")
+        shared: dict = {}
+        for screen in every:
+            before = len(shared)
+            assert _screens.screen_starts(screen, text, shared) == [m.start() for m in screen.finditer(text)], path
+            reused += by_parts and isinstance(screen, Screen) and len(shared) - before < len(screen.parts)
+    assert reused or not by_parts  # some screen found an alternative another had scanned
+
+
 @pytest.mark.parametrize("pattern,flags,expected", [
     (r"a|b", 0, ["a", "b"]),
     (r"a(?:b|c)|d", 0, ["a(?:b|c)", "d"]),

@@ -129,16 +129,33 @@ class Screen:
         if not self._by_parts(len(text)):
             yield from self.pattern.finditer(text)
             return
-        starts: set[int] = set()
-        for part in self.parts:
-            found = part.search(text)
-            while found is not None:
-                starts.add(found.start())
-                found = part.search(text, found.start() + 1)
-        for start in sorted(starts):
+        for start in self._part_starts(text, None):
             found = self.pattern.match(text, start)
             assert found is not None  # an alternative matches here, so the alternation does
             yield found
+
+    def starts(self, text: str, shared: Optional[dict] = None) -> list[int]:
+        """``[m.start() for m in self.finditer(text)]``. ``shared`` (one dict per text) keeps each alternative's
+        starts for the other screens that hold the same alternative (``torch\\s+as\\s+...``: eight rules)."""
+        if not self._by_parts(len(text)):
+            return [m.start() for m in self.pattern.finditer(text)]
+        return self._part_starts(text, shared)
+
+    def _part_starts(self, text: str, shared: Optional[dict]) -> list[int]:
+        starts: set[int] = set()
+        for part in self.parts:
+            key = (part.pattern, part.flags)
+            found = shared.get(key) if shared is not None else None
+            if found is None:
+                found = []
+                match = part.search(text)
+                while match is not None:
+                    found.append(match.start())
+                    match = part.search(text, match.start() + 1)
+                if shared is not None:
+                    shared[key] = found
+            starts.update(found)
+        return sorted(starts)
 
     def __repr__(self) -> str:
         return f"Screen({self.pattern.pattern!r})"
@@ -205,6 +222,21 @@ class WithFileCondition:
         if not self.condition(text) or self.pattern.match(text):
             return found  # (a match of ``pattern`` at 0 comes first, as in the joined regex)
         return itertools.chain((_AT_START.match(text),), found)  # type: ignore[arg-type]
+
+    def starts(self, text: str, shared: Optional[dict] = None) -> list[int]:
+        """``[m.start() for m in self.finditer(text)]`` (``Screen.starts``)."""
+        found = screen_starts(self.pattern, text, shared)
+        if not self.condition(text) or self.pattern.match(text):
+            return found
+        return [0, *found]
+
+
+def screen_starts(screen: Any, text: str, shared: Optional[dict] = None) -> list[int]:
+    """Where ``screen`` (a ``Screen``, a ``WithFileCondition`` or a compiled regex) matches ``text``: the starts of
+    its ``finditer``; ``shared``, one dict per text, lets screens share the scans of their common alternatives."""
+    if isinstance(screen, (Screen, WithFileCondition)):
+        return screen.starts(text, shared)
+    return [m.start() for m in screen.finditer(text)]
 
 
 def _power_forms(excluded_exponent: str) -> str:

@@ -406,9 +406,7 @@ def stored_attributes(function: ast.AST) -> set[str]:
     target or a ``with ... as`` target, tuples included. Only statements are visited, not expressions: a
     fifth of the cost of ``ast.walk``."""
     stored: set[str] = set()
-    pending = list(function.body)  # type: ignore[attr-defined]
-    while pending:
-        node = pending.pop()
+    for node in statements(function.body):  # type: ignore[attr-defined]
         if isinstance(node, ast.Assign):
             targets: list[ast.expr] = node.targets
         elif isinstance(node, ast.AnnAssign):
@@ -421,8 +419,6 @@ def stored_attributes(function: ast.AST) -> set[str]:
             targets = []
         for target in targets:
             _stored_attributes(target, stored)
-        for block in BLOCKS:
-            pending.extend(getattr(node, block, ()))
     return stored
 
 

@@ -343,16 +343,12 @@ class Assignments:
     def values(self) -> dict[tuple[str, bool], list[ast.expr]]:
         if self._values is None:
             self._values = {}
-            pending = list(getattr(self.tree, "body", ()))
-            while pending:
-                node = pending.pop()
+            for node in statements(getattr(self.tree, "body", ())):
                 if isinstance(node, ast.Assign):
                     targets, value = node.targets, node.value
                 elif isinstance(node, ast.AnnAssign) and node.value is not None:
                     targets, value = [node.target], node.value
                 else:
-                    for block in BLOCKS:
-                        pending.extend(getattr(node, block, ()))
                     continue
                 for target in targets:
                     self._add(target, value)

@@ -282,7 +282,8 @@ RECIPROCAL_ROOT = r"""
 
 # ``site`` of the divide-by rules: a division, ``/`` or ``/=`` (not ``//``), or a ``div``/``divide``/
 # ``true_divide`` call; ``site_anywhere``: an import renaming one of those (its calls need not say "div").
-DIVISION = re.compile(r"/(?<!//)(?!/)|div")
+# A ``Screen``: the second stage reads only where it matches (``screen_starts``), a quarter of a ``finditer``.
+DIVISION = Screen(r"/(?<!//)(?!/)|div")
 DIVISION_RENAMED = re.compile(r"div\w*\s+as\b")
 
 
@@ -293,7 +294,8 @@ DIVISION_RENAMED = re.compile(r"div\w*\s+as\b")
 # ``sum(...)`` as torch's only when the file imports a ``sum``.
 _LEN_OF_NAME = re.compile(r"len\s*\(\s*([^\W\d][\w.]*)\s*\)")
 _NUMEL_OF_NAME = re.compile(r"(?<![\w.])([^\W\d][\w.]*)\s*\.\s*$")
-_IMPORTS_SUM = re.compile(r"\bimport\s+(?:\([^)]*|(?:[^\n]|\\\n)*)\bsum\b")
+# literal-first (``import`` then a look back for ``\b``): a leading ``\b`` tries every position, 20 times slower
+_IMPORTS_SUM = re.compile(r"import(?<=\bimport)\s+(?:\([^)]*|(?:[^\n]|\\\n)*)\bsum\b")
 
 
 def count_evidence(source: str, start: int, memo: dict) -> bool:
@@ -443,8 +445,8 @@ class RuleScreen:
     screen: "Union[re.Pattern[str], Screen, WithFileCondition]"
     preview: bool = False
     file_condition: Optional[Callable[[str, Optional[tuple[str, ...]]], bool]] = None
-    site: "Optional[re.Pattern[str]]" = None
-    site_anywhere: "Optional[re.Pattern[str]]" = None
+    site: "Optional[Union[re.Pattern[str], Screen]]" = None
+    site_anywhere: "Optional[Union[re.Pattern[str], Screen]]" = None
     attribute_flow: bool = True
     root_operand: Optional[str] = None
     root_evidence: bool = False

@@ -127,8 +127,8 @@ class Rule:
     rows: ClassVar[str]  # rows of docs/probe.md §1 (or section) the rule rests on
     preview: ClassVar[bool] = False
     screen: ClassVar[Union[re.Pattern[str], Screen, WithFileCondition]]
-    site: ClassVar[Optional[re.Pattern[str]]] = None
-    site_anywhere: ClassVar[Optional[re.Pattern[str]]] = None
+    site: ClassVar[Optional[Union[re.Pattern[str], Screen]]] = None
+    site_anywhere: ClassVar[Optional[Union[re.Pattern[str], Screen]]] = None
     attribute_flow: ClassVar[bool] = True
     root_operand: ClassVar[Optional[str]] = None  # None, "square" or "square or beside"
     root_evidence: ClassVar[bool] = False  # a root its screen matches is evidence only when its operand is a square

@@ -151,8 +151,9 @@ class DivideByCount(GuardTests):
     screen = Screen(r"sum(?<!\wsum)\s*\(|nansum\s*\(|count_nonzero|len(?<!\wlen)\s*\(|numel\s*\("
                         r"|scatter_add|index_add|bincount|degree")  # degrees and bin counts
     # a division, or a negative power / reciprocal of a count (``deg.pow(-0.5)``, ``deg ** -1``, ``rsqrt``)
-    site = re.compile(DIVISION.pattern + r"|\*\*|pow|rsqrt|reciprocal")
-    site_anywhere = re.compile(DIVISION_RENAMED.pattern + r"|(?:pow|rsqrt|reciprocal)\w*\s+as\b")
+    site = Screen(DIVISION.pattern.pattern + r"|\*\*|pow|rsqrt|reciprocal")
+    # (one literal-first alternative per name: ``(?:pow|rsqrt|reciprocal)\w*`` is tried at every position)
+    site_anywhere = Screen(DIVISION_RENAMED.pattern + r"|pow\w*\s+as\b|rsqrt\w*\s+as\b|reciprocal\w*\s+as\b")
     evidence_at = staticmethod(count_evidence)  # ``len(x)`` of a parameter, Python's ``sum``: no count
     witnesses = (
         Witness(

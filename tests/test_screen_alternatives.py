@@ -104,3 +104,33 @@ def test_the_alternatives_are_compiled_once_the_joined_regex_has_scanned_enough_
     assert screen._parts is None
     assert [m.start() for m in screen.finditer(text)] == [4096, 4097]  # now by the alternatives
     assert screen._parts is not None
+
+
+@pytest.mark.parametrize("piece,flags,head", [
+    (r"[nN][aA][nN]\b", 0, "nan"),
+    (r"[iI][nN][fF](?:[iI][nN][iI][tT][yY])?\b", 0, "inf"),
+    ("\n  [nN][oO][rR][mM]  # verbose\n", re.VERBOSE, "norm"),
+    ("\n  [nN][oO]", 0, None),  # without VERBOSE the newline is a literal
+    (r"[nN]an", 0, None),  # one letter: too common to look for
+    (r"[nN][Aa]", 0, None),  # not the lower/upper pair the heads are written as
+    (r"[ab][cd]", 0, None),
+    (r"nan", 0, None),
+])
+def test_a_caseless_head_is_the_word_a_piece_begins_with_in_any_case(piece: str, flags: int, head):
+    assert _screens.caseless_head(piece, flags) == head
+
+
+@pytest.mark.parametrize("text", [
+    "x == NaN or y != nan and z == NAN, nAn", "float('nan') # nan",
+    "\u0130 nan NaN",  # ``İ`` lowers to two characters: every later position would move, so the scan is plain
+    "\u212aey nan",  # the Kelvin sign lowers to ``k``: an occurrence ``[kK][eE][yY]`` must reject
+    "banana nanny", "",
+])
+def test_starts_found_by_a_caseless_head_are_the_joined_regexs(text: str, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(_screens, "_PAYS_OFF", 0)
+    monkeypatch.setattr(_screens, "_SHORT", 0)
+    screen = Screen(r"[nN][aA][nN]\b|[kK][eE][yY]|#")
+    pattern = screen.pattern
+    every = [at for at in range(len(text) + 1) if pattern.match(text, at)]
+    assert screen.starts(text) == every
+    assert screen.starts(text, {}) == every

@@ -109,8 +109,9 @@ def _lint_sliced(path: str, source: str, text: str, request: LintRequest, indent
     result = FileResult(path, source=source)
     if possible is None:
         possible = [rule for rule in request.rule_classes() if rule.may_fire(source, request.precision)]
-    rules = [rule for rule in possible if rule.screen.search(text)]
-    plan = screening.plan(text, rules, path) if rules and SECOND_STAGE else None
+    starts = screening.match_starts(possible, text)  # one scan per screen serves both stages
+    rules = [rule for rule in possible if starts[rule]]
+    plan = screening.plan(text, rules, path, starts) if rules and SECOND_STAGE else None
     if plan is not None:  # the second stage on ``text``: exact under the same contract, and often nothing to parse
         text, rules = plan.text or "", plan.rules
     if rules:

@@ -34,7 +34,18 @@ def may_have_fp16_evidence(source: str, declared: Optional[tuple[str, ...]]) -> 
 def _may_have_fp16_evidence(source: str) -> bool:
     if not any(word in source for word in _EVIDENCE_WORDS):  # str.find is ~50x faster than the regexes
         return False
-    return bool(TENSOR_EVIDENCE.search(source) or FP16_EVIDENCE.search(source))
+    return any(part.search(source) for part in _evidence_parts())
+
+
+@functools.lru_cache(maxsize=1)
+def _evidence_parts() -> "tuple[re.Pattern[str], ...]":
+    """The top-level alternatives of both regexes: one of them matches where the regex does, and each, beginning
+    with its literal, is found by a fast search (the joined alternation is tried at every position: 3.6 ms of a
+    5,300-line file, what the language server asked at every keystroke)."""
+    from .rules._screens import alternatives
+
+    return tuple(re.compile(piece) for regex in (TENSOR_EVIDENCE, FP16_EVIDENCE)
+                 for piece in alternatives(regex.pattern, regex.flags))
 
 
 # every alternative of TENSOR_EVIDENCE and FP16_EVIDENCE spells one of these

@@ -948,3 +948,18 @@ def test_a_neg_inf_bias_a_helper_returns_keeps_nothing() -> None:
             "    bias.masked_fill_(mask, float('-inf'))\n    return bias\n\n\n"
             "def attend(s, bias):\n    return F.softmax(s + bias, dim=-1)\n")
     assert_nothing_kept("NAN402", "import torch\nimport torch.nn.functional as F\n", body)
+
+
+@pytest.mark.parametrize("names", [{"eps"}, {"eps", "n"}, {"x", "x_y", "xy"}, {"("}, {"key", "(", "a.b"},
+                                   {"é", "n2"}, {f"name{i}" for i in range(25)}])
+def test_word_pattern_matches_what_a_pattern_between_word_boundaries_does(names: set[str]) -> None:
+    """``screening.word_pattern`` writes each name literal-first (the ``\\b`` before it a look back): the same
+    matches as ``\\b(?:...)\\b``, whatever characters a name begins or ends with."""
+    from nanlint.screening import word_pattern
+
+    joined = re.compile(r"\b(?:" + "|".join(sorted(map(re.escape, names))) + r")\b")
+    texts = ["eps + n", "neps n_ n2", "x_y xy x.x_y", "f(x) (a (", "key(key a.b za.b", "é éé n2é", "",
+             " ".join(sorted(names)), "_".join(sorted(names)), "name3 name33 xname3 name24(name2)"]
+    for text in texts:
+        assert [m.span() for m in word_pattern(names).finditer(text)] == \
+               [m.span() for m in joined.finditer(text)], text

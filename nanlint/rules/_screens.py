@@ -102,8 +102,6 @@ class Screen:
         """The alternatives, compiled on first use (a process that lints one file never compiles them)."""
         if self._parts is None:
             pieces = alternatives(self.pattern.pattern, self.flags)
-            if len(pieces) == 1:
-                pieces = [self.pattern.pattern]
             self._heads = tuple(caseless_head(piece, self.flags) for piece in pieces)
             self._parts = tuple(re.compile(piece, self.flags) for piece in pieces) if len(pieces) > 1 \
                 else (self.pattern,)

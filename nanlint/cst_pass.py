@@ -55,11 +55,27 @@ def parse(path: str, source: str) -> tuple[Optional[cst.Module], Optional[Findin
 
 def parse_kept(text: str) -> Optional[cst.Module]:
     """libcst's tree of a text the stdlib parser has accepted (the second stage's), or None where libcst
-    rejects it (its native parser raises several types)."""
+    rejects it (its native parser raises several types).
+
+    Each node libcst's parser builds checks its own fields (``CSTNode._validate``: parentheses balanced,
+    whitespace where the grammar needs it), a sixth of the parse's time (measured on timm's kept text:
+    0.74 s validated, 0.62 s not). A tree parsed from source holds what the source holds, so the checks
+    cannot fail; they are skipped while this parse runs (and only then: a fix's nodes are still checked)."""
+    base = cst.CSTNode
     try:
+        base.__post_init__ = _unchecked  # type: ignore[method-assign]
         return cst.parse_module(text)
     except Exception:
         return None
+    finally:
+        base.__post_init__ = _checked  # type: ignore[method-assign]
+
+
+_checked = cst.CSTNode.__post_init__
+
+
+def _unchecked(self: cst.CSTNode) -> None:
+    """``CSTNode.__post_init__`` without its ``_validate``."""
 
 
 def analyse(result: FileResult, path: str, source: str, module: cst.Module, rules: Sequence[type[Rule]],

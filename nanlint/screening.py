@@ -73,6 +73,7 @@ from __future__ import annotations
 
 import ast
 import bisect
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence, Union
@@ -148,7 +149,7 @@ def plan(source: str, rules: Sequence[type[Rule]], path: str = "<unknown>",
         starts = match_starts(rules, source)
     assignments = Assignments(tree, source)
     memo: dict = {"assignments": assignments}
-    starts = {rule: [start for start in found if not _commented(source, start)
+    starts = {rule: [start for start in found if not _commented(source, start) and not _after_hash(source, start)
                      and (rule.evidence_at is None or rule.evidence_at(source, start, memo))]
               for rule, found in starts.items()}
     edges, kinds = _sweep(regions, _docstring_lines(lines, tree), offsets)
@@ -179,7 +180,7 @@ def plan(source: str, rules: Sequence[type[Rule]], path: str = "<unknown>",
                 spread |= bound or set()
                 evidence_lines.add(line)
         for stub, imported in stubs.values():
-            if rule.screen.search(stub):
+            if _stub_matches(rule.screen, stub):
                 everywhere = everywhere or imported is None
                 spread |= imported or set()
         # a screen's file-level condition (``WithFileCondition``) holds: its evidence may be in any definition
@@ -591,6 +592,22 @@ def _commented(source: str, position: int) -> bool:
     return source[source.rfind("\n", 0, position) + 1:position].lstrip().startswith("#")
 
 
+@functools.lru_cache(maxsize=4096)
+def _stub_matches(screen: Union[Screen, WithFileCondition], stub: str) -> bool:
+    """``screen.search(stub)``, remembered: the language server's previews cut the same unchanged definitions
+    into the same stubs at every keystroke (a file of 200 definitions: a thousand searches)."""
+    return screen.search(stub) is not None
+
+
+def _after_hash(source: str, position: int) -> bool:
+    """Whether a ``#`` precedes ``position`` on its line with no quote before it: ``position`` is then in a
+    comment, or in a string the line began in (a ``#`` with no quote before it starts a comment when the line
+    begins in code), never in code."""
+    line = source.rfind("\n", 0, position) + 1
+    hash_at = source.find("#", line, position)
+    return hash_at >= 0 and "'" not in source[line:position] and '"' not in source[line:position]
+
+
 def _region_at(position: int, edges: list[int], kinds: list[int]) -> int:
     """What ``position`` lies in (see ``_sweep``): -1 module level, -2 a docstring, i >= 0 region i."""
     index = bisect.bisect_right(edges, position) - 1
@@ -603,7 +620,7 @@ def _lines_of(pattern: "Union[re.Pattern[str], Screen]", source: str, offsets: l
     found: dict[int, set[int]] = {}
     for start in screen_starts(pattern, source):
         kind = _region_at(start, edges, kinds)
-        if kind >= 0:
+        if kind >= 0 and not _after_hash(source, start):
             found.setdefault(kind, set()).add(bisect.bisect_right(offsets, start))
     return found
 

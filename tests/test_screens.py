@@ -963,3 +963,34 @@ def test_word_pattern_matches_what_a_pattern_between_word_boundaries_does(names:
     for text in texts:
         assert [m.span() for m in word_pattern(names).finditer(text)] == \
                [m.span() for m in joined.finditer(text)], text
+
+
+def test_the_kept_text_is_parsed_without_node_checks_and_the_checks_come_back() -> None:
+    """``cst_pass.parse_kept`` skips libcst's per-node checks while it parses a text the stdlib parser accepted
+    (the tree is the same), and restores them after, on success and on failure: nodes built later (a fix's) are
+    checked."""
+    import libcst as cst
+
+    from nanlint.cst_pass import parse_kept
+
+    text = "def f(x):\n    return (x / x.norm())[0]  # c\n"
+    assert parse_kept(text).code == text
+    assert parse_kept(text).deep_equals(cst.parse_module(text))
+    assert parse_kept("def f(:\n") is None
+    with pytest.raises(cst.CSTValidationError):
+        cst.Name("not a name")
+
+
+def test_a_match_after_a_hash_with_no_quote_before_it_is_in_a_comment_or_a_string() -> None:
+    """``screening._after_hash``: the second stage takes no evidence or division site from such a match (a
+    comment, or a string the line began in); a ``#`` after a quote may be in a string, and what follows it code."""
+    from nanlint.screening import _after_hash
+
+    def at(source: str, word: str) -> bool:
+        return _after_hash(source, source.index(word))
+
+    assert at("d = 2  # must divide q ** (n - 1)\n", "divide")
+    assert at('s = """\ntext # then x / y.norm()\n"""\n', "norm")  # inside the string the line began in
+    assert not at("y = x / x.norm()  # ok\n", "norm")
+    assert not at('k = "#" + x / x.norm()\n', "norm")  # the hash is in a string; the code follows it
+    assert not at('s = """a\n" # " + x / x.norm()\n', "norm")  # a quote before the hash: undecided, kept

@@ -42,12 +42,12 @@ def _rule_classes(rules: Sequence[Screened]) -> list[type[Rule]]:
     return [BY_CODE[rule.code] if isinstance(rule, RuleScreen) else rule for rule in rules]
 
 
-def _compiles(source: str, path: str) -> bool:
+def _compiled(source: str, path: str) -> Optional[ast.Module]:
+    """The stdlib tree of ``source``, or None where the stdlib parser rejects it."""
     try:
-        compile(source, path, "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
+        return compile(source, path, "exec", ast.PyCF_ONLY_AST, dont_inherit=True)  # type: ignore[no-any-return]
     except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return False
-    return True
+        return None
 
 
 def screened_rules(rules: Sequence[Screened], source: str,
@@ -155,7 +155,8 @@ def _lint_source(path: str, source: str, request: LintRequest, suppressions: Sup
     if not rules:
         # No rule can fire, so libcst is not needed; a syntax error is still reported
         # (the cheap stdlib parser finds it; libcst confirms before we say so).
-        if not _compiles(source, path):
+        result.tree = _compiled(source, path)
+        if result.tree is None:
             _, error = parse(path, source)
             if error is not None:
                 result.findings.append(error)
@@ -165,6 +166,7 @@ def _lint_source(path: str, source: str, request: LintRequest, suppressions: Sup
         module, error = parse(path, source)
     else:
         module, rules, error, tree = _parse_screened(path, source, rules, starts)
+        result.tree = tree
         if module is None and error is None:
             return result  # no definition any rule's screen matches: nothing to parse (screening.py)
     if error is not None:

@@ -132,13 +132,17 @@ class Layout:
         return self.conditions[key]
 
 
-def layout(text: str, path: str = "<unknown>") -> Optional[Layout]:
+def layout(text: str, path: str = "<unknown>", tree: Optional[ast.Module] = None) -> Optional[Layout]:
+    """The layout of ``text``; None where it does not compile, holds a carriage return, or a definition shares a
+    line with what precedes it. ``tree``: the stdlib tree of ``text``, where the caller has one (the lint that was
+    just published parsed it)."""
     if "\r" in text:
         return None
-    try:
-        tree = compile(text, path, "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
-    except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
-        return None
+    if tree is None:
+        try:
+            tree = compile(text, path, "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
+        except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
+            return None
     lines = text.split("\n")
     definitions: list[Definition] = []
     statements: list[Statement] = []

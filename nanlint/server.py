@@ -57,6 +57,7 @@ from .report.levels import WARNING, level
 from .request import SettingsResolver
 
 if TYPE_CHECKING:  # pragma: no cover
+    import ast
     import asyncio
     from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -178,7 +179,29 @@ def lint_document(path: str, text: str) -> list[Finding]:
     if found is None:
         return []
     request, confidence = found
-    return _shown(lint_source(path, text, request).findings, confidence)
+    result = lint_source(path, text, request)
+    if result.tree is not None:
+        with _trees_lock:  # (the server lints in its main thread and in its lint thread)
+            _trees.pop(path, None)
+            _trees[path] = (text, result.tree)
+            while len(_trees) > _TREES_KEPT:  # the oldest first: a document closed before its layout was built
+                del _trees[next(iter(_trees))]
+    return _shown(result.findings, confidence)
+
+
+# The stdlib tree of each document's last linted text, by path, until ``parsed_tree`` takes it: the layout the next
+# keystroke's preview starts from is built from it (the server's ``prepare``) instead of parsing the text again
+# (5,300 lines: 60 ms to 5 ms).
+_trees: dict[str, tuple[str, "ast.Module"]] = {}
+_TREES_KEPT = 8
+_trees_lock = threading.Lock()
+
+
+def parsed_tree(path: str, text: str) -> Optional[ast.Module]:
+    """The stdlib tree of ``text`` if the last ``lint_document`` of ``path`` linted it (taken: asked once)."""
+    with _trees_lock:
+        entry = _trees.pop(path, None)
+    return entry[1] if entry is not None and entry[0] == text else None
 
 
 def preview_document(path: str, text: str, previous: Optional[DocumentLint]) -> tuple[list[Finding], bool, Any]:
@@ -368,7 +391,7 @@ def create_server() -> Any:
             if changed() or state.cache.get(uri) is not linted:
                 return
             if linted.layout is None:
-                linted.layout = layout(linted.text, path)
+                linted.layout = layout(linted.text, path, parsed_tree(path, linted.text))
             if linted.layout is not None:
                 linted.layout.prepare(changed)
 

@@ -279,3 +279,17 @@ def test_prepare_reads_ahead_every_free_name_a_module_level_preview_needs_and_st
     lay.prepare()
     assert {text: set(names) - {"self"} for text, names in lay.free.items()} == {
         units[0].text: {"EPS"}, units[1].text: {"SCALE"}, units[2].text: {"SCALE"}, units[3].text: set()}
+
+
+def test_a_layout_from_the_engines_tree_is_the_layout_of_the_text():
+    """The language server builds the layout of a text it has just linted from the stdlib tree the engine parsed
+    (``FileResult.tree``); for every fixture that is the layout ``layout`` parses for itself."""
+    from_tree = 0
+    for path in FILES:
+        text = path.read_text(encoding="utf-8")
+        tree = lint_source(str(path), text, REQUEST).tree
+        if tree is None:
+            continue  # the plain path parsed with libcst alone: the server parses the text itself
+        from_tree += 1
+        assert _shape(layout(text, str(path), tree)) == _shape(layout(text, str(path))), path
+    assert from_tree > len(FILES) // 2

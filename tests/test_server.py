@@ -5,6 +5,7 @@ broken server fails a test instead of hanging the suite.
 """
 from __future__ import annotations
 
+import ast
 import json
 import os
 import queue
@@ -459,6 +460,21 @@ from nanlint.cli import main
 sys.argv = ["nanlint", "server"]
 main()
 """
+
+
+def test_the_tree_of_a_lint_is_handed_to_the_layout_of_that_text_only(tmp_path: Path):
+    """``lint_document`` keeps the stdlib tree it parsed for the server's next layout (``prepare``): given once,
+    and only for the very text it linted."""
+    from nanlint.server import parsed_tree
+
+    path = str(tmp_path / "m.py")
+    text = "import torch\n\n\ndef f(x):\n    return x / x.norm()\n"
+    lint_document(path, text)
+    assert parsed_tree(path, text + "\n") is None  # another text: taken and dropped
+    lint_document(path, text)
+    tree = parsed_tree(path, text)
+    assert tree is not None and ast.dump(tree) == ast.dump(ast.parse(text))
+    assert parsed_tree(path, text) is None  # taken once
 
 
 def test_no_code_action_without_a_fix_or_away_from_the_finding(project: Path, session, monkeypatch):

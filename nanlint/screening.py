@@ -158,7 +158,7 @@ def plan(source: str, rules: Sequence[type[Rule]], path: str = "<unknown>",
     module_level = _ModuleLevel(body)
     module_hot: set[type[Rule]] = set()  # rules whose screen matches module-level code
     hot: dict[type[Rule], set[int]] = {}  # the regions that may hold a finding of each rule
-    sites: dict[str, dict[int, set[int]]] = {}  # by the site's regex
+    sites: dict[str, dict[int, set[int]]] = {}  # by the site's regex: its lines in each region (-1: module level)
     def square_names() -> set[str]:  # module-level names bound from square evidence, and what reads them
         return module_level.closure(module_level.square_names(lines))
 
@@ -166,11 +166,34 @@ def plan(source: str, rules: Sequence[type[Rule]], path: str = "<unknown>",
                    assignments)
     evidence_lines: set[int] = set()  # module-level lines a screen matches
     evidence_names: Optional[set[str]] = set()  # the module-level names they bind (None: any name)
+    def site_lines(site: "Union[re.Pattern[str], Screen]") -> dict[int, set[int]]:  # the divide-by rules share theirs
+        key = _pattern_text(site)
+        if key not in sites:
+            sites[key] = _lines_of(site, source, offsets, edges, kinds)
+        return sites[key]
+
+    sum_divisors: dict[str, bool] = {}
+
+    def divides_by_sum(site: "Union[re.Pattern[str], Screen]") -> bool:
+        """Whether a module-level statement on a line ``site`` matches divides by what may be a sum (``_may_be_sum``,
+        the test ``_Flows.reaching`` makes of a region's divisors under the condition)."""
+        key = _pattern_text(site)
+        if key not in sum_divisors:
+            statements = {index for line in site_lines(site).get(-1, ()) for index in module_level.statements_at(line)}
+            sum_divisors[key] = any(operand is not None and _may_be_sum(operand, assignments)
+                                    for index in statements for node in ast.walk(module_level.statements[index])
+                                    for operand in [_divisor(node)])
+        return sum_divisors[key]
+
     for rule in rules:
         where: set[int] = set()
         everywhere = False  # some module-level code or stub may reach every definition
         spread: set[str] = set()  # module-level names a match lies in the binding of
+        # a screen's file-level condition (``WithFileCondition``) holds: its evidence may be in any definition
+        squares = isinstance(rule.screen, WithFileCondition) and rule.screen.condition(source)
         for start in starts.get(rule, ()):
+            if squares and start == 0 and rule.screen.pattern.match(source) is None:  # type: ignore[union-attr]
+                continue  # the condition's zero-width match at the start of the file, evidence of nothing there
             kind = _region_at(start, edges, kinds)
             where.add(kind)
             if kind == -1:
@@ -183,12 +206,11 @@ def plan(source: str, rules: Sequence[type[Rule]], path: str = "<unknown>",
             if _stub_matches(rule.screen, stub):
                 everywhere = everywhere or imported is None
                 spread |= imported or set()
-        # a screen's file-level condition (``WithFileCondition``) holds: its evidence may be in any definition
-        squares = isinstance(rule.screen, WithFileCondition) and rule.screen.condition(source)
         if squares and rule.site is None:
             everywhere = True  # (only a divide-by rule says what the condition's evidence is)
-        if -1 in where:
-            module_hot.add(rule)  # module-level code may hold a finding of its own
+        if -1 in where or squares and (rule.site is None or rule.site_anywhere and rule.site_anywhere.search(source)
+                                       or divides_by_sum(rule.site)):
+            module_hot.add(rule)  # module-level code may hold a finding of its own (the condition's: a sum divisor)
         found = set(range(len(regions))) if everywhere or squares else {w for w in where if w >= 0}
         if spread and not everywhere:
             found |= _mentioning(module_level.closure(spread), source, offsets, regions)
@@ -199,14 +221,11 @@ def plan(source: str, rules: Sequence[type[Rule]], path: str = "<unknown>",
         if evidence_names is not None:
             evidence_names = None if everywhere else evidence_names | spread
         if found and rule.site is not None and not (rule.site_anywhere and rule.site_anywhere.search(source)):
-            site = _pattern_text(rule.site)
-            if site not in sites:  # the divide-by rules share theirs
-                sites[site] = _lines_of(rule.site, source, offsets, edges, kinds)
-            found &= sites[site].keys()
+            found &= site_lines(rule.site).keys()
             if found and not everywhere:  # the site must read what the evidence computed
                 names = spread | module_level.square_names(lines) if squares else spread
-                found = flows.reaching(rule, found, sites[site], module_level.closure(names) if names else set(),
-                                       squares)
+                found = flows.reaching(rule, found, site_lines(rule.site),
+                                       module_level.closure(names) if names else set(), squares)
         if found and rule.root_operand is not None and not everywhere and flows.roots_visible:
             found = flows.roots_reaching(found, rule.root_operand != "square", square_names)
         hot[rule] = found
@@ -616,11 +635,12 @@ def _region_at(position: int, edges: list[int], kinds: list[int]) -> int:
 
 def _lines_of(pattern: "Union[re.Pattern[str], Screen]", source: str, offsets: list[int], edges: list[int],
               kinds: list[int]) -> dict[int, set[int]]:
-    """The lines (1-based) ``pattern`` matches on in each region, outside its methods and docstrings."""
+    """The lines (1-based) ``pattern`` matches on in each region, outside its methods and docstrings, and (-1) in
+    module-level code."""
     found: dict[int, set[int]] = {}
     for start in screen_starts(pattern, source):
         kind = _region_at(start, edges, kinds)
-        if kind >= 0 and not _after_hash(source, start):
+        if kind != -2 and not _after_hash(source, start):
             found.setdefault(kind, set()).add(bisect.bisect_right(offsets, start))
     return found
 

@@ -994,3 +994,27 @@ def test_a_match_after_a_hash_with_no_quote_before_it_is_in_a_comment_or_a_strin
     assert not at("y = x / x.norm()  # ok\n", "norm")
     assert not at('k = "#" + x / x.norm()\n', "norm")  # the hash is in a string; the code follows it
     assert not at('s = """a\n" # " + x / x.norm()\n', "norm")  # a quote before the hash: undecided, kept
+
+
+VANISHING_SUM = "g = p.grad\ng2 = (g * g).sum()\ny = g2 / (2 * g2 + (a * g ** 3).sum())\n"
+
+
+@pytest.mark.parametrize("head", ["import torch\n", '"""A module docstring first."""\nimport torch\n'],
+                         ids=["import-first", "docstring-first"])
+def test_a_module_level_division_by_a_vanishing_sum_is_kept_whatever_the_first_line(head: str) -> None:
+    """NAN101's file-level condition (a ``+`` and a square) starts its screen at 0: that zero-width match is no
+    evidence in module-level code. A module-level divisor that may be a sum keeps the module level instead (the
+    docstring-first file's finding was lost before: its start fell in the docstring)."""
+    source = head + PAD + "\n\n" + VANISHING_SUM
+    assert [f[0] for f in check_equivalent(source)] == ["NAN101"]
+
+
+def test_the_file_condition_alone_keeps_no_module_level_code_without_a_sum_divisor() -> None:
+    """The condition holds (``+``, ``g * g``), module-level code divides by a name no sum is assigned to and by a
+    number in a URL: nothing can fire, nothing is parsed."""
+    source = ("import torch\nURL = 'https://host/a/b'\nHALF = 1 / 2\n" + PAD + "\n\n"
+              "def f(g):\n    return (g * g).sum() + 1\n")
+    rule = BY_CODE["NAN101"]
+    assert rule.screen.search(source) is not None  # the first stage lets it through
+    assert screening.plan(source, [rule]).text is None
+    assert screening.plan(source.replace("HALF = 1 / 2", "HALF = 1 / (2 + g2)"), [rule]).text is not None

@@ -172,18 +172,16 @@ def plan(source: str, rules: Sequence[type[Rule]], path: str = "<unknown>",
             sites[key] = _lines_of(site, source, offsets, edges, kinds)
         return sites[key]
 
-    sum_divisors: dict[str, bool] = {}
+    sum_divisions: dict[int, bool] = {}
 
-    def divides_by_sum(site: "Union[re.Pattern[str], Screen]") -> bool:
-        """Whether a module-level statement on a line ``site`` matches divides by what may be a sum (``_may_be_sum``,
-        the test ``_Flows.reaching`` makes of a region's divisors under the condition)."""
-        key = _pattern_text(site)
-        if key not in sum_divisors:
-            statements = {index for line in site_lines(site).get(-1, ()) for index in module_level.statements_at(line)}
-            sum_divisors[key] = any(operand is not None and _may_be_sum(operand, assignments)
-                                    for index in statements for node in ast.walk(module_level.statements[index])
-                                    for operand in [_divisor(node)])
-        return sum_divisors[key]
+    def divides_by_sum(index: int) -> bool:
+        """Whether module-level statement ``index`` divides by what may be a sum (``_may_be_sum``, the test
+        ``_Flows.reaching`` makes of a region's divisors under a file-level condition)."""
+        if index not in sum_divisions:
+            sum_divisions[index] = any(operand is not None and _may_be_sum(operand, assignments)
+                                       for node in ast.walk(module_level.statements[index])
+                                       for operand in [_divisor(node)])
+        return sum_divisions[index]
 
     for rule in rules:
         where: set[int] = set()
@@ -208,9 +206,8 @@ def plan(source: str, rules: Sequence[type[Rule]], path: str = "<unknown>",
                 spread |= imported or set()
         if squares and rule.site is None:
             everywhere = True  # (only a divide-by rule says what the condition's evidence is)
-        if -1 in where or squares and (rule.site is None or rule.site_anywhere and rule.site_anywhere.search(source)
-                                       or divides_by_sum(rule.site)):
-            module_hot.add(rule)  # module-level code may hold a finding of its own (the condition's: a sum divisor)
+        if -1 in where:
+            module_hot.add(rule)  # module-level code may hold a finding of its own
         found = set(range(len(regions))) if everywhere or squares else {w for w in where if w >= 0}
         if spread and not everywhere:
             found |= _mentioning(module_level.closure(spread), source, offsets, regions)
@@ -229,6 +226,19 @@ def plan(source: str, rules: Sequence[type[Rule]], path: str = "<unknown>",
         if found and rule.root_operand is not None and not everywhere and flows.roots_visible:
             found = flows.roots_reaching(found, rule.root_operand != "square", square_names)
         hot[rule] = found
+        if squares and rule.site is not None:  # the condition's finding in module-level code: a division by a sum
+            if rule.site_anywhere and rule.site_anywhere.search(source):
+                module_hot.add(rule)  # (a division under another name may be anywhere)
+                evidence_names = None
+            else:
+                dividing = sorted({index for line in site_lines(rule.site).get(-1, ())
+                                   for index in module_level.statements_at(line)})
+                if not found and any(divides_by_sum(index) for index in dividing):
+                    module_hot.add(rule)  # (a hot region keeps module-level code anyway)
+                for index in dividing:  # such a statement is no unread assignment to stub: it may hold a finding
+                    statement = module_level.statements[index]
+                    if statement.end_lineno != statement.lineno and divides_by_sum(index):
+                        evidence_lines.add(statement.lineno)
     chosen = [rule for rule in rules if rule in module_hot or hot[rule]]
     if not chosen:
         return Plan(None, [], tree=tree)

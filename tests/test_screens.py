@@ -999,16 +999,24 @@ def test_a_match_after_a_hash_with_no_quote_before_it_is_in_a_comment_or_a_strin
 
 
 VANISHING_SUM = "g = p.grad\ng2 = (g * g).sum()\ny = g2 / (2 * g2 + (a * g ** 3).sum())\n"
+VANISHING_SUM_ON_LINES = VANISHING_SUM.replace("/ (2 * g2", "/ (\n    2 * g2").replace(".sum())", ".sum()\n)")
+HOT_FUNCTION = "\n\ndef h(x):\n    return x / x.norm()\n"
 
 
+@pytest.mark.parametrize("rules", [ALL_RULES, (BY_CODE["NAN101"],)], ids=["all-rules", "NAN101"])
+@pytest.mark.parametrize("body", [VANISHING_SUM, VANISHING_SUM_ON_LINES, VANISHING_SUM_ON_LINES + HOT_FUNCTION],
+                         ids=["one-line", "multi-line", "multi-line-beside-a-hot-function"])
 @pytest.mark.parametrize("head", ["import torch\n", '"""A module docstring first."""\nimport torch\n'],
                          ids=["import-first", "docstring-first"])
-def test_a_module_level_division_by_a_vanishing_sum_is_kept_whatever_the_first_line(head: str) -> None:
+def test_a_module_level_division_by_a_vanishing_sum_is_kept_whatever_the_first_line(head: str, body: str,
+                                                                                    rules) -> None:
     """NAN101's file-level condition (a ``+`` and a square) starts its screen at 0: that zero-width match is no
-    evidence in module-level code. A module-level divisor that may be a sum keeps the module level instead (the
-    docstring-first file's finding was lost before: its start fell in the docstring)."""
-    source = head + PAD + "\n\n" + VANISHING_SUM
-    assert [f[0] for f in check_equivalent(source)] == ["NAN101"]
+    evidence in module-level code. A module-level statement that divides by what may be a sum keeps the module
+    level instead, and is never stubbed as an unread assignment. Before, the docstring-first file's finding was
+    lost (its start fell in the docstring), and so was the multi-line statement's with NAN101 alone."""
+    source = head + PAD + "\n\n" + body
+    found = [f[0] for f in check_equivalent(source, rules)]
+    assert found == ["NAN101"] * (1 + (HOT_FUNCTION in body))
 
 
 def test_the_file_condition_alone_keeps_no_module_level_code_without_a_sum_divisor() -> None:

@@ -81,11 +81,17 @@ def _parse_screened(path: str, source: str, rules: list[Screened], starts: Optio
     return module, plan.rules, None, plan.tree
 
 
-def lint_source(path: str, source: str, request: LintRequest) -> FileResult:
-    """Lint decoded source. Never raises for bad input: errors become findings."""
+def lint_source(path: str, source: str, request: LintRequest, keep_tree: bool = False) -> FileResult:
+    """Lint decoded source. Never raises for bad input: errors become findings. ``keep_tree``: leave the stdlib
+    tree of ``source`` on the result (``FileResult.tree``) where one was parsed (the language server's layout)."""
     with collector_paused():
         suppressions = parse_suppressions(source)
-        return _unused_noqa(_lint_source(path, source, request, suppressions), path, request, suppressions)
+        result = _unused_noqa(_lint_source(path, source, request, suppressions), path, request, suppressions)
+        if not keep_tree:
+            # Freed here, while the collector is paused: a tree still alive when it resumes is walked by its next
+            # young collection, node by node (timm, one process: 211 collections, 0.15 s, against 36 and 0.07 s).
+            result.tree = None
+        return result
 
 
 def lint_sliced(path: str, source: str, text: str, request: LintRequest, indent: Optional[str],

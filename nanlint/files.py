@@ -39,8 +39,9 @@ class FileResult:
     internal_error: bool = False
     source: Optional[str] = None
     encoding: str = "utf-8"
-    # The stdlib tree of ``source`` where the engine parsed one (not sent between processes: ``lint_bytes`` makes a
-    # new result); the language server builds the document's layout from it instead of parsing the text again.
+    # The stdlib tree of ``source`` where the engine parsed one and was asked to keep it (``lint_source(...,
+    # keep_tree=True)``; never sent between processes): the language server builds the document's layout from it
+    # instead of parsing the text again.
     tree: Optional[ast.Module] = field(default=None, repr=False, compare=False)
 
 

@@ -179,7 +179,7 @@ def lint_document(path: str, text: str) -> list[Finding]:
     if found is None:
         return []
     request, confidence = found
-    result = lint_source(path, text, request)
+    result = lint_source(path, text, request, keep_tree=True)
     if result.tree is not None:
         with _trees_lock:  # (the server lints in its main thread and in its lint thread)
             _trees.pop(path, None)

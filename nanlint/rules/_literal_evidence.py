@@ -212,7 +212,10 @@ class Literals:
 def _literals(memo: dict) -> Literals:
     if "literals" not in memo:
         assignments = memo["assignments"]
-        memo["literals"] = Literals(assignments, lambda position: _line_of(assignments.source, position, memo))
+        newlines = _newlines_of(assignments.source, memo)
+        # (a function reading ``memo`` itself would close a cycle, memo -> Literals -> function -> memo, that only the
+        # collector frees: the file's whole stdlib tree, walked node by node by its next young collection)
+        memo["literals"] = Literals(assignments, lambda position: bisect.bisect_left(newlines, position) + 1)
     return memo["literals"]
 
 
@@ -245,11 +248,16 @@ def _header_nodes(tree: ast.AST, line: int) -> Iterator[ast.AST]:
             return
 
 
-def _line_of(source: str, position: int, memo: dict) -> int:
-    """``position``'s 1-based line."""
+def _newlines_of(source: str, memo: dict) -> list[int]:
+    """Where ``source``'s newlines are (``_newlines``), computed once per ``memo``."""
     if "newlines" not in memo:
         memo["newlines"] = _newlines(source)
-    return bisect.bisect_left(memo["newlines"], position) + 1
+    return memo["newlines"]  # type: ignore[no-any-return]
+
+
+def _line_of(source: str, position: int, memo: dict) -> int:
+    """``position``'s 1-based line."""
+    return bisect.bisect_left(_newlines_of(source, memo), position) + 1
 
 
 def _line_and_column(source: str, position: int, memo: dict) -> tuple[int, int]:

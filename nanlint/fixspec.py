@@ -192,6 +192,7 @@ def _top_level_imports(module: cst.Module) -> list[Union[cst.Import, cst.ImportF
                 scan(statement.body.body)
 
     scan(module.body)
+    del scan  # (a recursive closure is a cycle that would keep ``found`` for the collector)
     return found
 
 

@@ -1053,3 +1053,29 @@ def test_the_second_stage_leaves_no_stdlib_tree_for_the_collector_to_free() -> N
         gc.garbage.clear()
         gc.enable()
     assert not left
+
+
+def test_no_tree_of_any_fixture_is_left_for_the_collector() -> None:
+    """Every fixture, every rule: what a lint leaves unreachable holds no libcst node and no stdlib tree (a
+    recursive closure over the analysis's reads, or over the imports a fix scans, kept them for the collector)."""
+    import ast
+    import gc
+
+    lint(sources()[0].read_text(encoding="utf-8"), ALL_RULES)  # imports and first-use caches, outside the count
+    gc.collect()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    left: dict[str, int] = {}
+    try:
+        for path in sources():
+            lint(path.read_text(encoding="utf-8"), ALL_RULES, str(path), precision=("float16",))
+            gc.collect()
+            trees = sum(isinstance(o, (libcst.CSTNode, ast.Module)) for o in gc.garbage)
+            if trees:
+                left[path.name] = trees
+            gc.garbage.clear()
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+    assert not left

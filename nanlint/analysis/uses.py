@@ -138,6 +138,7 @@ def _reads(ctx: "FileContext", function: "cst.FunctionDef | cst.Module", name: s
                 path.pop()
 
         walk(function if isinstance(function, cst.Module) else function.body)
+        del walk  # (a recursive closure is a cycle: left alone, it keeps ``reads`` and its nodes for the collector)
         cached = cache[id(function)] = (function, reads)
     return cached[1].get(name, [])
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Optional, Sequence, Union
 
 from .files import (FILE_ERROR_CODE, FILE_ERROR_NAME, INTERNAL_ERROR_CODE, INTERNAL_ERROR_NAME,  # noqa: F401
                     MAX_FILE_BYTES, SUPPRESSIONS_OPTION, UNUSED_NOQA_CODE, FileResult, LintRequest, decode,
-                    decode_source, file_error, python_syntax_error, read_source)
+                    decode_source, file_error, python_syntax_error, read_source, stdlib_tree)
 from .finding import Finding
 from . import screening
 from .collector import collector_paused
@@ -40,14 +40,6 @@ def _rule_classes(rules: Sequence[Screened]) -> list[type[Rule]]:
     from .rules import BY_CODE
 
     return [BY_CODE[rule.code] if isinstance(rule, RuleScreen) else rule for rule in rules]
-
-
-def _compiled(source: str, path: str) -> Optional[ast.Module]:
-    """The stdlib tree of ``source``, or None where the stdlib parser rejects it."""
-    try:
-        return compile(source, path, "exec", ast.PyCF_ONLY_AST, dont_inherit=True)  # type: ignore[no-any-return]
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return None
 
 
 def screened_rules(rules: Sequence[Screened], source: str,
@@ -161,7 +153,7 @@ def _lint_source(path: str, source: str, request: LintRequest, suppressions: Sup
     if not rules:
         # No rule can fire, so libcst is not needed; a syntax error is still reported
         # (the cheap stdlib parser finds it; libcst confirms before we say so).
-        result.tree = _compiled(source, path)
+        result.tree = stdlib_tree(source, path)
         if result.tree is None:
             _, error = parse(path, source)
             if error is not None:

@@ -98,6 +98,15 @@ def file_error(path: str, message: str, line: int = 1, column: int = 1) -> Findi
     return Finding(FILE_ERROR_CODE, FILE_ERROR_NAME, message, path, line, column, line, column)
 
 
+def stdlib_tree(source: str, path: str = "<unknown>") -> Optional[ast.Module]:
+    """The stdlib parser's tree of ``source``, or None where it rejects it (a syntax error, a null byte, nesting
+    too deep for it)."""
+    try:
+        return compile(source, path, "exec", ast.PyCF_ONLY_AST, dont_inherit=True)  # type: ignore[no-any-return]
+    except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
+        return None
+
+
 def python_syntax_error(path: str, source: str) -> Optional[Finding]:
     """Python's own message and position for a syntax error (clearer than libcst's), if it has one."""
     try:

@@ -48,7 +48,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from .files import LintRequest
+from .files import LintRequest, stdlib_tree
 from .finding import Edit, Finding, Fix
 from .lines import common_ends
 
@@ -139,9 +139,8 @@ def layout(text: str, path: str = "<unknown>", tree: Optional[ast.Module] = None
     if "\r" in text:
         return None
     if tree is None:
-        try:
-            tree = compile(text, path, "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
-        except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
+        tree = stdlib_tree(text, path)
+        if tree is None:
             return None
     lines = text.split("\n")
     definitions: list[Definition] = []
@@ -234,9 +233,8 @@ def _edited_module_level(before: Layout, text: str, new: list[str], start: int, 
         return Layout(text, new, before.body, definitions, statements, tuple(_FILE_IGNORE.findall(text)))
     statement = before.statements[index]
     lines = new[statement.first - 1:statement.last + delta]
-    try:
-        tree = compile("\n".join(lines), path, "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
-    except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
+    tree = stdlib_tree("\n".join(lines), path)
+    if tree is None:
         return None
     if len(tree.body) != 1:  # type: ignore[attr-defined]
         return None
@@ -261,9 +259,8 @@ def _compiled_alone(lines: list[str], unit: Definition, path: str, nested: bool)
     """The stdlib node of ``lines``, the new text of ``unit`` (a method when ``nested``), at its place in the file;
     None unless it compiles as exactly one definition of the same kind and name spanning every line."""
     wrapped = ["class _:", *lines] if nested else lines
-    try:
-        tree = compile("\n".join(wrapped), path, "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
-    except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
+    tree = stdlib_tree("\n".join(wrapped), path)
+    if tree is None:
         return None
     body = tree.body[0].body if nested and len(tree.body) == 1 else tree.body  # type: ignore[attr-defined]
     if len(body) != 1 or type(body[0]) is not type(unit.node) \

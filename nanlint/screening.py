@@ -81,6 +81,7 @@ from typing import Callable, Optional, Sequence, Union
 from typing import TYPE_CHECKING
 
 from .analysis.ops import ADD_PRODUCT_OPS, SQUARE_SOURCE_OPS, VARIANCE_NAME
+from .files import stdlib_tree
 from .rules._screens import BLOCKS, ROOT, Assignments, Screen, WithFileCondition, callee, first_line, screen_starts, \
     statements
 
@@ -130,9 +131,8 @@ def plan(source: str, rules: Sequence[type[Rule]], path: str = "<unknown>",
     """
     if "\r" in source or not all(rule.chunk_local for rule in rules):
         return None
-    try:
-        tree = compile(source, path, "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
-    except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
+    tree = stdlib_tree(source, path)
+    if tree is None:
         return None  # the plain path reports it exactly as before
     lines = source.split("\n")
     if len(lines) < MIN_LINES:

@@ -1208,14 +1208,14 @@ def _root_parts(node: ast.AST) -> Optional[list[ast.AST]]:
 
 
 def _may_be_sum(divisor: ast.AST, assignments: Assignments) -> bool:
-    """A divisor that may be a sum written with ``+`` to ``Facts.vanishing_sum`` (which follows plain
-    assignments): ``a + b``, a name or attribute some statement assigns one (or another name), or such an
-    operand of a call (``torch.div(x, a + b)``, ``float(n)``)."""
+    """A divisor that may be a sum written with ``+`` to ``Facts.vanishing_sum`` (which resolves plain
+    assignments, ``Bindings.resolve``): ``a + b``, a name or attribute a chain of plain assignments leads to one
+    (``s = a + b; t = s``), or such an operand of a call (``torch.div(x, a + b)``, ``float(n)``)."""
     if isinstance(divisor, ast.BinOp):
         return isinstance(divisor.op, ast.Add)
     if isinstance(divisor, (ast.Name, ast.Attribute)):
         dotted = divisor.id if isinstance(divisor, ast.Name) else "." + divisor.attr
-        return assignments.assigned(dotted, _sum_value)
+        return assignments.reaches(dotted, _sum_value)
     if isinstance(divisor, ast.Call):
         operands: list[ast.AST] = [*divisor.args, *(keyword.value for keyword in divisor.keywords)]
         if isinstance(divisor.func, ast.Attribute):
@@ -1225,8 +1225,7 @@ def _may_be_sum(divisor: ast.AST, assignments: Assignments) -> bool:
 
 
 def _sum_value(value: ast.expr) -> bool:
-    return isinstance(value, (ast.Name, ast.Attribute)) \
-        or isinstance(value, ast.BinOp) and isinstance(value.op, ast.Add)
+    return isinstance(value, ast.BinOp) and isinstance(value.op, ast.Add)
 
 
 def _identifiers(node: ast.AST) -> frozenset[str]:

@@ -1030,6 +1030,40 @@ def test_the_file_condition_alone_keeps_no_module_level_code_without_a_sum_divis
     assert screening.plan(source.replace("HALF = 1 / 2", "HALF = 1 / (2 + g2)"), [rule]).text is not None
 
 
+CHAINED_SUM = ("class Step:\n    def __init__(self, g):\n        g2 = (g * g).sum()\n"
+               "        total = 2 * g2 + (g ** 3).sum()\n        kept = total\n        self.denominator = kept\n"
+               "        self.g2 = g2\n\n    def ratio(self):\n        return self.g2 / self.denominator\n")
+
+
+@pytest.mark.parametrize("rules", [ALL_RULES, (BY_CODE["NAN101"],)], ids=["all-rules", "NAN101"])
+def test_a_divisor_is_a_sum_through_any_chain_of_plain_assignments(rules) -> None:
+    """``Bindings.resolve`` follows ``self.denominator = kept``, ``kept = total`` to ``total = a + b``: the
+    second stage's ``_may_be_sum`` follows the same chain (``Assignments.reaches``), at any length."""
+    assert [f[0] for f in check_equivalent("import torch\n" + PAD + "\n\n" + CHAINED_SUM, rules)] == ["NAN101"]
+
+
+def test_a_divisor_a_chain_leads_to_no_sum_keeps_nothing() -> None:
+    """A temperature set from a parameter (``self.t = t``) in a file with squares and sums: no chain of plain
+    assignments reaches a ``+``, so the division cannot be a vanishing sum and nothing is parsed. Before, any name
+    assigned another name counted as a sum (timm's distillation tasks: 250 lines parsed for nothing)."""
+    assert_nothing_kept("NAN101", "import torch\n", (
+        "class Distill:\n    def __init__(self, temperature=1.0):\n        t = temperature\n"
+        "        self.temperature = t\n\n    def loss(self, s, p):\n        total = s.sum() + p.sum()\n"
+        "        return (s / self.temperature).sum() * self.temperature ** 2 + total\n"))
+    chained = CHAINED_SUM.replace("total = 2 * g2 + (g ** 3).sum()", "total = 2 * g2 - (g ** 3).sum() + 1")
+    assert_nothing_kept("NAN101", "import torch\n", chained.replace("kept = total", "kept = g2"))
+
+
+def test_a_length_is_a_selection_count_through_a_chain_of_plain_assignments() -> None:
+    """NAN103's ``len(name)``: ``selections.selection`` follows names to their assignments at any depth; the
+    screen's ``count_evidence`` follows the same chain and drops a length whose chain reaches no selection."""
+    hot = ("def f(loss, scores, threshold):\n    keep = scores > threshold\n    picked = loss[keep]\n"
+           "    rows = picked\n    return loss[keep].sum() / len(rows)\n")
+    assert_reported_when_sliced("NAN103", "import torch\n", hot)
+    cold = hot.replace("picked = loss[keep]", "picked = loss").replace("loss[keep].sum()", "loss[keep].mean()")
+    assert_nothing_kept("NAN103", "import torch\n", cold)
+
+
 def test_the_second_stage_leaves_no_stdlib_tree_for_the_collector_to_free() -> None:
     """The second stage's evidence tests share a memo with the file's stdlib tree in it; a function that closed over
     that memo made a cycle, and the whole tree waited for the collector, whose next young collection then walked

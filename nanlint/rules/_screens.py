@@ -349,11 +349,11 @@ def count_evidence(source: str, start: int, memo: dict) -> bool:
         if start and source[start - 1] == ".":
             return False  # ``x.len()``: a method, not the builtin
         found = _LEN_OF_NAME.match(source, start)
-        return found is None or memo["assignments"].assigned(found.group(1), _may_select)
+        return found is None or memo["assignments"].reaches(found.group(1), _may_select)
     if source.startswith("numel", start):
         found = _NUMEL_OF_NAME.search(source, max(0, start - 200), start)
         return found is None or found.group(1).split(".")[-1] == "torch" \
-            or memo["assignments"].assigned(found.group(1), _may_select)
+            or memo["assignments"].reaches(found.group(1), _may_select)
     if source.startswith("sum", start):
         before = start - 1
         while before >= 0 and source[before] in " \t\\\n":
@@ -374,16 +374,35 @@ class Assignments:
     def __init__(self, tree: ast.AST, source: str) -> None:
         self.tree, self.source = tree, source
         self._values: Optional[dict[tuple[str, bool], list[ast.expr]]] = None
-        self._answers: dict[tuple[str, bool, Callable[[ast.expr], bool]], bool] = {}
+        self._reached: dict[Callable[[ast.expr], bool], dict[tuple[str, bool], bool]] = {}
 
-    def assigned(self, dotted: str, accepts: Callable[[ast.expr], bool]) -> bool:
-        """Some plain assignment gives the last name of ``dotted`` (an attribute when dotted) a value ``accepts``
-        takes (``_may_select``)."""
-        name = dotted.rsplit(".", 1)[-1]
-        key = (name, "." in dotted, accepts)
-        if key not in self._answers:
-            self._answers[key] = any(accepts(value) for value in self.values().get(key[:2], ()))
-        return self._answers[key]
+    def reaches(self, dotted: str, accepts: Callable[[ast.expr], bool]) -> bool:
+        """Some chain of plain assignments through names and attributes (``n = m``, ``m = self.s``,
+        ``self.s = v``) leads from the last name of ``dotted`` to a value ``accepts`` takes: what
+        ``Bindings.resolve`` may reach, at any depth."""
+        start = (dotted.rsplit(".", 1)[-1], "." in dotted)
+        answers = self._reached.setdefault(accepts, {})  # by key; False: nothing its chains reach is accepted
+        if start in answers:
+            return answers[start]
+        values = self.values()
+        pending, seen = [start], {start}
+        while pending:
+            for value in values.get(pending.pop(), ()):
+                if accepts(value):
+                    answers[start] = True
+                    return True
+                key = (value.id, False) if isinstance(value, ast.Name) else (value.attr, True) \
+                    if isinstance(value, ast.Attribute) else None
+                if key is None or key in seen or answers.get(key) is False:
+                    continue
+                if answers.get(key):
+                    answers[start] = True
+                    return True
+                seen.add(key)
+                pending.append(key)
+        for key in seen:  # every chain from each of them was followed to its end
+            answers[key] = False
+        return False
 
     def values(self) -> dict[tuple[str, bool], list[ast.expr]]:
         if self._values is None:
@@ -416,10 +435,9 @@ _SELECTING = TRANSPARENT_OPS | CASTS | {"masked_select", "nonzero", "argwhere"}
 
 
 def _may_select(value: ast.expr) -> bool:
-    """``value`` may be a selection to ``selections.selection``: a name (followed no further), a subscript by
-    something other than numbers and slices, or a call of a selecting, transparent or casting op."""
-    if isinstance(value, (ast.Name, ast.Attribute)):
-        return True
+    """``value`` may be a selection to ``selections.selection``: a subscript by something other than numbers and
+    slices, or a call of a selecting, transparent or casting op (its operand followed no further). A name is
+    followed through its own assignments (``Assignments.reaches``)."""
     if isinstance(value, ast.Subscript):
         index = value.slice
         elements = index.elts if isinstance(index, ast.Tuple) else [index]

@@ -249,6 +249,19 @@ def test_server_and_verify_are_listed_and_load_when_named(tmp_path: Path) -> Non
         assert result.exit_code == 0 and f"Usage: main {command}" in result.output, result.output
 
 
+def test_the_version_is_answered_before_click_in_clicks_words() -> None:
+    """``nanlint --version`` (``nanlint.__main__``) prints what click's version option prints, importing no click."""
+    code = ("import sys\nsys.argv = ['nanlint', '--version']\nfrom nanlint.__main__ import main\nmain()\n"
+            "print(sorted(m for m in sys.modules if m.startswith(('nanlint', 'click'))))\n")
+    fast = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert fast.stdout.splitlines()[-1] == "['nanlint', 'nanlint.__main__']", fast.stdout + fast.stderr
+    through_click = subprocess.run([sys.executable, "-c", "from nanlint.cli import main\nmain(['--version'])"],
+                                   capture_output=True, text=True, timeout=60)
+    assert fast.stdout.splitlines()[0] == through_click.stdout.strip() != ""
+    module = subprocess.run([sys.executable, "-m", "nanlint", "--version"], capture_output=True, text=True, timeout=60)
+    assert module.returncode == 0 and module.stdout == through_click.stdout
+
+
 def test_version_imports_only_the_command_line() -> None:
     code = ("import sys\nfrom nanlint.cli import main\ntry:\n    main(['--version'])\nexcept SystemExit:\n    pass\n"
             "print(sorted(m for m in sys.modules if m.startswith('nanlint')))\n")

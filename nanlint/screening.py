@@ -83,7 +83,7 @@ from typing import TYPE_CHECKING
 from .analysis.ops import ADD_PRODUCT_OPS, SQUARE_SOURCE_OPS, VARIANCE_NAME
 from .files import stdlib_tree
 from .rules._screens import BLOCKS, ROOT, Assignments, Screen, WithFileCondition, callee, first_line, screen_starts, \
-    statements
+    statements, walk_lines
 
 if TYPE_CHECKING:
     from .rules.base import Rule
@@ -172,16 +172,21 @@ def plan(source: str, rules: Sequence[type[Rule]], path: str = "<unknown>",
             sites[key] = _lines_of(site, source, offsets, edges, kinds)
         return sites[key]
 
-    sum_divisions: dict[int, bool] = {}
+    sum_divisions: dict[tuple[int, str], bool] = {}
 
-    def divides_by_sum(index: int) -> bool:
+    def divides_by_sum(index: int, site: "Union[re.Pattern[str], Screen]") -> bool:
         """Whether module-level statement ``index`` divides by what may be a sum (``_may_be_sum``, the test
-        ``_Flows.reaching`` makes of a region's divisors under a file-level condition)."""
-        if index not in sum_divisions:
-            sum_divisions[index] = any(operand is not None and _may_be_sum(operand, assignments)
-                                       for node in ast.walk(module_level.statements[index])
-                                       for operand in [_divisor(node)])
-        return sum_divisions[index]
+        ``_Flows.reaching`` makes of a region's divisors under a file-level condition). Only its nodes on the
+        module-level lines ``site`` matches are read (``walk_lines``): a division's ``/`` or ``div`` is a site
+        match on a line its node spans, and a 3,000-line ``default_cfgs = {...}`` holding a URL is not walked
+        whole (at every keystroke the language server previews there)."""
+        key = (index, _pattern_text(site))
+        if key not in sum_divisions:
+            lines = sorted(site_lines(site).get(-1, ()))
+            sum_divisions[key] = any(operand is not None and _may_be_sum(operand, assignments)
+                                     for node in walk_lines(module_level.statements[index], lines)
+                                     for operand in [_divisor(node)])
+        return sum_divisions[key]
 
     for rule in rules:
         where: set[int] = set()
@@ -233,11 +238,11 @@ def plan(source: str, rules: Sequence[type[Rule]], path: str = "<unknown>",
             else:
                 dividing = sorted({index for line in site_lines(rule.site).get(-1, ())
                                    for index in module_level.statements_at(line)})
-                if not found and any(divides_by_sum(index) for index in dividing):
+                if not found and any(divides_by_sum(index, rule.site) for index in dividing):
                     module_hot.add(rule)  # (a hot region keeps module-level code anyway)
                 for index in dividing:  # such a statement is no unread assignment to stub: it may hold a finding
                     statement = module_level.statements[index]
-                    if statement.end_lineno != statement.lineno and divides_by_sum(index):
+                    if statement.end_lineno != statement.lineno and divides_by_sum(index, rule.site):
                         evidence_lines.add(statement.lineno)
     chosen = [rule for rule in rules if rule in module_hot or hot[rule]]
     if not chosen:

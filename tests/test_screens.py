@@ -1001,11 +1001,15 @@ def test_a_match_after_a_hash_with_no_quote_before_it_is_in_a_comment_or_a_strin
 VANISHING_SUM = "g = p.grad\ng2 = (g * g).sum()\ny = g2 / (2 * g2 + (a * g ** 3).sum())\n"
 VANISHING_SUM_ON_LINES = VANISHING_SUM.replace("/ (2 * g2", "/ (\n    2 * g2").replace(".sum())", ".sum()\n)")
 HOT_FUNCTION = "\n\ndef h(x):\n    return x / x.norm()\n"
+VANISHING_SUM_SLASH_BELOW = VANISHING_SUM.replace(
+    "y = g2 / (2 * g2 + (a * g ** 3).sum())",
+    "y = {\n    'url': 'https://host/a/b',\n    'ratio': g2\n    / (2 * g2 + (a * g ** 3).sum()),\n}")
 
 
 @pytest.mark.parametrize("rules", [ALL_RULES, (BY_CODE["NAN101"],)], ids=["all-rules", "NAN101"])
-@pytest.mark.parametrize("body", [VANISHING_SUM, VANISHING_SUM_ON_LINES, VANISHING_SUM_ON_LINES + HOT_FUNCTION],
-                         ids=["one-line", "multi-line", "multi-line-beside-a-hot-function"])
+@pytest.mark.parametrize("body", [VANISHING_SUM, VANISHING_SUM_ON_LINES, VANISHING_SUM_ON_LINES + HOT_FUNCTION,
+                                  VANISHING_SUM_SLASH_BELOW],
+                         ids=["one-line", "multi-line", "multi-line-beside-a-hot-function", "slash-lines-below"])
 @pytest.mark.parametrize("head", ["import torch\n", '"""A module docstring first."""\nimport torch\n'],
                          ids=["import-first", "docstring-first"])
 def test_a_module_level_division_by_a_vanishing_sum_is_kept_whatever_the_first_line(head: str, body: str,

@@ -14,10 +14,16 @@ done (``Walker.release``: a binding refers to its scope, which lists it), so the
 file's trees are freed then too; what cycles remain (a closure that calls itself)
 are collected by the first collection once the collector runs again. Peak memory
 grows by at most one file's cyclic garbage.
+
+The language server keeps each open document's layout and trees between keystrokes:
+every full collection walked them (vision_transformer.py open: 90-115 ms pauses,
+ten times a preview). ``IdleFreezer`` moves what is alive when an editor goes idle
+out of the collector's sight (``gc.freeze``); reference counting still frees it.
 """
 from __future__ import annotations
 
 import gc
+import threading
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -33,3 +39,27 @@ def collector_paused() -> Iterator[None]:
         yield
     finally:
         gc.enable()
+
+
+class IdleFreezer:
+    """``gc.freeze()`` once a document's long-lived state is built: what is alive then (the open documents'
+    layouts and trees, the server itself) is no longer walked by any collection, so a collection while typing
+    costs what was made since, not every node of every open file. (``gc.freeze`` splices lists: it costs nothing.)
+
+    Reference counting frees frozen objects as usual; only frozen objects caught in a reference cycle would stay.
+    So every ``full_every``-th freeze at a moment the editor is idle first unfreezes everything and collects it
+    once (the one full pause, while no one waits), then freezes what survives."""
+
+    def __init__(self, full_every: int = 32) -> None:
+        self.full_every = full_every
+        self.since_full = 0
+        self._lock = threading.Lock()
+
+    def freeze(self, idle: bool) -> None:
+        with self._lock:
+            self.since_full += 1
+            if idle and self.since_full >= self.full_every:
+                gc.unfreeze()
+                gc.collect()
+                self.since_full = 0
+            gc.freeze()

@@ -47,6 +47,7 @@ import click
 
 from . import __version__
 from .cancellation import cancellable
+from .collector import IdleFreezer, collector_paused
 from .config import ConfigError
 from .docs import anchor
 from .files import FILE_ERROR_CODE, LintRequest, python_syntax_error
@@ -137,10 +138,11 @@ class NanlintState:
     waiting_since: dict[str, float] = field(default_factory=dict)  # when the oldest unpublished change came
     # every lint after a change runs here, one at a time, off the event loop (which keeps reading changes)
     executor: "ThreadPoolExecutor" = field(default_factory=lambda: _lint_thread())
+    freezer: IdleFreezer = field(default_factory=IdleFreezer)  # what is alive when a document is idle, frozen
 
 
 def _stoppable(stop: threading.Event, work: Callable[..., Any], *args: Any) -> Any:
-    with cancellable(stop):
+    with cancellable(stop), collector_paused():  # (a preview's trees are young: no collection walks them meanwhile)
         return work(*args)
 
 
@@ -390,10 +392,13 @@ def create_server() -> Any:
 
             if changed() or state.cache.get(uri) is not linted:
                 return
-            if linted.layout is None:
-                linted.layout = layout(linted.text, path, parsed_tree(path, linted.text))
-            if linted.layout is not None:
-                linted.layout.prepare(changed)
+            with collector_paused():
+                if linted.layout is None:
+                    linted.layout = layout(linted.text, path, parsed_tree(path, linted.text))
+                # the layout and its tree live until the next exact lint: no collection walks them again
+                state.freezer.freeze(idle=not changed())
+                if linted.layout is not None:
+                    linted.layout.prepare(changed)
 
         state.executor.submit(work)
 

@@ -60,3 +60,33 @@ def test_lint_source_pauses_it_and_frees_the_files_cycles(collector_on, monkeypa
         engine.lint_source("a.py", source, LintRequest(Settings().codes_for("a.py")))
     gc.collect()  # what the paused collector left is reclaimed once it runs: nothing accumulates
     assert len(gc.get_objects()) <= before + 50
+
+
+class _Cycle:
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_the_idle_freezer_freezes_and_collects_frozen_cycles_only_when_idle(collector_on):
+    """``IdleFreezer`` (the language server): every freeze hides what is alive from later collections; a freeze at
+    an idle moment after ``full_every`` of them first unfreezes and collects, so a frozen cycle does not stay."""
+    import weakref
+
+    from nanlint.collector import IdleFreezer
+
+    freezer = IdleFreezer(full_every=2)
+    try:
+        cycle = _Cycle()
+        alive = weakref.ref(cycle)
+        freezer.freeze(idle=True)  # the first: no full collection yet
+        assert gc.get_freeze_count() > 0
+        del cycle
+        gc.collect()
+        assert alive() is not None  # frozen: no collection sees the cycle
+        freezer.freeze(idle=False)  # the second, while typing: still no full collection
+        gc.collect()
+        assert alive() is not None
+        freezer.freeze(idle=True)  # idle, and two since the last full one: unfreeze, collect, freeze again
+        assert alive() is None and gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()

@@ -400,7 +400,15 @@ class _Region:
     node: ast.stmt
     parent: Optional[int] = None
     members: set[int] = field(default_factory=set)  # a class: itself and its methods; else itself
-    attributes: frozenset[str] = frozenset()  # a method's ``name.attr`` targets (``self.x = ...``: ``x``)
+    _attributes: Optional[frozenset[str]] = None
+
+    @property
+    def attributes(self) -> frozenset[str]:
+        """A method's ``name.attr`` targets (``self.x = ...``: ``x``); none for a top-level definition. Read
+        when first asked: most files' plans never ask of most methods."""
+        if self._attributes is None:
+            self._attributes = frozenset(stored_attributes(self.node)) if self.parent is not None else frozenset()
+        return self._attributes
 
     @property
     def binds_attributes(self) -> bool:
@@ -427,8 +435,7 @@ def _regions(body: list[ast.stmt], lines: list[str]) -> list[_Region]:
                 continue  # shares a line with the class header
             regions[index].members.add(len(regions))
             last = child.end_lineno or child.lineno
-            regions.append(_Region(first, last, child, parent=index,
-                                   attributes=frozenset(stored_attributes(child))))
+            regions.append(_Region(first, last, child, parent=index))
     return regions
 
 

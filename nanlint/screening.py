@@ -1221,13 +1221,14 @@ def _root_parts(node: ast.AST) -> Optional[list[ast.AST]]:
 
 def _may_be_sum(divisor: ast.AST, assignments: Assignments) -> bool:
     """A divisor that may be a sum written with ``+`` to ``Facts.vanishing_sum`` (which resolves plain
-    assignments, ``Bindings.resolve``): ``a + b``, a name or attribute a chain of plain assignments leads to one
-    (``s = a + b; t = s``), or such an operand of a call (``torch.div(x, a + b)``, ``float(n)``)."""
+    assignments and parameters' defaults, ``Bindings.resolve``): ``a + b``, a name or attribute a chain of them
+    leads to one (``s = a + b; t = s``, ``def f(x, s=a + b)``), or such an operand of a call (``torch.div(x, a +
+    b)``, ``float(n)``)."""
     if isinstance(divisor, ast.BinOp):
         return isinstance(divisor.op, ast.Add)
     if isinstance(divisor, (ast.Name, ast.Attribute)):
         dotted = divisor.id if isinstance(divisor, ast.Name) else "." + divisor.attr
-        return assignments.reaches(dotted, _sum_value)
+        return assignments.reaches(dotted, _sum_value, defaults=True)
     if isinstance(divisor, ast.Call):
         operands: list[ast.AST] = [*divisor.args, *(keyword.value for keyword in divisor.keywords)]
         if isinstance(divisor.func, ast.Attribute):

@@ -1058,6 +1058,24 @@ def test_a_divisor_a_chain_leads_to_no_sum_keeps_nothing() -> None:
     assert_nothing_kept("NAN101", "import torch\n", chained.replace("kept = total", "kept = g2"))
 
 
+def test_a_chain_to_a_sum_passes_through_parameter_defaults_for_sums_only() -> None:
+    """``Bindings.resolve`` follows a parameter to its default (``def h(x, d=s1 + s2)``: ``vanishing_sum`` reads
+    ``d`` as that sum); ``Bindings.assignment``, which selections use, does not. ``Assignments.reaches`` follows
+    defaults only when asked, and ``_may_be_sum`` asks."""
+    import ast
+
+    from nanlint.rules._screens import Assignments, _may_select
+    from nanlint.screening import _may_be_sum, _sum_value
+
+    source = ("def h(x, d=s1 + s2, *, k=x[m]):\n    e = d\n    picked = k\n    return x / e\n"
+              "f = lambda y, w=s1 + s2: y / w\n")
+    assignments = Assignments(ast.parse(source), source)
+    assert _may_be_sum(ast.Name("e"), assignments) and _may_be_sum(ast.Name("w"), assignments)
+    assert not assignments.reaches("e", _sum_value)  # without the defaults
+    assert not assignments.reaches("picked", _may_select)  # a selection does not pass through a default
+    assert not _may_be_sum(ast.Name("picked"), assignments)
+
+
 def test_a_length_is_a_selection_count_through_a_chain_of_plain_assignments() -> None:
     """NAN103's ``len(name)``: ``selections.selection`` follows names to their assignments at any depth; the
     screen's ``count_evidence`` follows the same chain and drops a length whose chain reaches no selection."""

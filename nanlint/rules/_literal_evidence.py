@@ -16,7 +16,7 @@ import math
 import re
 from typing import Callable, Iterator, Optional, Union
 
-from ._screens import BLOCKS, Assignments, callee, first_line, statements
+from ._screens import BLOCKS, Assignments, callee, first_line
 
 # What a literal may fold to: an exact value, or some of these outcomes
 ZERO, NONZERO, NOT_A_LITERAL = "zero", "nonzero", "none"
@@ -54,17 +54,8 @@ class Literals:
         if self._names is None:
             self._names = {name: list(values) for (name, attribute), values in self.assignments.values().items()
                            if not attribute}
-            tree, source = self.assignments.tree, self.assignments.source
-            functions = ast.walk(tree) if "lambda" in source else statements(getattr(tree, "body", []))
-            for node in functions:
-                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
-                    arguments = node.args
-                    positional = [*arguments.posonlyargs, *arguments.args]
-                    defaults = [*zip(positional[len(positional) - len(arguments.defaults):], arguments.defaults),
-                                *zip(arguments.kwonlyargs, arguments.kw_defaults)]
-                    for arg, default in defaults:
-                        if default is not None:
-                            self._names.setdefault(arg.arg, []).append(default)
+            for name, defaults in self.assignments.defaults().items():
+                self._names.setdefault(name, []).extend(defaults)
         return self._names
 
     def members(self, key: str) -> list[ast.expr]:

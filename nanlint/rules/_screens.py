@@ -374,20 +374,24 @@ class Assignments:
     def __init__(self, tree: ast.AST, source: str) -> None:
         self.tree, self.source = tree, source
         self._values: Optional[dict[tuple[str, bool], list[ast.expr]]] = None
-        self._reached: dict[Callable[[ast.expr], bool], dict[tuple[str, bool], bool]] = {}
+        self._defaults: Optional[dict[str, list[ast.expr]]] = None
+        self._reached: dict[tuple[Callable[[ast.expr], bool], bool], dict[tuple[str, bool], bool]] = {}
 
-    def reaches(self, dotted: str, accepts: Callable[[ast.expr], bool]) -> bool:
+    def reaches(self, dotted: str, accepts: Callable[[ast.expr], bool], defaults: bool = False) -> bool:
         """Some chain of plain assignments through names and attributes (``n = m``, ``m = self.s``,
-        ``self.s = v``) leads from the last name of ``dotted`` to a value ``accepts`` takes: what
-        ``Bindings.resolve`` may reach, at any depth."""
+        ``self.s = v``) leads from the last name of ``dotted`` to a value ``accepts`` takes, at any depth; with
+        ``defaults``, a parameter's default is one of its values too (``Bindings.resolve`` follows a parameter to
+        its default; ``Bindings.assignment``, and so ``selections.selection``, does not)."""
         start = (dotted.rsplit(".", 1)[-1], "." in dotted)
-        answers = self._reached.setdefault(accepts, {})  # by key; False: nothing its chains reach is accepted
+        answers = self._reached.setdefault((accepts, defaults), {})  # False: nothing its chains reach is accepted
         if start in answers:
             return answers[start]
         values = self.values()
+        given = self.defaults() if defaults else {}
         pending, seen = [start], {start}
         while pending:
-            for value in values.get(pending.pop(), ()):
+            key = pending.pop()
+            for value in (*values.get(key, ()), *given.get(key[0], ())) if not key[1] else values.get(key, ()):
                 if accepts(value):
                     answers[start] = True
                     return True
@@ -403,6 +407,22 @@ class Assignments:
         for key in seen:  # every chain from each of them was followed to its end
             answers[key] = False
         return False
+
+    def defaults(self) -> dict[str, list[ast.expr]]:
+        """Each parameter's default values, by the parameter's name, in every function and lambda of the module."""
+        if self._defaults is None:
+            self._defaults = {}
+            body = getattr(self.tree, "body", [])
+            for node in ast.walk(self.tree) if "lambda" in self.source else statements(body):
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                    arguments = node.args
+                    positional = [*arguments.posonlyargs, *arguments.args]
+                    pairs = [*zip(positional[len(positional) - len(arguments.defaults):], arguments.defaults),
+                             *zip(arguments.kwonlyargs, arguments.kw_defaults)]
+                    for arg, default in pairs:
+                        if default is not None:
+                            self._defaults.setdefault(arg.arg, []).append(default)
+        return self._defaults
 
     def values(self) -> dict[tuple[str, bool], list[ast.expr]]:
         if self._values is None:

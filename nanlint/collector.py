@@ -23,7 +23,6 @@ out of the collector's sight (``gc.freeze``); reference counting still frees it.
 from __future__ import annotations
 
 import gc
-import threading
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -48,18 +47,17 @@ class IdleFreezer:
 
     Reference counting frees frozen objects as usual; only frozen objects caught in a reference cycle would stay.
     So every ``full_every``-th freeze at a moment the editor is idle first unfreezes everything and collects it
-    once (the one full pause, while no one waits), then freezes what survives."""
+    once (the one full pause, while no one waits), then freezes what survives. (The server calls it from its one
+    lint thread.)"""
 
     def __init__(self, full_every: int = 32) -> None:
         self.full_every = full_every
         self.since_full = 0
-        self._lock = threading.Lock()
 
     def freeze(self, idle: bool) -> None:
-        with self._lock:
-            self.since_full += 1
-            if idle and self.since_full >= self.full_every:
-                gc.unfreeze()
-                gc.collect()
-                self.since_full = 0
-            gc.freeze()
+        self.since_full += 1
+        if idle and self.since_full >= self.full_every:
+            gc.unfreeze()
+            gc.collect()
+            self.since_full = 0
+        gc.freeze()

@@ -172,6 +172,7 @@ def plan(source: str, rules: Sequence[type[Rule]], path: str = "<unknown>",
             sites[key] = _lines_of(site, source, offsets, edges, kinds)
         return sites[key]
 
+    module_sites: dict[str, list[int]] = {}  # by the site's regex: its module-level lines, sorted
     sum_divisions: dict[tuple[int, str], bool] = {}
 
     def divides_by_sum(index: int, site: "Union[re.Pattern[str], Screen]") -> bool:
@@ -180,13 +181,15 @@ def plan(source: str, rules: Sequence[type[Rule]], path: str = "<unknown>",
         module-level lines ``site`` matches are read (``walk_lines``): a division's ``/`` or ``div`` is a site
         match on a line its node spans, and a 3,000-line ``default_cfgs = {...}`` holding a URL is not walked
         whole (at every keystroke the language server previews there)."""
-        key = (index, _pattern_text(site))
-        if key not in sum_divisions:
-            lines = sorted(site_lines(site).get(-1, ()))
-            sum_divisions[key] = any(operand is not None and _may_be_sum(operand, assignments)
-                                     for node in walk_lines(module_level.statements[index], lines)
-                                     for operand in [_divisor(node)])
-        return sum_divisions[key]
+        pattern = _pattern_text(site)
+        if (index, pattern) not in sum_divisions:
+            if pattern not in module_sites:
+                module_sites[pattern] = sorted(site_lines(site).get(-1, ()))
+            sum_divisions[index, pattern] = any(operand is not None and _may_be_sum(operand, assignments)
+                                                for node in walk_lines(module_level.statements[index],
+                                                                       module_sites[pattern])
+                                                for operand in [_divisor(node)])
+        return sum_divisions[index, pattern]
 
     for rule in rules:
         where: set[int] = set()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import bisect
+import functools
 import math
 import re
 from typing import Callable, Iterator, Optional, Union
@@ -206,7 +207,7 @@ def _literals(memo: dict) -> Literals:
         newlines = _newlines_of(assignments.source, memo)
         # (a function reading ``memo`` itself would close a cycle, memo -> Literals -> function -> memo, that only the
         # collector frees: the file's whole stdlib tree, walked node by node by its next young collection)
-        memo["literals"] = Literals(assignments, lambda position: bisect.bisect_left(newlines, position) + 1)
+        memo["literals"] = Literals(assignments, functools.partial(_line_in, newlines))
     return memo["literals"]
 
 
@@ -248,7 +249,12 @@ def _newlines_of(source: str, memo: dict) -> list[int]:
 
 def _line_of(source: str, position: int, memo: dict) -> int:
     """``position``'s 1-based line."""
-    return bisect.bisect_left(_newlines_of(source, memo), position) + 1
+    return _line_in(_newlines_of(source, memo), position)
+
+
+def _line_in(newlines: list[int], position: int) -> int:
+    """The 1-based line of ``position`` in a text whose newlines are at ``newlines``."""
+    return bisect.bisect_left(newlines, position) + 1
 
 
 def _line_and_column(source: str, position: int, memo: dict) -> tuple[int, int]:

@@ -390,20 +390,25 @@ class Assignments:
         given = self.defaults() if defaults else {}
         pending, seen = [start], {start}
         while pending:
-            key = pending.pop()
-            for value in (*values.get(key, ()), *given.get(key[0], ())) if not key[1] else values.get(key, ()):
+            current = pending.pop()
+            found = values.get(current, [])
+            if given and not current[1]:  # a parameter is a name
+                found = [*found, *given.get(current[0], ())]
+            for value in found:
                 if accepts(value):
                     answers[start] = True
                     return True
-                key = (value.id, False) if isinstance(value, ast.Name) else (value.attr, True) \
+                after = (value.id, False) if isinstance(value, ast.Name) else (value.attr, True) \
                     if isinstance(value, ast.Attribute) else None
-                if key is None or key in seen or answers.get(key) is False:
+                if after is None or after in seen:
                     continue
-                if answers.get(key):
+                known = answers.get(after)
+                if known:
                     answers[start] = True
                     return True
-                seen.add(key)
-                pending.append(key)
+                if known is None:
+                    seen.add(after)
+                    pending.append(after)
         for key in seen:  # every chain from each of them was followed to its end
             answers[key] = False
         return False

@@ -27,14 +27,20 @@ _AT_START = re.compile("")
 BLOCKS = ("body", "orelse", "finalbody", "handlers", "cases")  # the statement blocks a compound statement holds
 
 
+# Each node class's statement blocks, in ``BLOCKS`` order: a simple statement (most of them) has none to look up
+_BLOCKS_OF = {kind: blocks for kind in vars(ast).values()
+              if isinstance(kind, type) and issubclass(kind, (ast.stmt, ast.excepthandler, ast.match_case))
+              for blocks in [tuple(block for block in BLOCKS if block in kind._fields)] if blocks}
+
+
 def statements(body: list) -> Iterator[ast.AST]:
     """Every statement of ``body`` and of the blocks nested in it (not the expressions)."""
     pending = list(body)
     while pending:
         node = pending.pop()
         yield node
-        for block in BLOCKS:
-            pending.extend(getattr(node, block, ()))
+        for block in _BLOCKS_OF.get(type(node), ()):
+            pending.extend(getattr(node, block))
 
 
 def walk_lines(tree: ast.AST, lines: list[int]) -> Iterator[ast.AST]:
@@ -417,8 +423,12 @@ class Assignments:
         """Each parameter's default values, by the parameter's name, in every function and lambda of the module."""
         if self._defaults is None:
             self._defaults = {}
-            body = getattr(self.tree, "body", [])
-            for node in ast.walk(self.tree) if "lambda" in self.source else statements(body):
+            functions: Iterator[ast.AST] = statements(getattr(self.tree, "body", []))  # a ``def`` is a statement
+            if "lambda" in self.source:  # a lambda is an expression, on a line holding the word
+                lines = [number for number, line in enumerate(self.source.split("\n"), 1) if "lambda" in line]
+                functions = itertools.chain(functions, (node for node in walk_lines(self.tree, lines)
+                                                        if isinstance(node, ast.Lambda)))
+            for node in functions:
                 if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
                     arguments = node.args
                     positional = [*arguments.posonlyargs, *arguments.args]

@@ -11,7 +11,12 @@ the jobs' order, whatever order the workers finish in:
   once enough work has queued up (``POOL_MIN_FILES`` files or ``POOL_MIN_BYTES``
   bytes), so a pre-commit run on three files never pays for it;
 * at most ``WINDOW_PER_PROCESS * processes`` files are in flight: memory does not
-  grow with the number of files, and results carry no source text or tree;
+  grow with the number of files, and results carry no source text or tree. When
+  the window is full the runner waits for any file to finish, not for the oldest:
+  a slow file (a worker's first to parse, which imports libcst) would otherwise
+  leave the other workers idle with nothing submitted (timm: 0.12-0.15 s of each
+  worker's 1.8 s). Results wait behind the oldest file for at most
+  ``AHEAD_PER_PROCESS * processes`` files;
 * a worker that dies (a parser crash) costs only its file: the pool is rebuilt,
   the files in flight are retried one at a time, and the one that kills a worker
   on its own is reported as NAN999.
@@ -39,6 +44,7 @@ if TYPE_CHECKING:  # pragma: no cover
 POOL_MIN_FILES = 16
 POOL_MIN_BYTES = 512 * 1024
 WINDOW_PER_PROCESS = 8
+AHEAD_PER_PROCESS = 32
 
 
 @dataclass(frozen=True)
@@ -138,6 +144,7 @@ class _Runner:
         queued: list[_Task] = []  # misses waiting for the pool to be worth starting
         queued_bytes = 0
         window = WINDOW_PER_PROCESS * self.processes
+        ahead = AHEAD_PER_PROCESS * self.processes
         for job in jobs:
             item = self._prepare(job)
             pending.append(item)
@@ -155,8 +162,13 @@ class _Runner:
                             self._submit(task)
                         queued, queued_bytes = [], 0
             yield from self._ready(pending)
-            while sum(1 for p in pending if isinstance(p, _Task) and p.result is None) >= window:
-                self._wait(pending[0])  # type: ignore[arg-type]  # the head is the oldest unfinished task
+            while True:
+                if len(pending) >= ahead:
+                    self._wait(pending[0])  # type: ignore[arg-type]  # the head is the oldest unfinished task
+                elif sum(1 for p in pending if isinstance(p, _Task) and p.result is None) >= window:
+                    self._wait_any(pending)
+                else:
+                    break
                 yield from self._ready(pending)
         for task in queued:  # too little work for a pool
             self._run_here(task)
@@ -228,6 +240,21 @@ class _Runner:
         except _broken_pool():
             self._replace_pool(self.pool)
             self._retry_alone(task)
+
+    def _wait_any(self, pending: Deque[Union[FileResult, _Task]]) -> None:
+        """Collect every task that has finished once one has, not only the head: a slow head (a worker's first
+        file to parse, which imports libcst) must not keep the other worker idle with nothing submitted."""
+        head = pending[0]
+        running = [p.future for p in pending if isinstance(p, _Task) and p.result is None and p.future is not None]
+        if not running or isinstance(head, _Task) and head.result is None and head.future is None:
+            self._wait(head)  # type: ignore[arg-type]  # the head is the oldest unfinished task
+            return
+        from concurrent.futures import FIRST_COMPLETED, wait
+
+        wait(running, return_when=FIRST_COMPLETED)
+        for task in list(pending):
+            if isinstance(task, _Task) and task.result is None and task.future is not None and task.future.done():
+                self._collect(task)
 
     def _wait(self, task: _Task) -> None:
         if task.future is None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -45,6 +46,18 @@ def plain() -> dict[str, list[tuple]]:
 
 def jobs(paths: list[Path]) -> list[Job]:
     return [Job(str(p), str(p), REQUEST) for p in paths]
+
+
+class Pulled:
+    """The jobs of ``paths``, counting how many the runner has taken (``count``)."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        self.paths, self.count = paths, 0
+
+    def __iter__(self) -> Iterator[Job]:
+        for job in jobs(self.paths):
+            self.count += 1
+            yield job
 
 
 @pytest.fixture
@@ -135,22 +148,40 @@ def test_small_inputs_run_in_process(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_results_stream_and_input_is_consumed_lazily(eager_pool: None) -> None:
-    """With a bounded window the runner never reads far ahead of what it has yielded."""
+    """With a bounded look-ahead the runner never reads far ahead of what it has yielded."""
     paths = corpus_files() * 3
-    pulled = 0
-
-    def source() -> Iterator[Job]:
-        nonlocal pulled
-        for job in jobs(paths):
-            pulled += 1
-            yield job
-
-    window = runner.WINDOW_PER_PROCESS * 2
+    source = Pulled(paths)
+    ahead = runner.AHEAD_PER_PROCESS * 2
     yielded = 0
-    for _ in lint_files(source(), 2):
+    for _ in lint_files(source, 2):
         yielded += 1
-        assert pulled - yielded <= window + 1, (pulled, yielded)
+        assert source.count - yielded <= ahead + 1, (source.count, yielded)
     assert yielded == len(paths)
+
+
+_LINT_BYTES = runner.lint_bytes
+
+
+def _slow_head(path: str, display: str, data: bytes, request: LintRequest):  # (forked workers find it by name)
+    if path.endswith("slow.py"):
+        time.sleep(1.0)
+    return _LINT_BYTES(path, display, data, request)
+
+
+def test_a_slow_file_does_not_stall_the_other_workers(eager_pool: None, monkeypatch: pytest.MonkeyPatch,
+                                                      tmp_path: Path) -> None:
+    """While the oldest file is still being linted, the runner goes on submitting as other files finish: with a
+    full window it waits for any file, not for the oldest (which would idle every other worker)."""
+    monkeypatch.setattr(runner, "lint_bytes", _slow_head)
+    files = [tmp_path / "slow.py", *(tmp_path / f"m{i}.py" for i in range(30))]
+    for file in files:
+        file.write_text("x = 1\n")
+    source = Pulled(files)
+    results = lint_files(source, 2)
+    first = next(results)
+    assert first.path.endswith("slow.py")
+    assert source.count > runner.WINDOW_PER_PROCESS * 2 + 1, source.count  # past a full window while it slept
+    assert [r.path for r in results] == [str(f) for f in files[1:]]
 
 
 def test_unreadable_missing_and_undecodable_files_match_the_engine(tmp_path: Path) -> None:

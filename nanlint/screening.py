@@ -83,7 +83,7 @@ from typing import TYPE_CHECKING
 from .analysis.ops import ADD_PRODUCT_OPS, SQUARE_SOURCE_OPS, VARIANCE_NAME
 from .files import stdlib_tree
 from .rules._screens import BLOCKS, ROOT, Assignments, Screen, WithFileCondition, callee, first_line, screen_starts, \
-    statements, walk_lines
+    statements, walk, walk_lines
 
 if TYPE_CHECKING:
     from .rules.base import Rule
@@ -322,7 +322,7 @@ def _unread_assignments(lines: list[str], replaced: list[tuple[int, int, str]], 
             targets = [statement.target]
         elif isinstance(statement, ast.For) and _assignments_only(statement):
             targets = [statement.target]  # ``for n in names: cfgs[n + '_x'] = copy(cfgs[n])``
-            changed = {_base_name(t) for node in ast.walk(statement) if isinstance(node, (ast.Assign, ast.AugAssign,
+            changed = {_base_name(t) for node in walk(statement) if isinstance(node, (ast.Assign, ast.AugAssign,
                        ast.AnnAssign)) for t in (getattr(node, "targets", None) or [node.target])  # type: ignore
                        if isinstance(t, (ast.Subscript, ast.Attribute))} - {""}
         else:
@@ -337,7 +337,7 @@ def _unread_assignments(lines: list[str], replaced: list[tuple[int, int, str]], 
         bound = (module_level.bound(index) or set()) | changed
         if not bound or (tainted_words is not None and tainted_words.search("\n".join(lines[first - 1:last]))):
             continue
-        names = [n.id for target in targets for n in ast.walk(target) if isinstance(n, ast.Name)] + sorted(changed)
+        names = [n.id for target in targets for n in walk(target) if isinstance(n, ast.Name)] + sorted(changed)
         stub = " = ".join(dict.fromkeys(names)) + ' = """' + "\n" * (last - first) + '"""'
         candidates.append((first, last, bound, stub))
     found = unread(lines, replaced, [(first, last, bound) for first, last, bound, _ in candidates])
@@ -533,7 +533,7 @@ def stub(lines: list[str], first: int, last: int, node: ast.stmt) -> str:
 def bound_names(statement: ast.AST) -> Optional[set[str]]:
     """Every name ``statement`` (and anything nested in it) binds; None for a star import."""
     names: set[str] = set()
-    for node in ast.walk(statement):
+    for node in walk(statement):
         if isinstance(node, ast.Name):
             if not isinstance(node.ctx, ast.Load):
                 names.add(node.id)
@@ -603,7 +603,7 @@ class _ModuleLevel:
             self._square_names = set()
             for index, statement in enumerate(self.statements):
                 text = "\n".join(lines[statement.lineno - 1:statement.end_lineno or statement.lineno])
-                if _SQUARE_TEXT.search(text) and any(_square_evidence(node) for node in ast.walk(statement)):
+                if _SQUARE_TEXT.search(text) and any(_square_evidence(node) for node in walk(statement)):
                     self._square_names |= self.bound(index) or set()
         return self._square_names
 
@@ -623,7 +623,7 @@ class _ModuleLevel:
                 bound = self.bound(index)
                 if not bound or bound <= tainted:
                     continue
-                if any(isinstance(n, ast.Name) and n.id in tainted for n in ast.walk(statement)):
+                if any(isinstance(n, ast.Name) and n.id in tainted for n in walk(statement)):
                     tainted |= bound
                     changed = True
         return tainted
@@ -693,7 +693,7 @@ class _Unit:
     def walked(self) -> list[ast.AST]:
         """Every node under its nodes, in ``ast.walk`` order (each unit is walked once, whoever asks)."""
         if self._walked is None:
-            self._walked = [node for top in self.nodes for node in ast.walk(top)]
+            self._walked = [node for top in self.nodes for node in walk(top)]
         return self._walked
 
 
@@ -1191,7 +1191,7 @@ def _may_be_negative(node: ast.AST, tainted: frozenset[str], negative: _Lazy) ->
     """``node`` may hold a square that rounding makes negative (``ZeroSource.negative``): a difference that may
     be a square (``E[x**2] - E[x]**2``, ``a2 + b2 - 2 * a @ b.T``), an ``addmm``-style expanded distance, or
     a name bound from one (``negative``)."""
-    for inner in ast.walk(node):
+    for inner in walk(node):
         if isinstance(inner, ast.BinOp) and isinstance(inner.op, ast.Sub) and _may_square(inner, tainted, negative):
             return True
         if isinstance(inner, ast.Call) and callee(inner) in _EXPANDING:
@@ -1247,7 +1247,7 @@ def _sum_value(value: ast.expr) -> bool:
 def _identifiers(node: ast.AST) -> frozenset[str]:
     """The names and attribute names mentioned under ``node``."""
     found: set[str] = set()
-    for child in ast.walk(node):
+    for child in walk(node):
         if isinstance(child, ast.Name):
             found.add(child.id)
         elif isinstance(child, ast.Attribute):
@@ -1294,7 +1294,7 @@ def _statement_units(statements: list[ast.stmt], out: list[_Unit]) -> None:
                                      (item.type,) if item.type is not None else ()))
                     _statement_units(item.body, out)
                 elif type(item).__name__ == "match_case":
-                    captured = frozenset(n.name for n in ast.walk(item.pattern)  # type: ignore[attr-defined]
+                    captured = frozenset(n.name for n in walk(item.pattern)  # type: ignore[attr-defined]
                                          if isinstance(n, (ast.MatchAs, ast.MatchStar)) and n.name)
                     guard = (item.guard,) if item.guard is not None else ()  # type: ignore[attr-defined]
                     out.append(_Unit(item.pattern.lineno, item.pattern.lineno, captured, guard))  # type: ignore
@@ -1307,7 +1307,7 @@ def _local_targets(node: ast.AST) -> set[str]:
     """The names comprehensions, lambdas and walruses under ``node`` bind (their values come from what the
     statement reads)."""
     bound: set[str] = set()
-    for child in ast.walk(node):
+    for child in walk(node):
         if isinstance(child, ast.comprehension):
             _target_names(child.target, bound)
         elif isinstance(child, ast.NamedExpr):

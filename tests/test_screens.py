@@ -1135,3 +1135,18 @@ def test_no_tree_of_any_fixture_is_left_for_the_collector() -> None:
         gc.garbage.clear()
         gc.enable()
     assert not left
+
+
+def test_the_second_stages_walk_is_ast_walk() -> None:
+    """``_screens.walk`` and ``children`` find what ``ast.walk`` and ``ast.iter_child_nodes`` find, in their order
+    (the second stage's conditions read the first match a walk meets)."""
+    import ast
+
+    from nanlint.rules._screens import children, walk
+
+    for path in sources():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        expected = list(ast.walk(tree))
+        assert [id(node) for node in walk(tree)] == [id(node) for node in expected], path
+        for node in expected[::7]:
+            assert children(node) == list(ast.iter_child_nodes(node)), (path, ast.dump(node)[:80])

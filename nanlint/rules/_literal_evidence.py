@@ -17,7 +17,7 @@ import math
 import re
 from typing import Callable, Iterator, Optional, Union
 
-from ._screens import BLOCKS, Assignments, callee, first_line
+from ._screens import BLOCKS, Assignments, callee, first_line, walk
 
 # What a literal may fold to: an exact value, or some of these outcomes
 ZERO, NONZERO, NOT_A_LITERAL = "zero", "nonzero", "none"
@@ -229,7 +229,7 @@ def _header_nodes(tree: ast.AST, line: int) -> Iterator[ast.AST]:
                 continue
             for part in value if isinstance(value, list) else [value]:
                 if isinstance(part, ast.AST):
-                    yield from ast.walk(part)
+                    yield from walk(part)
         for block in BLOCKS:
             inner = next((child for child in getattr(node, block, ()) if first_line(child) <= line <= _last_line(child)),
                          None)

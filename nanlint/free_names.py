@@ -18,6 +18,8 @@ from __future__ import annotations
 import ast
 from typing import Iterable
 
+from .rules._screens import children
+
 _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)
 
 
@@ -38,6 +40,15 @@ def _scope(body: list[ast.AST], params: list[str], enclosing: frozenset[str], ou
     stack = list(body)
     while stack:
         node = stack.pop()
+        kind = type(node)
+        if kind is ast.Name:  # (most nodes: a name, an attribute, a constant, a call)
+            (loads if isinstance(node.ctx, ast.Load) else local).add(node.id)  # type: ignore[attr-defined]
+            continue  # (its only child is its context)
+        if kind is ast.Constant:
+            continue
+        if kind is ast.Attribute:
+            stack.append(node.value)  # type: ignore[attr-defined]
+            continue
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             local.add(node.name)
             stack.extend(node.decorator_list)
@@ -66,9 +77,7 @@ def _scope(body: list[ast.AST], params: list[str], enclosing: frozenset[str], ou
             inner.extend((node.key, node.value) if isinstance(node, ast.DictComp) else (node.elt,))
             nested.append((inner, [], False))
             continue
-        if isinstance(node, ast.Name):
-            (loads if isinstance(node.ctx, ast.Load) else local).add(node.id)
-        elif isinstance(node, ast.alias):
+        if isinstance(node, ast.alias):
             local.add(node.asname or node.name.split(".")[0])
         elif isinstance(node, ast.ExceptHandler) and node.name:
             local.add(node.name)
@@ -78,7 +87,7 @@ def _scope(body: list[ast.AST], params: list[str], enclosing: frozenset[str], ou
             local.add(node.rest)
         elif isinstance(node, (ast.Global, ast.Nonlocal)):
             declared.update(node.names)
-        stack.extend(ast.iter_child_nodes(node))
+        stack.extend(children(node))
     local -= declared
     out.update(name for name in loads if name not in local and name not in enclosing)
     out.update(declared)

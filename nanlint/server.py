@@ -13,7 +13,10 @@
 * Typing: a change is linted after ``DEBOUNCE_S`` without a newer one, or at the
   latest ``MAX_WAIT_S`` after the first change not yet published (a burst of
   keystrokes faster than the debounce is still answered while it lasts), off the
-  event loop (one lint at a time). The first lint after a change re-analyses only
+  event loop (one lint at a time). A change that ends a quiet moment (none in the
+  ``DEBOUNCE_S`` before it, and no preview of the document running) is linted at
+  once: there is nothing to coalesce it with, and waiting would only add to its
+  latency (the first keystroke of a burst, or each one of slow typing). The first lint after a change re-analyses only
   the top-level definitions it touched (:mod:`nanlint.incremental`); that preview
   is confirmed by a full lint once typing pauses for ``CONFIRM_S``, published
   again only if it differs. A newer change cancels the older one's pending work:
@@ -136,6 +139,7 @@ class NanlintState:
     pending: dict[str, Pending] = field(default_factory=dict)  # the latest change's work, per document
     published: dict[str, int] = field(default_factory=dict)  # the newest version published, per document
     waiting_since: dict[str, float] = field(default_factory=dict)  # when the oldest unpublished change came
+    last_change: dict[str, float] = field(default_factory=dict)  # when the latest change came, per document
     # every lint after a change runs here, one at a time, off the event loop (which keeps reading changes)
     executor: "ThreadPoolExecutor" = field(default_factory=lambda: _lint_thread())
     freezer: IdleFreezer = field(default_factory=IdleFreezer)  # what is alive when a document is idle, frozen
@@ -428,11 +432,13 @@ def create_server() -> Any:
         pending.lint = state.executor.submit(_stoppable, pending.stop, work, *args)
         return await asyncio.wrap_future(pending.lint)  # cancelling this cancels the lint if it has not started
 
-    async def refresh(uri: str, pending: Pending) -> None:
-        """After a change: wait out the burst, preview, publish, then confirm with a full lint once typing pauses."""
+    async def refresh(uri: str, pending: Pending, quiet: bool = False) -> None:
+        """After a change: wait out the burst (unless the change ends a ``quiet`` moment), preview, publish, then
+        confirm with a full lint once typing pauses."""
         loop = asyncio.get_running_loop()
         since = state.waiting_since.setdefault(uri, loop.time())
-        await asyncio.sleep(min(DEBOUNCE_S, max(0.0, since + MAX_WAIT_S - loop.time())))
+        if not quiet:
+            await asyncio.sleep(min(DEBOUNCE_S, max(0.0, since + MAX_WAIT_S - loop.time())))
         document = server.workspace.get_text_document(uri)
         if not is_python(document):
             state.waiting_since.pop(uri, None)
@@ -475,9 +481,14 @@ def create_server() -> Any:
             send(uri, version, state.cache[uri])
 
     def schedule(uri: str) -> None:
+        now = asyncio.get_running_loop().time()
+        previous = state.pending.get(uri)
+        quiet = now - state.last_change.get(uri, -DEBOUNCE_S) >= DEBOUNCE_S \
+            and not (previous is not None and previous.finishes_preview())
+        state.last_change[uri] = now
         cancel(uri)
         pending = Pending()
-        pending.task = asyncio.ensure_future(refresh(uri, pending))
+        pending.task = asyncio.ensure_future(refresh(uri, pending, quiet))
         state.pending[uri] = pending
 
     def workspace_edit(uri: str, version: Optional[int], edits: list[lsp.TextEdit]) -> lsp.WorkspaceEdit:
@@ -517,6 +528,7 @@ def create_server() -> Any:
     def did_close(params: lsp.DidCloseTextDocumentParams) -> None:
         cancel(params.text_document.uri, superseded=False)
         state.waiting_since.pop(params.text_document.uri, None)
+        state.last_change.pop(params.text_document.uri, None)
         state.published.pop(params.text_document.uri, None)
         state.cache.pop(params.text_document.uri, None)
         server.text_document_publish_diagnostics(

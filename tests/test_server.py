@@ -711,3 +711,33 @@ def test_a_confirmation_running_when_a_newer_change_comes_stops(project: Path, s
     wait_for_file(gate / "confirm.stopped")
     assert [d["code"] for d in client.diagnostics(uri, version=3)] == ["NAN101"]
     assert not (gate / "confirm.go").exists()
+
+
+# -- the debounce: a change after a quiet moment is linted at once, a burst is coalesced -----------------------------
+LONG_DEBOUNCE_BOOTSTRAP = """
+import sys
+import nanlint.server as server
+server.DEBOUNCE_S = server.MAX_WAIT_S = 5.0  # a change that waited for the debounce would be answered in 5 s
+from nanlint.cli import main
+sys.argv = ["nanlint", "server"]
+main()
+"""
+
+
+def test_a_change_after_a_quiet_moment_is_linted_at_once_and_a_burst_waits(project: Path, session, monkeypatch):
+    """With a 5 s debounce: the first change after a quiet moment is answered at once (nothing to coalesce it
+    with); one that follows it closely waits out the debounce."""
+    monkeypatch.setattr(LspClient, "COMMAND", [sys.executable, "-c", LONG_DEBOUNCE_BOOTSTRAP])
+    client, _ = session()
+    uri, at = open_typed(client, project)
+    started = time.monotonic()
+    typed_change(client, uri, 2, at, "        _t = 1\n")
+    assert [d["code"] for d in client.diagnostics(uri, version=2)] == ["NAN101"]
+    assert time.monotonic() - started < 4.0  # not after the debounce
+    typed_change(client, uri, 3, at, "        _u = 1\n")
+    time.sleep(1.0)
+    with client.messages.mutex:  # what has come so far, read or not
+        received = [*client.seen, *client.messages.queue]
+    assert 3 not in [m["params"].get("version") for m in received
+                     if m.get("method") == "textDocument/publishDiagnostics" and m["params"]["uri"] == uri]
+    assert [d["code"] for d in client.diagnostics(uri, version=3)] == ["NAN101"]  # after the debounce

@@ -741,3 +741,21 @@ def test_a_change_after_a_quiet_moment_is_linted_at_once_and_a_burst_waits(proje
     assert 3 not in [m["params"].get("version") for m in received
                      if m.get("method") == "textDocument/publishDiagnostics" and m["params"]["uri"] == uri]
     assert [d["code"] for d in client.diagnostics(uri, version=3)] == ["NAN101"]  # after the debounce
+
+
+def test_the_server_ends_with_its_input_whatever_stdin_is(tmp_path: Path):
+    """stdin a pipe (editors; read by the event loop), a file or /dev/null (pygls's reader): at the end of the
+    input the server exits instead of waiting forever, having answered what came before."""
+    message = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                          "params": {"processId": None, "rootUri": None, "capabilities": {}}}).encode()
+    framed = b"Content-Length: %d\r\n\r\n" % len(message) + message
+    (tmp_path / "input").write_bytes(framed)
+    command = [sys.executable, "-m", "nanlint", "server"]
+    piped = subprocess.run(command, input=framed, capture_output=True, timeout=60, cwd=tmp_path)
+    with open(tmp_path / "input", "rb") as handle:
+        from_file = subprocess.run(command, stdin=handle, capture_output=True, timeout=60, cwd=tmp_path)
+    from_null = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, timeout=60, cwd=tmp_path)
+    for done in (piped, from_file, from_null):
+        assert done.returncode == 0, done.stderr.decode()[-2000:]
+    for done in (piped, from_file):
+        assert b'"id": 1' in done.stdout or b'"id":1' in done.stdout  # the initialize request was answered

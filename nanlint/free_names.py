@@ -41,7 +41,7 @@ def _scope(body: list[ast.AST], params: list[str], enclosing: frozenset[str], ou
     while stack:
         node = stack.pop()
         kind = type(node)
-        if kind is ast.Name:  # (most nodes: a name, an attribute, a constant, a call)
+        if kind is ast.Name:  # (most nodes are names, attributes and constants: no chain of tests for them)
             (loads if isinstance(node.ctx, ast.Load) else local).add(node.id)  # type: ignore[attr-defined]
             continue  # (its only child is its context)
         if kind is ast.Constant:

@@ -605,6 +605,11 @@ def command(stdio: bool) -> None:
     serve_stdio(server)
 
 
+# How long a line of the input may be (asyncio's default, 64 KiB, would stop the server at a longer one; pygls's own
+# reader has no limit, and skips a line that is no header)
+_LINE_LIMIT = 1 << 30
+
+
 class _PipeReader:
     """pygls's ``AsyncReader`` over an asyncio stream the event loop fills itself."""
 
@@ -643,7 +648,7 @@ def serve_stdio(server: Any) -> None:
 
     async def serve() -> None:
         loop = asyncio.get_running_loop()
-        stream = asyncio.StreamReader()
+        stream = asyncio.StreamReader(limit=_LINE_LIMIT)
         await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stream), sys.stdin.buffer)
         server._stop_event = threading.Event()
         server.protocol.set_writer(StdoutWriter(sys.stdout.buffer))

@@ -748,8 +748,8 @@ def test_the_server_ends_with_its_input_whatever_stdin_is(tmp_path: Path):
     input the server exits instead of waiting forever, having answered what came before."""
     message = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize",
                           "params": {"processId": None, "rootUri": None, "capabilities": {}}}).encode()
-    framed = b"Content-Length: %d\r\n\r\n" % len(message) + message
-    (tmp_path / "input").write_bytes(framed)
+    framed = b"X-Noise: " + b"x" * 100_000 + b"\r\n" + b"Content-Length: %d\r\n\r\n" % len(message) + message
+    (tmp_path / "input").write_bytes(framed)  # (a line longer than asyncio's default limit comes first)
     command = [sys.executable, "-m", "nanlint", "server"]
     piped = subprocess.run(command, input=framed, capture_output=True, timeout=60, cwd=tmp_path)
     with open(tmp_path / "input", "rb") as handle:

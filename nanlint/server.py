@@ -16,8 +16,9 @@
   event loop (one lint at a time). A change that ends a quiet moment (none in the
   ``DEBOUNCE_S`` before it, and no preview of the document running) is linted at
   once: there is nothing to coalesce it with, and waiting would only add to its
-  latency (the first keystroke of a burst, or each one of slow typing). The first lint after a change re-analyses only
-  the top-level definitions it touched (:mod:`nanlint.incremental`); that preview
+  latency (the first keystroke of a burst, or each one of slow typing). The first
+  lint after a change re-analyses only the top-level definitions it touched
+  (:mod:`nanlint.incremental`); that preview
   is confirmed by a full lint once typing pauses for ``CONFIRM_S``, published
   again only if it differs. A newer change cancels the older one's pending work:
   its debounce, its lint still queued, its confirmation even while it runs (the

@@ -20,10 +20,7 @@ from typing import Optional, Sequence
 
 import libcst as cst
 
-# Receivers that are modules but not torch: ``math.sqrt(d)``, ``np.linalg.norm(v)``.
-_FOREIGN_MODULE_ROOTS = frozenset(
-    {"math", "numpy", "np", "jax", "jnp", "scipy", "tensorflow", "tf", "cmath", "statistics", "random", "os", "sys"}
-)
+from .analysis.ops import FOREIGN_MODULE_ROOTS
 
 
 def dotted_name(node: cst.BaseExpression) -> Optional[str]:
@@ -121,7 +118,7 @@ class ImportTable:
         if qualified is not None:
             return True
         name = dotted_name(node)
-        return name is not None and name.split(".")[0] in _FOREIGN_MODULE_ROOTS
+        return name is not None and name.split(".")[0] in FOREIGN_MODULE_ROOTS
 
 
 @dataclass(frozen=True)

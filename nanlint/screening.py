@@ -80,7 +80,7 @@ from typing import Callable, Optional, Sequence, Union
 
 from typing import TYPE_CHECKING
 
-from .analysis.ops import ADD_PRODUCT_OPS, SQUARE_SOURCE_OPS, VARIANCE_NAME
+from .analysis.ops import ADD_PRODUCT_OPS, FOREIGN_MODULE_ROOTS, SQUARE_SOURCE_OPS, VARIANCE_NAME
 from .files import stdlib_tree
 from .rules._screens import BLOCKS, ROOT, Assignments, Screen, WithFileCondition, callee, first_line, screen_starts, \
     statements, walk, walk_lines
@@ -129,7 +129,7 @@ def plan(source: str, rules: Sequence[type[Rule]], path: str = "<unknown>",
     ``starts`` are the screens' match positions in ``source`` (``match_starts``),
     computed here when not given.
     """
-    if "\r" in source or not all(rule.chunk_local for rule in rules):
+    if "\r" in source or not all(rule.chunk_local for rule in rules) or _torch_as_foreign(source):
         return None
     tree = stdlib_tree(source, path)
     if tree is None:
@@ -828,11 +828,11 @@ class _Flows:
                     continue
                 for node in unit.walked():
                     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add) and (
-                            _root_parts(node.left) is not None or _root_parts(node.right) is not None) \
+                            _root_parts(node.left) or _root_parts(node.right)) \
                             or isinstance(node, ast.Call) and callee(node) == "hypot":
                         beside = True
                     parts = _root_parts(node)
-                    if parts:
+                    if parts is not None:
                         found.append((node.lineno, node.end_lineno or node.lineno, parts))  # type: ignore
             self._roots[index] = (beside, found)
         return self._roots[index]
@@ -1079,6 +1079,29 @@ def _renames_root(source: str) -> bool:
     return False
 
 
+# ``import numpy as np``, ``import torch.linalg as np``: a rename to another library's module name (``as``
+# literal-first: a leading ``\b`` tries every position)
+_AS_FOREIGN = re.compile(r"as(?<=\sas)(?:\s|\\\n)+(?:" + "|".join(sorted(FOREIGN_MODULE_ROOTS)) + r")\b")
+# ``from torch import (sqrt,\n np)``: the names an import from torch binds (spaces and line continuations
+# allowed where Python allows them)
+_FROM_TORCH = re.compile(r"from(?:\s|\\\n)+torch(?:\s*\.\s*\w+)*(?:\s|\\\n)+import(?:\s|\\\n)*(\([^)]*\)|(?:\\\n|[^\n])*)")
+_FOREIGN_WORD = re.compile(r"\b(?:" + "|".join(sorted(FOREIGN_MODULE_ROOTS)) + r")\b")
+
+
+def _torch_as_foreign(source: str) -> bool:
+    """An import may bind another library's module name to torch (``import torch as np``, ``from torch import
+    linalg as np``): ``np.sqrt(x)`` is then a torch root, which ``_foreign`` would say it is not. Such a file
+    takes the plain path. (A rename's import statement starts on the line of the last ``import`` before it, or
+    above that line when it continues one with a backslash: torch must be named between there and the rename.)"""
+    for found in _AS_FOREIGN.finditer(source):
+        start = source.rfind("\n", 0, max(0, source.rfind("import", 0, found.start()))) + 1
+        while start > 1 and source[start - 2] == "\\":
+            start = source.rfind("\n", 0, start - 1) + 1
+        if "torch" in source[start:found.start()]:
+            return True
+    return any(_FOREIGN_WORD.search(found.group(1)) for found in _FROM_TORCH.finditer(source))
+
+
 def _number(node: Optional[ast.AST]) -> Optional[float]:
     """The value of a numeric literal, signed or not (``2``, ``-0.5``); None for anything else."""
     sign = 1.0
@@ -1111,7 +1134,7 @@ def _square_evidence(node: ast.AST) -> bool:
         return VARIANCE_NAME.match(node.attr) is not None
     if isinstance(node, ast.Call):
         name = callee(node)
-        if name not in _SQUARE_CALLS:
+        if name not in _SQUARE_CALLS or _foreign(node):
             return False
         return name not in _POWER_CALLS or _number(_exponent(node)) in (None, 2, 0.5)
     if isinstance(node, ast.BinOp):
@@ -1152,6 +1175,8 @@ def _may_square(node: ast.AST, tainted: frozenset[str], negative: "_Lazy" = _NON
         return node.attr in tainted or VARIANCE_NAME.match(node.attr) is not None \
             or _may_square(node.value, tainted, negative)
     if isinstance(node, ast.Call):
+        if _foreign(node):
+            return False  # (``Facts._call_source``: no zero source, not even through its operands)
         name = callee(node)
         if name in tainted or _square_evidence(node):
             return True
@@ -1216,10 +1241,25 @@ def _root_parts(node: ast.AST) -> Optional[list[ast.AST]]:
     name = callee(node)
     if name not in _ROOT_CALLS or name in _POWER_CALLS and _number(_exponent(node)) not in (None, 0.5, -0.5):
         return None
+    if _foreign(node):
+        return []  # a root of a number (``math.sqrt``): none that a square could reach
     parts: list[ast.AST] = [*node.args, *(keyword.value for keyword in node.keywords)]
     if isinstance(node.func, ast.Attribute):
         parts.append(node.func.value)
     return parts
+
+
+def _foreign(call: ast.Call) -> bool:
+    """A call on another library's module (``math.sqrt(n)``, ``np.linalg.norm(v)``): no torch op, so no root
+    and no square for the value analysis (``names.match_call``), whatever its operands hold. (An import that
+    binds such a name to torch sends the file to the plain path: ``_TORCH_AS_FOREIGN``.)"""
+    func = call.func
+    if not isinstance(func, ast.Attribute):
+        return False
+    receiver = func.value
+    while isinstance(receiver, ast.Attribute):
+        receiver = receiver.value
+    return isinstance(receiver, ast.Name) and receiver.id in FOREIGN_MODULE_ROOTS
 
 
 def _may_be_sum(divisor: ast.AST, assignments: Assignments) -> bool:

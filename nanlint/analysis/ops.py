@@ -15,6 +15,11 @@ import re
 # running statistic of another object): non-negative, and 0 for a constant input. (Here, not in
 # ``vocabulary``: the second-stage screen reads it before libcst is imported.)
 VARIANCE_NAME = re.compile(r"(?i)^(?:var|variance|variances|sigma2|sigma_sq|sigma_squared|running_var|\w+_var)$")
+# the first names of other libraries' modules: a call on one (``math.sqrt(d)``, ``np.linalg.norm(v)``) is no
+# torch op, imported or not (``names.ImportTable.is_module``; the second-stage screen reads it too)
+FOREIGN_MODULE_ROOTS = frozenset(
+    {"math", "numpy", "np", "jax", "jnp", "scipy", "tensorflow", "tf", "cmath", "statistics", "random", "os", "sys"}
+)
 
 # -- layout: every element of the result is an element of the operand, values unchanged ------------------
 RESHAPES = frozenset({

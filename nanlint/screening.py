@@ -681,13 +681,14 @@ class _Unit:
     the names its targets set (None: it may set anything it mentions), and its nodes (where its divisors and
     the names its comprehensions, lambdas and walruses bind are looked for)."""
 
-    __slots__ = ("first", "last", "targets", "nodes", "text", "reads", "binds", "_walked")
+    __slots__ = ("first", "last", "targets", "nodes", "text", "reads", "binds", "square_binds", "_walked")
 
     def __init__(self, first: int, last: int, targets: Optional[frozenset[str]], nodes: tuple[ast.AST, ...]) -> None:
         self.first, self.last, self.targets, self.nodes = first, last, targets, nodes
         self.text: Optional[str] = None  # its lines, and what they read and bind (``_Flows``: computed once)
         self.reads: Optional[frozenset[str]] = None
         self.binds: Optional[frozenset[str]] = None
+        self.square_binds: Optional[frozenset[str]] = None
         self._walked: Optional[list[ast.AST]] = None
 
     def walked(self) -> list[ast.AST]:
@@ -794,17 +795,17 @@ class _Flows:
         return kept
 
     def _class_attributes(self, parent: int, seed_lines: Callable[[int], set[int]], names: set[str],
-                          with_class: bool) -> set[str]:
-        """The attributes the class's setters (and, ``with_class``, its class-level statements) compute from
-        the evidence."""
+                          squares: bool) -> set[str]:
+        """The attributes the class's setters compute from the evidence; ``squares``: from a square
+        (``square_binds``), the class-level statements' included."""
         setters = [m for m in self.regions[parent].members if m != parent and self.regions[m].binds_attributes]
-        if with_class:
+        if squares:
             setters.append(parent)
         attributes: set[str] = set()
         while True:
             found = set(attributes)
             for member in setters:
-                found |= self._tainted(member, seed_lines(member), names | attributes)
+                found |= self._tainted(member, seed_lines(member), names | attributes, squares)
             if found == attributes:
                 return attributes
             attributes = found
@@ -873,7 +874,7 @@ class _Flows:
             if parent not in self._square_attributes:
                 self._square_attributes[parent] = self._class_attributes(parent, self.square_lines, outside, True)
             squares = self._square_attributes[parent]
-        square = frozenset(self._tainted(index, self.square_lines(index), outside | squares))
+        square = frozenset(self._tainted(index, self.square_lines(index), outside | squares, True))
 
         def negative() -> set[str]:
             negatives: set[str] = set()
@@ -883,13 +884,14 @@ class _Flows:
 
                     def negative_lines(member: int) -> set[int]:
                         if member not in memo:
-                            taint = frozenset(self._tainted(member, self.square_lines(member), outside | squares))
+                            taint = frozenset(self._tainted(member, self.square_lines(member), outside | squares,
+                                                            True))
                             memo[member] = self._negative_lines(member, taint)
                         return memo[member]
 
                     self._negative_attributes[parent] = self._class_attributes(parent, negative_lines, outside, True)
                 negatives = self._negative_attributes[parent]
-            return self._tainted(index, self._negative_lines(index, square), outside | negatives)
+            return self._tainted(index, self._negative_lines(index, square), outside | negatives, True)
 
         return square, _Lazy(negative)
 
@@ -902,18 +904,20 @@ class _Flows:
                        or isinstance(inner, ast.Call) and callee(inner) in _EXPANDING
                        for inner in unit.walked())}
 
-    def _tainted(self, index: int, seed_lines: set[int], initial: set[str]) -> set[str]:
-        """The names the evidence on ``seed_lines`` (and the ``initial`` names) may flow into in region ``index``."""
+    def _tainted(self, index: int, seed_lines: set[int], initial: set[str], squares: bool = False) -> set[str]:
+        """The names the evidence on ``seed_lines`` (and the ``initial`` names) may flow into in region ``index``;
+        ``squares``: a square's (``square_binds``)."""
         units = self.units(index)
+        binding = self.square_binds if squares else self.binds
         tainted = set(initial)
         for unit in units:
             if _covers(unit.first, unit.last, seed_lines):
-                tainted |= self.binds(unit)
+                tainted |= binding(unit)
         changed = True
         while changed:
             changed = False
             for unit in units:
-                binds = self.binds(unit)
+                binds = binding(unit)
                 if not binds <= tainted and not self.reads(unit).isdisjoint(tainted):
                     tainted |= binds
                     changed = True
@@ -941,6 +945,27 @@ class _Flows:
             else:
                 unit.binds = unit.targets
         return unit.binds
+
+    def square_binds(self, unit: _Unit) -> frozenset[str]:
+        """What ``unit`` may make a square of: what it binds (``binds``), except that an expression statement
+        sets only the object an ``addmm_``-style call is made on (``d.addmm_(x, y.t(), alpha=-2)``) and what
+        its walruses and comprehensions bind. The value analysis follows a name to its assignment; of the
+        in-place calls after it, only those may make it a square (``Facts._binding_source``: a clamp's floor
+        keeps the assigned value's source, any other call leaves it), so ``param.mul_(1 - lr ** 2 * wd)``
+        makes no square of ``param``."""
+        if unit.square_binds is None:
+            if unit.targets is None and isinstance(unit.nodes[0], ast.Expr):
+                bound: set[str] = set()
+                for node in unit.walked():
+                    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                            and node.func.attr in _EXPANDING:
+                        _target_names(node.func.value, bound)
+                if any(word in self.text(unit) for word in _LOCAL_BINDERS):
+                    bound |= _local_targets(unit.nodes[0])
+                unit.square_binds = frozenset(bound)
+            else:
+                unit.square_binds = self.binds(unit)
+        return unit.square_binds
 
     def _seed_lines(self, rule: type[Rule]) -> tuple[dict[int, set[int]], dict[int, set[int]]]:
         """The lines of the rule's screen matches in each region; with ``root_evidence``, its root matches

@@ -643,6 +643,19 @@ def test_a_root_of_another_librarys_module_keeps_nothing(body: str) -> None:
     assert [f[0] for f in found] == (["NAN201"] if "v = " in body else [])  # ``np.sqrt(v)``: torch's, of a variance
 
 
+def test_an_in_place_call_makes_no_square_unless_it_adds_a_product() -> None:
+    """An optimizer's ``param.mul_(1 - lr ** 2 * wd)`` reads a square but leaves ``param`` what it was (the value
+    analysis follows a name to its assignment; of the in-place calls after it only ``addmm_`` adds a square):
+    the root of ``param`` keeps nothing. ``d.addmm_(x, y.t(), alpha=-2)`` makes an expanded distance of ``d``."""
+    body = ("def step(param, grad, lr, wd):\n    scale = lr ** 2 / wd\n    param.mul_(1.0 - scale)\n"
+            "    return grad / param.sqrt()\n")
+    source = "import torch\n" + PAD + "\n\n" + body
+    assert_nothing_kept_by(source)
+    expanded = ("def dist(x):\n    sq = (x ** 2).sum(1)\n    d = sq[:, None] + sq[None, :]\n"
+                "    d.addmm_(x, x.t(), alpha=-2)\n    return torch.sqrt(d)\n")
+    assert_reported_when_sliced("NAN201", "import torch\n", expanded)
+
+
 # NAN101 and NAN102's ``root_evidence``: a root is a norm or a standard deviation only when its operand may be
 # a square; ``a + b`` is one only when both terms may be, or when it may hold a one-pass variance.
 ROOT_EVIDENCE = {

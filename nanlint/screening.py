@@ -80,7 +80,8 @@ from typing import Callable, Optional, Sequence, Union
 
 from typing import TYPE_CHECKING
 
-from .analysis.ops import ADD_PRODUCT_OPS, FOREIGN_MODULE_ROOTS, SQUARE_SOURCE_OPS, VARIANCE_NAME
+from .analysis.ops import ADD_PRODUCT_OPS, CASTS, FOREIGN_MODULE_ROOTS, SQUARE_SOURCE_OPS, TRANSPARENT_OPS, \
+    VARIANCE_NAME
 from .files import stdlib_tree
 from .rules._screens import BLOCKS, ROOT, Assignments, Screen, WithFileCondition, callee, first_line, screen_starts, \
     statements, walk, walk_lines
@@ -1047,15 +1048,16 @@ _RECIPROCALS = frozenset({"pow", "float_power", "rsqrt", "reciprocal"})
 
 def _divisor(node: ast.AST) -> Optional[ast.AST]:
     """What ``node`` divides by: the right operand of ``/`` and ``/=``, the base of ``**`` and ``**=``, the whole
-    of a call named like a division or a reciprocal (``torch.div(a, b)``, ``d.pow(-0.5)``, ``n.rsqrt()``)."""
+    of a call named like a division or a reciprocal (``torch.div(a, b)``, ``d.pow(-0.5)``, ``n.rsqrt()``). None
+    for an operand clamped away from 0 (``_clamped``)."""
     if isinstance(node, ast.BinOp):
         if isinstance(node.op, ast.Div):
-            return node.right
+            return None if _clamped(node.right) else node.right
         if isinstance(node.op, ast.Pow):
-            return node.left
+            return None if _clamped(node.left) else node.left
     elif isinstance(node, ast.AugAssign):
         if isinstance(node.op, ast.Div):
-            return node.value
+            return None if _clamped(node.value) else node.value
         if isinstance(node.op, ast.Pow):
             return node.target
     elif isinstance(node, ast.Call):
@@ -1063,6 +1065,36 @@ def _divisor(node: ast.AST) -> Optional[ast.AST]:
         if "div" in name or name.rstrip("_") in _RECIPROCALS:
             return node
     return None
+
+
+_CLAMPS = frozenset({"clamp", "clip", "clamp_", "clip_", "clamp_min", "clamp_min_"})
+_KEEPING_A_FLOOR = TRANSPARENT_OPS | CASTS  # what the value analysis reads through to a clamp (zero sources, counts)
+
+
+def _clamped(operand: ast.AST) -> bool:
+    """``n.clamp(min=1)``, ``s.clamp_min(1e-6)``, ``torch.clamp(n, 1)``, then any reshape, cast or subscript
+    (``n.clamp(min=1).float()[:, None]``): a divisor clamped by a positive number, which no divide-by rule
+    reports (``Bindings.clamp_guard`` ends both ``Facts.zero_source`` and ``Facts.count`` there, and a call is
+    one term of no vanishing sum). A call on ``torch`` or a bare name is the function form, its floor the
+    second positional argument (``names.TorchCall.argument``)."""
+    while True:
+        if isinstance(operand, ast.Subscript):
+            operand = operand.value
+        elif isinstance(operand, ast.Call) and isinstance(operand.func, ast.Attribute) \
+                and operand.func.attr in _KEEPING_A_FLOOR:
+            operand = operand.func.value
+        else:
+            break
+    if not isinstance(operand, ast.Call) or callee(operand) not in _CLAMPS:
+        return False
+    floor = next((keyword.value for keyword in operand.keywords if keyword.arg == "min"), None)
+    if floor is None:
+        func = operand.func
+        function_form = isinstance(func, ast.Name) or isinstance(func.value, ast.Name) and func.value.id == "torch"
+        positional = [argument for argument in operand.args if not isinstance(argument, ast.Starred)]
+        index = 1 if function_form else 0
+        floor = positional[index] if index < len(positional) else None
+    return isinstance(floor, ast.Constant) and type(floor.value) in (int, float) and floor.value > 0
 
 
 _SQUARE_CALLS = frozenset(key.rpartition(".")[2] for key in SQUARE_SOURCE_OPS)

@@ -579,6 +579,20 @@ def test_evidence_that_reaches_no_divisor_keeps_nothing() -> None:
     assert screening.plan(divided, [BY_CODE["NAN103"]]).text is not None
 
 
+
+@pytest.mark.parametrize("divisor", ["n.clamp(min=1)", "torch.clamp(n, 1)", "n.clamp_min(1).float()[:, None]",
+                                     "n.clip(0.5)"])
+def test_a_divisor_clamped_by_a_positive_number_keeps_nothing(divisor: str) -> None:
+    """A count clamped away from 0 (``Bindings.clamp_guard``): nothing for the divide-by rules to report, nothing
+    to parse. A clamp with no positive floor guards nothing."""
+    body = f"def pool(x, mask):\n    n = mask.sum(-1, keepdim=True)\n    return (x * mask).sum(-1) / {divisor}\n"
+    head = "import torch\n"
+    assert_nothing_kept_by(head + PAD + "\n\n" + body, ("NAN101", "NAN102", "NAN103"))
+    for unguarded in ("n.clamp(max=10)", "torch.clamp(n, 0)", "n.clamp_min(-1)"):
+        assert_reported_when_sliced("NAN103", head, body.replace(divisor, unguarded))
+    norm = "def unit(x):\n    return x / x.norm(dim=-1, keepdim=True).clamp_min(1e-6)\n"
+    assert_nothing_kept_by(head + PAD + "\n\n" + norm, ("NAN101", "NAN102", "NAN103"))
+
 # The square-root rules' operand condition (``root_operand``): a square, a variance, a norm or an MSE must reach
 # a root's operand. Each case's root reads one, and is reported with the second stage on and off.
 ROOTS = {

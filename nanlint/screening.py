@@ -174,23 +174,23 @@ def plan(source: str, rules: Sequence[type[Rule]], path: str = "<unknown>",
         return sites[key]
 
     module_sites: dict[str, list[int]] = {}  # by the site's regex: its module-level lines, sorted
-    sum_divisions: dict[tuple[int, str], bool] = {}
+    sum_divisions: dict[tuple[int, str, bool], bool] = {}
 
-    def divides_by_sum(index: int, site: "Union[re.Pattern[str], Screen]") -> bool:
+    def divides_by_sum(index: int, site: "Union[re.Pattern[str], Screen]", reciprocals: bool) -> bool:
         """Whether module-level statement ``index`` divides by what may be a sum (``_may_be_sum``, the test
         ``_Flows.reaching`` makes of a region's divisors under a file-level condition). Only its nodes on the
         module-level lines ``site`` matches are read (``walk_lines``): a division's ``/`` or ``div`` is a site
         match on a line its node spans, and a 3,000-line ``default_cfgs = {...}`` holding a URL is not walked
-        whole (at every keystroke the language server previews there)."""
+        whole (at every keystroke the language server previews there). ``reciprocals``: the rule's."""
         pattern = _pattern_text(site)
-        if (index, pattern) not in sum_divisions:
+        if (index, pattern, reciprocals) not in sum_divisions:
             if pattern not in module_sites:
                 module_sites[pattern] = sorted(site_lines(site).get(-1, ()))
-            sum_divisions[index, pattern] = any(operand is not None and _may_be_sum(operand, assignments)
-                                                for node in walk_lines(module_level.statements[index],
-                                                                       module_sites[pattern])
-                                                for operand in [_divisor(node)])
-        return sum_divisions[index, pattern]
+            sum_divisions[index, pattern, reciprocals] = any(
+                operand is not None and _may_be_sum(operand, assignments)
+                for node in walk_lines(module_level.statements[index], module_sites[pattern])
+                for operand in [_divisor(node, reciprocals)])
+        return sum_divisions[index, pattern, reciprocals]
 
     for rule in rules:
         where: set[int] = set()
@@ -242,11 +242,12 @@ def plan(source: str, rules: Sequence[type[Rule]], path: str = "<unknown>",
             else:
                 dividing = sorted({index for line in site_lines(rule.site).get(-1, ())
                                    for index in module_level.statements_at(line)})
-                if not found and any(divides_by_sum(index, rule.site) for index in dividing):
+                if not found and any(divides_by_sum(index, rule.site, rule.reciprocals) for index in dividing):
                     module_hot.add(rule)  # (a hot region keeps module-level code anyway)
                 for index in dividing:  # such a statement is no unread assignment to stub: it may hold a finding
                     statement = module_level.statements[index]
-                    if statement.end_lineno != statement.lineno and divides_by_sum(index, rule.site):
+                    if statement.end_lineno != statement.lineno \
+                            and divides_by_sum(index, rule.site, rule.reciprocals):
                         evidence_lines.add(statement.lineno)
     chosen = [rule for rule in rules if rule in module_hot or hot[rule]]
     if not chosen:
@@ -750,11 +751,11 @@ class _Flows:
             return seeds.get(index, set()) | self._fed_lines(index, found) if found else seeds.get(index, set())
 
         kept = self._reaching(found, evidence, lambda: names, rule.attribute_flow,
-                              lambda index: self.divisors(index, sites[index]))
+                              lambda index: self.divisors(index, sites[index], rule.reciprocals))
         if squares and found - kept:  # such a sum is a divisor written with ``+``, or a name assigned one
             kept |= self._reaching(found - kept, lambda index: evidence(index) | self.square_lines(index),
                                    lambda: names, rule.attribute_flow,
-                                   lambda index: self.divisors(index, sites[index], sums=True))
+                                   lambda index: self.divisors(index, sites[index], rule.reciprocals, sums=True))
         return kept
 
     def roots_reaching(self, found: set[int], beside: bool, names: Callable[[], set[str]]) -> set[int]:
@@ -983,21 +984,22 @@ class _Flows:
             self._seeds[rule] = (lines, roots)
         return self._seeds[rule]
 
-    def divisors(self, index: int, site_lines: set[int], sums: bool = False) -> list[tuple[int, int, frozenset[str]]]:
-        """The divisors of the region's statements that hold a site match: each one's lines and names. ``sums``:
-        only those that may be a sum (``_may_be_sum``)."""
+    def divisors(self, index: int, site_lines: set[int], reciprocals: bool, sums: bool = False
+                 ) -> list[tuple[int, int, frozenset[str]]]:
+        """The divisors (``_divisor``; ``reciprocals``: the rule's) of the region's statements that hold a site
+        match: each one's lines and names. ``sums``: only those that may be a sum (``_may_be_sum``)."""
         if sums:
             return [(operand.lineno, operand.end_lineno or operand.lineno,  # type: ignore[attr-defined]
-                     _identifiers(operand)) for operand in self._divisor_nodes(index, site_lines)
+                     _identifiers(operand)) for operand in self._divisor_nodes(index, site_lines, reciprocals)
                     if _may_be_sum(operand, self.assignments)]
-        key = (index, frozenset(site_lines))
+        key = (index, frozenset(site_lines), reciprocals)
         if key not in self._divisors:
             found = []
             for unit in self.units(index):
                 if not _covers(unit.first, unit.last, site_lines):
                     continue
                 for node in unit.walked():
-                    operand = _divisor(node)
+                    operand = _divisor(node, reciprocals)
                     if operand is not None:
                         found.append((operand.lineno, operand.end_lineno or operand.lineno,  # type: ignore
                                       _identifiers(operand)))
@@ -1010,9 +1012,9 @@ class _Flows:
             self._source = "\n".join(self.lines)
         return self._source
 
-    def _divisor_nodes(self, index: int, site_lines: set[int]) -> list[ast.AST]:
+    def _divisor_nodes(self, index: int, site_lines: set[int], reciprocals: bool) -> list[ast.AST]:
         return [operand for unit in self.units(index) if _covers(unit.first, unit.last, site_lines)
-                for node in unit.walked() for operand in [_divisor(node)] if operand is not None]
+                for node in unit.walked() for operand in [_divisor(node, reciprocals)] if operand is not None]
 
     def units(self, index: int) -> list[_Unit]:
         if index not in self._units:
@@ -1046,25 +1048,36 @@ def _covers(first: int, last: int, lines: set[int]) -> bool:
 _RECIPROCALS = frozenset({"pow", "float_power", "rsqrt", "reciprocal"})
 
 
-def _divisor(node: ast.AST) -> Optional[ast.AST]:
-    """What ``node`` divides by: the right operand of ``/`` and ``/=``, the base of ``**`` and ``**=``, the whole
-    of a call named like a division or a reciprocal (``torch.div(a, b)``, ``d.pow(-0.5)``, ``n.rsqrt()``). None
-    for an operand clamped away from 0 (``_clamped``)."""
+def _divisor(node: ast.AST, reciprocals: bool) -> Optional[ast.AST]:
+    """What ``node`` divides by, as a site rule's finding can (``patterns.division``): the right operand of ``/``
+    and ``/=``, the whole of a call named like a division (``torch.div(a, b)``). With ``reciprocals`` (NAN103's
+    ``_reciprocal``) also the base of ``**`` and ``**=`` and the whole of a ``pow`` call, unless the exponent
+    is a literal number >= 0 (``d ** 2``; ``d ** -0.5`` or ``d ** e``, whose name may hold a negative number,
+    are), and of an ``rsqrt`` or ``reciprocal`` call. None for an operand clamped away from 0 (``_clamped``)."""
     if isinstance(node, ast.BinOp):
         if isinstance(node.op, ast.Div):
             return None if _clamped(node.right) else node.right
-        if isinstance(node.op, ast.Pow):
+        if isinstance(node.op, ast.Pow) and reciprocals and not _non_negative(node.right):
             return None if _clamped(node.left) else node.left
     elif isinstance(node, ast.AugAssign):
         if isinstance(node.op, ast.Div):
             return None if _clamped(node.value) else node.value
-        if isinstance(node.op, ast.Pow):
+        if isinstance(node.op, ast.Pow) and reciprocals and not _non_negative(node.value):
             return node.target
     elif isinstance(node, ast.Call):
         name = callee(node)
-        if "div" in name or name.rstrip("_") in _RECIPROCALS:
+        if "div" in name:
+            return node
+        if reciprocals and name.rstrip("_") in _RECIPROCALS \
+                and not (name.rstrip("_") in _POWER_CALLS and _non_negative(_exponent(node))):
             return node
     return None
+
+
+def _non_negative(exponent: Optional[ast.AST]) -> bool:
+    """A number >= 0 written as a literal (``2``, ``0.5``): no reciprocal."""
+    value = _number(exponent)
+    return value is not None and value >= 0
 
 
 _CLAMPS = frozenset({"clamp", "clip", "clamp_", "clip_", "clamp_min", "clamp_min_"})

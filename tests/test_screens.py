@@ -593,6 +593,17 @@ def test_a_divisor_clamped_by_a_positive_number_keeps_nothing(divisor: str) -> N
     norm = "def unit(x):\n    return x / x.norm(dim=-1, keepdim=True).clamp_min(1e-6)\n"
     assert_nothing_kept_by(head + PAD + "\n\n" + norm, ("NAN101", "NAN102", "NAN103"))
 
+
+def test_a_power_is_a_divisor_only_of_a_negative_power_rule() -> None:
+    """``n ** 2`` divides by nothing; ``n ** -0.5`` only for NAN103 (``reciprocals``: ``deg ** -0.5``), never
+    for NAN101 or NAN102, whose findings are divisions (``patterns.division``)."""
+    head = "import torch\n"
+    count = "def f(x, mask):\n    n = mask.sum(-1)\n    return (x / 4) * n ** 2\n"
+    assert_nothing_kept_by(head + PAD + "\n\n" + count, ("NAN103",))
+    assert_reported_when_sliced("NAN103", head, count.replace("n ** 2", "n ** -0.5"))
+    norm = "def g(x):\n    n = x.norm(dim=-1)\n    return (x / 4) * n ** -1\n"
+    assert_nothing_kept_by(head + PAD + "\n\n" + norm, ("NAN101", "NAN102"))
+
 # The square-root rules' operand condition (``root_operand``): a square, a variance, a norm or an MSE must reach
 # a root's operand. Each case's root reads one, and is reported with the second stage on and off.
 ROOTS = {

@@ -578,6 +578,7 @@ class RuleScreen:
     attribute_flow: bool = True
     root_operand: Optional[str] = None
     root_evidence: bool = False
+    reciprocals: bool = False
     evidence_at: Optional[Callable[[str, int, dict], Any]] = None
     chunk_local: bool = True
 

@@ -15,12 +15,13 @@ of the rule contains a match for it.
 second-stage screen (:mod:`nanlint.screening`): the *top-level definition that
 holds a finding* contains a match for it (a division for the divide-by rules),
 wherever the screen's evidence came from. A rule with a site also promises that
-every finding is a division, ``/=``, power or reciprocal whose divisor (base)
-is computed from what its screen matches, so the second stage keeps a
+every finding is a division (``/``, ``/=``, ``torch.div``: ``patterns.division``)
+whose divisor is computed from what its screen matches, so the second stage keeps a
 definition only when the evidence reaches such a divisor there (by name, through
 the definition's statements, ``self.x`` or module-level names). ``site_anywhere`` (optional) matches
 what makes the site test unreliable for a whole file (an import that renames
-``torch.div``), and turns it off there.
+``torch.div``), and turns it off there. ``reciprocals`` (NAN103) adds a negative
+power or a reciprocal (``deg ** -0.5``, ``n.rsqrt()``) to what such a finding can be.
 
 ``attribute_flow`` (default True) says that evidence in a method that sets
 ``self.x`` can make a finding in another method of the class (NAN101: ``self.n =
@@ -132,6 +133,7 @@ class Rule:
     attribute_flow: ClassVar[bool] = True
     root_operand: ClassVar[Optional[str]] = None  # None, "square" or "square or beside"
     root_evidence: ClassVar[bool] = False  # a root its screen matches is evidence only when its operand is a square
+    reciprocals: ClassVar[bool] = False  # a site rule's finding may be a negative power or a reciprocal
     # The second stage's test of each screen match: can it be the evidence of a finding? (NAN103: ``len(x)`` of
     # a parameter is no count.) Every match by default; ``memo`` is one file's cache, holding its plain
     # assignments (``_screens.Assignments``) under "assignments".

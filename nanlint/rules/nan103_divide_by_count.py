@@ -155,6 +155,7 @@ class DivideByCount(GuardTests):
     # (one literal-first alternative per name: ``(?:pow|rsqrt|reciprocal)\w*`` is tried at every position)
     site_anywhere = Screen(DIVISION_RENAMED.pattern + r"|pow\w*\s+as\b|rsqrt\w*\s+as\b|reciprocal\w*\s+as\b")
     evidence_at = staticmethod(count_evidence)  # ``len(x)`` of a parameter, Python's ``sum``: no count
+    reciprocals = True  # ``deg ** -0.5``, ``deg.rsqrt()``: ``_reciprocal``
     witnesses = (
         Witness(
             setup="token_loss = leaf(torch.ones(2, 3, dtype=dtype)); labels = torch.full((2, 3), -100)",

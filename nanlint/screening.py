@@ -161,7 +161,7 @@ def plan(source: str, rules: Sequence[type[Rule]], path: str = "<unknown>",
     hot: dict[type[Rule], set[int]] = {}  # the regions that may hold a finding of each rule
     sites: dict[str, dict[int, set[int]]] = {}  # by the site's regex: its lines in each region (-1: module level)
     def square_names() -> set[str]:  # module-level names bound from square evidence, and what reads them
-        return module_level.closure(module_level.square_names(lines))
+        return module_level.closure(module_level.square_names(lines, assignments))
 
     flows = _Flows(regions, lines, offsets, edges, kinds, starts, square_names, not _renames_root(source),
                    assignments)
@@ -189,7 +189,7 @@ def plan(source: str, rules: Sequence[type[Rule]], path: str = "<unknown>",
             sum_divisions[index, pattern, reciprocals] = any(
                 operand is not None and _may_be_sum(operand, assignments)
                 for node in walk_lines(module_level.statements[index], module_sites[pattern])
-                for operand in [_divisor(node, reciprocals)])
+                for operand in [_divisor(node, assignments, reciprocals)])
         return sum_divisions[index, pattern, reciprocals]
 
     for rule in rules:
@@ -229,7 +229,7 @@ def plan(source: str, rules: Sequence[type[Rule]], path: str = "<unknown>",
         if found and rule.site is not None and not (rule.site_anywhere and rule.site_anywhere.search(source)):
             found &= site_lines(rule.site).keys()
             if found and not everywhere:  # the site must read what the evidence computed
-                names = spread | module_level.square_names(lines) if squares else spread
+                names = spread | module_level.square_names(lines, assignments) if squares else spread
                 found = flows.reaching(rule, found, site_lines(rule.site),
                                        module_level.closure(names) if names else set(), squares)
         if found and rule.root_operand is not None and not everywhere and flows.roots_visible:
@@ -599,13 +599,13 @@ class _ModuleLevel:
             names |= bound
         return names
 
-    def square_names(self, lines: list[str]) -> set[str]:
+    def square_names(self, lines: list[str], assignments: Assignments) -> set[str]:
         """The names the module-level statements holding square evidence bind (a star import holds none)."""
         if self._square_names is None:
             self._square_names = set()
             for index, statement in enumerate(self.statements):
                 text = "\n".join(lines[statement.lineno - 1:statement.end_lineno or statement.lineno])
-                if _SQUARE_TEXT.search(text) and any(_square_evidence(node) for node in walk(statement)):
+                if _SQUARE_TEXT.search(text) and any(_square_evidence(node, assignments) for node in walk(statement)):
                     self._square_names |= self.bound(index) or set()
         return self._square_names
 
@@ -817,7 +817,7 @@ class _Flows:
         if index not in self._square_lines:
             self._square_lines[index] = {node.lineno for unit in self.units(index)  # type: ignore[attr-defined]
                                          if _SQUARE_TEXT.search(self.text(unit))
-                                         for node in unit.walked() if _square_evidence(node)}
+                                         for node in unit.walked() if _square_evidence(node, self.assignments)}
         return self._square_lines[index]
 
     def roots(self, index: int) -> tuple[bool, list[tuple[int, int, list[ast.AST]]]]:
@@ -831,10 +831,10 @@ class _Flows:
                     continue
                 for node in unit.walked():
                     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add) and (
-                            _root_parts(node.left) or _root_parts(node.right)) \
+                            _root_parts(node.left, self.assignments) or _root_parts(node.right, self.assignments)) \
                             or isinstance(node, ast.Call) and callee(node) == "hypot":
                         beside = True
-                    parts = _root_parts(node)
+                    parts = _root_parts(node, self.assignments)
                     if parts is not None:
                         found.append((node.lineno, node.end_lineno or node.lineno, parts))  # type: ignore
             self._roots[index] = (beside, found)
@@ -856,12 +856,13 @@ class _Flows:
         module-level ``names``, each bound from square evidence (``_square_taint``)."""
         if index not in self._fed:
             roots = self.roots(index)[1]
-            fed = {line for line, _, parts in roots if any(_may_square(part, frozenset()) for part in parts)}
+            fed = {line for line, _, parts in roots
+                   if any(_may_square(part, self.assignments, frozenset()) for part in parts)}
             pending = [(line, parts) for line, _, parts in roots if line not in fed]
             if pending:
                 square, negative = self._square_taint(index, names)
                 fed |= {line for line, parts in pending
-                        if any(_may_square(part, square, negative) for part in parts)}
+                        if any(_may_square(part, self.assignments, square, negative) for part in parts)}
             self._fed[index] = fed
         return self._fed[index]
 
@@ -902,7 +903,8 @@ class _Flows:
         ``square``) or an ``addmm``-style expanded distance: a value rounding may make negative."""
         return {unit.first for unit in self.units(index)
                 if "-" in self.text(unit) or any(word in self.text(unit) for word in _EXPANDING)
-                if any(isinstance(inner, ast.BinOp) and isinstance(inner.op, ast.Sub) and _may_square(inner, square)
+                if any(isinstance(inner, ast.BinOp) and isinstance(inner.op, ast.Sub)
+                       and _may_square(inner, self.assignments, square)
                        or isinstance(inner, ast.Call) and callee(inner) in _EXPANDING
                        for inner in unit.walked())}
 
@@ -999,7 +1001,7 @@ class _Flows:
                 if not _covers(unit.first, unit.last, site_lines):
                     continue
                 for node in unit.walked():
-                    operand = _divisor(node, reciprocals)
+                    operand = _divisor(node, self.assignments, reciprocals)
                     if operand is not None:
                         found.append((operand.lineno, operand.end_lineno or operand.lineno,  # type: ignore
                                       _identifiers(operand)))
@@ -1014,7 +1016,8 @@ class _Flows:
 
     def _divisor_nodes(self, index: int, site_lines: set[int], reciprocals: bool) -> list[ast.AST]:
         return [operand for unit in self.units(index) if _covers(unit.first, unit.last, site_lines)
-                for node in unit.walked() for operand in [_divisor(node, reciprocals)] if operand is not None]
+                for node in unit.walked() for operand in [_divisor(node, self.assignments, reciprocals)]
+                if operand is not None]
 
     def units(self, index: int) -> list[_Unit]:
         if index not in self._units:
@@ -1048,7 +1051,7 @@ def _covers(first: int, last: int, lines: set[int]) -> bool:
 _RECIPROCALS = frozenset({"pow", "float_power", "rsqrt", "reciprocal"})
 
 
-def _divisor(node: ast.AST, reciprocals: bool) -> Optional[ast.AST]:
+def _divisor(node: ast.AST, assignments: Assignments, reciprocals: bool) -> Optional[ast.AST]:
     """What ``node`` divides by, as a site rule's finding can (``patterns.division``): the right operand of ``/``
     and ``/=``, the whole of a call named like a division (``torch.div(a, b)``). With ``reciprocals`` (NAN103's
     ``_reciprocal``) also the base of ``**`` and ``**=`` and the whole of a ``pow`` call, unless the exponent
@@ -1057,27 +1060,34 @@ def _divisor(node: ast.AST, reciprocals: bool) -> Optional[ast.AST]:
     if isinstance(node, ast.BinOp):
         if isinstance(node.op, ast.Div):
             return None if _clamped(node.right) else node.right
-        if isinstance(node.op, ast.Pow) and reciprocals and not _non_negative(node.right):
+        if isinstance(node.op, ast.Pow) and reciprocals and not _non_negative(node.right, assignments):
             return None if _clamped(node.left) else node.left
     elif isinstance(node, ast.AugAssign):
         if isinstance(node.op, ast.Div):
             return None if _clamped(node.value) else node.value
-        if isinstance(node.op, ast.Pow) and reciprocals and not _non_negative(node.value):
+        if isinstance(node.op, ast.Pow) and reciprocals and not _non_negative(node.value, assignments):
             return node.target
     elif isinstance(node, ast.Call):
         name = callee(node)
         if "div" in name:
             return node
         if reciprocals and name.rstrip("_") in _RECIPROCALS \
-                and not (name.rstrip("_") in _POWER_CALLS and _non_negative(_exponent(node))):
+                and not (name.rstrip("_") in _POWER_CALLS and _non_negative(_exponent(node), assignments)):
             return node
     return None
 
 
-def _non_negative(exponent: Optional[ast.AST]) -> bool:
-    """A number >= 0 written as a literal (``2``, ``0.5``): no reciprocal."""
-    value = _number(exponent)
-    return value is not None and value >= 0
+def _non_negative(exponent: Optional[ast.AST], assignments: Assignments) -> bool:
+    """An exponent the value analysis can only read as a number >= 0, or as none (``Assignments.literals``: ``2``,
+    ``p`` of ``p = 2``, ``e`` of ``for e in ...``): no reciprocal (``_reciprocal`` needs a negative literal)."""
+    found = assignments.literals(exponent)
+    return found is not None and all(value >= 0 for value in found)
+
+
+def _may_be(exponent: Optional[ast.AST], assignments: Assignments, *numbers: float) -> bool:
+    """Whether the value analysis may read ``exponent`` as one of ``numbers`` (``Assignments.literals``)."""
+    found = assignments.literals(exponent)
+    return found is None or any(number in found for number in numbers)
 
 
 _CLAMPS = frozenset({"clamp", "clip", "clamp_", "clip_", "clamp_min", "clamp_min_"})
@@ -1194,7 +1204,7 @@ def _exponent(node: ast.AST) -> Optional[ast.AST]:
     return node.args[-1] if node.args and not isinstance(node.args[-1], ast.Starred) else None
 
 
-def _square_evidence(node: ast.AST) -> bool:
+def _square_evidence(node: ast.AST, assignments: Assignments) -> bool:
     """What the value analysis can call a square, a variance, a norm or an MSE starts at ``node``: a name like a
     variance (``VARIANCE_NAME``), a call of an op of ``SQUARE_SOURCE_OPS`` (a power only when its exponent is not
     a number other than 2 and 0.5), ``a ** e`` (the same), or ``a * a``."""
@@ -1206,10 +1216,10 @@ def _square_evidence(node: ast.AST) -> bool:
         name = callee(node)
         if name not in _SQUARE_CALLS or _foreign(node):
             return False
-        return name not in _POWER_CALLS or _number(_exponent(node)) in (None, 2, 0.5)
+        return name not in _POWER_CALLS or _may_be(_exponent(node), assignments, 2, 0.5)
     if isinstance(node, ast.BinOp):
         if isinstance(node.op, ast.Pow):
-            return _number(node.right) in (None, 2, 0.5)
+            return _may_be(node.right, assignments, 2, 0.5)
         return isinstance(node.op, ast.Mult) and type(node.left) is type(node.right) \
             and ast.dump(node.left) == ast.dump(node.right)
     return False
@@ -1231,63 +1241,67 @@ class _Lazy:
 _NONE = _Lazy(set)
 
 
-def _may_square(node: ast.AST, tainted: frozenset[str], negative: "_Lazy" = _NONE) -> bool:
+def _may_square(node: ast.AST, assignments: Assignments, tainted: frozenset[str], negative: "_Lazy" = _NONE
+                ) -> bool:
     """Whether the value analysis may call ``node`` a square, a variance, a norm or an MSE (what ``sqrt_hazard``
     asks of a root's operand), by the shape ``zero_source`` follows: a name like a variance or one bound from
     square evidence (``tainted``), a call of an op of ``SQUARE_SOURCE_OPS`` or of a tainted callable (a
     criterion), ``a * a``, ``a ** 2``; through any other call's operands, ``a - b``, ``a * b``, ``a / b``'s
     numerator, subscripts; and ``a + b`` only when both may be (a positive term guards the sum) or it may hold
     a square that rounding makes negative (``_may_be_negative``: a one-pass variance plus an eps, which rounds
-    below it; ``negative``: the names bound from one)."""
+    below it; ``negative``: the names bound from one). A power's exponent is what ``assignments`` may make of it
+    (``Assignments.literals``)."""
     if isinstance(node, ast.Name):
         return node.id in tainted or VARIANCE_NAME.match(node.id) is not None
     if isinstance(node, ast.Attribute):
         return node.attr in tainted or VARIANCE_NAME.match(node.attr) is not None \
-            or _may_square(node.value, tainted, negative)
+            or _may_square(node.value, assignments, tainted, negative)
     if isinstance(node, ast.Call):
         if _foreign(node):
             return False  # (``Facts._call_source``: no zero source, not even through its operands)
         name = callee(node)
-        if name in tainted or _square_evidence(node):
+        if name in tainted or _square_evidence(node, assignments):
             return True
         if name in _POWER_CALLS:
-            exponent = _number(_exponent(node))
-            if exponent is not None and exponent != 0.5:
-                return False  # ``x.pow(3)``, ``x.pow(-0.5)``: no square (2 is evidence)
+            return False  # ``x.pow(3)``, ``x.pow(-0.5)``: no square (2 and 0.5 are evidence)
         operands: list[ast.AST] = [*node.args, *(keyword.value for keyword in node.keywords)]
         if isinstance(node.func, ast.Attribute):
             operands.append(node.func.value)
-        return any(_may_square(operand, tainted, negative) for operand in operands)
+        return any(_may_square(operand, assignments, tainted, negative) for operand in operands)
     if isinstance(node, ast.BinOp):
-        if _square_evidence(node):  # ``a * a``, ``a ** 2``, ``a ** e``
-            return isinstance(node.op, ast.Mult) or _number(node.right) != 0.5 \
-                or _may_square(node.left, tainted, negative)
+        if _square_evidence(node, assignments):  # ``a * a``, ``a ** 2``, ``a ** e``
+            return isinstance(node.op, ast.Mult) or _may_be(node.right, assignments, 2) \
+                or _may_square(node.left, assignments, tainted, negative)
         if isinstance(node.op, ast.Pow):
             return False  # a power whose exponent is another number
         if isinstance(node.op, ast.Add):
-            return _may_square(node.left, tainted, negative) and _may_square(node.right, tainted, negative) or \
-                _may_be_negative(node, tainted, negative)
+            return _may_square(node.left, assignments, tainted, negative) \
+                and _may_square(node.right, assignments, tainted, negative) \
+                or _may_be_negative(node, assignments, tainted, negative)
         if isinstance(node.op, (ast.Div, ast.FloorDiv, ast.Mod)):
-            return _may_square(node.left, tainted, negative)
-        return _may_square(node.left, tainted, negative) or _may_square(node.right, tainted, negative)
+            return _may_square(node.left, assignments, tainted, negative)
+        return _may_square(node.left, assignments, tainted, negative) \
+            or _may_square(node.right, assignments, tainted, negative)
     if isinstance(node, (ast.Subscript, ast.Starred)):
-        return _may_square(node.value, tainted, negative)
+        return _may_square(node.value, assignments, tainted, negative)
     if isinstance(node, ast.UnaryOp):
-        return _may_square(node.operand, tainted, negative)
+        return _may_square(node.operand, assignments, tainted, negative)
     if isinstance(node, ast.IfExp):
-        return _may_square(node.body, tainted, negative) or _may_square(node.orelse, tainted, negative)
+        return _may_square(node.body, assignments, tainted, negative) \
+            or _may_square(node.orelse, assignments, tainted, negative)
     if isinstance(node, (ast.BoolOp, ast.Tuple, ast.List)):
         values = node.values if isinstance(node, ast.BoolOp) else node.elts
-        return any(_may_square(value, tainted, negative) for value in values)
+        return any(_may_square(value, assignments, tainted, negative) for value in values)
     return False
 
 
-def _may_be_negative(node: ast.AST, tainted: frozenset[str], negative: _Lazy) -> bool:
+def _may_be_negative(node: ast.AST, assignments: Assignments, tainted: frozenset[str], negative: _Lazy) -> bool:
     """``node`` may hold a square that rounding makes negative (``ZeroSource.negative``): a difference that may
     be a square (``E[x**2] - E[x]**2``, ``a2 + b2 - 2 * a @ b.T``), an ``addmm``-style expanded distance, or
     a name bound from one (``negative``)."""
     for inner in walk(node):
-        if isinstance(inner, ast.BinOp) and isinstance(inner.op, ast.Sub) and _may_square(inner, tainted, negative):
+        if isinstance(inner, ast.BinOp) and isinstance(inner.op, ast.Sub) \
+                and _may_square(inner, assignments, tainted, negative):
             return True
         if isinstance(inner, ast.Call) and callee(inner) in _EXPANDING:
             return True
@@ -1300,23 +1314,35 @@ def _may_be_negative(node: ast.AST, tainted: frozenset[str], negative: _Lazy) ->
 _EXPANDING = frozenset(ADD_PRODUCT_OPS)
 
 
-def _root_parts(node: ast.AST) -> Optional[list[ast.AST]]:
+def _root_parts(node: ast.AST, assignments: Assignments) -> Optional[list[ast.AST]]:
     """What a square root at ``node`` reads besides the op: the base of ``a ** e``, the receiver and the
     arguments of a root call (``sqrt``, ``rsqrt``, ``pow``); None when ``node`` is no root (a power whose
-    exponent is a number other than +-0.5)."""
+    exponent is a number other than +-0.5); [] for a power whose exponent the value analysis never reads as
+    +-0.5 (``x ** k`` of ``k = 1.0``: ``Assignments.literals``) and a root of another library's module (a
+    number's: ``math.sqrt``), which a square cannot reach and which hold the root a text match may see."""
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow):
-        return [node.left] if _number(node.right) in (None, 0.5, -0.5) else None
+        return _root_exponent(node.right, assignments, [node.left])
     if not isinstance(node, ast.Call):
         return None
     name = callee(node)
-    if name not in _ROOT_CALLS or name in _POWER_CALLS and _number(_exponent(node)) not in (None, 0.5, -0.5):
+    if name not in _ROOT_CALLS:
         return None
-    if _foreign(node):
-        return []  # a root of a number (``math.sqrt``): none that a square could reach
     parts: list[ast.AST] = [*node.args, *(keyword.value for keyword in node.keywords)]
     if isinstance(node.func, ast.Attribute):
         parts.append(node.func.value)
-    return parts
+    if name in _POWER_CALLS:
+        parts = _root_exponent(_exponent(node), assignments, parts)  # type: ignore[assignment]
+    return [] if parts and _foreign(node) else parts
+
+
+def _root_exponent(exponent: Optional[ast.AST], assignments: Assignments, parts: list[ast.AST]
+                   ) -> Optional[list[ast.AST]]:
+    """``parts`` when a power with ``exponent`` may be a root; None for a literal other than +-0.5; [] for an
+    exponent the value analysis never reads as +-0.5 (``Assignments.literals``)."""
+    number = _number(exponent)
+    if number is not None:
+        return parts if number in (0.5, -0.5) else None
+    return parts if _may_be(exponent, assignments, 0.5, -0.5) else []
 
 
 def _foreign(call: ast.Call) -> bool:

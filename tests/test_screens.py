@@ -681,6 +681,43 @@ def test_an_in_place_call_makes_no_square_unless_it_adds_a_product() -> None:
     assert_reported_when_sliced("NAN201", "import torch\n", expanded)
 
 
+
+@pytest.mark.parametrize("source,expected", [
+    ("p = 0.5\nx ** p\n", {0.5}),
+    ("def f(x, p=2):\n    return x ** p\n", {2.0}),
+    ("q = -0.5\np = q\nx ** p\n", {-0.5}),
+    ("class A:\n    def __init__(self, k=1.0):\n        self.k = k\n\n"
+     "    def f(self, t):\n        return t ** self.k\n", {1.0}),
+    ("p = 0.5\nx ** -p\n", {-0.5}),
+    ("for p in (0.5, 2):\n    x ** p\n", set()),  # a loop variable: no literal
+    ("p = compute()\nx ** p\n", set()),
+    ("p = True\nx ** p\n", set()),
+    ("p = 1 / 2\nx ** p\n", None),  # folded arithmetic: any number
+    ("p = cfg['p']\nx ** p\n", None),  # a config's entry
+    ("p = float('0.5')\nx ** p\n", None),
+    ("p = cfg.p\nx ** p\n", None),  # a config's field
+])
+def test_the_literals_an_exponent_may_hold(source: str, expected) -> None:
+    """``Assignments.literals``: what ``Bindings.literal`` may fold an exponent to, None for any number."""
+    import ast
+
+    from nanlint.rules._screens import Assignments
+
+    tree = ast.parse(source)
+    power = next(node for node in ast.walk(tree) if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow))
+    found = Assignments(tree, source).literals(power.right)
+    assert (found if found is None else set(found)) == expected
+
+
+def test_a_power_whose_exponent_is_never_a_half_is_no_root() -> None:
+    """A scheduler's ``t ** k`` with ``k = self.k_decay`` of a default 1.0: no root for the value analysis
+    (``root``: ``literal(k) == 0.5``), nothing kept. The default 0.5 makes it a root of a variance."""
+    body = ("class Decay:\n    def __init__(self, k_decay=1.0):\n        self.k_decay = k_decay\n\n"
+            "    def lr(self, x, t):\n        k = self.k_decay\n        v = ((x - x.mean()) ** 2).mean()\n"
+            "        return v ** k / t\n")
+    assert_nothing_kept_by("import torch\n" + PAD + "\n\n" + body, ("NAN201", "NAN202"))
+    assert_reported_when_sliced("NAN201", "import torch\n", body.replace("k_decay=1.0", "k_decay=0.5"))
+
 # NAN101 and NAN102's ``root_evidence``: a root is a norm or a standard deviation only when its operand may be
 # a square; ``a + b`` is one only when both terms may be, or when it may hold a one-pass variance.
 ROOT_EVIDENCE = {

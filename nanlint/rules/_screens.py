@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 import bisect
 import itertools
+import math
 import re
 from collections import deque
 from dataclasses import dataclass
@@ -412,6 +413,7 @@ class Assignments:
         self._values: Optional[dict[tuple[str, bool], list[ast.expr]]] = None
         self._defaults: Optional[dict[str, list[ast.expr]]] = None
         self._reached: dict[tuple[Callable[[ast.expr], bool], bool], dict[tuple[str, bool], bool]] = {}
+        self._literals: dict[tuple[tuple[str, bool], ...], Optional[frozenset[float]]] = {}
 
     def reaches(self, dotted: str, accepts: Callable[[ast.expr], bool], defaults: bool = False) -> bool:
         """Some chain of plain assignments through names and attributes (``n = m``, ``m = self.s``,
@@ -448,6 +450,53 @@ class Assignments:
         for key in seen:  # every chain from each of them was followed to its end
             answers[key] = False
         return False
+
+    def literals(self, node: Optional[ast.AST]) -> Optional[frozenset[float]]:
+        """The numbers ``Bindings.literal`` may fold ``node`` to (an exponent: ``x ** p`` is a root only where
+        ``p`` may be 0.5); None when it may be any. A literal, signed or not, is itself; a name is what its
+        plain assignments and parameters' defaults hold, followed through names (``p = q``, ``def f(x, q=2)``),
+        and ``self.p`` what every ``.p = ...`` and ``p = ...`` of the module does. Arithmetic, ``float(...)``,
+        a config's entry or field (``cfg["p"]``, ``cfg.p``) and the rest of a chain's values may be any number;
+        any other call, a loop variable or an unpacked element none (no literal)."""
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+            inner = self.literals(node.operand)
+            if inner is None or isinstance(node.op, ast.UAdd):
+                return inner
+            return frozenset(-value for value in inner)
+        if isinstance(node, ast.Name):
+            return self._chain((node.id, False))
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self":
+            return self._chain((node.attr, True), (node.attr, False))
+        return _literal(node)
+
+    def _chain(self, *starts: tuple[str, bool]) -> Optional[frozenset[float]]:
+        """``literals`` of the names ``starts`` (``(name, is_attribute)``): the values of their chains."""
+        if starts in self._literals:
+            return self._literals[starts]
+        values, given = self.values(), self.defaults()
+        found: set[float] = set()
+        pending, seen = list(starts), set(starts)
+        while pending:
+            name, attribute = pending.pop()
+            for value in [*values.get((name, attribute), ()), *(() if attribute else given.get(name, ()))]:
+                if isinstance(value, ast.Name):
+                    after: tuple[tuple[str, bool], ...] = ((value.id, False),)
+                elif isinstance(value, ast.Attribute) and isinstance(value.value, ast.Name) \
+                        and value.value.id == "self":
+                    after = ((value.attr, True), (value.attr, False))
+                else:
+                    held = _literal(value)
+                    if held is None:
+                        self._literals[starts] = None
+                        return None
+                    found |= held
+                    continue
+                for key in after:
+                    if key not in seen:
+                        seen.add(key)
+                        pending.append(key)
+        self._literals[starts] = frozenset(found)
+        return self._literals[starts]
 
     def defaults(self) -> dict[str, list[ast.expr]]:
         """Each parameter's default values, by the parameter's name, in every function and lambda of the module."""
@@ -496,6 +545,29 @@ class Assignments:
             self._values.setdefault((target.id, False), []).append(value)
         elif isinstance(target, ast.Attribute):
             self._values.setdefault((target.attr, True), []).append(value)
+
+
+def _literal(node: Optional[ast.AST]) -> Optional[frozenset[float]]:
+    """``Assignments.literals`` of what no name is followed through: a number (finite, as ``Bindings.literal``
+    reads it), or minus one; None (any number) for arithmetic, ``float(...)``, an attribute, a subscript, a
+    name; no number for the rest (a call, a string, ``True``)."""
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)) \
+            and isinstance(node.operand, ast.Constant):
+        inner = _literal(node.operand)
+        return inner if inner is None or isinstance(node.op, ast.UAdd) else frozenset(-value for value in inner)
+    if isinstance(node, ast.Constant):
+        if type(node.value) not in (int, float):
+            return frozenset()
+        try:
+            value = float(node.value)
+        except OverflowError:
+            return frozenset()
+        return frozenset([value]) if math.isfinite(value) else frozenset()
+    if isinstance(node, ast.Call):
+        return None if isinstance(node.func, ast.Name) and node.func.id == "float" else frozenset()
+    if isinstance(node, (ast.BinOp, ast.UnaryOp, ast.Attribute, ast.Subscript, ast.Name)):
+        return None
+    return frozenset()
 
 
 _SELECTING = TRANSPARENT_OPS | CASTS | {"masked_select", "nonzero", "argwhere"}

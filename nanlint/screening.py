@@ -1056,15 +1056,15 @@ def _divisor(node: ast.AST, assignments: Assignments, reciprocals: bool) -> Opti
     and ``/=``, the whole of a call named like a division (``torch.div(a, b)``). With ``reciprocals`` (NAN103's
     ``_reciprocal``) also the base of ``**`` and ``**=`` and the whole of a ``pow`` call, unless the exponent
     is a literal number >= 0 (``d ** 2``; ``d ** -0.5`` or ``d ** e``, whose name may hold a negative number,
-    are), and of an ``rsqrt`` or ``reciprocal`` call. None for an operand clamped away from 0 (``_clamped``)."""
+    are), and of an ``rsqrt`` or ``reciprocal`` call. None for an operand kept off 0 (``_guarded``)."""
     if isinstance(node, ast.BinOp):
         if isinstance(node.op, ast.Div):
-            return None if _clamped(node.right) else node.right
+            return None if _guarded(node.right, assignments) else node.right
         if isinstance(node.op, ast.Pow) and reciprocals and not _non_negative(node.right, assignments):
-            return None if _clamped(node.left) else node.left
+            return None if _guarded(node.left, assignments) else node.left
     elif isinstance(node, ast.AugAssign):
         if isinstance(node.op, ast.Div):
-            return None if _clamped(node.value) else node.value
+            return None if _guarded(node.value, assignments) else node.value
         if isinstance(node.op, ast.Pow) and reciprocals and not _non_negative(node.value, assignments):
             return node.target
     elif isinstance(node, ast.Call):
@@ -1094,12 +1094,14 @@ _CLAMPS = frozenset({"clamp", "clip", "clamp_", "clip_", "clamp_min", "clamp_min
 _KEEPING_A_FLOOR = TRANSPARENT_OPS | CASTS  # what the value analysis reads through to a clamp (zero sources, counts)
 
 
-def _clamped(operand: ast.AST) -> bool:
-    """``n.clamp(min=1)``, ``s.clamp_min(1e-6)``, ``torch.clamp(n, 1)``, then any reshape, cast or subscript
-    (``n.clamp(min=1).float()[:, None]``): a divisor clamped by a positive number, which no divide-by rule
-    reports (``Bindings.clamp_guard`` ends both ``Facts.zero_source`` and ``Facts.count`` there, and a call is
-    one term of no vanishing sum). A call on ``torch`` or a bare name is the function form, its floor the
-    second positional argument (``names.TorchCall.argument``)."""
+def _guarded(operand: ast.AST, assignments: Assignments) -> bool:
+    """A divisor no divide-by rule reports: kept off 0 by a positive number (``_positive``), added (``n + 1e-6``,
+    ``s + eps`` of ``eps=1e-6``: ``Bindings.is_positive`` ends ``Facts.zero_source`` there, a count holds no
+    number and a constant term does not vanish) or a clamp's floor (``n.clamp(min=1)``, ``s.clamp_min(eps)``,
+    ``torch.clamp(n, 1)``: ``Bindings.clamp_guard`` ends ``zero_source`` and ``Facts.count``, and a call is one
+    term of no vanishing sum); then any reshape, cast or subscript (``n.clamp(min=1).float()[:, None]``). A
+    call on ``torch`` or a bare name is the function form, its floor the second positional argument
+    (``names.TorchCall.argument``)."""
     while True:
         if isinstance(operand, ast.Subscript):
             operand = operand.value
@@ -1108,6 +1110,8 @@ def _clamped(operand: ast.AST) -> bool:
             operand = operand.func.value
         else:
             break
+    if isinstance(operand, ast.BinOp) and isinstance(operand.op, ast.Add):
+        return _positive(operand.left, assignments) or _positive(operand.right, assignments)
     if not isinstance(operand, ast.Call) or callee(operand) not in _CLAMPS:
         return False
     floor = next((keyword.value for keyword in operand.keywords if keyword.arg == "min"), None)
@@ -1117,7 +1121,14 @@ def _clamped(operand: ast.AST) -> bool:
         positional = [argument for argument in operand.args if not isinstance(argument, ast.Starred)]
         index = 1 if function_form else 0
         floor = positional[index] if index < len(positional) else None
-    return isinstance(floor, ast.Constant) and type(floor.value) in (int, float) and floor.value > 0
+    return floor is not None and _positive(floor, assignments)
+
+
+def _positive(node: ast.AST, assignments: Assignments) -> bool:
+    """A number > 0 wherever the value analysis folds ``node`` (``Assignments.literals``: ``1e-6``, ``eps`` of
+    ``eps = 1e-6``), and something it folds."""
+    found = assignments.literals(node)
+    return bool(found) and all(value > 0 for value in found)
 
 
 _SQUARE_CALLS = frozenset(key.rpartition(".")[2] for key in SQUARE_SOURCE_OPS)

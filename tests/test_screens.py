@@ -581,14 +581,16 @@ def test_evidence_that_reaches_no_divisor_keeps_nothing() -> None:
 
 
 @pytest.mark.parametrize("divisor", ["n.clamp(min=1)", "torch.clamp(n, 1)", "n.clamp_min(1).float()[:, None]",
-                                     "n.clip(0.5)"])
-def test_a_divisor_clamped_by_a_positive_number_keeps_nothing(divisor: str) -> None:
-    """A count clamped away from 0 (``Bindings.clamp_guard``): nothing for the divide-by rules to report, nothing
-    to parse. A clamp with no positive floor guards nothing."""
-    body = f"def pool(x, mask):\n    n = mask.sum(-1, keepdim=True)\n    return (x * mask).sum(-1) / {divisor}\n"
+                                     "n.clip(0.5)", "n.clamp_min(eps)", "(n + 1)", "(eps + n).float()"])
+def test_a_divisor_kept_off_zero_by_a_positive_number_keeps_nothing(divisor: str) -> None:
+    """A count clamped away from 0 (``Bindings.clamp_guard``) or with a positive number added
+    (``Bindings.is_positive``; ``eps`` a parameter's default): nothing for the divide-by rules to report,
+    nothing to parse. A clamp with no positive floor, or a term that may be 0, guards nothing."""
+    body = (f"def pool(x, mask, eps=1e-6):\n    n = mask.sum(-1, keepdim=True)\n"
+            f"    return (x * mask).sum(-1) / {divisor}\n")
     head = "import torch\n"
     assert_nothing_kept_by(head + PAD + "\n\n" + body, ("NAN101", "NAN102", "NAN103"))
-    for unguarded in ("n.clamp(max=10)", "torch.clamp(n, 0)", "n.clamp_min(-1)"):
+    for unguarded in ("n.clamp(max=10)", "torch.clamp(n, 0)", "n.clamp_min(-1)", "(n + n)"):
         assert_reported_when_sliced("NAN103", head, body.replace(divisor, unguarded))
     norm = "def unit(x):\n    return x / x.norm(dim=-1, keepdim=True).clamp_min(1e-6)\n"
     assert_nothing_kept_by(head + PAD + "\n\n" + norm, ("NAN101", "NAN102", "NAN103"))
@@ -1129,7 +1131,9 @@ def test_the_file_condition_alone_keeps_no_module_level_code_without_a_sum_divis
     rule = BY_CODE["NAN101"]
     assert rule.screen.search(source) is not None  # the first stage lets it through
     assert screening.plan(source, [rule]).text is None
-    assert screening.plan(source.replace("HALF = 1 / 2", "HALF = 1 / (2 + g2)"), [rule]).text is not None
+    assert screening.plan(source.replace("HALF = 1 / 2", "HALF = 1 / (g1 + g2)"), [rule]).text is not None
+    # a positive term keeps a sum off 0 (``Bindings.is_positive``): no divisor
+    assert screening.plan(source.replace("HALF = 1 / 2", "HALF = 1 / (2 + g2)"), [rule]).text is None
 
 
 CHAINED_SUM = ("class Step:\n    def __init__(self, g):\n        g2 = (g * g).sum()\n"

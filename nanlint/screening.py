@@ -716,8 +716,9 @@ class _Flows:
     names the match binds. Everything is over-approximated and matched by identifier (``self.n`` is ``self`` and
     ``n``): a statement reads every identifier on its lines (strings and comments too); it sets its targets and
     the names under a subscript or attribute target (``d[d == 0] = 1`` sets ``d``, ``self.n = ...`` sets ``n``),
-    what comprehensions, lambdas and walruses in it bind, and, for an expression statement (an in-place call:
-    ``deg.index_add_(0, row, ones)``) or a nested definition, everything it mentions.
+    what comprehensions, lambdas and walruses in it bind; an expression statement sets the objects of its
+    in-place calls (``deg.index_add_(0, row, ones)`` sets ``deg``: ``_mutated``), a nested definition (or an
+    import, ``global``) everything it mentions.
     """
 
     def __init__(self, regions: list[_Region], lines: list[str], offsets: list[int], edges: list[int],
@@ -958,7 +959,7 @@ class _Flows:
         keeps the assigned value's source, any other call leaves it), so ``param.mul_(1 - lr ** 2 * wd)``
         makes no square of ``param``."""
         if unit.square_binds is None:
-            if unit.targets is None and isinstance(unit.nodes[0], ast.Expr):
+            if unit.nodes and isinstance(unit.nodes[0], ast.Expr):
                 bound: set[str] = set()
                 for node in unit.walked():
                     if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
@@ -1465,19 +1466,41 @@ def _local_targets(node: ast.AST) -> set[str]:
 
 
 def _binds(statement: ast.stmt) -> Optional[frozenset[str]]:
-    """The names the targets of ``statement`` set; None when it may set anything it mentions (an expression
-    statement: an in-place call; an import, ``global``...)."""
+    """The names the targets of ``statement`` set, or an expression statement's in-place calls (``_mutated``);
+    None when it may set anything it mentions (an import, ``global``...)."""
     if isinstance(statement, ast.Assign):
         targets: list[ast.expr] = statement.targets
     elif isinstance(statement, (ast.AugAssign, ast.AnnAssign)):
         targets = [statement.target]
     elif isinstance(statement, _INERT):
         targets = []
+    elif isinstance(statement, ast.Expr):
+        return _mutated(statement.value)
     else:
         return None
     bound: set[str] = set()
     for target in targets:
         _target_names(target, bound)
+    return frozenset(bound)
+
+
+def _mutated(expression: ast.expr) -> frozenset[str]:
+    """What an expression statement may set for the value analysis: the object of each in-place call in it
+    (``deg.index_add_(0, row, ones)`` sets ``deg``; ``self.n.clamp_(min=1)`` sets ``n``). ``Bindings.note_in_place``
+    records only a call whose name ends with ``_`` (not a private one) on a name no module holds; any other
+    call (``xs.append(v)``, ``f(buf)``) leaves a name its assigned value. (``torch`` and other libraries' module
+    names hold modules: ``names.ImportTable.is_module``.)"""
+    bound: set[str] = set()
+    for node in walk(expression):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            method = node.func.attr
+            if method.endswith("_") and not method.startswith("_"):
+                receiver = node.func.value
+                if isinstance(receiver, ast.Name):
+                    if receiver.id != "torch" and receiver.id not in FOREIGN_MODULE_ROOTS:
+                        bound.add(receiver.id)
+                elif isinstance(receiver, ast.Attribute):
+                    bound.add(receiver.attr)
     return frozenset(bound)
 
 

@@ -579,6 +579,16 @@ def test_evidence_that_reaches_no_divisor_keeps_nothing() -> None:
     assert screening.plan(divided, [BY_CODE["NAN103"]]).text is not None
 
 
+def test_a_call_that_is_not_in_place_sets_nothing() -> None:
+    """``stats.update(n, d)`` leaves ``d`` what it was assigned (``Bindings.note_in_place`` records only
+    ``d.add_(...)``-style calls): the count reaches no divisor. ``d.add_(n)`` makes ``d`` the count's."""
+    body = "def f(x, mask, d, stats):\n    n = mask.sum()\n    stats.update(n, d)\n    return x / d\n"
+    assert_nothing_kept_by("import torch\n" + PAD + "\n\n" + body, ("NAN103",))
+    in_place = body.replace("stats.update(n, d)", "d.add_(n)")
+    plan = screening.plan("import torch\n" + PAD + "\n\n" + in_place, [BY_CODE["NAN103"]])
+    assert plan.text is not None and "return x / d" in plan.text
+
+
 
 @pytest.mark.parametrize("divisor", ["n.clamp(min=1)", "torch.clamp(n, 1)", "n.clamp_min(1).float()[:, None]",
                                      "n.clip(0.5)", "n.clamp_min(eps)", "(n + 1)", "(eps + n).float()"])

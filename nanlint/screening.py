@@ -80,8 +80,8 @@ from typing import Callable, Optional, Sequence, Union
 
 from typing import TYPE_CHECKING
 
-from .analysis.ops import ADD_PRODUCT_OPS, CASTS, FOREIGN_MODULE_ROOTS, SQUARE_SOURCE_OPS, TRANSPARENT_OPS, \
-    VARIANCE_NAME
+from .analysis.ops import ADD_PRODUCT_OPS, CASTS, DIVIDE_OPS, FOREIGN_MODULE_ROOTS, SQUARE_SOURCE_OPS, \
+    TRANSPARENT_OPS, VARIANCE_NAME
 from .files import stdlib_tree
 from .rules._screens import BLOCKS, ROOT, Assignments, Screen, WithFileCondition, callee, first_line, screen_starts, \
     statements, walk, walk_lines
@@ -1054,7 +1054,8 @@ _RECIPROCALS = frozenset({"pow", "float_power", "rsqrt", "reciprocal"})
 
 def _divisor(node: ast.AST, assignments: Assignments, reciprocals: bool) -> Optional[ast.AST]:
     """What ``node`` divides by, as a site rule's finding can (``patterns.division``): the right operand of ``/``
-    and ``/=``, the whole of a call named like a division (``torch.div(a, b)``). With ``reciprocals`` (NAN103's
+    and ``/=``, the divisor of a ``div`` call (``torch.div(a, b)``, ``a.div_(b)``: ``b``), the whole of any
+    other call named like a division. With ``reciprocals`` (NAN103's
     ``_reciprocal``) also the base of ``**`` and ``**=`` and the whole of a ``pow`` call, unless the exponent
     is a literal number >= 0 (``d ** 2``; ``d ** -0.5`` or ``d ** e``, whose name may hold a negative number,
     are), and of an ``rsqrt`` or ``reciprocal`` call. None for an operand kept off 0 (``_guarded``)."""
@@ -1070,6 +1071,11 @@ def _divisor(node: ast.AST, assignments: Assignments, reciprocals: bool) -> Opti
             return node.target
     elif isinstance(node, ast.Call):
         name = callee(node)
+        if name.rstrip("_") in _DIVIDE_CALLS:
+            divisor = _argument(node, "other", 0)
+            if divisor is None:
+                return node
+            return None if _guarded(divisor, assignments) else divisor
         if "div" in name:
             return node
         if reciprocals and name.rstrip("_") in _RECIPROCALS \
@@ -1092,17 +1098,17 @@ def _may_be(exponent: Optional[ast.AST], assignments: Assignments, *numbers: flo
 
 
 _CLAMPS = frozenset({"clamp", "clip", "clamp_", "clip_", "clamp_min", "clamp_min_"})
+_DIVIDE_CALLS = frozenset(name.rstrip("_") for name in DIVIDE_OPS)  # ``div``, ``divide``, ``true_divide``
 _KEEPING_A_FLOOR = TRANSPARENT_OPS | CASTS  # what the value analysis reads through to a clamp (zero sources, counts)
 
 
 def _guarded(operand: ast.AST, assignments: Assignments) -> bool:
     """A divisor no divide-by rule reports: kept off 0 by a positive number (``_positive``), added (``n + 1e-6``,
-    ``s + eps`` of ``eps=1e-6``: ``Bindings.is_positive`` ends ``Facts.zero_source`` there, a count holds no
-    number and a constant term does not vanish) or a clamp's floor (``n.clamp(min=1)``, ``s.clamp_min(eps)``,
-    ``torch.clamp(n, 1)``: ``Bindings.clamp_guard`` ends ``zero_source`` and ``Facts.count``, and a call is one
-    term of no vanishing sum); then any reshape, cast or subscript (``n.clamp(min=1).float()[:, None]``). A
-    call on ``torch`` or a bare name is the function form, its floor the second positional argument
-    (``names.TorchCall.argument``)."""
+    ``s + eps`` of ``eps=1e-6``, ``n.add_(eps)``: ``Bindings.is_positive`` ends ``Facts.zero_source`` at a sum,
+    which reads no ``add`` call, a count holds no number and a constant term does not vanish) or a clamp's floor
+    (``n.clamp(min=1)``, ``s.clamp_min(eps)``, ``torch.clamp(n, 1)``: ``Bindings.clamp_guard`` ends
+    ``zero_source`` and ``Facts.count``, and a call is one term of no vanishing sum); then any reshape, cast or
+    subscript (``n.clamp(min=1).float()[:, None]``)."""
     while True:
         if isinstance(operand, ast.Subscript):
             operand = operand.value
@@ -1113,16 +1119,30 @@ def _guarded(operand: ast.AST, assignments: Assignments) -> bool:
             break
     if isinstance(operand, ast.BinOp) and isinstance(operand.op, ast.Add):
         return _positive(operand.left, assignments) or _positive(operand.right, assignments)
-    if not isinstance(operand, ast.Call) or callee(operand) not in _CLAMPS:
+    if not isinstance(operand, ast.Call):
         return False
-    floor = next((keyword.value for keyword in operand.keywords if keyword.arg == "min"), None)
-    if floor is None:
-        func = operand.func
-        function_form = isinstance(func, ast.Name) or isinstance(func.value, ast.Name) and func.value.id == "torch"
-        positional = [argument for argument in operand.args if not isinstance(argument, ast.Starred)]
-        index = 1 if function_form else 0
-        floor = positional[index] if index < len(positional) else None
-    return floor is not None and _positive(floor, assignments)
+    name = callee(operand)
+    if name in _CLAMPS:
+        floor = _argument(operand, "min", 0)
+        return floor is not None and _positive(floor, assignments)
+    if name in ("add", "add_") and not any(keyword.arg == "alpha" for keyword in operand.keywords):
+        added = _argument(operand, "other", 0)
+        return added is not None and _positive(added, assignments)
+    return False
+
+
+def _argument(call: ast.Call, keyword: str, index: int) -> Optional[ast.AST]:
+    """The argument passed by ``keyword`` or at positional ``index`` after the operand (``names.TorchCall.argument``):
+    a call on ``torch`` or a bare name is the function form, its operand the first positional argument."""
+    found = next((item.value for item in call.keywords if item.arg == keyword), None)
+    if found is not None:
+        return found
+    func = call.func
+    function_form = isinstance(func, ast.Name) or isinstance(func, ast.Attribute) \
+        and isinstance(func.value, ast.Name) and func.value.id == "torch"
+    positional = [argument for argument in call.args if not isinstance(argument, ast.Starred)]
+    index += function_form
+    return positional[index] if index < len(positional) else None
 
 
 def _positive(node: ast.AST, assignments: Assignments) -> bool:
@@ -1176,7 +1196,8 @@ def _renames_root(source: str) -> bool:
 _AS_FOREIGN = re.compile(r"as(?<=\sas)(?:\s|\\\n)+(?:" + "|".join(sorted(FOREIGN_MODULE_ROOTS)) + r")\b")
 # ``from torch import (sqrt,\n np)``: the names an import from torch binds (spaces and line continuations
 # allowed where Python allows them)
-_FROM_TORCH = re.compile(r"from(?:\s|\\\n)+torch(?:\s*\.\s*\w+)*(?:\s|\\\n)+import(?:\s|\\\n)*(\([^)]*\)|(?:\\\n|[^\n])*)")
+_FROM_TORCH = re.compile(r"from(?:\s|\\\n)+torch(?:\s*\.\s*\w+)*(?:\s|\\\n)+import(?:\s|\\\n)*"
+                         r"(\([^)]*\)|(?:\\\n|[^\n])*)")
 _FOREIGN_WORD = re.compile(r"\b(?:" + "|".join(sorted(FOREIGN_MODULE_ROOTS)) + r")\b")
 
 

@@ -591,7 +591,8 @@ def test_a_call_that_is_not_in_place_sets_nothing() -> None:
 
 
 @pytest.mark.parametrize("divisor", ["n.clamp(min=1)", "torch.clamp(n, 1)", "n.clamp_min(1).float()[:, None]",
-                                     "n.clip(0.5)", "n.clamp_min(eps)", "(n + 1)", "(eps + n).float()"])
+                                     "n.clip(0.5)", "n.clamp_min(eps)", "(n + 1)", "(eps + n).float()",
+                                     "n.add_(eps)", "torch.add(n, 1)"])
 def test_a_divisor_kept_off_zero_by_a_positive_number_keeps_nothing(divisor: str) -> None:
     """A count clamped away from 0 (``Bindings.clamp_guard``) or with a positive number added
     (``Bindings.is_positive``; ``eps`` a parameter's default): nothing for the divide-by rules to report,
@@ -604,6 +605,17 @@ def test_a_divisor_kept_off_zero_by_a_positive_number_keeps_nothing(divisor: str
         assert_reported_when_sliced("NAN103", head, body.replace(divisor, unguarded))
     norm = "def unit(x):\n    return x / x.norm(dim=-1, keepdim=True).clamp_min(1e-6)\n"
     assert_nothing_kept_by(head + PAD + "\n\n" + norm, ("NAN101", "NAN102", "NAN103"))
+
+
+def test_a_div_call_divides_by_its_divisor_argument() -> None:
+    """``torch.div(x, d)`` and ``x.div_(d)`` divide by ``d`` (``patterns.division``), which may be guarded; what
+    the numerator holds reaches no divisor."""
+    head = "import torch\n"
+    body = "def f(x, mask):\n    n = mask.sum(-1)\n    return torch.div((x * mask).sum(-1), n.clamp(min=1))\n"
+    assert_nothing_kept_by(head + PAD + "\n\n" + body, ("NAN101", "NAN102", "NAN103"))
+    assert_reported_when_sliced("NAN103", head, body.replace("n.clamp(min=1)", "n"))
+    numerator = "def g(x, mask, d):\n    n = mask.sum(-1)\n    return n.div_(d)\n"
+    assert_nothing_kept_by(head + PAD + "\n\n" + numerator, ("NAN101", "NAN102", "NAN103"))
 
 
 def test_a_power_is_a_divisor_only_of_a_negative_power_rule() -> None:

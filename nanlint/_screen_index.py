@@ -29,7 +29,7 @@ SCREENS = (
     RuleScreen('NAN204', screen=Screen('std(?<!\\wstd)\\b|var(?<!\\wvar)\\b', 0), preview=True),
     RuleScreen('NAN301', screen=Screen('log(?<!\\wlog)(?<!math\\.log)(?<!np\\.log)(?<!numpy\\.log)(?:1p|2|10)?\\s*\\(|torch\\s+as\\s+(?:c?math|numpy|np)(?!\\w)|functional\\s+as\\s+(?:c?math|numpy|np)(?!\\w)', 0)),
     RuleScreen('NAN302', screen=Screen('log(?<!\\wlog)(?<!math\\.log)(?<!np\\.log)(?<!numpy\\.log)(?:1p|2|10|_|it)?\\s*\\(|xlogy|entr(?<!\\wentr)(?!\\w)|torch\\s+as\\s+(?:c?math|numpy|np)(?!\\w)|functional\\s+as\\s+(?:c?math|numpy|np)(?!\\w)', 0)),
-    RuleScreen('NAN303', screen=Screen('exp(?<!\\wexp)(?<!math\\.exp)(?<!np\\.exp)(?<!numpy\\.exp)_?\\s*\\(|torch\\s+as\\s+(?:c?math|numpy|np)(?!\\w)|functional\\s+as\\s+(?:c?math|numpy|np)(?!\\w)', 0)),
+    RuleScreen('NAN303', screen=Screen('exp(?<!\\wexp)(?<!math\\.exp)(?<!np\\.exp)(?<!numpy\\.exp)_?\\s*\\(|torch\\s+as\\s+(?:c?math|numpy|np)(?!\\w)|functional\\s+as\\s+(?:c?math|numpy|np)(?!\\w)', 0), site=Screen('/(?<!//)(?!/)|div|log', 0), site_anywhere=Screen('div\\w*\\s+as\\b|log\\w*\\s+as\\b', 0), site_reads='division or log'),
     RuleScreen('NAN304', screen=Screen('exp(?<!\\wexp)(?<!math\\.exp)(?<!np\\.exp)(?<!numpy\\.exp)(?:m1|2|_)?\\s*\\(|torch\\s+as\\s+(?:c?math|numpy|np)(?!\\w)|functional\\s+as\\s+(?:c?math|numpy|np)(?!\\w)', 0), preview=True),
     RuleScreen('NAN305', screen=Screen('ctc_loss(?<!\\wctc_loss)\\b|CTCLoss(?<!\\wCTCLoss)\\b', 0), attribute_flow=False),
     RuleScreen('NAN401', screen=Screen('where\\b|masked_fill|\\[[^\\]\\n]*(?:==|!=|<|>)[^\\]\\n]*\\]\\s*=[^=]', 0), preview=True),

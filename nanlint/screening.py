@@ -731,7 +731,7 @@ class _Flows:
         self.assignments = assignments
         self._units: dict[int, list[_Unit]] = {}
         self._seeds: dict[type[Rule], tuple[dict[int, set[int]], dict[int, set[int]]]] = {}
-        self._divisors: dict[tuple[int, frozenset[int]], list[tuple[int, int, frozenset[str]]]] = {}
+        self._divisors: dict[tuple[int, frozenset[int], Union[bool, str]], list[tuple[int, int, frozenset[str]]]] = {}
         self._square_lines: dict[int, set[int]] = {}
         self._roots: dict[int, tuple[bool, list[tuple[int, int, list[ast.AST]]]]] = {}
         self._fed: dict[int, set[int]] = {}
@@ -751,6 +751,9 @@ class _Flows:
             found = roots.get(index)
             return seeds.get(index, set()) | self._fed_lines(index, found) if found else seeds.get(index, set())
 
+        if rule.site_reads == "division or log":  # NAN303: the exp reaches a softmax's division or a log
+            return self._reaching(found, evidence, lambda: names, rule.attribute_flow,
+                                  lambda index: self.divisions(index, sites[index]))
         kept = self._reaching(found, evidence, lambda: names, rule.attribute_flow,
                               lambda index: self.divisors(index, sites[index], rule.reciprocals))
         if squares and found - kept:  # such a sum is a divisor written with ``+``, or a name assigned one
@@ -1009,6 +1012,16 @@ class _Flows:
             self._divisors[key] = found
         return self._divisors[key]
 
+    def divisions(self, index: int, site_lines: set[int]) -> list[tuple[int, int, frozenset[str]]]:
+        """The divisions and the ``log``/``log1p`` calls of the region's statements that hold a site match
+        (``site_reads = "division or log"``), whole: each one's lines and names."""
+        key = (index, frozenset(site_lines), "division or log")
+        if key not in self._divisors:
+            self._divisors[key] = [(node.lineno, node.end_lineno or node.lineno, _identifiers(node))  # type: ignore
+                                   for unit in self.units(index) if _covers(unit.first, unit.last, site_lines)
+                                   for node in unit.walked() if _division_or_log(node)]
+        return self._divisors[key]
+
     @property
     def source(self) -> str:
         if self._source is None:
@@ -1082,6 +1095,17 @@ def _divisor(node: ast.AST, assignments: Assignments, reciprocals: bool) -> Opti
                 and not (name.rstrip("_") in _POWER_CALLS and _non_negative(_exponent(node), assignments)):
             return node
     return None
+
+
+def _division_or_log(node: ast.AST) -> bool:
+    """``a / b``, ``a /= b``, a call named like a division, or a ``log``/``log1p`` call not on another library's
+    module (``torch.log(s)``, ``s.log()``: NAN303's findings, ``visit_Call``)."""
+    if isinstance(node, (ast.BinOp, ast.AugAssign)):
+        return isinstance(node.op, ast.Div)
+    if isinstance(node, ast.Call):
+        name = callee(node)
+        return "div" in name or name in ("log", "log_", "log1p") and not _foreign(node)
+    return False
 
 
 def _non_negative(exponent: Optional[ast.AST], assignments: Assignments) -> bool:

@@ -618,6 +618,19 @@ def test_a_div_call_divides_by_its_divisor_argument() -> None:
     assert_nothing_kept_by(head + PAD + "\n\n" + numerator, ("NAN101", "NAN102", "NAN103"))
 
 
+def test_a_hand_written_softmax_needs_its_exp_to_reach_a_division_or_a_log() -> None:
+    """NAN303 reports a division or a ``log`` the exp reaches (``site_reads``): an exp scaling logits, or one
+    beside an unrelated division, keeps nothing; a softmax or a logsumexp written by hand is kept and reported."""
+    head = "import torch\n"
+    scaled = "def f(x, scale):\n    return x * scale.exp()\n"
+    beside = "def g(x, y, n):\n    s = x.exp()\n    return s * (y / n)\n"
+    for body in (scaled, beside):
+        assert_nothing_kept_by(head + PAD + "\n\n" + body, ("NAN303",))
+    softmax = "def h(x):\n    e = x.exp()\n    return e / e.sum(-1, keepdim=True)\n"
+    assert_reported_when_sliced("NAN303", head, softmax)
+    assert_reported_when_sliced("NAN303", head, "def k(x):\n    e = torch.exp(x)\n    return torch.log(e.sum(-1))\n")
+
+
 def test_a_power_is_a_divisor_only_of_a_negative_power_rule() -> None:
     """``n ** 2`` divides by nothing; ``n ** -0.5`` only for NAN103 (``reciprocals``: ``deg ** -0.5``), never
     for NAN101 or NAN102, whose findings are divisions (``patterns.division``)."""

@@ -651,6 +651,7 @@ class RuleScreen:
     root_operand: Optional[str] = None
     root_evidence: bool = False
     reciprocals: bool = False
+    site_reads: str = "divisor"
     evidence_at: Optional[Callable[[str, int, dict], Any]] = None
     chunk_local: bool = True
 

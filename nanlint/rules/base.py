@@ -22,6 +22,9 @@ the definition's statements, ``self.x`` or module-level names). ``site_anywhere`
 what makes the site test unreliable for a whole file (an import that renames
 ``torch.div``), and turns it off there. ``reciprocals`` (NAN103) adds a negative
 power or a reciprocal (``deg ** -0.5``, ``n.rsqrt()``) to what such a finding can be.
+``site_reads = "division or log"`` (NAN303) promises instead that every finding is
+a division or a ``log``/``log1p`` call that reads the evidence anywhere in it (a
+hand-written softmax's numerator, a logsumexp's operand).
 
 ``attribute_flow`` (default True) says that evidence in a method that sets
 ``self.x`` can make a finding in another method of the class (NAN101: ``self.n =
@@ -134,6 +137,7 @@ class Rule:
     root_operand: ClassVar[Optional[str]] = None  # None, "square" or "square or beside"
     root_evidence: ClassVar[bool] = False  # a root its screen matches is evidence only when its operand is a square
     reciprocals: ClassVar[bool] = False  # a site rule's finding may be a negative power or a reciprocal
+    site_reads: ClassVar[str] = "divisor"  # what of a site rule's finding the evidence reaches (or "division or log")
     # The second stage's test of each screen match: can it be the evidence of a finding? (NAN103: ``len(x)`` of
     # a parameter is no count.) Every match by default; ``memo`` is one file's cache, holding its plain
     # assignments (``_screens.Assignments``) under "assignments".

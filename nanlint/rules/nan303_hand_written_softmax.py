@@ -12,7 +12,7 @@ from ..fixspec import SAFE, UNSAFE, FixSpec, Replace
 from ..names import TorchCall
 from ..patterns import code, division
 from ..scope import lookup
-from ._screens import AS_FOREIGN, Screen, not_foreign
+from ._screens import AS_FOREIGN, DIVISION, DIVISION_RENAMED, Screen, not_foreign
 from .base import Judgement, Rule, SOMETIMES, Witness
 
 # Largest exp argument that cannot overflow a sum of a few exps (float32 overflows at 88.7, float16 at 11.09).
@@ -122,6 +122,10 @@ class HandWrittenSoftmax(Rule):
     fix_applicability = (SAFE, UNSAFE)
     # literal-first (no leading \b): 25x faster; ``math.exp`` is not torch's
     screen = Screen(r"exp(?<!\wexp)" + not_foreign("exp") + r"_?\s*\(|" + AS_FOREIGN)
+    # every finding is a division whose numerator is the exp (``exp(x) / exp(x).sum()``) or a log of a sum of exps
+    site = Screen(DIVISION.pattern.pattern + r"|log")
+    site_anywhere = Screen(DIVISION_RENAMED.pattern + r"|log\w*\s+as\b")
+    site_reads = "division or log"
     witnesses = (
         Witness(
             setup="x = leaf(torch.tensor([[1000.0, 0.0]], dtype=dtype))",

@@ -1067,8 +1067,8 @@ _RECIPROCALS = frozenset({"pow", "float_power", "rsqrt", "reciprocal"})
 
 def _divisor(node: ast.AST, assignments: Assignments, reciprocals: bool) -> Optional[ast.AST]:
     """What ``node`` divides by, as a site rule's finding can (``patterns.division``): the right operand of ``/``
-    and ``/=``, the divisor of a ``div`` call (``torch.div(a, b)``, ``a.div_(b)``: ``b``), the whole of any
-    other call named like a division. With ``reciprocals`` (NAN103's
+    and ``/=``, the divisor of a ``div``, ``divide`` or ``true_divide`` call (``torch.div(a, b)``,
+    ``a.div_(b)``: ``b``; ``DIVIDE_OPS``: not ``torch._foreach_div``). With ``reciprocals`` (NAN103's
     ``_reciprocal``) also the base of ``**`` and ``**=`` and the whole of a ``pow`` call, unless the exponent
     is a literal number >= 0 (``d ** 2``; ``d ** -0.5`` or ``d ** e``, whose name may hold a negative number,
     are), and of an ``rsqrt`` or ``reciprocal`` call. None for an operand kept off 0 (``_guarded``)."""
@@ -1089,8 +1089,6 @@ def _divisor(node: ast.AST, assignments: Assignments, reciprocals: bool) -> Opti
             if divisor is None:
                 return node
             return None if _guarded(divisor, assignments) else divisor
-        if "div" in name:
-            return node
         if reciprocals and name.rstrip("_") in _RECIPROCALS \
                 and not (name.rstrip("_") in _POWER_CALLS and _non_negative(_exponent(node), assignments)):
             return node
@@ -1098,13 +1096,13 @@ def _divisor(node: ast.AST, assignments: Assignments, reciprocals: bool) -> Opti
 
 
 def _division_or_log(node: ast.AST) -> bool:
-    """``a / b``, ``a /= b``, a call named like a division, or a ``log``/``log1p`` call not on another library's
-    module (``torch.log(s)``, ``s.log()``: NAN303's findings, ``visit_Call``)."""
+    """``a / b``, ``a /= b``, a ``div`` call (``DIVIDE_OPS``), or a ``log``/``log1p`` call not on another
+    library's module (``torch.log(s)``, ``s.log()``: NAN303's findings, ``visit_Call``)."""
     if isinstance(node, (ast.BinOp, ast.AugAssign)):
         return isinstance(node.op, ast.Div)
     if isinstance(node, ast.Call):
         name = callee(node)
-        return "div" in name or name in ("log", "log_", "log1p") and not _foreign(node)
+        return name.rstrip("_") in _DIVIDE_CALLS or name in ("log", "log_", "log1p") and not _foreign(node)
     return False
 
 

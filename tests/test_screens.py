@@ -616,6 +616,8 @@ def test_a_div_call_divides_by_its_divisor_argument() -> None:
     assert_reported_when_sliced("NAN103", head, body.replace("n.clamp(min=1)", "n"))
     numerator = "def g(x, mask, d):\n    n = mask.sum(-1)\n    return n.div_(d)\n"
     assert_nothing_kept_by(head + PAD + "\n\n" + numerator, ("NAN101", "NAN102", "NAN103"))
+    foreach = "def s(xs, mask):\n    n = mask.sum(-1)\n    return torch._foreach_div(xs, n)\n"  # no DIVIDE_OPS key
+    assert_nothing_kept_by(head + PAD + "\n\n" + foreach, ("NAN101", "NAN102", "NAN103"))
 
 
 def test_a_hand_written_softmax_needs_its_exp_to_reach_a_division_or_a_log() -> None:

@@ -41,7 +41,7 @@ SCREENS = (
     RuleScreen('NAN502', screen=re.compile('[nN][oO][rR][mM]\n        (?:(?<=(?i:layernorm))(?<!\\w(?i:layernorm))|(?<=(?i:layer_norm))(?<!\\w(?i:layer_norm))|(?<=(?i:groupnorm))(?<!\\w(?i:groupnorm))|(?<=(?i:group_norm))(?<!\\w(?i:group_norm))|(?<=(?i:rmsnorm))(?<!\\w(?i:rmsnorm))|(?<=(?i:rms_norm))(?<!\\w(?i:rms_norm)))\n        (?:\\w*\\s+as\\b | [\\s\\\\]*\\((?![^(),\\#"\'eE]*(?:[eE](?![pP][sS])[^(),\\#"\'eE]*)*\\)))', 96), attribute_flow=False, evidence_at=partial(zero_eps_evidence, positions={'LayerNorm': 1, 'GroupNorm': 2, 'RMSNorm': 1, 'layer_norm': 4, 'group_norm': 4, 'rms_norm': 3})),
     RuleScreen('NAN601', screen=Screen('backward(?<!def backward)\\s*\\(|\\.\\s*step\\s*\\(', 0), file_condition=may_hold_backward),
     RuleScreen('NAN602', screen=Screen('\\.\\s*scale\\s*\\(|clip\\w*\\s*\\(', 0), file_condition=may_scale_loss),
-    RuleScreen('NAN603', screen=re.compile('backward', 32), preview=True),
+    RuleScreen('NAN603', screen=re.compile('backward', 32), preview=True, file_facts=re.compile('isfinite|isnan|isinf|nan_to_num|GradScaler|detect_anomaly|error_if_nonfinite|terminate_on_nan|check_finite|check_nan|skip_nan|nonfinite|non_finite|found_inf', 32)),
     RuleScreen('NAN604', screen=Screen('[nN][aA][nN]\\b|[iI][nN][fF](?:[iI][nN][iI][tT][yY])?\\b', 0), evidence_at=nan_evidence),
 )
 BY_CODE = {screen.code: screen for screen in SCREENS}

@@ -23,6 +23,28 @@ TENSOR_EVIDENCE = re.compile(  # literal-first (word boundaries as lookbehinds):
 )
 
 
+AUTOCAST_LINE = re.compile(r"autocast\s*\(|amp_dtype|autocast_dtype|mixed_precision")
+# the parameters themselves are float16 (not float32 master weights under AMP)
+PARAM_EVIDENCE = re.compile(
+    r"\.half\(\s*\)|\.to\(\s*(?:dtype\s*=\s*)?torch\.(?:float16|half)\s*\)|"
+    r"torch_dtype\s*=\s*torch\.(?:float16|half)\b|set_default_dtype\(\s*torch\.(?:float16|half)\s*\)|"
+    r"\.type\(\s*torch\.(?:float16|half|cuda\.HalfTensor|HalfTensor)\s*\)"
+)
+BF16_EVIDENCE = re.compile(r"\btorch\.bfloat16\b|['\"]bf16(?:-mixed|-true)?['\"]|\bbf16\s*=\s*True|\.bfloat16\(\s*\)")
+AMP_SCALER = re.compile(r"GradScaler")
+DEFAULT_DTYPE = re.compile(r"set_default_dtype|set_default_tensor_type")
+DISABLED_AUTOCAST = re.compile(r"autocast\s*\([^)]*enabled\s*=\s*False")
+# ``x.half().float()``: a round trip through float16 (to quantise, or to compare at half precision), after
+# which the value is float32 again
+ROUND_TRIP = re.compile(r"\s*\.\s*(float\(\s*\)|to\(\s*(dtype\s*=\s*)?torch\.float32\s*\)|type\(\s*torch\.float32\s*\))")
+# What the precision analysis reads anywhere in a file's text (``ctx.source``), whatever code it analyses: float16
+# and bfloat16 evidence, autocast, a GradScaler, a changed default dtype, and what makes evidence not apply
+# (:mod:`nanlint.precision`, :mod:`nanlint.analysis.dtype`). The language server's preview
+# (nanlint/incremental.py) lints the whole text when an edit adds or removes any of it.
+FILE_FACTS = (FP16_EVIDENCE, TENSOR_EVIDENCE, AUTOCAST_LINE, PARAM_EVIDENCE, BF16_EVIDENCE, AMP_SCALER,
+              DEFAULT_DTYPE, DISABLED_AUTOCAST, ROUND_TRIP)
+
+
 def may_have_fp16_evidence(source: str, declared: Optional[tuple[str, ...]]) -> bool:
     """A necessary condition of :func:`nanlint.precision.fp16_evidence` on the text alone (for ``Rule.may_fire``)."""
     if declared is not None:

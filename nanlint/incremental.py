@@ -36,7 +36,7 @@ is at rest is the full lint, identical to ``nanlint check`` (tests/test_server.p
 text does not compile, has ``\\r`` line endings, a definition was added, removed
 or renamed, a changed definition's imports changed, a changed module-level
 statement imports or is a star import, the edit adds or removes text the analysis
-reads anywhere in a file (``precision.FILE_FACTS``, a rule's ``file_facts``), a
+reads anywhere in a file (``fp16_text.FILE_FACTS``, a rule's ``file_facts``), a
 ``file-ignore`` comment changed, a rule's file-level condition (``may_fire``)
 changed, a rule is not ``chunk_local``, or libcst disagrees.
 """
@@ -354,7 +354,7 @@ def relint(path: str, request: LintRequest, before: Layout, findings: list[Findi
     changed = [i for i, (old, new) in enumerate(zip(before.definitions, after.definitions)) if old.text != new.text]
     if not changed and not pieces:
         return Relinted(list(findings), after, 0, 0)
-    rules = request.rule_classes()
+    rules = request.rule_screens()  # no rule imported (nor libcst) unless the kept text holds something to analyse
     if not all(rule.chunk_local for rule in rules):
         return None
     conditions = after.may_fire(rules, request.precision)
@@ -518,9 +518,9 @@ def _module_reach(before: Layout, after: Layout, pieces: list[_Piece]) -> Option
 
 
 def _file_facts_changed(old: list[str], new: list[str], rules: tuple[type[Rule], ...]) -> bool:
-    """The edit adds or removes text the analysis reads anywhere in a file (``precision.FILE_FACTS``, a rule's
+    """The edit adds or removes text the analysis reads anywhere in a file (``fp16_text.FILE_FACTS``, a rule's
     ``file_facts``): then every definition may read it, and the whole text is linted."""
-    from .precision import FILE_FACTS
+    from .fp16_text import FILE_FACTS
 
     same_start, same_end = common_ends(old, new)
     was = "\n".join(old[same_start:len(old) - same_end])

@@ -38,10 +38,12 @@ from typing import TYPE_CHECKING, Optional
 
 import libcst as cst
 
-from .analysis.dtype import DISABLED_AUTOCAST, ROUND_TRIP, applies
+from .analysis.dtype import applies
 from .analysis.ops import AUTOCAST_DTYPE_KEEPING as _DTYPE_PRESERVING, AUTOCAST_F32_OPS, DEFAULT_DTYPE_FACTORIES, \
     UPCASTS as _UPCAST_METHODS
-from .fp16_text import FP16_EVIDENCE, TENSOR_EVIDENCE as _TENSOR_EVIDENCE
+from .fp16_text import AMP_SCALER as _AMP_SCALER, AUTOCAST_LINE as _AUTOCAST_LINE, BF16_EVIDENCE as _BF16_EVIDENCE, \
+    DEFAULT_DTYPE as _DEFAULT_DTYPE, FILE_FACTS, FP16_EVIDENCE, PARAM_EVIDENCE as _PARAM_EVIDENCE, \
+    TENSOR_EVIDENCE as _TENSOR_EVIDENCE
 
 if TYPE_CHECKING:
     from .context import FileContext
@@ -118,21 +120,6 @@ class Evidence:
         return f"`{self.text}` on line {self.line}"
 
 
-_AUTOCAST_LINE = re.compile(r"autocast\s*\(|amp_dtype|autocast_dtype|mixed_precision")
-# the parameters themselves are float16 (not float32 master weights under AMP)
-_PARAM_EVIDENCE = re.compile(
-    r"\.half\(\s*\)|\.to\(\s*(?:dtype\s*=\s*)?torch\.(?:float16|half)\s*\)|"
-    r"torch_dtype\s*=\s*torch\.(?:float16|half)\b|set_default_dtype\(\s*torch\.(?:float16|half)\s*\)|"
-    r"\.type\(\s*torch\.(?:float16|half|cuda\.HalfTensor|HalfTensor)\s*\)"
-)
-_BF16_EVIDENCE = re.compile(r"\btorch\.bfloat16\b|['\"]bf16(?:-mixed|-true)?['\"]|\bbf16\s*=\s*True|\.bfloat16\(\s*\)")
-_AMP_SCALER = re.compile(r"GradScaler")
-_DEFAULT_DTYPE = re.compile(r"set_default_dtype|set_default_tensor_type")
-# What the precision analysis reads anywhere in a file's text (``ctx.source``), whatever code it analyses: float16
-# and bfloat16 evidence, autocast, a GradScaler, a changed default dtype, and what makes evidence not apply. The
-# language server's preview (nanlint/incremental.py) lints the whole text when an edit adds or removes any of it.
-FILE_FACTS = (FP16_EVIDENCE, _TENSOR_EVIDENCE, _AUTOCAST_LINE, _PARAM_EVIDENCE, _BF16_EVIDENCE, _AMP_SCALER,
-              _DEFAULT_DTYPE, DISABLED_AUTOCAST, ROUND_TRIP)
 
 
 def _line(source: str, index: int) -> int:

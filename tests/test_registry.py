@@ -134,3 +134,23 @@ def test_a_changed_file_with_nothing_to_parse_imports_no_rule_and_no_libcst(tmp_
     assert "nanlint.engine" in heavy  # a miss: the file is screened
     assert [m for m in heavy if m.split(".")[0] == "libcst" or m.startswith("nanlint.rules.nan")
             or m in ("nanlint.rules.base", "nanlint.cst_pass", "nanlint.walker", "nanlint.facts")] == []
+
+
+def test_a_preview_with_nothing_to_parse_imports_no_rule_and_no_libcst(tmp_path: Path):
+    """The language server's first keystroke in a file where no definition can hold a finding: the preview
+    re-screens the changed definition and parses nothing, so it imports neither libcst nor a rule (0.2 s)."""
+    path = tmp_path / "m.py"
+    path.write_text(DOCSTRING_ONLY)
+    probe = ("import sys\nfrom nanlint.lines import split_lines\n"
+             "from nanlint.server import DocumentLint, lint_document, preview_document\n"
+             "path, text = sys.argv[1], open(sys.argv[1]).read()\n"
+             "before = DocumentLint(lint_document(path, text), text, split_lines(text), exact=True)\n"
+             "new = text.replace('return a + b', 'return a - b', 1)\n"
+             "found, exact, _ = preview_document(path, new, before)\n"
+             "assert found == [] and not exact, (found, exact)\n"
+             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'libcst' or m.startswith('nanlint.rules.nan')"
+             " or m in ('nanlint.rules.base', 'nanlint.cst_pass', 'nanlint.walker', 'nanlint.facts')))\n")
+    done = subprocess.run([sys.executable, "-c", probe, str(path)], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -20,13 +20,10 @@ from typing import TYPE_CHECKING, Optional
 
 import libcst as cst
 
+from ..fp16_text import DISABLED_AUTOCAST, ROUND_TRIP
+
 if TYPE_CHECKING:
     from ..context import FileContext
-
-DISABLED_AUTOCAST = re.compile(r"autocast\s*\([^)]*enabled\s*=\s*False")
-# ``x.half().float()``: a round trip through float16 (to quantise, or to compare at half precision), after
-# which the value is float32 again
-ROUND_TRIP = re.compile(r"\s*\.\s*(float\(\s*\)|to\(\s*(dtype\s*=\s*)?torch\.float32\s*\)|type\(\s*torch\.float32\s*\))")
 
 
 def walk_owner(ctx: "FileContext") -> Optional[str]:

@@ -654,6 +654,7 @@ class RuleScreen:
     site_reads: str = "divisor"
     evidence_at: Optional[Callable[[str, int, dict], Any]] = None
     chunk_local: bool = True
+    file_facts: "Optional[re.Pattern[str]]" = None
 
     def may_fire(self, source: str, precision: Optional[tuple[str, ...]]) -> bool:
         return self.file_condition is None or self.file_condition(source, precision)

@@ -459,10 +459,7 @@ class Assignments:
         a config's entry or field (``cfg["p"]``, ``cfg.p``) and the rest of a chain's values may be any number;
         any other call, a loop variable or an unpacked element none (no literal)."""
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
-            inner = self.literals(node.operand)
-            if inner is None or isinstance(node.op, ast.UAdd):
-                return inner
-            return frozenset(-value for value in inner)
+            return _signed(node.op, self.literals(node.operand))
         if isinstance(node, ast.Name):
             return self._chain((node.id, False))
         if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self":
@@ -553,8 +550,7 @@ def _literal(node: Optional[ast.AST]) -> Optional[frozenset[float]]:
     name; no number for the rest (a call, a string, ``True``)."""
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)) \
             and isinstance(node.operand, ast.Constant):
-        inner = _literal(node.operand)
-        return inner if inner is None or isinstance(node.op, ast.UAdd) else frozenset(-value for value in inner)
+        return _signed(node.op, _literal(node.operand))
     if isinstance(node, ast.Constant):
         if type(node.value) not in (int, float):
             return frozenset()
@@ -568,6 +564,11 @@ def _literal(node: Optional[ast.AST]) -> Optional[frozenset[float]]:
     if isinstance(node, (ast.BinOp, ast.UnaryOp, ast.Attribute, ast.Subscript, ast.Name)):
         return None
     return frozenset()
+
+
+def _signed(sign: ast.unaryop, values: Optional[frozenset[float]]) -> Optional[frozenset[float]]:
+    """``values`` under a unary ``-`` or ``+``."""
+    return frozenset(-value for value in values) if values is not None and isinstance(sign, ast.USub) else values
 
 
 _SELECTING = TRANSPARENT_OPS | CASTS | {"masked_select", "nonzero", "argwhere"}

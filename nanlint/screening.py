@@ -680,8 +680,9 @@ def _pattern_text(pattern: "Union[re.Pattern[str], Screen]") -> str:
 
 class _Unit:
     """A simple statement, a compound statement's header, or a nested definition on lines ``first``..``last``:
-    the names its targets set (None: it may set anything it mentions), and its nodes (where its divisors and
-    the names its comprehensions, lambdas and walruses bind are looked for)."""
+    the names its targets set (None: an expression statement, whose in-place calls ``_Flows.binds`` reads, or
+    one that may set anything it mentions), and its nodes (where its divisors and the names its comprehensions,
+    lambdas and walruses bind are looked for)."""
 
     __slots__ = ("first", "last", "targets", "nodes", "text", "reads", "binds", "square_binds", "_walked")
 
@@ -943,15 +944,18 @@ class _Flows:
 
     def binds(self, unit: _Unit) -> frozenset[str]:
         if unit.binds is None:
-            if unit.targets is None:
+            targets = unit.targets
+            if targets is None and unit.nodes and isinstance(unit.nodes[0], ast.Expr):
+                targets = _mutated(unit.nodes[0].value)  # (read here: only a taint asks, of few of the units)
+            if targets is None:
                 unit.binds = self.reads(unit)
             elif any(word in self.text(unit) for word in _LOCAL_BINDERS):
                 local: set[str] = set()
                 for node in unit.nodes:
                     local |= _local_targets(node)
-                unit.binds = unit.targets | local
+                unit.binds = targets | local
             else:
-                unit.binds = unit.targets
+                unit.binds = targets
         return unit.binds
 
     def square_binds(self, unit: _Unit) -> frozenset[str]:
@@ -995,21 +999,11 @@ class _Flows:
         """The divisors (``_divisor``; ``reciprocals``: the rule's) of the region's statements that hold a site
         match: each one's lines and names. ``sums``: only those that may be a sum (``_may_be_sum``)."""
         if sums:
-            return [(operand.lineno, operand.end_lineno or operand.lineno,  # type: ignore[attr-defined]
-                     _identifiers(operand)) for operand in self._divisor_nodes(index, site_lines, reciprocals)
+            return [_target(operand) for operand in self._divisor_nodes(index, site_lines, reciprocals)
                     if _may_be_sum(operand, self.assignments)]
         key = (index, frozenset(site_lines), reciprocals)
         if key not in self._divisors:
-            found = []
-            for unit in self.units(index):
-                if not _covers(unit.first, unit.last, site_lines):
-                    continue
-                for node in unit.walked():
-                    operand = _divisor(node, self.assignments, reciprocals)
-                    if operand is not None:
-                        found.append((operand.lineno, operand.end_lineno or operand.lineno,  # type: ignore
-                                      _identifiers(operand)))
-            self._divisors[key] = found
+            self._divisors[key] = [_target(operand) for operand in self._divisor_nodes(index, site_lines, reciprocals)]
         return self._divisors[key]
 
     def divisions(self, index: int, site_lines: set[int]) -> list[tuple[int, int, frozenset[str]]]:
@@ -1017,8 +1011,8 @@ class _Flows:
         (``site_reads = "division or log"``), whole: each one's lines and names."""
         key = (index, frozenset(site_lines), "division or log")
         if key not in self._divisors:
-            self._divisors[key] = [(node.lineno, node.end_lineno or node.lineno, _identifiers(node))  # type: ignore
-                                   for unit in self.units(index) if _covers(unit.first, unit.last, site_lines)
+            self._divisors[key] = [_target(node) for unit in self.units(index)
+                                   if _covers(unit.first, unit.last, site_lines)
                                    for node in unit.walked() if _division_or_log(node)]
         return self._divisors[key]
 
@@ -1435,6 +1429,11 @@ def _sum_value(value: ast.expr) -> bool:
     return isinstance(value, ast.BinOp) and isinstance(value.op, ast.Add)
 
 
+def _target(node: ast.AST) -> tuple[int, int, frozenset[str]]:
+    """A target of ``_Flows._reaching``: ``node``'s lines and the names it mentions."""
+    return node.lineno, node.end_lineno or node.lineno, _identifiers(node)  # type: ignore[attr-defined]
+
+
 def _identifiers(node: ast.AST) -> frozenset[str]:
     """The names and attribute names mentioned under ``node``."""
     found: set[str] = set()
@@ -1509,16 +1508,14 @@ def _local_targets(node: ast.AST) -> set[str]:
 
 
 def _binds(statement: ast.stmt) -> Optional[frozenset[str]]:
-    """The names the targets of ``statement`` set, or an expression statement's in-place calls (``_mutated``);
-    None when it may set anything it mentions (an import, ``global``...)."""
+    """The names the targets of ``statement`` set; None for an expression statement (``_Flows.binds`` reads its
+    in-place calls: ``_mutated``) and for one that may set anything it mentions (an import, ``global``...)."""
     if isinstance(statement, ast.Assign):
         targets: list[ast.expr] = statement.targets
     elif isinstance(statement, (ast.AugAssign, ast.AnnAssign)):
         targets = [statement.target]
     elif isinstance(statement, _INERT):
         targets = []
-    elif isinstance(statement, ast.Expr):
-        return _mutated(statement.value)
     else:
         return None
     bound: set[str] = set()

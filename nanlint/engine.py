@@ -37,9 +37,9 @@ def _rule_classes(rules: Sequence[Screened]) -> list[type[Rule]]:
     """The rule classes of what the screens kept: a ``RuleScreen`` names its class by its code."""
     if not any(isinstance(rule, RuleScreen) for rule in rules):
         return list(rules)  # type: ignore[arg-type]
-    from .rules import BY_CODE
+    from .rules import rule_class
 
-    return [BY_CODE[rule.code] if isinstance(rule, RuleScreen) else rule for rule in rules]
+    return [rule_class(rule.code) if isinstance(rule, RuleScreen) else rule for rule in rules]
 
 
 def screened_rules(rules: Sequence[Screened], source: str,

@@ -65,9 +65,9 @@ class LintRequest:
     def rule_classes(self) -> tuple[type[Rule], ...]:
         if all(not isinstance(rule, str) for rule in self.rules):
             return self.rules  # type: ignore[return-value]
-        from .rules import BY_CODE
+        from .rules import rule_class
 
-        return tuple(BY_CODE[rule] if isinstance(rule, str) else rule for rule in self.rules)
+        return tuple(rule_class(rule) if isinstance(rule, str) else rule for rule in self.rules)
 
     def rule_screens(self) -> tuple[Union[RuleScreen, type[Rule]], ...]:
         """What the screens read of each rule, importing no rule: a code's ``RuleScreen``

@@ -35,6 +35,7 @@ class RuleInfo:
     witness_count: int  # rows of docs/numerics.md that measure the rule (one per witness)
     fix_availability: str  # the rule's fix contract (docs.fix_contract)
     fix_applicability: tuple[str, ...]
+    module: str  # the module of nanlint.rules that defines it (``rules.rule_class`` imports only that one)
 
     @property
     def witnesses(self) -> tuple[None, ...]:
@@ -67,7 +68,7 @@ def render() -> str:
              "RULES = ("]
     for rule in classes:
         entry = (rule.code, rule.name, rule.summary, rule.rows, bool(rule.preview), rule.docs(), len(rule.witnesses),
-                 rule.fix_availability, tuple(rule.fix_applicability))
+                 rule.fix_availability, tuple(rule.fix_applicability), rule.__module__.rpartition(".")[2])
         lines.append(f"    {entry!r},")
     lines.append(")")
     return "\n".join(lines) + "\n"

@@ -84,7 +84,7 @@ from .analysis.ops import ADD_PRODUCT_OPS, CASTS, DIVIDE_OPS, FOREIGN_MODULE_ROO
     TRANSPARENT_OPS, VARIANCE_NAME
 from .files import stdlib_tree
 from .rules._screens import BLOCKS, ROOT, Assignments, Screen, WithFileCondition, callee, first_line, screen_starts, \
-    statements, walk, walk_lines
+    children, statements, walk, walk_lines
 
 if TYPE_CHECKING:
     from .rules.base import Rule
@@ -739,6 +739,16 @@ class _Flows:
         self._square_attributes: dict[int, set[str]] = {}  # per class: the attributes set from a square
         self._negative_attributes: dict[int, set[str]] = {}  # ... from one rounding may make negative
         self._source: Optional[str] = None
+        self._local: dict[int, _Lazy] = {}
+
+    def local_names(self, index: int) -> "_Lazy":
+        """The names whose reads in region ``index`` never take a variance-like name's prior (``_local_names``
+        of a function, walked when a name like a variance is first read; none in a class body)."""
+        if index not in self._local:
+            node = self.regions[index].node
+            self._local[index] = _Lazy(functools.partial(_local_names, node)) \
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) else _NONE
+        return self._local[index]
 
     def reaching(self, rule: type[Rule], found: set[int], sites: dict[int, set[int]], names: set[str],
                  squares: bool = False) -> set[int]:
@@ -820,9 +830,10 @@ class _Flows:
     def square_lines(self, index: int) -> set[int]:
         """The lines of the region's own statements that hold square evidence."""
         if index not in self._square_lines:
+            local = self.local_names(index)
             self._square_lines[index] = {node.lineno for unit in self.units(index)  # type: ignore[attr-defined]
                                          if _SQUARE_TEXT.search(self.text(unit))
-                                         for node in unit.walked() if _square_evidence(node, self.assignments)}
+                                         for node in unit.walked() if _square_evidence(node, self.assignments, local)}
         return self._square_lines[index]
 
     def roots(self, index: int) -> tuple[bool, list[tuple[int, int, list[ast.AST]]]]:
@@ -861,13 +872,14 @@ class _Flows:
         module-level ``names``, each bound from square evidence (``_square_taint``)."""
         if index not in self._fed:
             roots = self.roots(index)[1]
+            local = self.local_names(index)
             fed = {line for line, _, parts in roots
-                   if any(_may_square(part, self.assignments, frozenset()) for part in parts)}
+                   if any(_may_square(part, self.assignments, frozenset(), local=local) for part in parts)}
             pending = [(line, parts) for line, _, parts in roots if line not in fed]
             if pending:
                 square, negative = self._square_taint(index, names)
                 fed |= {line for line, parts in pending
-                        if any(_may_square(part, self.assignments, square, negative) for part in parts)}
+                        if any(_may_square(part, self.assignments, square, negative, local) for part in parts)}
             self._fed[index] = fed
         return self._fed[index]
 
@@ -909,7 +921,7 @@ class _Flows:
         return {unit.first for unit in self.units(index)
                 if "-" in self.text(unit) or any(word in self.text(unit) for word in _EXPANDING)
                 if any(isinstance(inner, ast.BinOp) and isinstance(inner.op, ast.Sub)
-                       and _may_square(inner, self.assignments, square)
+                       and _may_square(inner, self.assignments, square, local=self.local_names(index))
                        or isinstance(inner, ast.Call) and callee(inner) in _EXPANDING
                        for inner in unit.walked())}
 
@@ -966,7 +978,12 @@ class _Flows:
         keeps the assigned value's source, any other call leaves it), so ``param.mul_(1 - lr ** 2 * wd)``
         makes no square of ``param``."""
         if unit.square_binds is None:
-            if unit.nodes and isinstance(unit.nodes[0], ast.Expr):
+            if unit.nodes and isinstance(unit.nodes[0], ast.AugAssign):
+                # ``v += a ** 2``: ``zero_source`` ends at an augmented assignment (``*=`` and ``/=`` read the
+                # binding before it, which another unit makes), and the walker binds no attribute there
+                local = any(word in self.text(unit) for word in _LOCAL_BINDERS)
+                unit.square_binds = frozenset(_local_targets(unit.nodes[0].value) if local else ())
+            elif unit.nodes and isinstance(unit.nodes[0], ast.Expr):
                 bound: set[str] = set()
                 for node in unit.walked():
                     if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
@@ -1253,27 +1270,6 @@ def _exponent(node: ast.AST) -> Optional[ast.AST]:
     return node.args[-1] if node.args and not isinstance(node.args[-1], ast.Starred) else None
 
 
-def _square_evidence(node: ast.AST, assignments: Assignments) -> bool:
-    """What the value analysis can call a square, a variance, a norm or an MSE starts at ``node``: a name like a
-    variance (``VARIANCE_NAME``), a call of an op of ``SQUARE_SOURCE_OPS`` (a power only when its exponent is not
-    a number other than 2 and 0.5), ``a ** e`` (the same), or ``a * a``."""
-    if isinstance(node, ast.Name):
-        return VARIANCE_NAME.match(node.id) is not None
-    if isinstance(node, ast.Attribute):
-        return VARIANCE_NAME.match(node.attr) is not None
-    if isinstance(node, ast.Call):
-        name = callee(node)
-        if name not in _SQUARE_CALLS or _foreign(node):
-            return False
-        return name not in _POWER_CALLS or _may_be(_exponent(node), assignments, 2, 0.5)
-    if isinstance(node, ast.BinOp):
-        if isinstance(node.op, ast.Pow):
-            return _may_be(node.right, assignments, 2, 0.5)
-        return isinstance(node.op, ast.Mult) and type(node.left) is type(node.right) \
-            and ast.dump(node.left) == ast.dump(node.right)
-    return False
-
-
 class _Lazy:
     """A set of names computed when first asked whether it holds one."""
 
@@ -1290,8 +1286,29 @@ class _Lazy:
 _NONE = _Lazy(set)
 
 
-def _may_square(node: ast.AST, assignments: Assignments, tainted: frozenset[str], negative: "_Lazy" = _NONE
-                ) -> bool:
+def _square_evidence(node: ast.AST, assignments: Assignments, local: "_Lazy" = _NONE) -> bool:
+    """What the value analysis can call a square, a variance, a norm or an MSE starts at ``node``: a name like a
+    variance (``VARIANCE_NAME``) but one of ``local`` (``_local_names``), a call of an op of ``SQUARE_SOURCE_OPS``
+    (a power only when its exponent is not a number other than 2 and 0.5), ``a ** e`` (the same), or ``a * a``."""
+    if isinstance(node, ast.Name):
+        return VARIANCE_NAME.match(node.id) is not None and node.id not in local
+    if isinstance(node, ast.Attribute):
+        return VARIANCE_NAME.match(node.attr) is not None
+    if isinstance(node, ast.Call):
+        name = callee(node)
+        if name not in _SQUARE_CALLS or _foreign(node):
+            return False
+        return name not in _POWER_CALLS or _may_be(_exponent(node), assignments, 2, 0.5)
+    if isinstance(node, ast.BinOp):
+        if isinstance(node.op, ast.Pow):
+            return _may_be(node.right, assignments, 2, 0.5)
+        return isinstance(node.op, ast.Mult) and type(node.left) is type(node.right) \
+            and ast.dump(node.left) == ast.dump(node.right)
+    return False
+
+
+def _may_square(node: ast.AST, assignments: Assignments, tainted: frozenset[str], negative: "_Lazy" = _NONE,
+                local: "_Lazy" = _NONE) -> bool:
     """Whether the value analysis may call ``node`` a square, a variance, a norm or an MSE (what ``sqrt_hazard``
     asks of a root's operand), by the shape ``zero_source`` follows: a name like a variance or one bound from
     square evidence (``tainted``), a call of an op of ``SQUARE_SOURCE_OPS`` or of a tainted callable (a
@@ -1299,58 +1316,60 @@ def _may_square(node: ast.AST, assignments: Assignments, tainted: frozenset[str]
     numerator, subscripts; and ``a + b`` only when both may be (a positive term guards the sum) or it may hold
     a square that rounding makes negative (``_may_be_negative``: a one-pass variance plus an eps, which rounds
     below it; ``negative``: the names bound from one). A power's exponent is what ``assignments`` may make of it
-    (``Assignments.literals``)."""
+    (``Assignments.literals``). ``local``: names a read of which never takes a variance-like name's prior
+    (``_local_names``)."""
     if isinstance(node, ast.Name):
-        return node.id in tainted or VARIANCE_NAME.match(node.id) is not None
+        return node.id in tainted or VARIANCE_NAME.match(node.id) is not None and node.id not in local
     if isinstance(node, ast.Attribute):
         return node.attr in tainted or VARIANCE_NAME.match(node.attr) is not None \
-            or _may_square(node.value, assignments, tainted, negative)
+            or _may_square(node.value, assignments, tainted, negative, local)
     if isinstance(node, ast.Call):
         if _foreign(node):
             return False  # (``Facts._call_source``: no zero source, not even through its operands)
         name = callee(node)
-        if name in tainted or _square_evidence(node, assignments):
+        if name in tainted or _square_evidence(node, assignments, local):
             return True
         if name in _POWER_CALLS:
             return False  # ``x.pow(3)``, ``x.pow(-0.5)``: no square (2 and 0.5 are evidence)
         operands: list[ast.AST] = [*node.args, *(keyword.value for keyword in node.keywords)]
         if isinstance(node.func, ast.Attribute):
             operands.append(node.func.value)
-        return any(_may_square(operand, assignments, tainted, negative) for operand in operands)
+        return any(_may_square(operand, assignments, tainted, negative, local) for operand in operands)
     if isinstance(node, ast.BinOp):
-        if _square_evidence(node, assignments):  # ``a * a``, ``a ** 2``, ``a ** e``
+        if _square_evidence(node, assignments, local):  # ``a * a``, ``a ** 2``, ``a ** e``
             return isinstance(node.op, ast.Mult) or _may_be(node.right, assignments, 2) \
-                or _may_square(node.left, assignments, tainted, negative)
+                or _may_square(node.left, assignments, tainted, negative, local)
         if isinstance(node.op, ast.Pow):
             return False  # a power whose exponent is another number
         if isinstance(node.op, ast.Add):
-            return _may_square(node.left, assignments, tainted, negative) \
-                and _may_square(node.right, assignments, tainted, negative) \
-                or _may_be_negative(node, assignments, tainted, negative)
+            return _may_square(node.left, assignments, tainted, negative, local) \
+                and _may_square(node.right, assignments, tainted, negative, local) \
+                or _may_be_negative(node, assignments, tainted, negative, local)
         if isinstance(node.op, (ast.Div, ast.FloorDiv, ast.Mod)):
-            return _may_square(node.left, assignments, tainted, negative)
-        return _may_square(node.left, assignments, tainted, negative) \
-            or _may_square(node.right, assignments, tainted, negative)
+            return _may_square(node.left, assignments, tainted, negative, local)
+        return _may_square(node.left, assignments, tainted, negative, local) \
+            or _may_square(node.right, assignments, tainted, negative, local)
     if isinstance(node, (ast.Subscript, ast.Starred)):
-        return _may_square(node.value, assignments, tainted, negative)
+        return _may_square(node.value, assignments, tainted, negative, local)
     if isinstance(node, ast.UnaryOp):
-        return _may_square(node.operand, assignments, tainted, negative)
+        return _may_square(node.operand, assignments, tainted, negative, local)
     if isinstance(node, ast.IfExp):
-        return _may_square(node.body, assignments, tainted, negative) \
-            or _may_square(node.orelse, assignments, tainted, negative)
+        return _may_square(node.body, assignments, tainted, negative, local) \
+            or _may_square(node.orelse, assignments, tainted, negative, local)
     if isinstance(node, (ast.BoolOp, ast.Tuple, ast.List)):
         values = node.values if isinstance(node, ast.BoolOp) else node.elts
-        return any(_may_square(value, assignments, tainted, negative) for value in values)
+        return any(_may_square(value, assignments, tainted, negative, local) for value in values)
     return False
 
 
-def _may_be_negative(node: ast.AST, assignments: Assignments, tainted: frozenset[str], negative: _Lazy) -> bool:
+def _may_be_negative(node: ast.AST, assignments: Assignments, tainted: frozenset[str], negative: _Lazy,
+                     local: _Lazy) -> bool:
     """``node`` may hold a square that rounding makes negative (``ZeroSource.negative``): a difference that may
     be a square (``E[x**2] - E[x]**2``, ``a2 + b2 - 2 * a @ b.T``), an ``addmm``-style expanded distance, or
     a name bound from one (``negative``)."""
     for inner in walk(node):
         if isinstance(inner, ast.BinOp) and isinstance(inner.op, ast.Sub) \
-                and _may_square(inner, assignments, tainted, negative):
+                and _may_square(inner, assignments, tainted, negative, local):
             return True
         if isinstance(inner, ast.Call) and callee(inner) in _EXPANDING:
             return True
@@ -1507,6 +1526,48 @@ def _local_targets(node: ast.AST) -> set[str]:
     return bound
 
 
+def _local_names(function: Union[ast.FunctionDef, ast.AsyncFunctionDef]) -> set[str]:
+    """The names the value analysis binds in ``function``'s own scope other than as a parameter, less any name a
+    parameter there or in a nested function or lambda has and any named by ``global`` or ``nonlocal``. A read of
+    one anywhere in the definition finds a binding that is no parameter (``scope.lookup``: a later binding in
+    the function makes the name local there), so ``ZeroSources.zero_source`` never takes the prior of a name like
+    a variance for it: ``expected_var = 1.0`` ... ``expected_var += a ** 2`` ... ``expected_var ** 0.5`` holds
+    no square for it. The walker binds assignments' and augmented assignments' names, walrus targets, ``for``
+    targets, ``with ... as`` and ``except ... as`` names, and nested definitions' names; not a comprehension's
+    targets, an import's names or a nested scope's bindings."""
+    bound: set[str] = set()
+    kept: set[str] = set()  # names the prior may still hold for
+    pending: list[ast.AST] = [*function.decorator_list, function.args, *function.body]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+            if not isinstance(node, ast.Lambda):
+                bound.add(node.name)
+            kept.update(inner.arg for inner in walk(node) if isinstance(inner, ast.arg))  # a nested scope's own
+            kept.update(name for inner in walk(node) if isinstance(inner, (ast.Global, ast.Nonlocal))
+                        for name in inner.names)
+            continue
+        if isinstance(node, ast.arg):
+            kept.add(node.arg)
+        elif isinstance(node, (ast.Global, ast.Nonlocal)):
+            kept.update(node.names)
+        elif isinstance(node, ast.Assign):
+            for target in node.targets:
+                _target_names(target, bound, bases=False)
+        elif isinstance(node, (ast.AugAssign, ast.NamedExpr)) and isinstance(node.target, ast.Name):
+            bound.add(node.target.id)
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            _target_names(node.target, bound, bases=False)
+        elif isinstance(node, (ast.For, ast.AsyncFor)):
+            _target_names(node.target, bound, bases=False)
+        elif isinstance(node, ast.withitem) and node.optional_vars is not None:
+            _target_names(node.optional_vars, bound, bases=False)
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            bound.add(node.name)
+        pending.extend(children(node))
+    return bound - kept
+
+
 def _binds(statement: ast.stmt) -> Optional[frozenset[str]]:
     """The names the targets of ``statement`` set; None for an expression statement (``_Flows.binds`` reads its
     in-place calls: ``_mutated``) and for one that may set anything it mentions (an import, ``global``...)."""
@@ -1544,18 +1605,23 @@ def _mutated(expression: ast.expr) -> frozenset[str]:
     return frozenset(bound)
 
 
-def _target_names(target: ast.expr, bound: set[str]) -> None:
+def _target_names(target: ast.expr, bound: set[str], bases: bool = True) -> None:
+    """Add the names an assignment to ``target`` sets to ``bound``: a name, those in a tuple or list of targets
+    (starred or nested), and with ``bases`` an attribute's (``self.n = ...`` sets ``n``) and a subscript's base
+    (``d[d == 0] = 1`` sets ``d``); without, only what the walker binds (``scope.assignment_targets``)."""
     if isinstance(target, ast.Name):
         bound.add(target.id)
     elif isinstance(target, ast.Attribute):
-        bound.add(target.attr)
+        if bases:
+            bound.add(target.attr)
     elif isinstance(target, ast.Subscript):
-        _target_names(target.value, bound)
+        if bases:
+            _target_names(target.value, bound)
     elif isinstance(target, (ast.Tuple, ast.List)):
         for element in target.elts:
-            _target_names(element, bound)
+            _target_names(element, bound, bases)
     elif isinstance(target, ast.Starred):
-        _target_names(target.value, bound)
+        _target_names(target.value, bound, bases)
 
 
 def _unread_setters(lines: list[str], regions: list[_Region], replaced: list[tuple[int, int, str]],

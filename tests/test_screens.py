@@ -796,6 +796,32 @@ def test_a_root_of_a_guarded_variance_keeps_nothing() -> None:
     assert [f[0] for f in check_equivalent(source, (BY_CODE["NAN201"],))] == ["NAN201"]
 
 
+@pytest.mark.parametrize("body", [
+    "def stages(alphas):\n    expected_var = 1.0\n    betas = []\n    for alpha in alphas:\n"
+    "        betas.append(1. / expected_var ** 0.5)\n        expected_var += alpha ** 2\n    return betas\n",
+    "def f(x, xs):\n    total = 0.0\n    for t in xs:\n        total += t ** 2\n    return x / total ** 0.5\n",
+], ids=["nf-net expected variance", "accumulated squares"])
+def test_an_augmented_assignment_and_a_bound_variance_name_make_no_square(body: str) -> None:
+    """NF-Net's expected variance: ``expected_var`` is bound in the function (``= 1.0``, ``+= alpha ** 2``), so
+    ``zero_source`` follows its bindings and never takes a variance-like name's prior, and an augmented
+    assignment ends the trail (``+=``; ``*=`` reads the binding before it). Nothing to report, nothing kept."""
+    assert_nothing_kept_by("import torch\n" + PAD + "\n\n" + body)
+
+
+@pytest.mark.parametrize("body", [
+    # a parameter: its binding is the parameter's until the reassignment
+    "def f(x, var):\n    y = x / var.sqrt()\n    var = var + 1.0\n    return y\n",
+    # a nested function's parameter of the same name
+    "def f(x):\n    var = 1.0\n    scale = lambda var: x / var.sqrt()\n    return scale(x.var()) * var\n",
+    # ``*=`` reads the binding before it: a square
+    "def f(x):\n    v = (x ** 2).mean()\n    v *= 2.0\n    return x / v.sqrt()\n",
+])
+def test_a_variance_name_read_where_the_prior_or_a_square_holds_is_evidence(body: str) -> None:
+    source = "import torch\n" + PAD + "\n\n" + body
+    assert "NAN201" in [f[0] for f in check_equivalent(source, (BY_CODE["NAN201"],))]
+    assert "x / v" in body or "var.sqrt()" in screening.plan(source, [BY_CODE["NAN201"]]).text
+
+
 # NAN103's ``evidence_at``: ``len(x)`` / ``x.numel()`` count only a selection the code assigns, and a bare
 # ``sum(...)`` is Python's unless the file imports one. Each of these counts is reported, sliced or not.
 COUNTS = {

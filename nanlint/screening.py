@@ -766,11 +766,12 @@ class _Flows:
             return self._reaching(found, evidence, lambda: names, rule.attribute_flow,
                                   lambda index: self.divisions(index, sites[index]))
         kept = self._reaching(found, evidence, lambda: names, rule.attribute_flow,
-                              lambda index: self.divisors(index, sites[index], rule.reciprocals))
+                              lambda index: self.divisors(index, sites[index], rule.reciprocals), guarded=True)
         if squares and found - kept:  # such a sum is a divisor written with ``+``, or a name assigned one
             kept |= self._reaching(found - kept, lambda index: evidence(index) | self.square_lines(index),
                                    lambda: names, rule.attribute_flow,
-                                   lambda index: self.divisors(index, sites[index], rule.reciprocals, sums=True))
+                                   lambda index: self.divisors(index, sites[index], rule.reciprocals, sums=True),
+                                   guarded=True)
         return kept
 
     def roots_reaching(self, found: set[int], beside: bool, names: Callable[[], set[str]]) -> set[int]:
@@ -785,10 +786,12 @@ class _Flows:
         return kept
 
     def _reaching(self, found: set[int], seed_lines: Callable[[int], set[int]], module_names: Callable[[], set[str]],
-                  attribute_flow: bool, targets: Callable[[int], list[tuple[int, int, frozenset[str]]]]) -> set[int]:
+                  attribute_flow: bool, targets: Callable[[int], list[tuple[int, int, frozenset[str]]]],
+                  guarded: bool = False) -> set[int]:
         """The regions of ``found`` where the evidence on ``seed_lines`` (by region) may reach one of the
         ``targets`` (by region: each one's lines and names): a target on a line of evidence, or one that
-        mentions a name the evidence flows into."""
+        mentions a name the evidence flows into; with ``guarded`` (a divisor), not through an assignment of a
+        value kept off 0 (``divisor_binds``)."""
         attributes: dict[int, set[str]] = {}  # per class: the attributes its setters compute from evidence
         kept = set()
         for index in found:
@@ -804,17 +807,18 @@ class _Flows:
             initial = names
             if region.parent is not None and attribute_flow:
                 if region.parent not in attributes:
-                    attributes[region.parent] = self._class_attributes(region.parent, seed_lines, names, False)
+                    attributes[region.parent] = self._class_attributes(region.parent, seed_lines, names, False,
+                                                                       guarded)
                 initial = names | attributes[region.parent]
-            tainted = self._tainted(index, lines, initial)
+            tainted = self._tainted(index, lines, initial, guarded=guarded)
             if any(mentioned & tainted for _, _, mentioned in reached):
                 kept.add(index)
         return kept
 
     def _class_attributes(self, parent: int, seed_lines: Callable[[int], set[int]], names: set[str],
-                          squares: bool) -> set[str]:
+                          squares: bool, guarded: bool = False) -> set[str]:
         """The attributes the class's setters compute from the evidence; ``squares``: from a square
-        (``square_binds``), the class-level statements' included."""
+        (``square_binds``), the class-level statements' included; ``guarded``: as a divisor (``divisor_binds``)."""
         setters = [m for m in self.regions[parent].members if m != parent and self.regions[m].binds_attributes]
         if squares:
             setters.append(parent)
@@ -822,7 +826,7 @@ class _Flows:
         while True:
             found = set(attributes)
             for member in setters:
-                found |= self._tainted(member, seed_lines(member), names | attributes, squares)
+                found |= self._tainted(member, seed_lines(member), names | attributes, squares, guarded)
             if found == attributes:
                 return attributes
             attributes = found
@@ -925,11 +929,12 @@ class _Flows:
                        or isinstance(inner, ast.Call) and callee(inner) in _EXPANDING
                        for inner in unit.walked())}
 
-    def _tainted(self, index: int, seed_lines: set[int], initial: set[str], squares: bool = False) -> set[str]:
+    def _tainted(self, index: int, seed_lines: set[int], initial: set[str], squares: bool = False,
+                 guarded: bool = False) -> set[str]:
         """The names the evidence on ``seed_lines`` (and the ``initial`` names) may flow into in region ``index``;
-        ``squares``: a square's (``square_binds``)."""
+        ``squares``: a square's (``square_binds``); ``guarded``: a divisor's (``divisor_binds``)."""
         units = self.units(index)
-        binding = self.square_binds if squares else self.binds
+        binding = self.square_binds if squares else self.divisor_binds if guarded else self.binds
         tainted = set(initial)
         for unit in units:
             if _covers(unit.first, unit.last, seed_lines):
@@ -969,6 +974,22 @@ class _Flows:
             else:
                 unit.binds = targets
         return unit.binds
+
+    def divisor_binds(self, unit: _Unit) -> frozenset[str]:
+        """What ``unit`` may make a divisor the divide-by rules report of: what it binds (``binds``), except that
+        an assignment of a value kept off 0 (``_guarded``: ``n = mask.sum(1).clamp(min=1)``, ``s = v + 1e-6``)
+        sets only what its walruses and comprehensions bind. The value analysis follows a name to its assignment
+        (``zero_source``, ``count``, ``vanishing_sum``), where the guard ends it. An attribute named like a
+        variance keeps what it is assigned: with two bindings the analysis takes the name's prior instead."""
+        node = unit.nodes[0] if unit.nodes else None
+        if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None \
+                and _guarded(node.value, self.assignments):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if all(isinstance(target, ast.Name) or isinstance(target, ast.Attribute)
+                   and VARIANCE_NAME.match(target.attr) is None for target in targets):
+                local = any(word in self.text(unit) for word in _LOCAL_BINDERS)
+                return frozenset(_local_targets(node.value) if local else ())
+        return self.binds(unit)
 
     def square_binds(self, unit: _Unit) -> frozenset[str]:
         """What ``unit`` may make a square of: what it binds (``binds``), except that an expression statement

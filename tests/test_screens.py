@@ -607,6 +607,23 @@ def test_a_divisor_kept_off_zero_by_a_positive_number_keeps_nothing(divisor: str
     assert_nothing_kept_by(head + PAD + "\n\n" + norm, ("NAN101", "NAN102", "NAN103"))
 
 
+@pytest.mark.parametrize("value", ["mask.sum(-1, keepdim=True).clamp(min=1)", "mask.sum(-1) + 1e-6",
+                                   "x.norm(dim=-1, keepdim=True).clamp_min(eps)", "torch.clamp(mask.sum(-1), 1).float()"])
+def test_a_name_assigned_a_guarded_value_carries_no_evidence(value: str) -> None:
+    """``valid_counts = patch_valid.sum(dim=1, keepdim=True).clamp(min=1)`` then ``masked_sums / valid_counts``
+    (timm's NaFlex pooling): the value analysis follows the name to its assignment, where the guard ends
+    ``count`` and ``zero_source``; the divide-by rules' taint does the same (``_Flows.divisor_binds``), in a
+    method as in an attribute another method sets. The name assigned the bare count is reported."""
+    head = "import torch\n"
+    body = f"def pool(x, mask, eps=1e-6):\n    total = (x * mask).sum(-1)\n    n = {value}\n    return total / n\n"
+    assert_nothing_kept_by(head + PAD + "\n\n" + body, ("NAN101", "NAN102", "NAN103"))
+    method = (f"class Pool(torch.nn.Module):\n    def setup(self, x, mask, eps=1e-6):\n        self.n = {value}\n\n"
+              "    def forward(self, x, mask):\n        total = (x * mask).sum(-1)\n        return total / self.n\n")
+    assert_nothing_kept_by(head + PAD + "\n\n" + method, ("NAN101", "NAN102", "NAN103"))
+    if value.startswith("mask.sum"):
+        assert_reported_when_sliced("NAN103", head, body.replace(value, "mask.sum(-1)"))
+
+
 def test_a_div_call_divides_by_its_divisor_argument() -> None:
     """``torch.div(x, d)`` and ``x.div_(d)`` divide by ``d`` (``patterns.division``), which may be guarded; what
     the numerator holds reaches no divisor."""

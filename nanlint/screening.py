@@ -80,7 +80,7 @@ from typing import Callable, Optional, Sequence, Union
 
 from typing import TYPE_CHECKING
 
-from .analysis.ops import ADD_PRODUCT_OPS, CASTS, DIVIDE_OPS, FOREIGN_MODULE_ROOTS, SQUARE_SOURCE_OPS, \
+from .analysis.ops import ADD_PRODUCT_OPS, CASTS, COSINE_NAME, DIVIDE_OPS, FOREIGN_MODULE_ROOTS, SQUARE_SOURCE_OPS, \
     TRANSPARENT_OPS, VARIANCE_NAME
 from .files import stdlib_tree
 from .rules._screens import BLOCKS, ROOT, Assignments, Screen, WithFileCondition, callee, first_line, screen_starts, \
@@ -684,7 +684,8 @@ class _Unit:
     one that may set anything it mentions), and its nodes (where its divisors and the names its comprehensions,
     lambdas and walruses bind are looked for)."""
 
-    __slots__ = ("first", "last", "targets", "nodes", "text", "reads", "binds", "square_binds", "_walked")
+    __slots__ = ("first", "last", "targets", "nodes", "text", "reads", "binds", "square_binds", "divisor_binds",
+                 "_walked")
 
     def __init__(self, first: int, last: int, targets: Optional[frozenset[str]], nodes: tuple[ast.AST, ...]) -> None:
         self.first, self.last, self.targets, self.nodes = first, last, targets, nodes
@@ -692,6 +693,7 @@ class _Unit:
         self.reads: Optional[frozenset[str]] = None
         self.binds: Optional[frozenset[str]] = None
         self.square_binds: Optional[frozenset[str]] = None
+        self.divisor_binds: Optional[frozenset[str]] = None
         self._walked: Optional[list[ast.AST]] = None
 
     def walked(self) -> list[ast.AST]:
@@ -764,14 +766,14 @@ class _Flows:
 
         if rule.site_reads == "division or log":  # NAN303: the exp reaches a softmax's division or a log
             return self._reaching(found, evidence, lambda: names, rule.attribute_flow,
-                                  lambda index: self.divisions(index, sites[index]))
+                                  lambda index: self.divisions(index, sites[index]), _NAMES)
         kept = self._reaching(found, evidence, lambda: names, rule.attribute_flow,
-                              lambda index: self.divisors(index, sites[index], rule.reciprocals), guarded=True)
+                              lambda index: self.divisors(index, sites[index], rule.reciprocals), _DIVISOR)
         if squares and found - kept:  # such a sum is a divisor written with ``+``, or a name assigned one
             kept |= self._reaching(found - kept, lambda index: evidence(index) | self.square_lines(index),
                                    lambda: names, rule.attribute_flow,
                                    lambda index: self.divisors(index, sites[index], rule.reciprocals, sums=True),
-                                   guarded=True)
+                                   _DIVISOR)
         return kept
 
     def roots_reaching(self, found: set[int], beside: bool, names: Callable[[], set[str]]) -> set[int]:
@@ -787,11 +789,10 @@ class _Flows:
 
     def _reaching(self, found: set[int], seed_lines: Callable[[int], set[int]], module_names: Callable[[], set[str]],
                   attribute_flow: bool, targets: Callable[[int], list[tuple[int, int, frozenset[str]]]],
-                  guarded: bool = False) -> set[int]:
+                  flow: str) -> set[int]:
         """The regions of ``found`` where the evidence on ``seed_lines`` (by region) may reach one of the
         ``targets`` (by region: each one's lines and names): a target on a line of evidence, or one that
-        mentions a name the evidence flows into; with ``guarded`` (a divisor), not through an assignment of a
-        value kept off 0 (``divisor_binds``)."""
+        mentions a name the evidence flows into (``flow``: ``_tainted``'s)."""
         attributes: dict[int, set[str]] = {}  # per class: the attributes its setters compute from evidence
         kept = set()
         for index in found:
@@ -807,26 +808,25 @@ class _Flows:
             initial = names
             if region.parent is not None and attribute_flow:
                 if region.parent not in attributes:
-                    attributes[region.parent] = self._class_attributes(region.parent, seed_lines, names, False,
-                                                                       guarded)
+                    attributes[region.parent] = self._class_attributes(region.parent, seed_lines, names, flow)
                 initial = names | attributes[region.parent]
-            tainted = self._tainted(index, lines, initial, guarded=guarded)
+            tainted = self._tainted(index, lines, initial, flow)
             if any(mentioned & tainted for _, _, mentioned in reached):
                 kept.add(index)
         return kept
 
     def _class_attributes(self, parent: int, seed_lines: Callable[[int], set[int]], names: set[str],
-                          squares: bool, guarded: bool = False) -> set[str]:
-        """The attributes the class's setters compute from the evidence; ``squares``: from a square
-        (``square_binds``), the class-level statements' included; ``guarded``: as a divisor (``divisor_binds``)."""
+                          flow: str) -> set[str]:
+        """The attributes the class's setters compute from the evidence (``flow``: ``_tainted``'s); a square's
+        and a negative square's through the class-level statements too."""
         setters = [m for m in self.regions[parent].members if m != parent and self.regions[m].binds_attributes]
-        if squares:
+        if flow in (_SQUARE, _NEGATIVE):
             setters.append(parent)
         attributes: set[str] = set()
         while True:
             found = set(attributes)
             for member in setters:
-                found |= self._tainted(member, seed_lines(member), names | attributes, squares, guarded)
+                found |= self._tainted(member, seed_lines(member), names | attributes, flow)
             if found == attributes:
                 return attributes
             attributes = found
@@ -896,9 +896,9 @@ class _Flows:
         squares: set[str] = set()
         if parent is not None:
             if parent not in self._square_attributes:
-                self._square_attributes[parent] = self._class_attributes(parent, self.square_lines, outside, True)
+                self._square_attributes[parent] = self._class_attributes(parent, self.square_lines, outside, _SQUARE)
             squares = self._square_attributes[parent]
-        square = frozenset(self._tainted(index, self.square_lines(index), outside | squares, True))
+        square = frozenset(self._tainted(index, self.square_lines(index), outside | squares, _SQUARE))
 
         def negative() -> set[str]:
             negatives: set[str] = set()
@@ -909,13 +909,14 @@ class _Flows:
                     def negative_lines(member: int) -> set[int]:
                         if member not in memo:
                             taint = frozenset(self._tainted(member, self.square_lines(member), outside | squares,
-                                                            True))
+                                                            _SQUARE))
                             memo[member] = self._negative_lines(member, taint)
                         return memo[member]
 
-                    self._negative_attributes[parent] = self._class_attributes(parent, negative_lines, outside, True)
+                    self._negative_attributes[parent] = self._class_attributes(parent, negative_lines, outside,
+                                                                               _NEGATIVE)
                 negatives = self._negative_attributes[parent]
-            return self._tainted(index, self._negative_lines(index, square), outside | negatives, True)
+            return self._tainted(index, self._negative_lines(index, square), outside | negatives, _NEGATIVE)
 
         return square, _Lazy(negative)
 
@@ -929,25 +930,46 @@ class _Flows:
                        or isinstance(inner, ast.Call) and callee(inner) in _EXPANDING
                        for inner in unit.walked())}
 
-    def _tainted(self, index: int, seed_lines: set[int], initial: set[str], squares: bool = False,
-                 guarded: bool = False) -> set[str]:
-        """The names the evidence on ``seed_lines`` (and the ``initial`` names) may flow into in region ``index``;
-        ``squares``: a square's (``square_binds``); ``guarded``: a divisor's (``divisor_binds``)."""
+    def _tainted(self, index: int, seed_lines: set[int], initial: set[str], flow: str) -> set[str]:
+        """The names the evidence on ``seed_lines`` (and the ``initial`` names) may flow into in region ``index``:
+        any name a statement sets (``_NAMES``: ``binds``), a divisor (``_DIVISOR``: ``divisor_binds``), a square
+        (``_SQUARE``: ``square_binds``, and a plain assignment to one name only when its value may be a square,
+        ``square_value``) or a square rounding may make negative (``_NEGATIVE``: ``square_binds``)."""
         units = self.units(index)
-        binding = self.square_binds if squares else self.divisor_binds if guarded else self.binds
+        binding = self.square_binds if flow in (_SQUARE, _NEGATIVE) else self.divisor_binds if flow == _DIVISOR \
+            else self.binds
         tainted = set(initial)
+        local = self.local_names(index) if flow == _SQUARE else _NONE
+
+        def sets(unit: _Unit) -> bool:  # (asked only where its evidence or a tainted name reaches the unit)
+            value = self.square_value(unit) if flow == _SQUARE else None
+            return value is None or _may_square(value, self.assignments, frozenset(tainted), _ANY, local)
+
         for unit in units:
-            if _covers(unit.first, unit.last, seed_lines):
+            if _covers(unit.first, unit.last, seed_lines) and not binding(unit) <= tainted and sets(unit):
                 tainted |= binding(unit)
         changed = True
         while changed:
             changed = False
             for unit in units:
                 binds = binding(unit)
-                if not binds <= tainted and not self.reads(unit).isdisjoint(tainted):
+                if not binds <= tainted and not self.reads(unit).isdisjoint(tainted) and sets(unit):
                     tainted |= binds
                     changed = True
         return tainted
+
+    def square_value(self, unit: _Unit) -> Optional[ast.expr]:
+        """The value of a plain assignment to one name or attribute (``v = ...``, ``self.v: T = ...``): the
+        value analysis makes the target a square exactly where the value may be one (``zero_source`` of a plain
+        binding is its value's, ``_may_square``); None for any other statement."""
+        node = unit.nodes[0] if len(unit.nodes) == 1 else None
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 \
+                and isinstance(node.targets[0], (ast.Name, ast.Attribute)):
+            return node.value
+        if isinstance(node, ast.AnnAssign) and node.value is not None \
+                and isinstance(node.target, (ast.Name, ast.Attribute)):
+            return node.value
+        return None
 
     def text(self, unit: _Unit) -> str:
         if unit.text is None:
@@ -981,15 +1003,17 @@ class _Flows:
         sets only what its walruses and comprehensions bind. The value analysis follows a name to its assignment
         (``zero_source``, ``count``, ``vanishing_sum``), where the guard ends it. An attribute named like a
         variance keeps what it is assigned: with two bindings the analysis takes the name's prior instead."""
-        node = unit.nodes[0] if unit.nodes else None
-        if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None \
-                and _guarded(node.value, self.assignments):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            if all(isinstance(target, ast.Name) or isinstance(target, ast.Attribute)
-                   and VARIANCE_NAME.match(target.attr) is None for target in targets):
-                local = any(word in self.text(unit) for word in _LOCAL_BINDERS)
-                return frozenset(_local_targets(node.value) if local else ())
-        return self.binds(unit)
+        if unit.divisor_binds is None:
+            unit.divisor_binds = self.binds(unit)
+            node = unit.nodes[0] if unit.nodes else None
+            if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None \
+                    and _guarded(node.value, self.assignments):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                if all(isinstance(target, ast.Name) or isinstance(target, ast.Attribute)
+                       and VARIANCE_NAME.match(target.attr) is None for target in targets):
+                    local = any(word in self.text(unit) for word in _LOCAL_BINDERS)
+                    unit.divisor_binds = frozenset(_local_targets(node.value) if local else ())
+        return unit.divisor_binds
 
     def square_binds(self, unit: _Unit) -> frozenset[str]:
         """What ``unit`` may make a square of: what it binds (``binds``), except that an expression statement
@@ -1307,6 +1331,18 @@ class _Lazy:
 _NONE = _Lazy(set)
 
 
+class _Any(_Lazy):
+    """Every name: a plain assignment's value may be negative through any of them (``_Flows._tainted``)."""
+
+    def __contains__(self, name: object) -> bool:
+        return True
+
+
+_ANY = _Any(set)
+# what a taint follows (``_Flows._tainted``)
+_NAMES, _DIVISOR, _SQUARE, _NEGATIVE = "names", "divisor", "square", "negative"
+
+
 def _square_evidence(node: ast.AST, assignments: Assignments, local: "_Lazy" = _NONE) -> bool:
     """What the value analysis can call a square, a variance, a norm or an MSE starts at ``node``: a name like a
     variance (``VARIANCE_NAME``) but one of ``local`` (``_local_names``), a call of an op of ``SQUARE_SOURCE_OPS``
@@ -1368,6 +1404,13 @@ def _may_square(node: ast.AST, assignments: Assignments, tainted: frozenset[str]
                 or _may_be_negative(node, assignments, tainted, negative, local)
         if isinstance(node.op, (ast.Div, ast.FloorDiv, ast.Mod)):
             return _may_square(node.left, assignments, tainted, negative, local)
+        if isinstance(node.op, ast.Sub):  # ``ZeroSources._binary_source``: a one-pass variance, an expanded
+            # squared distance (``a2 + b2 - 2 * a @ b.T``: ``cross_term``), one minus a squared cosine
+            if _may_square(node.left, assignments, tainted, negative, local) and (
+                    _may_square(node.right, assignments, tainted, negative, local) or _may_be_cross_term(node.right)):
+                return True
+            return _may_be(node.left, assignments, 1.0) \
+                and any(_may_be_cosine(base, assignments) for base in _squared_bases(node.right, assignments))
         return _may_square(node.left, assignments, tainted, negative, local) \
             or _may_square(node.right, assignments, tainted, negative, local)
     if isinstance(node, (ast.Subscript, ast.Starred)):
@@ -1381,6 +1424,58 @@ def _may_square(node: ast.AST, assignments: Assignments, tainted: frozenset[str]
         values = node.values if isinstance(node, ast.BoolOp) else node.elts
         return any(_may_square(value, assignments, tainted, negative, local) for value in values)
     return False
+
+
+def _squared_bases(node: ast.AST, assignments: Assignments) -> list[ast.AST]:
+    """What ``c`` of ``c ** 2``, ``c * c``, ``c.pow(2)``, ``torch.square(c)`` (where the exponent may be 2) may be
+    (``vocabulary._squared_base``): of a call, its receiver and its first argument (an alias of torch may make
+    either the operand)."""
+    if isinstance(node, ast.BinOp):
+        if isinstance(node.op, ast.Pow) and _may_be(node.right, assignments, 2):
+            return [node.left]
+        if isinstance(node.op, ast.Mult) and type(node.left) is type(node.right) \
+                and ast.dump(node.left) == ast.dump(node.right):
+            return [node.left]
+    if isinstance(node, ast.Call) and not _foreign(node) and (
+            callee(node) == "square" or callee(node) == "pow" and _may_be(_exponent(node), assignments, 2)):
+        return [*node.args[:1], *(keyword.value for keyword in node.keywords if keyword.arg == "input"),
+                *([node.func.value] if isinstance(node.func, ast.Attribute) else [])]
+    return []
+
+
+def _cosine_call(value: ast.expr) -> bool:
+    return isinstance(value, ast.Call) and callee(value) == "cosine_similarity" and not _foreign(value)
+
+
+def _may_be_cosine(node: ast.AST, assignments: Assignments) -> bool:
+    """``vocabulary._cosine_like``: a ``cosine_similarity`` call, through a chain of plain assignments
+    (``Assignments.reaches``), or a name or attribute named like a cosine (``COSINE_NAME``)."""
+    if isinstance(node, ast.Call):
+        return _cosine_call(node)
+    if isinstance(node, ast.Name):
+        return COSINE_NAME.search(node.id) is not None or assignments.reaches(node.id, _cosine_call)
+    if isinstance(node, ast.Attribute):
+        return COSINE_NAME.search(node.attr) is not None or assignments.reaches("." + node.attr, _cosine_call)
+    return False
+
+
+def _may_be_cross_term(node: ast.AST) -> bool:
+    """``ZeroSources.cross_term``'s shape: a product (``*``, ``@``) with a factor that may be 2 and a matrix
+    product, here any ``@``, call or name a product may hide in."""
+    factors: list[ast.AST] = []
+    product = False
+    pending = [node]
+    while pending:
+        current = pending.pop()
+        if isinstance(current, ast.BinOp) and isinstance(current.op, (ast.Mult, ast.MatMult)):
+            product = product or isinstance(current.op, ast.MatMult)
+            pending.extend((current.left, current.right))
+        else:
+            factors.append(current)
+    two = any(_number(factor) == 2 or _number(factor) is None and not isinstance(factor, ast.Constant)
+              for factor in factors)
+    return len(factors) > 1 and two and (product or any(
+        isinstance(factor, (ast.Call, ast.Name, ast.Attribute, ast.Subscript)) for factor in factors))
 
 
 def _may_be_negative(node: ast.AST, assignments: Assignments, tainted: frozenset[str], negative: _Lazy,

@@ -839,6 +839,32 @@ def test_a_variance_name_read_where_the_prior_or_a_square_holds_is_evidence(body
     assert "x / v" in body or "var.sqrt()" in screening.plan(source, [BY_CODE["NAN201"]]).text
 
 
+def test_a_name_assigned_no_square_carries_none() -> None:
+    """Adam's bias corrections: ``1 - beta2 ** step`` reads square evidence (``step`` may be 2) but is no square
+    for ``zero_source`` (one minus a square is one only of a cosine), so the name assigned it is none either:
+    a plain assignment makes its target a square exactly where its value may be one (``_Flows.square_value``).
+    Nothing to report, nothing kept."""
+    body = ("def adam(params, exp_avgs, exp_avg_sqs, state_steps, lr, beta1, beta2, eps):\n"
+            "    for i, param in enumerate(params):\n        step = state_steps[i]\n"
+            "        bias_correction1 = 1 - beta1 ** step\n        bias_correction2 = 1 - torch.pow(beta2, step)\n"
+            "        step_size = lr / bias_correction1\n        bias_correction2_sqrt = bias_correction2 ** 0.5\n"
+            "        denom = (exp_avg_sqs[i].sqrt() / bias_correction2_sqrt).add_(eps)\n"
+            "        param.addcdiv_(exp_avgs[i], denom, value=-step_size)\n")
+    assert_nothing_kept_by("import torch\n" + PAD + "\n\n" + body)
+
+
+@pytest.mark.parametrize("body", [
+    "def sine(a, b):\n    cos = F.cosine_similarity(a, b)\n    s = 1 - cos ** 2\n    return torch.sqrt(s)\n",
+    "def sine(a, b, sim):\n    s = 1.0 - sim.pow(2)\n    return s.sqrt()\n",
+    "def pairwise(a, b):\n    sq_a = (a ** 2).sum(1)\n    sq_b = (b ** 2).sum(1)\n"
+    "    d = sq_a[:, None] - 2 * a @ b.t() + sq_b[None, :]\n    return d.sqrt()\n",
+], ids=["one minus a squared cosine", "one minus a squared similarity", "expanded squared distance"])
+def test_a_difference_that_is_a_square_reaches_the_root(body: str) -> None:
+    """The differences ``zero_source`` calls a square: one minus a squared cosine (by provenance or name) and an
+    expanded squared distance, assigned to a name the root reads."""
+    assert_reported_when_sliced("NAN201", "import torch\nimport torch.nn.functional as F\n", body)
+
+
 # NAN103's ``evidence_at``: ``len(x)`` / ``x.numel()`` count only a selection the code assigns, and a bare
 # ``sum(...)`` is Python's unless the file imports one. Each of these counts is reported, sliced or not.
 COUNTS = {

@@ -15,6 +15,9 @@ import re
 # running statistic of another object): non-negative, and 0 for a constant input. (Here, not in
 # ``vocabulary``: the second-stage screen reads it before libcst is imported.)
 VARIANCE_NAME = re.compile(r"(?i)^(?:var|variance|variances|sigma2|sigma_sq|sigma_squared|running_var|\w+_var)$")
+# values that are a cosine by their names (``_cosine_like``: ``1 - cos ** 2`` is a square that vanishes at parallel
+# vectors); the second-stage screen reads it too
+COSINE_NAME = re.compile(r"(^|_)(cos|cosine|cos_theta|cosines|sim|similarity|cos_sim)($|_)", re.I)
 # the first names of other libraries' modules: a call on one (``math.sqrt(d)``, ``np.linalg.norm(v)``) is no
 # torch op, imported or not (``names.ImportTable.is_module``; the second-stage screen reads it too)
 FOREIGN_MODULE_ROOTS = frozenset(

@@ -16,6 +16,7 @@ from .ops import (  # noqa: F401 (re-exported)
     LOG_PROBABILITY_OPS as _LOG_PROBABILITY_OPS, MASK_OPS as _MASK_OPS, MODULE_SELF_METHODS as _MODULE_CASTS,
     NON_NEGATIVE_OPS as _NON_NEGATIVE_OPS, NORM_OPS, ONE_FACTORIES as _NEVER_ZERO_FACTORIES, REDUCE_OPS,
     SCATTER_COUNTS, SCATTER_SUM_FUNCTIONS, SIGMOID_OPS, SOFTMAX_OPS, TRANSPARENT_OPS, UNIT_BOUNDED_OPS as _UNIT_BOUNDED_OPS, VARIANCE_NAME,
+    COSINE_NAME,
 )
 
 if TYPE_CHECKING:
@@ -240,7 +241,6 @@ def _squared_base(expr: cst.BaseExpression, facts: "Facts", at: At) -> Optional[
     return None
 
 
-COSINE_NAME = re.compile(r"(^|_)(cos|cosine|cos_theta|cosines|sim|similarity|cos_sim)($|_)", re.I)
 
 
 def _cosine_like(expr: cst.BaseExpression, facts: "Facts", at: At) -> bool:

@@ -42,7 +42,7 @@ from .analysis.dtype import applies
 from .analysis.ops import AUTOCAST_DTYPE_KEEPING as _DTYPE_PRESERVING, AUTOCAST_F32_OPS, DEFAULT_DTYPE_FACTORIES, \
     UPCASTS as _UPCAST_METHODS
 from .fp16_text import AMP_SCALER as _AMP_SCALER, AUTOCAST_LINE as _AUTOCAST_LINE, BF16_EVIDENCE as _BF16_EVIDENCE, \
-    DEFAULT_DTYPE as _DEFAULT_DTYPE, FILE_FACTS, FP16_EVIDENCE, PARAM_EVIDENCE as _PARAM_EVIDENCE, \
+    DEFAULT_DTYPE as _DEFAULT_DTYPE, PARAM_EVIDENCE as _PARAM_EVIDENCE, \
     TENSOR_EVIDENCE as _TENSOR_EVIDENCE
 
 if TYPE_CHECKING:
@@ -118,8 +118,6 @@ class Evidence:
         if self.kind == "config":
             return self.text
         return f"`{self.text}` on line {self.line}"
-
-
 
 
 def _line(source: str, index: int) -> int:

@@ -83,8 +83,8 @@ from typing import TYPE_CHECKING
 from .analysis.ops import ADD_PRODUCT_OPS, CASTS, COSINE_NAME, DIVIDE_OPS, FOREIGN_MODULE_ROOTS, SQUARE_SOURCE_OPS, \
     TRANSPARENT_OPS, VARIANCE_NAME
 from .files import stdlib_tree
-from .rules._screens import BLOCKS, ROOT, Assignments, Screen, WithFileCondition, callee, first_line, screen_starts, \
-    children, statements, walk, walk_lines
+from .rules._screens import BLOCKS, ROOT, Assignments, Screen, WithFileCondition, assignment, callee, first_line, \
+    screen_starts, children, statements, walk, walk_lines
 
 if TYPE_CHECKING:
     from .rules.base import Rule
@@ -962,13 +962,9 @@ class _Flows:
         """The value of a plain assignment to one name or attribute (``v = ...``, ``self.v: T = ...``): the
         value analysis makes the target a square exactly where the value may be one (``zero_source`` of a plain
         binding is its value's, ``_may_square``); None for any other statement."""
-        node = unit.nodes[0] if len(unit.nodes) == 1 else None
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 \
-                and isinstance(node.targets[0], (ast.Name, ast.Attribute)):
-            return node.value
-        if isinstance(node, ast.AnnAssign) and node.value is not None \
-                and isinstance(node.target, (ast.Name, ast.Attribute)):
-            return node.value
+        found = assignment(unit.nodes[0]) if len(unit.nodes) == 1 else None
+        if found is not None and len(found[0]) == 1 and isinstance(found[0][0], (ast.Name, ast.Attribute)):
+            return found[1]
         return None
 
     def text(self, unit: _Unit) -> str:
@@ -986,16 +982,15 @@ class _Flows:
             targets = unit.targets
             if targets is None and unit.nodes and isinstance(unit.nodes[0], ast.Expr):
                 targets = _mutated(unit.nodes[0].value)  # (read here: only a taint asks, of few of the units)
-            if targets is None:
-                unit.binds = self.reads(unit)
-            elif any(word in self.text(unit) for word in _LOCAL_BINDERS):
-                local: set[str] = set()
-                for node in unit.nodes:
-                    local |= _local_targets(node)
-                unit.binds = targets | local
-            else:
-                unit.binds = targets
+            unit.binds = self.reads(unit) if targets is None else targets | self._bound_inside(unit, unit.nodes)
         return unit.binds
+
+    def _bound_inside(self, unit: _Unit, nodes: Sequence[ast.AST]) -> frozenset[str]:
+        """What the comprehensions, lambdas and walruses under ``nodes`` (of ``unit``) bind (``_local_targets``;
+        none where the unit's text has no word that can start one)."""
+        if not any(word in self.text(unit) for word in _LOCAL_BINDERS):
+            return frozenset()
+        return frozenset().union(*map(_local_targets, nodes))
 
     def divisor_binds(self, unit: _Unit) -> frozenset[str]:
         """What ``unit`` may make a divisor the divide-by rules report of: what it binds (``binds``), except that
@@ -1005,14 +1000,11 @@ class _Flows:
         variance keeps what it is assigned: with two bindings the analysis takes the name's prior instead."""
         if unit.divisor_binds is None:
             unit.divisor_binds = self.binds(unit)
-            node = unit.nodes[0] if unit.nodes else None
-            if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None \
-                    and _guarded(node.value, self.assignments):
-                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-                if all(isinstance(target, ast.Name) or isinstance(target, ast.Attribute)
-                       and VARIANCE_NAME.match(target.attr) is None for target in targets):
-                    local = any(word in self.text(unit) for word in _LOCAL_BINDERS)
-                    unit.divisor_binds = frozenset(_local_targets(node.value) if local else ())
+            found = assignment(unit.nodes[0]) if unit.nodes else None
+            if found is not None and _guarded(found[1], self.assignments) \
+                    and all(isinstance(target, ast.Name) or isinstance(target, ast.Attribute)
+                            and VARIANCE_NAME.match(target.attr) is None for target in found[0]):
+                unit.divisor_binds = self._bound_inside(unit, [found[1]])
         return unit.divisor_binds
 
     def square_binds(self, unit: _Unit) -> frozenset[str]:
@@ -1026,17 +1018,14 @@ class _Flows:
             if unit.nodes and isinstance(unit.nodes[0], ast.AugAssign):
                 # ``v += a ** 2``: ``zero_source`` ends at an augmented assignment (``*=`` and ``/=`` read the
                 # binding before it, which another unit makes), and the walker binds no attribute there
-                local = any(word in self.text(unit) for word in _LOCAL_BINDERS)
-                unit.square_binds = frozenset(_local_targets(unit.nodes[0].value) if local else ())
+                unit.square_binds = self._bound_inside(unit, [unit.nodes[0].value])
             elif unit.nodes and isinstance(unit.nodes[0], ast.Expr):
                 bound: set[str] = set()
                 for node in unit.walked():
                     if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
                             and node.func.attr in _EXPANDING:
                         _target_names(node.func.value, bound)
-                if any(word in self.text(unit) for word in _LOCAL_BINDERS):
-                    bound |= _local_targets(unit.nodes[0])
-                unit.square_binds = frozenset(bound)
+                unit.square_binds = frozenset(bound) | self._bound_inside(unit, unit.nodes[:1])
             else:
                 unit.square_binds = self.binds(unit)
         return unit.square_binds
@@ -1359,9 +1348,22 @@ def _square_evidence(node: ast.AST, assignments: Assignments, local: "_Lazy" = _
     if isinstance(node, ast.BinOp):
         if isinstance(node.op, ast.Pow):
             return _may_be(node.right, assignments, 2, 0.5)
-        return isinstance(node.op, ast.Mult) and type(node.left) is type(node.right) \
-            and ast.dump(node.left) == ast.dump(node.right)
+        return _self_product(node)
     return False
+
+
+def _self_product(node: ast.BinOp) -> bool:
+    """``a * a``: a product of one expression with itself (``_same_code``)."""
+    return isinstance(node.op, ast.Mult) and type(node.left) is type(node.right) \
+        and ast.dump(node.left) == ast.dump(node.right)
+
+
+def _operands(call: ast.Call) -> list[ast.AST]:
+    """What a call reads besides the op: its arguments (positional, then keyword) and a method's receiver."""
+    found: list[ast.AST] = [*call.args, *(keyword.value for keyword in call.keywords)]
+    if isinstance(call.func, ast.Attribute):
+        found.append(call.func.value)
+    return found
 
 
 def _may_square(node: ast.AST, assignments: Assignments, tainted: frozenset[str], negative: "_Lazy" = _NONE,
@@ -1388,10 +1390,7 @@ def _may_square(node: ast.AST, assignments: Assignments, tainted: frozenset[str]
             return True
         if name in _POWER_CALLS:
             return False  # ``x.pow(3)``, ``x.pow(-0.5)``: no square (2 and 0.5 are evidence)
-        operands: list[ast.AST] = [*node.args, *(keyword.value for keyword in node.keywords)]
-        if isinstance(node.func, ast.Attribute):
-            operands.append(node.func.value)
-        return any(_may_square(operand, assignments, tainted, negative, local) for operand in operands)
+        return any(_may_square(operand, assignments, tainted, negative, local) for operand in _operands(node))
     if isinstance(node, ast.BinOp):
         if _square_evidence(node, assignments, local):  # ``a * a``, ``a ** 2``, ``a ** e``
             return isinstance(node.op, ast.Mult) or _may_be(node.right, assignments, 2) \
@@ -1433,8 +1432,7 @@ def _squared_bases(node: ast.AST, assignments: Assignments) -> list[ast.AST]:
     if isinstance(node, ast.BinOp):
         if isinstance(node.op, ast.Pow) and _may_be(node.right, assignments, 2):
             return [node.left]
-        if isinstance(node.op, ast.Mult) and type(node.left) is type(node.right) \
-                and ast.dump(node.left) == ast.dump(node.right):
+        if _self_product(node):
             return [node.left]
     if isinstance(node, ast.Call) and not _foreign(node) and (
             callee(node) == "square" or callee(node) == "pow" and _may_be(_exponent(node), assignments, 2)):
@@ -1511,9 +1509,7 @@ def _root_parts(node: ast.AST, assignments: Assignments) -> Optional[list[ast.AS
     name = callee(node)
     if name not in _ROOT_CALLS:
         return None
-    parts: list[ast.AST] = [*node.args, *(keyword.value for keyword in node.keywords)]
-    if isinstance(node.func, ast.Attribute):
-        parts.append(node.func.value)
+    parts = _operands(node)
     if name in _POWER_CALLS:
         parts = _root_exponent(_exponent(node), assignments, parts)  # type: ignore[assignment]
     return [] if parts and _foreign(node) else parts
@@ -1553,10 +1549,7 @@ def _may_be_sum(divisor: ast.AST, assignments: Assignments) -> bool:
         dotted = divisor.id if isinstance(divisor, ast.Name) else "." + divisor.attr
         return assignments.reaches(dotted, _sum_value, defaults=True)
     if isinstance(divisor, ast.Call):
-        operands: list[ast.AST] = [*divisor.args, *(keyword.value for keyword in divisor.keywords)]
-        if isinstance(divisor.func, ast.Attribute):
-            operands.append(divisor.func.value)
-        return any(_may_be_sum(operand, assignments) for operand in operands)
+        return any(_may_be_sum(operand, assignments) for operand in _operands(divisor))
     return isinstance(divisor, ast.Starred) and _may_be_sum(divisor.value, assignments)
 
 

@@ -15,7 +15,6 @@ Evidence found by :mod:`nanlint.precision`'s patterns counts for a value only wh
 """
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Optional
 
 import libcst as cst

@@ -16,7 +16,7 @@ from .ops import (  # noqa: F401 (re-exported)
     LOG_PROBABILITY_OPS as _LOG_PROBABILITY_OPS, MASK_OPS as _MASK_OPS, MODULE_SELF_METHODS as _MODULE_CASTS,
     NON_NEGATIVE_OPS as _NON_NEGATIVE_OPS, NORM_OPS, ONE_FACTORIES as _NEVER_ZERO_FACTORIES, REDUCE_OPS,
     SCATTER_COUNTS, SCATTER_SUM_FUNCTIONS, SIGMOID_OPS, SOFTMAX_OPS, TRANSPARENT_OPS, UNIT_BOUNDED_OPS as _UNIT_BOUNDED_OPS, VARIANCE_NAME,
-    COSINE_NAME,
+    COSINE_NAME,  # the second-stage screen reads it from ``ops`` too
 )
 
 if TYPE_CHECKING:
@@ -239,8 +239,6 @@ def _squared_base(expr: cst.BaseExpression, facts: "Facts", at: At) -> Optional[
                 tc.key in ("square",) or tc.key == "pow" and facts.literal(tc.argument("exponent", 0), at) == 2):
             return tc.operand
     return None
-
-
 
 
 def _cosine_like(expr: cst.BaseExpression, facts: "Facts", at: At) -> bool:

@@ -518,14 +518,10 @@ class Assignments:
         if self._values is None:
             self._values = {}
             for node in statements(getattr(self.tree, "body", ())):
-                if isinstance(node, ast.Assign):
-                    targets, value = node.targets, node.value
-                elif isinstance(node, ast.AnnAssign) and node.value is not None:
-                    targets, value = [node.target], node.value
-                else:
-                    continue
-                for target in targets:
-                    self._add(target, value)
+                found = assignment(node)
+                if found is not None:
+                    for target in found[0]:
+                        self._add(target, found[1])
             if ":=" in self.source:
                 for node in walk_lines(self.tree, self._lines_holding(":=")):
                     if isinstance(node, ast.NamedExpr):
@@ -542,6 +538,16 @@ class Assignments:
             self._values.setdefault((target.id, False), []).append(value)
         elif isinstance(target, ast.Attribute):
             self._values.setdefault((target.attr, True), []).append(value)
+
+
+def assignment(node: ast.AST) -> Optional[tuple[list[ast.expr], ast.expr]]:
+    """The targets and the value of an assignment (``a = b = v``) or of an annotated one with a value
+    (``a: T = v``); None for any other node."""
+    if isinstance(node, ast.Assign):
+        return node.targets, node.value
+    if isinstance(node, ast.AnnAssign) and node.value is not None:
+        return [node.target], node.value
+    return None
 
 
 def _literal(node: Optional[ast.AST]) -> Optional[frozenset[float]]:
